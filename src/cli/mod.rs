@@ -1,0 +1,73 @@
+//! Command-line interface: one file per subcommand, each with its args struct and `run()`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod import;
+mod info;
+mod recover;
+mod util;
+mod verify;
+
+/// Exit code for any error (bad input, a file that fails verification, I/O errors).
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code of `rsrec recover` when records in the middle of the file had to be discarded.
+pub const EXIT_LOSSY_RECOVERY: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rsrec",
+    version,
+    about = "Record Intel RealSense cameras into compact, crash-safe, seekable .rsrec files",
+    after_help = "Exit codes: 0 success, 1 error, 2 bad arguments, 3 recovery discarded damaged records."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Info(info::Args),
+    Verify(verify::Args),
+    Recover(recover::Args),
+    Import(import::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Recover(a) => recover::run(a),
+        Command::Import(a) => import::run(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_subcommand() {
+        assert!(Cli::try_parse_from(["rsrec", "info", "f.rsrec", "--json"]).is_ok());
+        assert!(Cli::try_parse_from(["rsrec", "verify", "f.rsrec"]).is_ok());
+        assert!(Cli::try_parse_from(["rsrec", "recover", "f.rsrec", "-o", "g.rsrec"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "rsrec", "import", "dir", "--fps", "30", "--out", "o", "--depth-codec", "zstd-planes:5"
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_arguments() {
+        assert!(Cli::try_parse_from(["rsrec", "info"]).is_err());
+        assert!(Cli::try_parse_from(["rsrec", "import", "dir", "--out", "o"]).is_err());
+        assert!(Cli::try_parse_from([
+            "rsrec", "import", "dir", "--fps", "30", "--out", "o", "--depth-codec", "gzip"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from(["rsrec", "import", "dir", "--fps", "abc", "--out", "o"]).is_err());
+        assert!(Cli::try_parse_from(["rsrec", "frobnicate"]).is_err());
+    }
+}

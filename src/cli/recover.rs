@@ -1,0 +1,77 @@
+//! `rsrec recover FILE [-o OUT]`: rewrite every intact record into a closed, indexed file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use rsrec::container::recover::recover;
+
+use super::EXIT_LOSSY_RECOVERY;
+
+/// Recover an unclosed or damaged file into a new closed, indexed file.
+///
+/// Exit code 0 when nothing but an incomplete last record was lost, 3 when damaged records in
+/// the middle of the file had to be discarded (they are listed as gaps in the output).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The damaged or unclosed .rsrec file (never modified).
+    pub file: PathBuf,
+    /// Output file [default: FILE with `.recovered.rsrec`].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let out = args.output.clone().unwrap_or_else(|| {
+        let stem = args
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "recovered".into());
+        args.file.with_file_name(format!("{stem}.recovered.rsrec"))
+    });
+    if out.exists() && !args.force {
+        anyhow::bail!("{} already exists (use --force to replace it)", out.display());
+    }
+    let report = recover(&args.file, &out, args.force)
+        .with_context(|| format!("recovering {}", args.file.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} -> {}: {} records recovered ({} depth frames){}",
+            args.file.display(),
+            out.display(),
+            report.recovered_records,
+            report.recovered_depth_frames,
+            if report.input_closed {
+                ", input was closed cleanly"
+            } else {
+                ""
+            }
+        );
+        if report.torn_tail_bytes > 0 {
+            println!(
+                "  incomplete last record dropped: {} bytes",
+                report.torn_tail_bytes
+            );
+        }
+        if report.lost_data_in_middle() {
+            println!(
+                "  DAMAGE: {} damaged region(s), {} record(s) / {} bytes discarded (recorded as gaps)",
+                report.damaged_regions, report.discarded_records, report.discarded_bytes
+            );
+        }
+    }
+    Ok(if report.lost_data_in_middle() {
+        ExitCode::from(EXIT_LOSSY_RECOVERY)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,357 @@
+//! Depth codecs: pure functions from a Z16 frame to bytes and back, with no I/O.
+//!
+//! Every compressed frame is stored with its [`CodecId`], so a reader picks the decoder per
+//! frame and adding a codec never changes the container. Decoders are given the frame size
+//! by the caller (from the stream descriptor), write into a caller-provided buffer of exactly
+//! `width * height` values, and never allocate more than the declared frame: a corrupt or
+//! hostile payload yields a [`CodecError`], never a panic.
+
+mod planes;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Identifies the codec of one record's payload (record header offset 10; `format-spec.md` §8).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CodecId(pub u8);
+
+impl CodecId {
+    /// The payload is not an image (gaps, events, index records, ...).
+    pub const NONE: CodecId = CodecId(0);
+    /// §8.1 Little-endian u16 samples, row-major.
+    pub const RAW: CodecId = CodecId(1);
+    /// §8.2 High-byte plane and low-byte plane, each an LZ4 block.
+    pub const LZ4_PLANES: CodecId = CodecId(2);
+    /// §8.3 High-byte plane and low-byte plane, each a zstd frame.
+    pub const ZSTD_PLANES: CodecId = CodecId(3);
+
+    /// The codec's name as the CLI and `rsrec info` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NONE => "none",
+            Self::RAW => "raw",
+            Self::LZ4_PLANES => "lz4-planes",
+            Self::ZSTD_PLANES => "zstd-planes",
+            _ => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for CodecId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            "unknown" => write!(f, "unknown codec {}", self.0),
+            n => f.write_str(n),
+        }
+    }
+}
+
+/// Errors from decoding (or, for impossible sizes, encoding) a depth frame.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("unknown depth codec id {0}")]
+    UnknownCodec(u8),
+    #[error("frame size {width}x{height} is invalid")]
+    BadDimensions { width: u32, height: u32 },
+    #[error("output buffer holds {actual} samples, the frame has {expected}")]
+    BadOutputLen { expected: usize, actual: usize },
+    #[error("{codec}: payload is {actual} bytes, expected {expected}")]
+    BadPayloadLen {
+        codec: &'static str,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("{codec}: corrupt payload: {detail}")]
+    Corrupt {
+        codec: &'static str,
+        detail: String,
+    },
+    #[error("{codec}: decoded {actual} bytes, the frame needs {expected}")]
+    WrongDecodedLen {
+        codec: &'static str,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("zstd level {0} is out of range 1..=22")]
+    BadLevel(i32),
+}
+
+/// A depth codec with its encoder settings.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DepthCodec {
+    Raw,
+    Lz4Planes,
+    ZstdPlanes { level: i32 },
+}
+
+impl DepthCodec {
+    /// Every codec name that [`FromStr`] accepts, for help texts.
+    pub const NAMES: &'static str = "raw, lz4-planes, zstd-planes, zstd-planes:LEVEL (1-22)";
+    pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+    pub fn id(self) -> CodecId {
+        match self {
+            Self::Raw => CodecId::RAW,
+            Self::Lz4Planes => CodecId::LZ4_PLANES,
+            Self::ZstdPlanes { .. } => CodecId::ZSTD_PLANES,
+        }
+    }
+
+    /// Compresses one frame of `width * height` samples, replacing the contents of `out`.
+    pub fn encode(
+        self,
+        depth: &[u16],
+        width: u32,
+        height: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        let n = frame_len(width, height)?;
+        if depth.len() != n {
+            return Err(CodecError::BadOutputLen {
+                expected: n,
+                actual: depth.len(),
+            });
+        }
+        out.clear();
+        match self {
+            Self::Raw => {
+                out.reserve(n * 2);
+                for v in depth {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                Ok(())
+            }
+            Self::Lz4Planes => planes::encode_lz4(depth, out),
+            Self::ZstdPlanes { level } => planes::encode_zstd(depth, level, out),
+        }
+    }
+}
+
+impl fmt::Display for DepthCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZstdPlanes { level } => write!(f, "zstd-planes:{level}"),
+            other => f.write_str(other.id().name()),
+        }
+    }
+}
+
+impl FromStr for DepthCodec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, level) = match s.split_once(':') {
+            Some((n, l)) => (n, Some(l)),
+            None => (s, None),
+        };
+        let codec = match (name, level) {
+            ("raw", None) => Self::Raw,
+            ("lz4-planes", None) => Self::Lz4Planes,
+            ("zstd-planes", None) => Self::ZstdPlanes {
+                level: Self::DEFAULT_ZSTD_LEVEL,
+            },
+            ("zstd-planes", Some(l)) => {
+                let level: i32 = l
+                    .parse()
+                    .map_err(|_| format!("zstd level '{l}' is not a number"))?;
+                if !(1..=22).contains(&level) {
+                    return Err(format!("zstd level {level} is out of range 1..=22"));
+                }
+                Self::ZstdPlanes { level }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown depth codec '{s}' (known: {})",
+                    Self::NAMES
+                ))
+            }
+        };
+        Ok(codec)
+    }
+}
+
+/// Number of samples in a `width x height` frame, rejecting empty and oversized frames.
+pub fn frame_len(width: u32, height: u32) -> Result<usize, CodecError> {
+    const MAX_DIM: u32 = crate::container::format::MAX_DIMENSION;
+    if width == 0 || height == 0 || width > MAX_DIM || height > MAX_DIM {
+        return Err(CodecError::BadDimensions { width, height });
+    }
+    Ok(width as usize * height as usize)
+}
+
+/// Decodes one frame into `out`, which must hold exactly `width * height` samples.
+pub fn decode(
+    codec: CodecId,
+    payload: &[u8],
+    width: u32,
+    height: u32,
+    out: &mut [u16],
+) -> Result<(), CodecError> {
+    let n = frame_len(width, height)?;
+    if out.len() != n {
+        return Err(CodecError::BadOutputLen {
+            expected: n,
+            actual: out.len(),
+        });
+    }
+    match codec {
+        CodecId::RAW => {
+            if payload.len() != n * 2 {
+                return Err(CodecError::BadPayloadLen {
+                    codec: "raw",
+                    expected: n * 2,
+                    actual: payload.len(),
+                });
+            }
+            for (o, b) in out.iter_mut().zip(payload.chunks_exact(2)) {
+                *o = u16::from_le_bytes([b[0], b[1]]);
+            }
+            Ok(())
+        }
+        CodecId::LZ4_PLANES => planes::decode_lz4(payload, out),
+        CodecId::ZSTD_PLANES => planes::decode_zstd(payload, out),
+        other => Err(CodecError::UnknownCodec(other.0)),
+    }
+}
+
+/// Decodes one frame into a new vector.
+pub fn decode_to_vec(
+    codec: CodecId,
+    payload: &[u8],
+    width: u32,
+    height: u32,
+) -> Result<Vec<u16>, CodecError> {
+    let mut out = vec![0u16; frame_len(width, height)?];
+    decode(codec, payload, width, height, &mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ALL: [DepthCodec; 4] = [
+        DepthCodec::Raw,
+        DepthCodec::Lz4Planes,
+        DepthCodec::ZstdPlanes { level: 1 },
+        DepthCodec::ZstdPlanes { level: 19 },
+    ];
+
+    fn round_trip(codec: DepthCodec, depth: &[u16], w: u32, h: u32) {
+        let mut enc = Vec::new();
+        codec.encode(depth, w, h, &mut enc).unwrap();
+        let back = decode_to_vec(codec.id(), &enc, w, h).unwrap();
+        assert_eq!(back, depth, "{codec} round trip {w}x{h}");
+    }
+
+    #[test]
+    fn edge_frames_round_trip() {
+        for codec in ALL {
+            round_trip(codec, &[0], 1, 1);
+            round_trip(codec, &[65535], 1, 1);
+            round_trip(codec, &[0; 7 * 3], 7, 3);
+            round_trip(codec, &[65535; 641 * 3], 641, 3);
+            let ramp: Vec<u16> = (0..=65535u32).map(|v| v as u16).collect();
+            round_trip(codec, &ramp, 256, 256);
+        }
+    }
+
+    #[test]
+    fn names_parse_and_print() {
+        for codec in ALL {
+            assert_eq!(codec.to_string().parse::<DepthCodec>().unwrap(), codec);
+        }
+        assert_eq!(
+            "zstd-planes".parse::<DepthCodec>().unwrap(),
+            DepthCodec::ZstdPlanes { level: 3 }
+        );
+        assert!("zstd-planes:0".parse::<DepthCodec>().is_err());
+        assert!("zstd-planes:x".parse::<DepthCodec>().is_err());
+        assert!("lz5".parse::<DepthCodec>().is_err());
+    }
+
+    #[test]
+    fn unknown_codec_and_bad_sizes_are_errors() {
+        let mut out = vec![0u16; 4];
+        assert_eq!(
+            decode(CodecId(200), &[], 2, 2, &mut out),
+            Err(CodecError::UnknownCodec(200))
+        );
+        assert!(matches!(
+            decode(CodecId::RAW, &[0; 8], 0, 2, &mut out),
+            Err(CodecError::BadDimensions { .. })
+        ));
+        assert!(matches!(
+            decode(CodecId::RAW, &[0; 8], 3, 2, &mut out),
+            Err(CodecError::BadOutputLen { .. })
+        ));
+        assert!(matches!(
+            decode(CodecId::RAW, &[0; 7], 2, 2, &mut out),
+            Err(CodecError::BadPayloadLen { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_and_garbage_payloads_are_errors() {
+        let depth: Vec<u16> = (0..64 * 48).map(|i| (i * 37 % 5000) as u16).collect();
+        for codec in ALL {
+            let mut enc = Vec::new();
+            codec.encode(&depth, 64, 48, &mut enc).unwrap();
+            let mut out = vec![0u16; depth.len()];
+            for cut in [0, 1, 3, enc.len() / 2, enc.len() - 1] {
+                assert!(
+                    decode(codec.id(), &enc[..cut], 64, 48, &mut out).is_err(),
+                    "{codec} accepted a payload cut at {cut}"
+                );
+            }
+            // Declared frame bigger than what the payload holds.
+            let mut big = vec![0u16; 128 * 48];
+            assert!(decode(codec.id(), &enc, 128, 48, &mut big).is_err());
+        }
+    }
+
+    fn frames() -> impl Strategy<Value = (u32, u32, Vec<u16>)> {
+        (1u32..70, 1u32..40).prop_flat_map(|(w, h)| {
+            let n = (w * h) as usize;
+            let noise = proptest::collection::vec(any::<u16>(), n);
+            let smooth = (0u16..60000, proptest::collection::vec(0u16..4, n)).prop_map(
+                |(base, steps)| {
+                    let mut v = base;
+                    steps
+                        .into_iter()
+                        .map(|s| match s {
+                            0 => 0,
+                            1 => 65535,
+                            _ => {
+                                v = v.wrapping_add(s);
+                                v
+                            }
+                        })
+                        .collect()
+                },
+            );
+            (Just(w), Just(h), prop_oneof![noise, smooth])
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn every_codec_round_trips((w, h, depth) in frames()) {
+            for codec in ALL {
+                let mut enc = Vec::new();
+                codec.encode(&depth, w, h, &mut enc).unwrap();
+                let back = decode_to_vec(codec.id(), &enc, w, h).unwrap();
+                prop_assert_eq!(&back, &depth);
+            }
+        }
+
+        #[test]
+        fn random_payloads_never_panic(
+            id in 0u8..6, w in 1u32..64, h in 1u32..64,
+            payload in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let mut out = vec![0u16; (w * h) as usize];
+            let _ = decode(CodecId(id), &payload, w, h, &mut out);
+        }
+    }
+}

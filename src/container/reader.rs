@@ -1,0 +1,574 @@
+//! Seekable `.rsrec` reader over a memory map (`format-spec.md` §10).
+//!
+//! A closed file opens in O(1): the preamble (or the footer) points at the final index, whose
+//! per-stream entry arrays are read in place from the map. A file without a footer (writer
+//! killed, power lost, disk full) opens by following the chain of index blocks back from the
+//! last intact one and scanning forward only the records written after it; if the chain is
+//! damaged, by a forward scan of all record headers. Either way the reader reports that the
+//! file was not closed and serves every complete record before the first torn one.
+
+use std::fs::File;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+use super::error::{ContainerError, Result};
+use super::format::*;
+use super::header::{FileHeader, StreamKind};
+use super::index::{
+    decode_final_entry, decode_final_sections, decode_footer, IndexBlock, IndexEntry,
+};
+use super::record::{check_payload, parse_header, Event, Gap, RecordHeader, RecordRef};
+use super::scan::{scan, ScanMode, Tail};
+use crate::codec;
+
+/// The bytes of a file: a read-only memory map, or a buffer (tests, fuzzing).
+pub enum Backing {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Deref for Backing {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Mapped(m) => m,
+            Self::Owned(v) => v,
+        }
+    }
+}
+
+/// How the index was obtained.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OpenedVia {
+    /// Closed file: final index found through the preamble pointer or the footer.
+    FinalIndex,
+    /// Unclosed file: chain of index blocks plus a scan of the records after the last one.
+    IndexBlocks,
+    /// Unclosed file: forward scan of every record header.
+    Scan,
+}
+
+#[derive(Debug)]
+enum Entries {
+    /// `count` 32-byte entries at absolute file offset `start`.
+    Mapped { start: usize, count: usize },
+    Owned(Vec<IndexEntry>),
+}
+
+/// Index of all records of one (stream, record type).
+#[derive(Debug)]
+pub struct Section {
+    pub stream: u8,
+    pub record_type: u8,
+    /// §6.2 sort flags (`SECTION_SORTED_BY_*`).
+    pub flags: u8,
+    pub payload_bytes: u64,
+    entries: Entries,
+}
+
+impl Section {
+    pub fn len(&self) -> usize {
+        match &self.entries {
+            Entries::Mapped { count, .. } => *count,
+            Entries::Owned(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A decoded depth frame with its record header (frame number, timestamps, codec).
+#[derive(Clone, Debug)]
+pub struct DepthFrame {
+    pub header: RecordHeader,
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u16>,
+}
+
+pub struct Reader {
+    data: Backing,
+    path: Option<PathBuf>,
+    header: FileHeader,
+    first_record: u64,
+    via: OpenedVia,
+    sections: Vec<Section>,
+    /// Unclosed files: bytes after the last complete record (a torn write).
+    torn_tail: u64,
+}
+
+impl Reader {
+    /// Opens a file read-only through a memory map.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| ContainerError::io(path, e))?;
+        let meta = file.metadata().map_err(|e| ContainerError::io(path, e))?;
+        if !meta.is_file() {
+            return Err(ContainerError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+        if meta.len() < PREAMBLE_LEN as u64 {
+            // Too small to map usefully; read it so that the header check names the problem.
+            let bytes = std::fs::read(path).map_err(|e| ContainerError::io(path, e))?;
+            return Self::from_backing(Backing::Owned(bytes), Some(path.to_path_buf()));
+        }
+        // SAFETY: the map is read-only. rsrec never modifies a file it reads; another process
+        // truncating the file while it is mapped is outside what the reader can guard against
+        // (as for every mmap-based reader).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ContainerError::io(path, e))?;
+        Self::from_backing(Backing::Mapped(map), Some(path.to_path_buf()))
+    }
+
+    /// Opens a file held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        Self::from_backing(Backing::Owned(bytes), None)
+    }
+
+    fn from_backing(data: Backing, path: Option<PathBuf>) -> Result<Self> {
+        let (header, first_record, ptr) = FileHeader::decode(&data)?;
+        let mut reader = Reader {
+            data,
+            path,
+            header,
+            first_record,
+            via: OpenedVia::Scan,
+            sections: Vec::new(),
+            torn_tail: 0,
+        };
+        let footer_ptr = {
+            let d = &reader.data;
+            (d.len() >= FOOTER_LEN)
+                .then(|| decode_footer(&d[d.len() - FOOTER_LEN..]))
+                .flatten()
+                .map(|(off, _)| off)
+        };
+        for candidate in [ptr, footer_ptr].into_iter().flatten() {
+            if let Ok(sections) = reader.load_final_index(candidate) {
+                reader.sections = sections;
+                reader.via = OpenedVia::FinalIndex;
+                return Ok(reader);
+            }
+        }
+        if let Some((sections, torn)) = reader.load_index_chain() {
+            reader.sections = sections;
+            reader.torn_tail = torn;
+            reader.via = OpenedVia::IndexBlocks;
+        } else {
+            let (sections, torn) = reader.scan_all();
+            reader.sections = sections;
+            reader.torn_tail = torn;
+            reader.via = OpenedVia::Scan;
+        }
+        Ok(reader)
+    }
+
+    fn load_final_index(&self, offset: u64) -> Result<Vec<Section>> {
+        let d = &self.data;
+        if offset < self.first_record {
+            return Err(ContainerError::BadIndex("index pointer inside the header".into()));
+        }
+        let r = parse_header(d, offset)?;
+        if r.header.record_type != record_type::FINAL_INDEX {
+            return Err(ContainerError::BadIndex(
+                "index pointer does not point at the final index".into(),
+            ));
+        }
+        // The footer must follow the final index and point back at it.
+        let footer = d
+            .get(r.end() as usize..)
+            .filter(|f| f.len() == FOOTER_LEN)
+            .and_then(decode_footer);
+        if footer.map(|(o, _)| o) != Some(offset) {
+            return Err(ContainerError::BadIndex("footer does not match the final index".into()));
+        }
+        let payload = super::record::payload(d, &r);
+        let infos = decode_final_sections(payload)?;
+        Ok(infos
+            .into_iter()
+            .map(|s| Section {
+                stream: s.stream,
+                record_type: s.record_type,
+                flags: s.flags,
+                payload_bytes: s.payload_bytes,
+                entries: Entries::Mapped {
+                    start: (r.payload_offset + s.entries_start) as usize,
+                    count: s.entry_count as usize,
+                },
+            })
+            .collect())
+    }
+
+    /// Finds the last intact index block by searching back from the end of the file.
+    fn last_index_block(&self) -> Option<RecordRef> {
+        let d = &self.data[..];
+        let mut end = d.len();
+        let start = self.first_record as usize;
+        while end > start {
+            let pos = d[start..end].windows(4).rposition(|w| w == RECORD_SYNC)? + start;
+            if let Ok(r) = parse_header(d, pos as u64) {
+                if r.header.record_type == record_type::INDEX_BLOCK && check_payload(d, &r).is_ok()
+                {
+                    return Some(r);
+                }
+            }
+            end = pos + 3;
+            if end <= start + 3 {
+                return None;
+            }
+            end -= 3;
+        }
+        None
+    }
+
+    /// Index from the chain of index blocks plus a forward scan after the last one.
+    /// `None` if there are no blocks or the chain is damaged.
+    fn load_index_chain(&self) -> Option<(Vec<Section>, u64)> {
+        let d = &self.data[..];
+        let last = self.last_index_block()?;
+        let mut blocks = vec![last];
+        let mut cur = last;
+        loop {
+            let prev = IndexBlock::prev_of(super::record::payload(d, &cur)).ok()?;
+            if prev == 0 {
+                break;
+            }
+            if prev < self.first_record || prev >= cur.offset {
+                return None;
+            }
+            let r = parse_header(d, prev).ok()?;
+            if r.header.record_type != record_type::INDEX_BLOCK || check_payload(d, &r).is_err() {
+                return None;
+            }
+            blocks.push(r);
+            cur = r;
+        }
+        let mut builder = SectionBuilder::default();
+        let mut limit = self.first_record;
+        for b in blocks.iter().rev() {
+            let block = IndexBlock::decode(super::record::payload(d, b)).ok()?;
+            for e in &block.entries {
+                // Entries must point at records between the previous block and this one.
+                if e.entry.offset < limit || e.entry.offset >= b.offset {
+                    return None;
+                }
+                limit = e.entry.offset + 1;
+                builder.push(e.stream, e.record_type, e.payload_len as u64, e.entry);
+            }
+        }
+        let torn = self.scan_into(&mut builder, last.end());
+        Some((builder.finish(), torn))
+    }
+
+    fn scan_all(&self) -> (Vec<Section>, u64) {
+        let mut builder = SectionBuilder::default();
+        let torn = self.scan_into(&mut builder, self.first_record);
+        (builder.finish(), torn)
+    }
+
+    /// Forward scan from `start`, adding data records; returns the torn tail length.
+    fn scan_into(&self, builder: &mut SectionBuilder, start: u64) -> u64 {
+        let summary = scan(&self.data, start, ScanMode::OPEN, |r, _| {
+            if !matches!(
+                r.header.record_type,
+                record_type::INDEX_BLOCK | record_type::FINAL_INDEX
+            ) {
+                builder.push(
+                    r.header.stream,
+                    r.header.record_type,
+                    r.payload_len,
+                    IndexEntry {
+                        offset: r.offset,
+                        frame_number: r.header.frame_number,
+                        device_ts_ms: r.header.device_ts_ms,
+                        host_ts_us: r.header.host_ts_us,
+                    },
+                );
+            }
+            Ok(())
+        });
+        match summary.tail {
+            Tail::Torn { offset, .. } => self.data.len() as u64 - offset,
+            Tail::Clean | Tail::Footer { .. } => 0,
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+    pub fn header(&self) -> &FileHeader {
+        &self.header
+    }
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+    pub fn file_len(&self) -> u64 {
+        self.data.len() as u64
+    }
+    /// Offset of the first record (the end of the header).
+    pub fn first_record(&self) -> u64 {
+        self.first_record
+    }
+    /// Whether the writer finished the file (final index and footer present).
+    pub fn is_closed(&self) -> bool {
+        self.via == OpenedVia::FinalIndex
+    }
+    pub fn opened_via(&self) -> OpenedVia {
+        self.via
+    }
+    /// Bytes after the last complete record of an unclosed file.
+    pub fn torn_tail_bytes(&self) -> u64 {
+        self.torn_tail
+    }
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    pub fn section(&self, stream: u8, record_type: u8) -> Option<&Section> {
+        self.sections
+            .iter()
+            .find(|s| s.stream == stream && s.record_type == record_type)
+    }
+
+    /// Number of records of this stream and type.
+    pub fn count(&self, stream: u8, record_type: u8) -> usize {
+        self.section(stream, record_type).map_or(0, Section::len)
+    }
+
+    /// Number of depth frames of a stream.
+    pub fn frame_count(&self, stream: u8) -> usize {
+        self.count(stream, record_type::DEPTH_FRAME)
+    }
+
+    /// The index entry of record `i` of this stream and type.
+    pub fn entry(&self, stream: u8, record_type: u8, i: usize) -> Option<IndexEntry> {
+        let s = self.section(stream, record_type)?;
+        self.section_entry(s, i)
+    }
+
+    fn section_entry(&self, s: &Section, i: usize) -> Option<IndexEntry> {
+        match &s.entries {
+            Entries::Mapped { start, count } => (i < *count).then(|| {
+                decode_final_entry(&self.data[start + i * FINAL_ENTRY_LEN..])
+            }),
+            Entries::Owned(v) => v.get(i).copied(),
+        }
+    }
+
+    /// All index entries of this stream and type, in file order.
+    pub fn entries(&self, stream: u8, record_type: u8) -> impl Iterator<Item = IndexEntry> + '_ {
+        let s = self.section(stream, record_type);
+        let n = s.map_or(0, Section::len);
+        (0..n).filter_map(move |i| self.section_entry(s.expect("n > 0"), i))
+    }
+
+    /// Reads record `i` of a stream and type: checks its header and payload CRC and that it
+    /// is the record the index says it is.
+    pub fn read_record(&self, stream: u8, record_type: u8, i: usize) -> Result<(RecordRef, &[u8])> {
+        let count = self.count(stream, record_type);
+        let e = self
+            .entry(stream, record_type, i)
+            .ok_or(ContainerError::FrameOutOfRange {
+                stream,
+                index: i as u64,
+                count: count as u64,
+            })?;
+        self.read_at(e, stream, record_type)
+    }
+
+    fn read_at(&self, e: IndexEntry, stream: u8, record_type: u8) -> Result<(RecordRef, &[u8])> {
+        if e.offset < self.first_record {
+            return Err(ContainerError::BadIndex(format!(
+                "entry points at offset {} inside the header",
+                e.offset
+            )));
+        }
+        let r = parse_header(&self.data, e.offset)?;
+        let h = &r.header;
+        if h.stream != stream
+            || h.record_type != record_type
+            || h.frame_number != e.frame_number
+            || h.host_ts_us != e.host_ts_us
+        {
+            return Err(ContainerError::BadIndex(format!(
+                "entry for stream {stream} frame {} does not match the record at offset {}",
+                e.frame_number, e.offset
+            )));
+        }
+        let p = check_payload(&self.data, &r)?;
+        Ok((r, p))
+    }
+
+    /// Decodes depth frame `i` of `stream` into `out` (`width * height` samples).
+    pub fn read_depth_into(&self, stream: u8, i: usize, out: &mut [u16]) -> Result<RecordHeader> {
+        let desc = self
+            .header
+            .stream(stream)
+            .ok_or(ContainerError::NoSuchStream(stream))?;
+        if desc.kind != StreamKind::Depth {
+            return Err(ContainerError::NotDepth {
+                stream,
+                kind: desc.kind.name(),
+            });
+        }
+        let (r, p) = self.read_record(stream, record_type::DEPTH_FRAME, i)?;
+        codec::decode(r.header.codec, p, desc.width, desc.height, out).map_err(|source| {
+            ContainerError::Codec {
+                offset: r.offset,
+                source,
+            }
+        })?;
+        Ok(r.header)
+    }
+
+    /// Decodes depth frame `i` of `stream`.
+    pub fn read_depth(&self, stream: u8, i: usize) -> Result<DepthFrame> {
+        let desc = self
+            .header
+            .stream(stream)
+            .ok_or(ContainerError::NoSuchStream(stream))?;
+        let (width, height) = (desc.width, desc.height);
+        let n = codec::frame_len(width, height)
+            .map_err(|source| ContainerError::Codec { offset: 0, source })?;
+        let mut data = vec![0u16; n];
+        let header = self.read_depth_into(stream, i, &mut data)?;
+        Ok(DepthFrame {
+            header,
+            width,
+            height,
+            data,
+        })
+    }
+
+    /// Position of the first record of this stream and type with frame number `n`.
+    /// Binary search when the section is sorted by frame number, else a linear scan.
+    pub fn find_frame_number(&self, stream: u8, record_type: u8, n: u64) -> Option<usize> {
+        let s = self.section(stream, record_type)?;
+        if s.flags & SECTION_SORTED_BY_FRAME != 0 {
+            let i = self.partition(s, |e| e.frame_number < n);
+            (self.section_entry(s, i)?.frame_number == n).then_some(i)
+        } else {
+            (0..s.len()).find(|&i| self.section_entry(s, i).map(|e| e.frame_number) == Some(n))
+        }
+    }
+
+    /// Position of the first record whose device timestamp is at or after `ts_ms`
+    /// (the count when there is none).
+    pub fn seek_device_ts(&self, stream: u8, record_type: u8, ts_ms: f64) -> usize {
+        self.seek_by(stream, record_type, SECTION_SORTED_BY_DEVICE_TS, |e| {
+            e.device_ts_ms < ts_ms
+        })
+    }
+
+    /// Position of the first record whose host timestamp is at or after `ts_us`.
+    pub fn seek_host_ts(&self, stream: u8, record_type: u8, ts_us: i64) -> usize {
+        self.seek_by(stream, record_type, SECTION_SORTED_BY_HOST_TS, |e| {
+            e.host_ts_us < ts_us
+        })
+    }
+
+    fn seek_by(&self, stream: u8, rtype: u8, flag: u8, before: impl Fn(&IndexEntry) -> bool) -> usize {
+        let Some(s) = self.section(stream, rtype) else {
+            return 0;
+        };
+        if s.flags & flag != 0 {
+            self.partition(s, before)
+        } else {
+            (0..s.len())
+                .find(|&i| self.section_entry(s, i).is_some_and(|e| !before(&e)))
+                .unwrap_or(s.len())
+        }
+    }
+
+    fn partition(&self, s: &Section, before: impl Fn(&IndexEntry) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, s.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.section_entry(s, mid) {
+                Some(e) if before(&e) => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+
+    /// Every gap record of the file, with its stream.
+    pub fn gaps(&self) -> Result<Vec<(u8, Gap)>> {
+        self.decode_all(record_type::GAP, Gap::decode)
+    }
+
+    /// Every event record of the file, with its stream and host time.
+    pub fn events(&self) -> Result<Vec<(u8, Event)>> {
+        self.decode_all(record_type::EVENT, Event::decode)
+    }
+
+    fn decode_all<T>(&self, rtype: u8, f: impl Fn(&[u8]) -> Result<T>) -> Result<Vec<(u8, T)>> {
+        let mut out = Vec::new();
+        for s in self.sections.iter().filter(|s| s.record_type == rtype) {
+            for i in 0..s.len() {
+                let (r, p) = self.read_record(s.stream, rtype, i)?;
+                out.push((s.stream, f(p).map_err(|e| ContainerError::BadRecord {
+                    offset: r.offset,
+                    message: e.to_string(),
+                })?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Collects index entries per (stream, record type) while scanning, with sort flags.
+#[derive(Default)]
+struct SectionBuilder {
+    sections: Vec<Section>,
+}
+
+impl SectionBuilder {
+    fn push(&mut self, stream: u8, record_type: u8, payload_len: u64, e: IndexEntry) {
+        let pos = match self
+            .sections
+            .iter()
+            .position(|s| s.stream == stream && s.record_type == record_type)
+        {
+            Some(p) => p,
+            None => {
+                self.sections.push(Section {
+                    stream,
+                    record_type,
+                    flags: SECTION_SORTED_BY_FRAME
+                        | SECTION_SORTED_BY_DEVICE_TS
+                        | SECTION_SORTED_BY_HOST_TS,
+                    payload_bytes: 0,
+                    entries: Entries::Owned(Vec::new()),
+                });
+                self.sections.len() - 1
+            }
+        };
+        let s = &mut self.sections[pos];
+        s.payload_bytes += payload_len;
+        let Entries::Owned(v) = &mut s.entries else {
+            unreachable!("builder sections own their entries")
+        };
+        if let Some(last) = v.last() {
+            if e.frame_number < last.frame_number {
+                s.flags &= !SECTION_SORTED_BY_FRAME;
+            }
+            if !(e.device_ts_ms >= last.device_ts_ms) {
+                s.flags &= !SECTION_SORTED_BY_DEVICE_TS;
+            }
+            if e.host_ts_us < last.host_ts_us {
+                s.flags &= !SECTION_SORTED_BY_HOST_TS;
+            }
+        }
+        v.push(e);
+    }
+
+    fn finish(mut self) -> Vec<Section> {
+        self.sections
+            .sort_by_key(|s| (s.stream, s.record_type));
+        self.sections
+    }
+}

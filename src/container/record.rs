@@ -1,0 +1,450 @@
+//! Record framing (`format-spec.md` §4) and the payloads of the non-image records (§5).
+//! Pure encode/decode, no I/O.
+
+use serde::Serialize;
+
+use super::bytes::{le_f64, le_i64, le_u32, le_u64, Builder, Cursor};
+use super::error::{ContainerError, Result};
+use super::format::*;
+use crate::codec::CodecId;
+
+/// §4 The fixed 48-byte header in front of every record's payload.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RecordHeader {
+    pub record_type: u8,
+    pub stream: u8,
+    pub codec: CodecId,
+    pub ts_domain: u8,
+    pub flags: u32,
+    pub frame_number: u64,
+    /// Device timestamp in milliseconds, as the device reports it (librealsense: double ms).
+    pub device_ts_ms: f64,
+    /// Host arrival time, UTC microseconds since the Unix epoch.
+    pub host_ts_us: i64,
+}
+
+impl RecordHeader {
+    /// A header for a record with no stream, frame or time (index blocks, file events).
+    pub fn bare(record_type: u8) -> Self {
+        Self {
+            record_type,
+            stream: NO_STREAM,
+            codec: CodecId::NONE,
+            ts_domain: ts_domain::NONE,
+            flags: 0,
+            frame_number: 0,
+            device_ts_ms: 0.0,
+            host_ts_us: 0,
+        }
+    }
+
+    /// Encodes the 48 header bytes for `payload`, both CRCs included.
+    pub fn encode(&self, payload: &[u8]) -> Result<[u8; RECORD_HEADER_LEN]> {
+        self.encode_with_crc(payload.len() as u64, crc32c::crc32c(payload))
+    }
+
+    /// Encodes the header for a payload of `len` bytes whose CRC-32C is `payload_crc`.
+    pub fn encode_with_crc(&self, len: u64, payload_crc: u32) -> Result<[u8; RECORD_HEADER_LEN]> {
+        let len = u32::try_from(len)
+            .ok()
+            .filter(|l| *l <= MAX_PAYLOAD_LEN)
+            .ok_or(ContainerError::LimitExceeded {
+                what: "record payload",
+                value: len,
+                limit: MAX_PAYLOAD_LEN as u64,
+            })?;
+        let mut h = [0u8; RECORD_HEADER_LEN];
+        h[..4].copy_from_slice(&RECORD_SYNC);
+        h[REC_PAYLOAD_LEN..REC_PAYLOAD_LEN + 4].copy_from_slice(&len.to_le_bytes());
+        h[REC_TYPE] = self.record_type;
+        h[REC_STREAM] = self.stream;
+        h[REC_CODEC] = self.codec.0;
+        h[REC_DOMAIN] = self.ts_domain;
+        h[REC_FLAGS..REC_FLAGS + 4].copy_from_slice(&self.flags.to_le_bytes());
+        h[REC_FRAME_NUMBER..REC_FRAME_NUMBER + 8].copy_from_slice(&self.frame_number.to_le_bytes());
+        h[REC_DEVICE_TS..REC_DEVICE_TS + 8].copy_from_slice(&self.device_ts_ms.to_le_bytes());
+        h[REC_HOST_TS..REC_HOST_TS + 8].copy_from_slice(&self.host_ts_us.to_le_bytes());
+        let hcrc = crc32c::crc32c(&h[..REC_HEADER_CRC]);
+        h[REC_HEADER_CRC..REC_HEADER_CRC + 4].copy_from_slice(&hcrc.to_le_bytes());
+        h[REC_PAYLOAD_CRC..REC_PAYLOAD_CRC + 4].copy_from_slice(&payload_crc.to_le_bytes());
+        Ok(h)
+    }
+}
+
+/// A record located in a file: its parsed header and where its payload is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RecordRef {
+    pub offset: u64,
+    pub header: RecordHeader,
+    pub payload_offset: u64,
+    pub payload_len: u64,
+    pub payload_crc: u32,
+}
+
+impl RecordRef {
+    /// Offset of the byte after this record.
+    pub fn end(&self) -> u64 {
+        self.payload_offset + self.payload_len
+    }
+}
+
+/// Parses and checks the record header at `offset` of `file` (sync marker, header CRC, length
+/// cap, payload inside the file). The payload CRC is not checked: see [`check_payload`].
+pub fn parse_header(file: &[u8], offset: u64) -> Result<RecordRef> {
+    let file_len = file.len() as u64;
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    if offset.saturating_add(RECORD_HEADER_LEN as u64) > file_len {
+        return Err(ContainerError::Truncated {
+            what: "record header",
+            needed: RECORD_HEADER_LEN as u64,
+            available: file_len.saturating_sub(offset),
+        });
+    }
+    let h = &file[start..start + RECORD_HEADER_LEN];
+    if h[..4] != RECORD_SYNC {
+        return Err(ContainerError::BadSync { offset });
+    }
+    let expected = le_u32(h, REC_HEADER_CRC);
+    let actual = crc32c::crc32c(&h[..REC_HEADER_CRC]);
+    if expected != actual {
+        return Err(ContainerError::BadRecordHeaderCrc {
+            offset,
+            expected,
+            actual,
+        });
+    }
+    let len = le_u32(h, REC_PAYLOAD_LEN);
+    if len > MAX_PAYLOAD_LEN {
+        return Err(ContainerError::BadRecord {
+            offset,
+            message: format!("payload length {len} exceeds the limit {MAX_PAYLOAD_LEN}"),
+        });
+    }
+    let payload_offset = offset + RECORD_HEADER_LEN as u64;
+    if payload_offset + len as u64 > file_len {
+        return Err(ContainerError::RecordPastEnd {
+            offset,
+            len: len as u64,
+            file_len,
+        });
+    }
+    Ok(RecordRef {
+        offset,
+        header: RecordHeader {
+            record_type: h[REC_TYPE],
+            stream: h[REC_STREAM],
+            codec: CodecId(h[REC_CODEC]),
+            ts_domain: h[REC_DOMAIN],
+            flags: le_u32(h, REC_FLAGS),
+            frame_number: le_u64(h, REC_FRAME_NUMBER),
+            device_ts_ms: le_f64(h, REC_DEVICE_TS),
+            host_ts_us: le_i64(h, REC_HOST_TS),
+        },
+        payload_offset,
+        payload_len: len as u64,
+        payload_crc: le_u32(h, REC_PAYLOAD_CRC),
+    })
+}
+
+/// Returns the record's payload after checking its CRC.
+pub fn check_payload<'a>(file: &'a [u8], r: &RecordRef) -> Result<&'a [u8]> {
+    let p = payload(file, r);
+    let actual = crc32c::crc32c(p);
+    if actual != r.payload_crc {
+        return Err(ContainerError::BadPayloadCrc {
+            offset: r.offset,
+            expected: r.payload_crc,
+            actual,
+        });
+    }
+    Ok(p)
+}
+
+/// The record's payload bytes, unchecked. `r` must come from [`parse_header`] on `file`.
+pub fn payload<'a>(file: &'a [u8], r: &RecordRef) -> &'a [u8] {
+    &file[r.payload_offset as usize..r.end() as usize]
+}
+
+/// §5.2 Where one colour frame is stored in the colour video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ColorFrameEntry {
+    /// Which video segment (see [`VideoSegment`]) holds the frame.
+    pub segment: u32,
+    /// Index of the frame in that video file, counting from 0.
+    pub index_in_video: u64,
+}
+
+impl ColorFrameEntry {
+    pub const LEN: usize = 12;
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Builder::new();
+        b.u32(self.segment).u64(self.index_in_video);
+        b.buf
+    }
+    pub fn decode(p: &[u8]) -> Result<Self> {
+        let mut c = Cursor::new(p, "colour frame entry");
+        Ok(Self {
+            segment: c.u32()?,
+            index_in_video: c.u64()?,
+        })
+    }
+}
+
+/// §5.3 One IMU sample.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ImuSample {
+    pub frame_number: u64,
+    pub device_ts_ms: f64,
+    pub host_ts_us: i64,
+    /// rad/s for gyro, m/s² for accel.
+    pub xyz: [f32; 3],
+}
+
+impl ImuSample {
+    pub const LEN: usize = 40;
+}
+
+/// §5.3 A batch of IMU samples of one stream.
+pub fn encode_imu_batch(samples: &[ImuSample]) -> Vec<u8> {
+    let mut b = Builder::new();
+    b.u32(samples.len() as u32).u32(0);
+    for s in samples {
+        b.u64(s.frame_number).f64(s.device_ts_ms).i64(s.host_ts_us);
+        b.f32(s.xyz[0]).f32(s.xyz[1]).f32(s.xyz[2]).u32(0);
+    }
+    b.buf
+}
+
+pub fn decode_imu_batch(p: &[u8]) -> Result<Vec<ImuSample>> {
+    let mut c = Cursor::new(p, "IMU batch");
+    let n = c.u32()? as usize;
+    c.u32()?;
+    if n.saturating_mul(ImuSample::LEN) != c.remaining() {
+        return Err(ContainerError::InvalidValue {
+            what: "IMU batch sample count",
+            value: n as u64,
+        });
+    }
+    (0..n)
+        .map(|_| {
+            let s = ImuSample {
+                frame_number: c.u64()?,
+                device_ts_ms: c.f64()?,
+                host_ts_us: c.i64()?,
+                xyz: [c.f32()?, c.f32()?, c.f32()?],
+            };
+            c.u32()?;
+            Ok(s)
+        })
+        .collect()
+}
+
+/// §5.4 Why frames were lost.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapReason {
+    Unknown,
+    /// The queue between capture and compression was full.
+    QueueFull,
+    /// The source's own frame numbers skipped (dropped in the camera, USB or driver).
+    SourceSkipped,
+    /// Compression or encoding failed.
+    EncoderError,
+    /// The camera disconnected.
+    DeviceDisconnected,
+    /// The disk was full or nearly full.
+    DiskFull,
+    /// Writing failed.
+    IoError,
+    /// Records were unreadable and discarded by recovery.
+    Corrupted,
+    Other(u8),
+}
+
+impl GapReason {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Unknown => 0,
+            Self::QueueFull => 1,
+            Self::SourceSkipped => 2,
+            Self::EncoderError => 3,
+            Self::DeviceDisconnected => 4,
+            Self::DiskFull => 5,
+            Self::IoError => 6,
+            Self::Corrupted => 7,
+            Self::Other(c) => c,
+        }
+    }
+    pub fn from_code(c: u8) -> Self {
+        match c {
+            0 => Self::Unknown,
+            1 => Self::QueueFull,
+            2 => Self::SourceSkipped,
+            3 => Self::EncoderError,
+            4 => Self::DeviceDisconnected,
+            5 => Self::DiskFull,
+            6 => Self::IoError,
+            7 => Self::Corrupted,
+            c => Self::Other(c),
+        }
+    }
+}
+
+/// §5.4 "Frames `first..=last` of this stream were lost (`count` frames), because `reason`."
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub count: u64,
+    pub reason: GapReason,
+    pub detail: String,
+}
+
+impl Gap {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut b = Builder::new();
+        b.u64(self.first_frame)
+            .u64(self.last_frame)
+            .u64(self.count)
+            .u8(self.reason.code())
+            .string(&self.detail, "gap detail")?;
+        Ok(b.buf)
+    }
+    pub fn decode(p: &[u8]) -> Result<Self> {
+        let mut c = Cursor::new(p, "gap");
+        Ok(Self {
+            first_frame: c.u64()?,
+            last_frame: c.u64()?,
+            count: c.u64()?,
+            reason: GapReason::from_code(c.u8()?),
+            detail: c.string()?,
+        })
+    }
+}
+
+/// §5.5 An event or annotation, e.g. `camera_reconnected`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Short machine-readable kind, e.g. `camera_reconnected`, `note`.
+    pub kind: String,
+    /// Human-readable text or JSON.
+    pub message: String,
+}
+
+impl Event {
+    pub const MAX_MESSAGE: u32 = 1 << 20;
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut b = Builder::new();
+        b.string(&self.kind, "event kind")?
+            .blob(self.message.as_bytes(), Self::MAX_MESSAGE, "event message")?;
+        Ok(b.buf)
+    }
+    pub fn decode(p: &[u8]) -> Result<Self> {
+        let mut c = Cursor::new(p, "event");
+        let kind = c.string()?;
+        let message = String::from_utf8(c.blob(Self::MAX_MESSAGE)?.to_vec())
+            .map_err(|_| ContainerError::BadUtf8 { what: "event" })?;
+        Ok(Self { kind, message })
+    }
+}
+
+/// §5.6 A colour video file that colour-frame entries of a stream point into.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VideoSegment {
+    pub segment: u32,
+    /// File name relative to the directory of the `.rsrec` file.
+    pub file_name: String,
+    /// Encoder, e.g. `libx265`.
+    pub codec: String,
+}
+
+impl VideoSegment {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut b = Builder::new();
+        b.u32(self.segment)
+            .string(&self.file_name, "video file name")?
+            .string(&self.codec, "video codec")?;
+        Ok(b.buf)
+    }
+    pub fn decode(p: &[u8]) -> Result<Self> {
+        let mut c = Cursor::new(p, "video segment");
+        Ok(Self {
+            segment: c.u32()?,
+            file_name: c.string()?,
+            codec: c.string()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_detects_damage() {
+        let h = RecordHeader {
+            record_type: record_type::DEPTH_FRAME,
+            stream: 3,
+            codec: CodecId::LZ4_PLANES,
+            ts_domain: ts_domain::GLOBAL_TIME,
+            flags: 0,
+            frame_number: 77_777,
+            device_ts_ms: 1_234_567.891,
+            host_ts_us: 1_700_000_000_123_456,
+        };
+        let payload = b"hello depth";
+        let mut file = h.encode(payload).unwrap().to_vec();
+        file.extend_from_slice(payload);
+        let r = parse_header(&file, 0).unwrap();
+        assert_eq!(r.header, h);
+        assert_eq!(check_payload(&file, &r).unwrap(), payload);
+        for i in 0..file.len() {
+            let mut bad = file.clone();
+            bad[i] ^= 1;
+            let ok = parse_header(&bad, 0).and_then(|r| check_payload(&bad, &r).map(|_| ()));
+            assert!(ok.is_err(), "flip at {i} went unnoticed");
+        }
+        for cut in 0..file.len() {
+            assert!(parse_header(&file[..cut], 0).is_err());
+        }
+    }
+
+    #[test]
+    fn payloads_round_trip() {
+        let g = Gap {
+            first_frame: 10,
+            last_frame: 12,
+            count: 3,
+            reason: GapReason::QueueFull,
+            detail: "compression queue full".into(),
+        };
+        assert_eq!(Gap::decode(&g.encode().unwrap()).unwrap(), g);
+        let e = Event {
+            kind: "camera_reconnected".into(),
+            message: "{\"serial\":\"1\"}".into(),
+        };
+        assert_eq!(Event::decode(&e.encode().unwrap()).unwrap(), e);
+        let v = VideoSegment {
+            segment: 2,
+            file_name: "cam.color.002.mkv".into(),
+            codec: "libx265".into(),
+        };
+        assert_eq!(VideoSegment::decode(&v.encode().unwrap()).unwrap(), v);
+        let c = ColorFrameEntry {
+            segment: 1,
+            index_in_video: 99,
+        };
+        assert_eq!(ColorFrameEntry::decode(&c.encode()).unwrap(), c);
+        let s = vec![
+            ImuSample {
+                frame_number: 1,
+                device_ts_ms: 5.5,
+                host_ts_us: 7,
+                xyz: [0.1, -9.8, 0.0],
+            };
+            3
+        ];
+        assert_eq!(decode_imu_batch(&encode_imu_batch(&s)).unwrap(), s);
+        assert!(decode_imu_batch(&encode_imu_batch(&s)[..50]).is_err());
+    }
+}

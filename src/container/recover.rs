@@ -1,0 +1,334 @@
+//! Recovery and verification: the reader's strict scan mode put to work.
+//!
+//! `verify` checks every record checksum, decodes every frame and, for a closed file, checks
+//! that the final index matches the records. `recover` copies every intact record into a new,
+//! closed and indexed file, records what it had to discard as gaps and events, and says
+//! whether anything but a torn tail was lost.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::error::{ContainerError, Result};
+use super::format::*;
+use super::header::StreamKind;
+use super::index::IndexBlock;
+use super::reader::Reader;
+use super::record::{
+    decode_imu_batch, ColorFrameEntry, Event, Gap, GapReason, RecordHeader, VideoSegment,
+};
+use super::scan::{scan, ScanMode, Tail};
+use super::writer::{FsyncPolicy, Writer, WriterOptions};
+use crate::codec;
+
+/// One thing wrong with a file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    pub offset: u64,
+    pub message: String,
+}
+
+/// Outcome of [`verify`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    pub records: u64,
+    pub depth_frames: u64,
+    pub unknown_records: u64,
+    pub closed: bool,
+    /// The first problems found (at most [`VerifyReport::MAX_LISTED`]).
+    pub problems: Vec<Problem>,
+    pub problem_count: u64,
+}
+
+impl VerifyReport {
+    pub const MAX_LISTED: usize = 100;
+    pub fn ok(&self) -> bool {
+        self.problem_count == 0
+    }
+    fn problem(&mut self, offset: u64, message: String) {
+        self.problem_count += 1;
+        if self.problems.len() < Self::MAX_LISTED {
+            self.problems.push(Problem { offset, message });
+        }
+    }
+}
+
+/// Checks the payload of one data record: depth frames decode, other payloads parse.
+fn check_record(reader: &Reader, h: &RecordHeader, p: &[u8], scratch: &mut Vec<u16>) -> Result<()> {
+    let bad = |m: String| ContainerError::BadRecord {
+        offset: 0,
+        message: m,
+    };
+    match h.record_type {
+        record_type::DEPTH_FRAME => {
+            let s = reader
+                .header()
+                .stream(h.stream)
+                .ok_or_else(|| bad(format!("depth frame of unknown stream {}", h.stream)))?;
+            if s.kind != StreamKind::Depth {
+                return Err(bad(format!("depth frame in {} stream {}", s.kind.name(), s.id)));
+            }
+            let n = codec::frame_len(s.width, s.height).map_err(|e| bad(e.to_string()))?;
+            scratch.resize(n, 0);
+            codec::decode(h.codec, p, s.width, s.height, scratch)
+                .map_err(|e| bad(format!("frame {} does not decode: {e}", h.frame_number)))
+        }
+        record_type::COLOR_FRAME => ColorFrameEntry::decode(p).map(drop),
+        record_type::IMU_BATCH => decode_imu_batch(p).map(drop),
+        record_type::GAP => Gap::decode(p).map(drop),
+        record_type::EVENT => Event::decode(p).map(drop),
+        record_type::VIDEO_SEGMENT => VideoSegment::decode(p).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// Checks every record checksum, decodes every depth frame and parses every payload; for a
+/// closed file also checks the final index against the records.
+pub fn verify(reader: &Reader) -> VerifyReport {
+    let mut report = VerifyReport {
+        closed: reader.is_closed(),
+        ..Default::default()
+    };
+    let mut scratch = Vec::new();
+    let mut since_block: Vec<u64> = Vec::new();
+    let mut seen: BTreeMap<(u8, u8), Vec<u64>> = BTreeMap::new();
+    let mut problems: Vec<Problem> = Vec::new();
+    let summary = scan(reader.bytes(), reader.first_record(), ScanMode::STRICT, |r, p| {
+        let h = &r.header;
+        match h.record_type {
+            record_type::INDEX_BLOCK => {
+                let block = IndexBlock::decode(p)?;
+                let listed: Vec<u64> = block.entries.iter().map(|e| e.entry.offset).collect();
+                if listed != since_block {
+                    problems.push(Problem {
+                        offset: r.offset,
+                        message: format!(
+                            "index block lists {} records, {} were written since the previous block",
+                            listed.len(),
+                            since_block.len()
+                        ),
+                    });
+                }
+                since_block.clear();
+            }
+            record_type::FINAL_INDEX => {}
+            t => {
+                check_record(reader, h, p, &mut scratch).map_err(|e| match e {
+                    ContainerError::BadRecord { message, .. } => ContainerError::BadRecord {
+                        offset: r.offset,
+                        message,
+                    },
+                    e => e,
+                })?;
+                if t == record_type::DEPTH_FRAME {
+                    report.depth_frames += 1;
+                }
+                if !matches!(
+                    t,
+                    record_type::DEPTH_FRAME
+                        | record_type::COLOR_FRAME
+                        | record_type::IMU_BATCH
+                        | record_type::GAP
+                        | record_type::EVENT
+                        | record_type::VIDEO_SEGMENT
+                ) {
+                    report.unknown_records += 1;
+                }
+                since_block.push(r.offset);
+                seen.entry((h.stream, t)).or_default().push(r.offset);
+            }
+        }
+        report.records += 1;
+        Ok(())
+    });
+    for d in &summary.damage {
+        report.problem(
+            d.offset,
+            format!("damaged record ({} bytes skipped): {}", d.len, d.error),
+        );
+    }
+    // After damage, index blocks legitimately list records the scan could not read.
+    if summary.damage.is_empty() {
+        for p in problems {
+            report.problem(p.offset, p.message);
+        }
+    }
+    match &summary.tail {
+        Tail::Torn { offset, error } => report.problem(
+            *offset,
+            format!(
+                "file ends in an incomplete record ({} bytes): {error}",
+                reader.file_len() - offset
+            ),
+        ),
+        Tail::Clean if !reader.is_closed() => report.problem(
+            reader.file_len(),
+            "file was not closed (no final index); run `rsrec recover`".into(),
+        ),
+        _ => {}
+    }
+    if !reader.is_closed() && matches!(summary.tail, Tail::Torn { .. } | Tail::Footer { .. }) {
+        report.problem(
+            reader.file_len(),
+            "file was not closed (no valid final index); run `rsrec recover`".into(),
+        );
+    }
+    if reader.is_closed() {
+        for s in reader.sections() {
+            let indexed: Vec<u64> = reader
+                .entries(s.stream, s.record_type)
+                .map(|e| e.offset)
+                .collect();
+            let found = seen.remove(&(s.stream, s.record_type)).unwrap_or_default();
+            if indexed != found {
+                report.problem(
+                    indexed.first().copied().unwrap_or(0),
+                    format!(
+                        "final index lists {} records of stream {} type {:#04x}, the file holds {}",
+                        indexed.len(),
+                        s.stream,
+                        s.record_type,
+                        found.len()
+                    ),
+                );
+            }
+        }
+        for ((stream, t), offsets) in seen {
+            report.problem(
+                offsets[0],
+                format!(
+                    "{} records of stream {stream} type {t:#04x} are missing from the final index",
+                    offsets.len()
+                ),
+            );
+        }
+    }
+    report.problems.sort_by_key(|p| p.offset);
+    report
+}
+
+/// Outcome of [`recover`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RecoverReport {
+    /// Whether the input was already closed cleanly.
+    pub input_closed: bool,
+    pub recovered_records: u64,
+    pub recovered_depth_frames: u64,
+    /// Damaged stretches in the middle of the file.
+    pub damaged_regions: u64,
+    /// Records with an intact header but damaged payload, and unparseable stretches.
+    pub discarded_records: u64,
+    pub discarded_bytes: u64,
+    /// Bytes of an incomplete last record (a torn write), expected after a crash.
+    pub torn_tail_bytes: u64,
+    pub output_bytes: u64,
+}
+
+impl RecoverReport {
+    /// Whether anything other than a torn tail was lost.
+    pub fn lost_data_in_middle(&self) -> bool {
+        self.damaged_regions > 0
+    }
+}
+
+/// Copies every intact data record of `input` into a new closed, indexed file `output`.
+/// Discarded records become gap records (reason `corrupted`) where their stream and frame
+/// number are known, and a `recovery` event summarises what was done.
+pub fn recover(input: &Path, output: &Path, overwrite: bool) -> Result<RecoverReport> {
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
+        if a == b {
+            return Err(ContainerError::InvalidArgument(
+                "the output file must differ from the input file".into(),
+            ));
+        }
+    }
+    let reader = Reader::open(input)?;
+    let opts = WriterOptions {
+        fsync: FsyncPolicy::OnClose,
+        overwrite,
+        ..WriterOptions::default()
+    };
+    let mut writer = Writer::create(output, reader.header(), opts)?;
+    let mut report = RecoverReport {
+        input_closed: reader.is_closed(),
+        ..Default::default()
+    };
+    let mut write_err = None;
+    let summary = scan(reader.bytes(), reader.first_record(), ScanMode::STRICT, |r, p| {
+        if write_err.is_some()
+            || matches!(
+                r.header.record_type,
+                record_type::INDEX_BLOCK | record_type::FINAL_INDEX
+            )
+        {
+            return Ok(());
+        }
+        match writer.write_record(&r.header, p) {
+            Ok(_) => {
+                report.recovered_records += 1;
+                if r.header.record_type == record_type::DEPTH_FRAME {
+                    report.recovered_depth_frames += 1;
+                }
+            }
+            Err(e) => write_err = Some(e),
+        }
+        Ok(())
+    });
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    for d in &summary.damage {
+        report.damaged_regions += 1;
+        report.discarded_bytes += d.len;
+        report.discarded_records += d.damaged_records.len().max(1) as u64;
+        for r in &d.damaged_records {
+            let h = &r.header;
+            if matches!(
+                h.record_type,
+                record_type::INDEX_BLOCK | record_type::FINAL_INDEX
+            ) {
+                continue;
+            }
+            let gap = Gap {
+                first_frame: h.frame_number,
+                last_frame: h.frame_number,
+                count: 1,
+                reason: GapReason::Corrupted,
+                detail: format!(
+                    "record type {:#04x} at offset {} discarded by recovery",
+                    h.record_type, r.offset
+                ),
+            };
+            let mut gh = RecordHeader::bare(record_type::GAP);
+            gh.stream = h.stream;
+            gh.frame_number = h.frame_number;
+            gh.device_ts_ms = h.device_ts_ms;
+            gh.ts_domain = h.ts_domain;
+            gh.host_ts_us = h.host_ts_us;
+            writer.write_record(&gh, &gap.encode()?)?;
+        }
+    }
+    if let Tail::Torn { offset, .. } = summary.tail {
+        report.torn_tail_bytes = reader.file_len() - offset;
+    }
+    if !report.input_closed || report.damaged_regions > 0 {
+        let event = Event {
+            kind: "recovery".into(),
+            message: serde_json::json!({
+                "source": input.display().to_string(),
+                "recovered_records": report.recovered_records,
+                "damaged_regions": report.damaged_regions,
+                "discarded_records": report.discarded_records,
+                "discarded_bytes": report.discarded_bytes,
+                "torn_tail_bytes": report.torn_tail_bytes,
+            })
+            .to_string(),
+        };
+        let mut eh = RecordHeader::bare(record_type::EVENT);
+        eh.host_ts_us = super::now_utc_us();
+        writer.write_record(&eh, &event.encode()?)?;
+    }
+    report.output_bytes = writer.finish()?.bytes;
+    Ok(report)
+}

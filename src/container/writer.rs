@@ -1,0 +1,413 @@
+//! Append-only `.rsrec` writer (`format-spec.md` §9).
+//!
+//! Records are appended through a buffer; every `index_interval` (or `index_max_entries`
+//! records) an index block lists what was written since the previous one; every
+//! `flush_interval` the buffer is flushed (and fsynced, per [`FsyncPolicy`]) so a crash
+//! loses at most that much. [`Writer::finish`] writes the final index and footer and then
+//! patches the index pointer in the preamble. The final index is rebuilt from the index
+//! blocks already on disk, so the writer's memory does not grow with the recording.
+//! After any I/O error the writer is poisoned: every later call fails.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::bytes::Builder;
+use super::error::{ContainerError, Result};
+use super::format::*;
+use super::header::FileHeader;
+use super::index::{
+    encode_final_entry, encode_footer, BlockEntry, IndexBlock, IndexEntry, SectionInfo,
+};
+use super::record::{parse_header, RecordHeader};
+
+/// When the writer asks the OS to put data on the disk.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// fsync after every periodic flush (at most `flush_interval` lost on power failure).
+    EveryFlush,
+    /// fsync only when the file is finished (a crash of rsrec loses nothing flushed; a power
+    /// failure may lose what the OS had not yet written).
+    OnClose,
+    /// Never fsync (tests, scratch files).
+    Never,
+}
+
+impl std::str::FromStr for FsyncPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "flush" | "every-flush" => Ok(Self::EveryFlush),
+            "close" | "on-close" => Ok(Self::OnClose),
+            "never" => Ok(Self::Never),
+            _ => Err(format!("unknown fsync policy '{s}' (flush, close, never)")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Flush buffered records at least this often (the most a crash can lose).
+    pub flush_interval: Duration,
+    /// Write an index block at least this often.
+    pub index_interval: Duration,
+    /// ... or when this many records are waiting to be indexed.
+    pub index_max_entries: usize,
+    pub fsync: FsyncPolicy,
+    /// Size of the write buffer.
+    pub buffer_size: usize,
+    /// Replace an existing file instead of failing.
+    pub overwrite: bool,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_secs(1),
+            index_interval: Duration::from_secs(1),
+            index_max_entries: 4096,
+            fsync: FsyncPolicy::EveryFlush,
+            buffer_size: 1 << 20,
+            overwrite: false,
+        }
+    }
+}
+
+impl WriterOptions {
+    /// Options whose output depends only on the records written (no clock): index blocks
+    /// every `entries` records. Used for test vectors.
+    pub fn deterministic(entries: usize) -> Self {
+        Self {
+            flush_interval: Duration::MAX,
+            index_interval: Duration::MAX,
+            index_max_entries: entries,
+            fsync: FsyncPolicy::Never,
+            ..Self::default()
+        }
+    }
+}
+
+/// Per (stream, record type) running totals.
+#[derive(Clone, Debug)]
+struct SectionStats {
+    count: u64,
+    payload_bytes: u64,
+    flags: u8,
+    last: Option<IndexEntry>,
+}
+
+/// What a finished file holds.
+#[derive(Clone, Debug, Default)]
+pub struct FinishStats {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+pub struct Writer {
+    path: PathBuf,
+    out: BufWriter<File>,
+    opts: WriterOptions,
+    /// Offset at which the next record starts.
+    pos: u64,
+    pending: Vec<BlockEntry>,
+    index_blocks: Vec<u64>,
+    sections: BTreeMap<(u8, u8), SectionStats>,
+    records: u64,
+    last_flush: Instant,
+    last_index: Instant,
+    poisoned: bool,
+    finished: bool,
+}
+
+impl Writer {
+    /// Creates `path` and writes the header. Fails if the file exists, unless
+    /// `opts.overwrite` is set.
+    pub fn create(path: impl AsRef<Path>, header: &FileHeader, opts: WriterOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let head = header.encode()?;
+        let mut oo = OpenOptions::new();
+        oo.read(true).write(true);
+        if opts.overwrite {
+            oo.create(true).truncate(true);
+        } else {
+            oo.create_new(true);
+        }
+        let file = oo.open(&path).map_err(|e| ContainerError::io(&path, e))?;
+        let mut out = BufWriter::with_capacity(opts.buffer_size, file);
+        out.write_all(&head).map_err(|e| ContainerError::io(&path, e))?;
+        let now = Instant::now();
+        Ok(Self {
+            path,
+            out,
+            opts,
+            pos: head.len() as u64,
+            pending: Vec::new(),
+            index_blocks: Vec::new(),
+            sections: BTreeMap::new(),
+            records: 0,
+            last_flush: now,
+            last_index: now,
+            poisoned: false,
+            finished: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written so far (including what is still buffered).
+    pub fn bytes_written(&self) -> u64 {
+        self.pos
+    }
+
+    /// Data records written so far.
+    pub fn records_written(&self) -> u64 {
+        self.records
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.poisoned || self.finished {
+            return Err(ContainerError::Poisoned);
+        }
+        Ok(())
+    }
+
+    fn io<T>(&mut self, r: std::io::Result<T>) -> Result<T> {
+        r.map_err(|e| {
+            self.poisoned = true;
+            ContainerError::Write(e)
+        })
+    }
+
+    fn append(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
+        let h = header.encode(payload)?;
+        let offset = self.pos;
+        let r = self.out.write_all(&h).and_then(|_| self.out.write_all(payload));
+        self.io(r)?;
+        self.pos += (h.len() + payload.len()) as u64;
+        Ok(offset)
+    }
+
+    /// Appends one data record and returns its offset. Index records are the writer's own
+    /// business and are rejected here.
+    pub fn write_record(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
+        self.check()?;
+        if matches!(
+            header.record_type,
+            record_type::INDEX_BLOCK | record_type::FINAL_INDEX
+        ) {
+            return Err(ContainerError::InvalidArgument(
+                "index records are written by the writer itself".into(),
+            ));
+        }
+        let offset = self.append(header, payload)?;
+        self.records += 1;
+        let entry = IndexEntry {
+            offset,
+            frame_number: header.frame_number,
+            device_ts_ms: header.device_ts_ms,
+            host_ts_us: header.host_ts_us,
+        };
+        let s = self
+            .sections
+            .entry((header.stream, header.record_type))
+            .or_insert(SectionStats {
+                count: 0,
+                payload_bytes: 0,
+                flags: SECTION_SORTED_BY_FRAME
+                    | SECTION_SORTED_BY_DEVICE_TS
+                    | SECTION_SORTED_BY_HOST_TS,
+                last: None,
+            });
+        s.count += 1;
+        s.payload_bytes += payload.len() as u64;
+        if let Some(last) = s.last {
+            if entry.frame_number < last.frame_number {
+                s.flags &= !SECTION_SORTED_BY_FRAME;
+            }
+            // `!(a >= b)` so that NaN also clears the flag.
+            if !(entry.device_ts_ms >= last.device_ts_ms) {
+                s.flags &= !SECTION_SORTED_BY_DEVICE_TS;
+            }
+            if entry.host_ts_us < last.host_ts_us {
+                s.flags &= !SECTION_SORTED_BY_HOST_TS;
+            }
+        }
+        s.last = Some(entry);
+        self.pending.push(BlockEntry {
+            stream: header.stream,
+            record_type: header.record_type,
+            payload_len: payload.len() as u32,
+            entry,
+        });
+        self.tick()?;
+        Ok(offset)
+    }
+
+    /// Writes an index block and/or flushes if their intervals have passed. Call it
+    /// periodically when no records arrive, so buffered data still reaches the disk.
+    pub fn tick(&mut self) -> Result<()> {
+        self.check()?;
+        if self.pending.len() >= self.opts.index_max_entries
+            || (!self.pending.is_empty() && self.last_index.elapsed() >= self.opts.index_interval)
+        {
+            self.write_index_block()?;
+        }
+        if self.last_flush.elapsed() >= self.opts.flush_interval {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn write_index_block(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let prev = self.index_blocks.last().copied().unwrap_or(0);
+        let payload = IndexBlock::encode(prev, &self.pending);
+        let offset = self.append(&RecordHeader::bare(record_type::INDEX_BLOCK), &payload)?;
+        self.index_blocks.push(offset);
+        self.pending.clear();
+        self.last_index = Instant::now();
+        Ok(())
+    }
+
+    /// Indexes what is pending, flushes the buffer and fsyncs per the policy.
+    pub fn flush(&mut self) -> Result<()> {
+        self.check()?;
+        self.write_index_block()?;
+        let r = self.out.flush();
+        self.io(r)?;
+        if self.opts.fsync == FsyncPolicy::EveryFlush {
+            let r = self.out.get_ref().sync_data();
+            self.io(r)?;
+        }
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    /// Writes the final index and footer, patches the preamble's index pointer and syncs.
+    pub fn finish(mut self) -> Result<FinishStats> {
+        self.check()?;
+        let r = self.finish_inner();
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+
+    fn finish_inner(&mut self) -> Result<FinishStats> {
+        self.write_index_block()?;
+        let r = self.out.flush();
+        self.io(r)?;
+
+        // Section table, then each section's entries read back from the index blocks.
+        let n_entries: u64 = self.sections.values().map(|s| s.count).sum();
+        let table_len = FINAL_INDEX_HEADER_LEN + self.sections.len() * FINAL_SECTION_LEN;
+        let payload_len = table_len as u64 + n_entries * FINAL_ENTRY_LEN as u64;
+        let mut b = Builder::new();
+        b.u32(self.sections.len() as u32).u32(0);
+        let mut start = table_len as u64;
+        for (&(stream, rtype), s) in &self.sections {
+            SectionInfo {
+                stream,
+                record_type: rtype,
+                flags: s.flags,
+                entry_count: s.count,
+                entries_start: start,
+                payload_bytes: s.payload_bytes,
+            }
+            .encode(&mut b);
+            start += s.count * FINAL_ENTRY_LEN as u64;
+        }
+        let index_offset = self.pos;
+        // Placeholder header; rewritten with the CRC once the payload is out.
+        let placeholder = [0u8; RECORD_HEADER_LEN];
+        let r = self.out.write_all(&placeholder);
+        self.io(r)?;
+        let mut crc = crc32c::crc32c(&b.buf);
+        let r = self.out.write_all(&b.buf);
+        self.io(r)?;
+        let keys: Vec<(u8, u8)> = self.sections.keys().copied().collect();
+        let mut entry_buf = Vec::new();
+        for key in keys {
+            let mut written = 0u64;
+            for i in 0..self.index_blocks.len() {
+                let block = self.read_back_block(self.index_blocks[i])?;
+                entry_buf.clear();
+                for be in &block.entries {
+                    if (be.stream, be.record_type) == key {
+                        encode_final_entry(&be.entry, &mut entry_buf);
+                        written += 1;
+                    }
+                }
+                crc = crc32c::crc32c_append(crc, &entry_buf);
+                let r = self.out.write_all(&entry_buf);
+                self.io(r)?;
+            }
+            if written != self.sections[&key].count {
+                return Err(ContainerError::BadIndex(format!(
+                    "index blocks on disk list {written} records of stream {} type {}, {} were written",
+                    key.0, key.1, self.sections[&key].count
+                )));
+            }
+        }
+        let header = RecordHeader::bare(record_type::FINAL_INDEX).encode_with_crc(payload_len, crc)?;
+        let footer = encode_footer(index_offset, self.records);
+        let r = self.out.write_all(&footer);
+        self.io(r)?;
+        let r = self.out.flush();
+        self.io(r)?;
+        let file = self.out.get_ref();
+        let r = file.write_all_at(&header, index_offset);
+        self.io(r)?;
+        self.pos = index_offset + RECORD_HEADER_LEN as u64 + payload_len + FOOTER_LEN as u64;
+        // Data and index must be on disk before the preamble says the file is closed.
+        if self.opts.fsync != FsyncPolicy::Never {
+            let r = self.out.get_ref().sync_data();
+            self.io(r)?;
+        }
+        let mut ptr = [0u8; 12];
+        ptr[..8].copy_from_slice(&index_offset.to_le_bytes());
+        let ptr_crc = crc32c::crc32c(&ptr[..8]);
+        ptr[8..].copy_from_slice(&ptr_crc.to_le_bytes());
+        let r = self.out.get_ref().write_all_at(&ptr, PRE_INDEX_OFFSET as u64);
+        self.io(r)?;
+        if self.opts.fsync != FsyncPolicy::Never {
+            let r = self.out.get_ref().sync_all();
+            self.io(r)?;
+        }
+        self.finished = true;
+        Ok(FinishStats {
+            records: self.records,
+            bytes: self.pos,
+        })
+    }
+
+    fn read_back_block(&mut self, offset: u64) -> Result<IndexBlock> {
+        let mut head = [0u8; RECORD_HEADER_LEN];
+        let r = self.out.get_ref().read_exact_at(&mut head, offset);
+        self.io(r)?;
+        let len = super::bytes::le_u32(&head, REC_PAYLOAD_LEN) as usize;
+        let mut rec = vec![0u8; RECORD_HEADER_LEN + len];
+        let r = self.out.get_ref().read_exact_at(&mut rec, offset);
+        self.io(r)?;
+        let r = parse_header(&rec, 0)?;
+        IndexBlock::decode(super::record::check_payload(&rec, &r)?)
+    }
+}
+
+impl Drop for Writer {
+    /// An unfinished writer flushes what it has, so the file stays recoverable; it does not
+    /// pretend the file was closed.
+    fn drop(&mut self) {
+        if !self.finished && !self.poisoned {
+            let _ = self.write_index_block();
+            let _ = self.out.flush();
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! rsrec: record Intel RealSense depth cameras into compact, crash-safe, seekable files.
+//!
+//! Layers, bottom up:
+//! - [`codec`]: pure depth codecs (no I/O).
+//! - [`container`]: the `.rsrec` file format: constants, header, records, writer, reader,
+//!   index and recovery.
+//! - [`pngdir`]: folders of 16-bit depth PNGs (import and datasets).
+//! - [`import`]: packs a PNG folder into an `.rsrec` file.
+//! - the `rsrec` binary (`src/cli`): thin command-line glue.
+
+pub mod codec;
+pub mod container;
+pub mod import;
+pub mod pngdir;

@@ -1,0 +1,18 @@
+//! The `rsrec` command: parses arguments, runs the subcommand, prints errors on one line.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("rsrec: error: {err:#}");
+            ExitCode::from(cli::EXIT_ERROR)
+        }
+    }
+}

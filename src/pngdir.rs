@@ -1,0 +1,163 @@
+//! Folders of 16-bit depth PNGs: listing in natural order and decoding to Z16.
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PngError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable PNG: {detail}")]
+    Decode { path: PathBuf, detail: String },
+    #[error("{path}: expected a 16-bit grayscale PNG, found {found}")]
+    NotDepth { path: PathBuf, found: String },
+    #[error("{path}: image is {width}x{height}, earlier frames are {expected_width}x{expected_height}")]
+    SizeChanged {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        expected_width: u32,
+        expected_height: u32,
+    },
+    #[error("no .png files in {0}")]
+    Empty(PathBuf),
+}
+
+/// Compares file names naturally: digit runs by value, so `2.png` sorts before `10.png`.
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (&a[..da], &b[..db]);
+                let ta = trim_zeros(na);
+                let tb = trim_zeros(nb);
+                let ord = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb)).then(da.cmp(&db));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[da..];
+                b = &b[db..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let z = d.iter().take_while(|c| **c == b'0').count();
+    &d[z..]
+}
+
+/// The depth folder of a dataset: `dir/depth/` if it exists, else `dir` itself.
+pub fn depth_dir(dir: &Path) -> PathBuf {
+    let sub = dir.join("depth");
+    if sub.is_dir() {
+        sub
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// The `.png` files of `dir`, in natural order.
+pub fn list_pngs(dir: &Path) -> Result<Vec<PathBuf>, PngError> {
+    let io = |source| PngError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+        })
+        .collect();
+    if files.is_empty() {
+        return Err(PngError::Empty(dir.to_path_buf()));
+    }
+    files.sort_by(|a, b| {
+        natural_cmp(
+            &a.file_name().unwrap_or_default().to_string_lossy(),
+            &b.file_name().unwrap_or_default().to_string_lossy(),
+        )
+    });
+    Ok(files)
+}
+
+/// A decoded depth image.
+pub struct DepthImage {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u16>,
+}
+
+/// Reads a 16-bit grayscale PNG into Z16 samples (PNG stores them big-endian).
+pub fn read_depth_png(path: &Path) -> Result<DepthImage, PngError> {
+    let file = File::open(path).map_err(|source| PngError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut decoder = png::Decoder::new(BufReader::new(file));
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let decode_err = |e: png::DecodingError| PngError::Decode {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let mut reader = decoder.read_info().map_err(decode_err)?;
+    let info = reader.info();
+    let (width, height) = (info.width, info.height);
+    if info.color_type != png::ColorType::Grayscale || info.bit_depth != png::BitDepth::Sixteen {
+        return Err(PngError::NotDepth {
+            path: path.to_path_buf(),
+            found: format!("{:?} {:?}-bit", info.color_type, info.bit_depth as u8),
+        });
+    }
+    crate::codec::frame_len(width, height).map_err(|e| PngError::Decode {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let mut buf = vec![0u8; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).map_err(decode_err)?;
+    let bytes = &buf[..frame.buffer_size()];
+    let data = bytes
+        .chunks_exact(2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .collect();
+    Ok(DepthImage {
+        width,
+        height,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["10.png", "2.png", "1.png", "000003.png", "a10", "a9", "b"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, ["1.png", "2.png", "000003.png", "10.png", "a9", "a10", "b"]);
+    }
+}
