@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The real RealSense depth sets with PNG frames (see ../shared/data/README.md).
+pub const PNG_SETS: [&str; 3] = [
+    "d4xx-lab-robot",
+    "d435-ceiling-highacc",
+    "d4xx-848x480-desk-holes",
+];
+
+/// Where the real data lives: `$RSREC_DATA_DIR`, else `../shared/data` beside the crate.
+/// Absent data is a loud skip, except under CI (`CI=true`) where it fails the test.
+pub fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("RSREC_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.join(PNG_SETS[0]).is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!(
+            "real RealSense data not found at {} (set RSREC_DATA_DIR); CI requires it",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "\n**********\nWARNING: real RealSense data not found at {} (set RSREC_DATA_DIR): SKIPPING this test\n**********\n",
+        dir.display()
+    );
+    None
+}
+
+/// Writes a 16-bit grayscale PNG.
+pub fn write_png16(path: &std::path::Path, width: u32, height: u32, data: &[u16]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Sixteen);
+    let mut w = enc.write_header().unwrap();
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_be_bytes()).collect();
+    w.write_image_data(&bytes).unwrap();
+}
+
+/// A synthetic depth frame: a tilted plane with holes and a rare 65535 outlier.
+pub fn synthetic_frame(width: u32, height: u32, seed: u64) -> Vec<u16> {
+    let mut out = Vec::with_capacity((width * height) as usize);
+    for y in 0..height as u64 {
+        for x in 0..width as u64 {
+            let h = (x * 7919 + y * 104_729 + seed * 1_299_709) % 1000;
+            out.push(match h {
+                0..=80 => 0,
+                999 => 65535,
+                _ => (600 + x * 3 + y * 2 + seed % 50 + h % 3) as u16,
+            });
+        }
+    }
+    out
+}
