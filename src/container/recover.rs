@@ -175,37 +175,65 @@ pub fn verify(reader: &Reader) -> VerifyReport {
         );
     }
     if reader.is_closed() {
+        let damaged = |o: u64| {
+            summary
+                .damage
+                .iter()
+                .any(|d| (d.offset..d.offset + d.len).contains(&o))
+        };
         for s in reader.sections() {
             let indexed: Vec<u64> = reader
                 .entries(s.stream, s.record_type)
                 .map(|e| e.offset)
                 .collect();
             let found = seen.remove(&(s.stream, s.record_type)).unwrap_or_default();
-            if indexed != found {
-                report.problem(
-                    indexed.first().copied().unwrap_or(0),
-                    format!(
-                        "final index lists {} records of stream {} type {:#04x}, the file holds {}",
-                        indexed.len(),
-                        s.stream,
-                        s.record_type,
-                        found.len()
-                    ),
-                );
-            }
+            check_index_section(&mut report, s.stream, s.record_type, &indexed, &found, damaged);
         }
-        for ((stream, t), offsets) in seen {
-            report.problem(
-                offsets[0],
-                format!(
-                    "{} records of stream {stream} type {t:#04x} are missing from the final index",
-                    offsets.len()
-                ),
-            );
+        for ((stream, t), found) in seen {
+            check_index_section(&mut report, stream, t, &[], &found, damaged);
         }
     }
     report.problems.sort_by_key(|p| p.offset);
     report
+}
+
+/// Compares the final index of one section with the records found by the scan (both in file
+/// order) and reports the first disagreement that damage does not already explain.
+fn check_index_section(
+    report: &mut VerifyReport,
+    stream: u8,
+    rtype: u8,
+    indexed: &[u64],
+    found: &[u64],
+    damaged: impl Fn(u64) -> bool,
+) {
+    let (mut i, mut j) = (0, 0);
+    while i < indexed.len() || j < found.len() {
+        match (indexed.get(i), found.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), b) if b.is_none_or(|b| a < b) => {
+                if !damaged(*a) {
+                    report.problem(
+                        *a,
+                        format!("final index lists a record of stream {stream} type {rtype:#04x} at offset {a} that the file does not hold"),
+                    );
+                    return;
+                }
+                i += 1;
+            }
+            (_, Some(b)) => {
+                report.problem(
+                    *b,
+                    format!("record of stream {stream} type {rtype:#04x} at offset {b} is missing from the final index"),
+                );
+                return;
+            }
+            (Some(_), None) | (None, None) => unreachable!("covered by the arms above"),
+        }
+    }
 }
 
 /// Outcome of [`recover`].

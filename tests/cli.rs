@@ -1,0 +1,184 @@
+//! Process-level tests of the `rsrec` binary: outputs, exit codes, one-line errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rsrec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rsrec"))
+        .args(args)
+        .output()
+        .expect("run rsrec")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A dataset folder with `depth/1.png`, `depth/2.png`, `depth/10.png` (distinct frames).
+fn dataset(root: &Path) -> (PathBuf, Vec<Vec<u16>>) {
+    let dir = root.join("myset");
+    std::fs::create_dir_all(dir.join("depth")).unwrap();
+    let mut frames = Vec::new();
+    for (i, name) in ["1.png", "2.png", "10.png"].iter().enumerate() {
+        let f = common::synthetic_frame(33, 17, i as u64);
+        common::write_png16(&dir.join("depth").join(name), 33, 17, &f);
+        frames.push(f);
+    }
+    (dir, frames)
+}
+
+fn import(root: &Path) -> (PathBuf, Vec<Vec<u16>>) {
+    let (dir, frames) = dataset(root);
+    let out = root.join("out");
+    let o = rsrec(&["import", p(&dir), "--fps", "15", "--out", p(&out), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (out.join("myset.rsrec"), frames)
+}
+
+#[test]
+fn import_info_verify_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, frames) = import(tmp.path());
+    // Natural sort: 10.png is the third frame.
+    let reader = rsrec::container::Reader::open(&file).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(&reader.read_depth(0, i).unwrap().data, f);
+    }
+
+    let o = rsrec(&["info", p(&file)]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(text.contains("closed cleanly"), "{text}");
+    assert!(text.contains("33x17"), "{text}");
+    assert!(text.contains("lz4-planes"), "{text}");
+
+    let o = rsrec(&["info", p(&file), "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["closed_cleanly"], true);
+    assert_eq!(v["streams"][0]["frames"], 3);
+    assert_eq!(v["streams"][0]["last_frame_number"], 2);
+    assert_eq!(v["streams"][0]["depth_units_m"], 0.001);
+    let dur = v["streams"][0]["duration_s"].as_f64().unwrap();
+    assert!((dur - 2.0 / 15.0).abs() < 1e-9, "{dur}");
+    assert!(v["streams"][0]["compression_ratio"].as_f64().unwrap() > 1.0);
+    assert_eq!(v["frames_lost"], 0);
+
+    let o = rsrec(&["verify", p(&file)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("OK"));
+}
+
+#[test]
+fn import_refuses_to_overwrite_without_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, _) = import(tmp.path());
+    let dir = tmp.path().join("myset");
+    let out = tmp.path().join("out");
+    let o = rsrec(&["import", p(&dir), "--fps", "15", "--out", p(&out)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    let o = rsrec(&["import", p(&dir), "--fps", "15", "--out", p(&out), "--force", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(file.exists());
+}
+
+#[test]
+fn bad_arguments_and_inputs_give_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = dataset(tmp.path());
+    let out = tmp.path().join("out");
+    let not_rsrec = tmp.path().join("notes.txt");
+    std::fs::write(&not_rsrec, "this is not an rsrec file at all, just some text\n").unwrap();
+    let empty = tmp.path().join("empty.rsrec");
+    std::fs::write(&empty, "").unwrap();
+    let missing = tmp.path().join("missing.rsrec");
+
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["info", p(&not_rsrec)], 1, "not an rsrec file"),
+        (vec!["verify", p(&not_rsrec)], 1, "not an rsrec file"),
+        (vec!["recover", p(&not_rsrec)], 1, "not an rsrec file"),
+        (vec!["info", p(&empty)], 1, "too short"),
+        (vec!["info", p(&missing)], 1, "No such file"),
+        (vec!["verify", p(tmp.path())], 1, "not a regular file"),
+        (vec!["import", p(&dir), "--fps", "0", "--out", p(&out)], 1, "--fps"),
+        (vec!["import", p(&missing), "--fps", "30", "--out", p(&out)], 1, "not a directory"),
+        (vec!["import", p(&out), "--fps", "30", "--out", p(&out)], 1, ""),
+        (vec!["import", p(&dir), "--fps", "30", "--out", p(&out), "--depth-codec", "gzip"], 2, "unknown depth codec"),
+        (vec!["import", p(&dir), "--out", p(&out)], 2, "--fps"),
+        (vec!["info"], 2, "FILE"),
+        (vec!["bogus"], 2, "unrecognized subcommand"),
+    ];
+    for (args, code, needle) in cases {
+        let o = rsrec(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        if code == 1 {
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
+            assert!(err.starts_with("rsrec: error: "), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn recover_exit_codes_distinguish_torn_tail_from_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, frames) = import(tmp.path());
+    let bytes = std::fs::read(&file).unwrap();
+    let reader = rsrec::container::Reader::open(&file).unwrap();
+    let last = reader.entry(0, 1, 2).unwrap().offset as usize;
+    let second = reader.entry(0, 1, 1).unwrap().offset as usize;
+    drop(reader);
+
+    // Cut in the middle of the last frame: a torn tail, exit 0, two frames recovered.
+    let torn = tmp.path().join("torn.rsrec");
+    std::fs::write(&torn, &bytes[..last + 60]).unwrap();
+    let o = rsrec(&["info", p(&torn)]);
+    assert!(stdout(&o).contains("NOT CLOSED"), "{}", stdout(&o));
+    let o = rsrec(&["verify", p(&torn)]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = rsrec(&["recover", p(&torn)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = tmp.path().join("torn.recovered.rsrec");
+    assert!(rsrec(&["verify", p(&out)]).status.success());
+    let r = rsrec::container::Reader::open(&out).unwrap();
+    assert_eq!(r.frame_count(0), 2);
+    assert_eq!(r.read_depth(0, 1).unwrap().data, frames[1]);
+    // Refuses to overwrite the output.
+    assert_eq!(rsrec(&["recover", p(&torn)]).status.code(), Some(1));
+
+    // Damage the second frame's payload: verify names its offset, recover exits 3 and
+    // records the lost frame as a gap.
+    let mut bad = bytes.clone();
+    bad[second + 100] ^= 0xFF;
+    let damaged = tmp.path().join("damaged.rsrec");
+    std::fs::write(&damaged, &bad).unwrap();
+    let o = rsrec(&["verify", p(&damaged)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("first at offset {second}")),
+        "{}",
+        stderr(&o)
+    );
+    let fixed = tmp.path().join("fixed.rsrec");
+    let o = rsrec(&["recover", p(&damaged), "-o", p(&fixed)]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(rsrec(&["verify", p(&fixed)]).status.success());
+    let o = rsrec(&["info", p(&fixed), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["streams"][0]["frames"], 2);
+    assert_eq!(v["frames_lost"], 1);
+    assert_eq!(v["gaps"][0]["reason"], "corrupted");
+    assert_eq!(v["gaps"][0]["first_frame"], 1);
+}
