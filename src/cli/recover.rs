@@ -64,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         if report.lost_data_in_middle() {
             println!(
-                "  DAMAGE: {} damaged region(s), {} record(s) / {} bytes discarded (recorded as gaps)",
+                "  DAMAGE: {} damaged region(s), {} record(s) / {} bytes discarded (gap records name the frames whose headers survived)",
                 report.damaged_regions, report.discarded_records, report.discarded_bytes
             );
         }

@@ -515,7 +515,7 @@ impl FileHeader {
                 what: "metadata JSON",
             }
         })?;
-        // Bytes after the known fields belong to a newer minor revision: ignored.
+        // Bytes after the known fields are ignored (§11): room for optional additions.
         let header = FileHeader {
             format_version: version,
             writer,

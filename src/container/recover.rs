@@ -243,8 +243,10 @@ pub struct RecoverReport {
     pub input_closed: bool,
     pub recovered_records: u64,
     pub recovered_depth_frames: u64,
-    /// Damaged stretches in the middle of the file.
+    /// Damaged stretches in the middle of the file that held data.
     pub damaged_regions: u64,
+    /// Damaged index records (no data lost: the output's index is rebuilt).
+    pub damaged_index_records: u64,
     /// Records with an intact header but damaged payload, and unparseable stretches.
     pub discarded_records: u64,
     pub discarded_bytes: u64,
@@ -307,6 +309,20 @@ pub fn recover(input: &Path, output: &Path, overwrite: bool) -> Result<RecoverRe
         return Err(e);
     }
     for d in &summary.damage {
+        // A stretch made only of index records with intact headers loses no data: the
+        // output's index is rebuilt anyway.
+        let covered: u64 = d.damaged_records.iter().map(|r| r.end() - r.offset).sum();
+        let only_index = covered == d.len
+            && d.damaged_records.iter().all(|r| {
+                matches!(
+                    r.header.record_type,
+                    record_type::INDEX_BLOCK | record_type::FINAL_INDEX
+                )
+            });
+        if only_index {
+            report.damaged_index_records += d.damaged_records.len() as u64;
+            continue;
+        }
         report.damaged_regions += 1;
         report.discarded_bytes += d.len;
         report.discarded_records += d.damaged_records.len().max(1) as u64;
@@ -340,13 +356,14 @@ pub fn recover(input: &Path, output: &Path, overwrite: bool) -> Result<RecoverRe
     if let Tail::Torn { offset, .. } = summary.tail {
         report.torn_tail_bytes = reader.file_len() - offset;
     }
-    if !report.input_closed || report.damaged_regions > 0 {
+    if !report.input_closed || report.damaged_regions > 0 || report.damaged_index_records > 0 {
         let event = Event {
             kind: "recovery".into(),
             message: serde_json::json!({
                 "source": input.display().to_string(),
                 "recovered_records": report.recovered_records,
                 "damaged_regions": report.damaged_regions,
+                "damaged_index_records": report.damaged_index_records,
                 "discarded_records": report.discarded_records,
                 "discarded_bytes": report.discarded_bytes,
                 "torn_tail_bytes": report.torn_tail_bytes,

@@ -136,6 +136,11 @@ impl Writer {
             oo.create_new(true);
         }
         let file = oo.open(&path).map_err(|e| ContainerError::io(&path, e))?;
+        let mut opts = opts;
+        // §6.1: a block holds at most MAX_INDEX_BLOCK_ENTRIES entries.
+        opts.index_max_entries = opts
+            .index_max_entries
+            .clamp(1, MAX_INDEX_BLOCK_ENTRIES as usize);
         let mut out = BufWriter::with_capacity(opts.buffer_size, file);
         out.write_all(&head).map_err(|e| ContainerError::io(&path, e))?;
         let now = Instant::now();
@@ -362,8 +367,12 @@ impl Writer {
         self.io(r)?;
         let r = self.out.flush();
         self.io(r)?;
-        let file = self.out.get_ref();
-        let r = file.write_all_at(&header, index_offset);
+        // The index and footer must be on disk before the header that makes them valid.
+        if self.opts.fsync != FsyncPolicy::Never {
+            let r = self.out.get_ref().sync_data();
+            self.io(r)?;
+        }
+        let r = self.out.get_ref().write_all_at(&header, index_offset);
         self.io(r)?;
         self.pos = index_offset + RECORD_HEADER_LEN as u64 + payload_len + FOOTER_LEN as u64;
         // Data and index must be on disk before the preamble says the file is closed.
