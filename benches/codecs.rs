@@ -129,7 +129,11 @@ fn main() {
             "codec benchmark: real data not found at {} (set RSREC_DATA_DIR); nothing measured",
             data.display()
         );
-        std::process::exit(if std::env::var("CI").is_ok_and(|v| v == "true") { 1 } else { 0 });
+        std::process::exit(if std::env::var("CI").is_ok_and(|v| v == "true") {
+            1
+        } else {
+            0
+        });
     }
     let subjects = [
         Subject::Lz4Raw,

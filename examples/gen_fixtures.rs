@@ -50,7 +50,15 @@ fn header() -> FileHeader {
         extrinsics: None,
         properties: Vec::new(),
     };
-    let mut color = stream(1, StreamKind::Color, "color", 64, 48, PixelFormat::Rgb8, 30.0);
+    let mut color = stream(
+        1,
+        StreamKind::Color,
+        "color",
+        64,
+        48,
+        PixelFormat::Rgb8,
+        30.0,
+    );
     color.properties = vec![("video_codec".into(), "libx265".into())];
     FileHeader {
         format_version: 1,
@@ -66,8 +74,24 @@ fn header() -> FileHeader {
         streams: vec![
             depth,
             color,
-            stream(2, StreamKind::Gyro, "gyro", 0, 0, PixelFormat::MotionXyz32f, 200.0),
-            stream(3, StreamKind::Accel, "accel", 0, 0, PixelFormat::MotionXyz32f, 63.0),
+            stream(
+                2,
+                StreamKind::Gyro,
+                "gyro",
+                0,
+                0,
+                PixelFormat::MotionXyz32f,
+                200.0,
+            ),
+            stream(
+                3,
+                StreamKind::Accel,
+                "accel",
+                0,
+                0,
+                PixelFormat::MotionXyz32f,
+                63.0,
+            ),
         ],
         metadata_json: r#"{"fixture":"all-records","note":"test vector"}"#.into(),
     }
@@ -111,8 +135,11 @@ fn write_records(w: &mut Writer) -> serde_json::Value {
         file_name: "cam.color.000.mkv".into(),
         codec: "libx265".into(),
     };
-    w.write_record(&rec(record_type::VIDEO_SEGMENT, 1, 0, CodecId::NONE), &seg.encode().unwrap())
-        .unwrap();
+    w.write_record(
+        &rec(record_type::VIDEO_SEGMENT, 1, 0, CodecId::NONE),
+        &seg.encode().unwrap(),
+    )
+    .unwrap();
     let mut depth = Vec::new();
     let mut payload = Vec::new();
     for i in 0..FRAMES {
@@ -124,8 +151,11 @@ fn write_records(w: &mut Writer) -> serde_json::Value {
                 reason: GapReason::QueueFull,
                 detail: "fixture gap".into(),
             };
-            w.write_record(&rec(record_type::GAP, 0, 3, CodecId::NONE), &gap.encode().unwrap())
-                .unwrap();
+            w.write_record(
+                &rec(record_type::GAP, 0, 3, CodecId::NONE),
+                &gap.encode().unwrap(),
+            )
+            .unwrap();
             continue;
         }
         let codec = CODECS[i as usize % CODECS.len()];
@@ -141,8 +171,11 @@ fn write_records(w: &mut Writer) -> serde_json::Value {
             segment: 0,
             index_in_video: i,
         };
-        w.write_record(&rec(record_type::COLOR_FRAME, 1, i, CodecId::NONE), &c.encode())
-            .unwrap();
+        w.write_record(
+            &rec(record_type::COLOR_FRAME, 1, i, CodecId::NONE),
+            &c.encode(),
+        )
+        .unwrap();
         let gyro: Vec<ImuSample> = (0..3)
             .map(|k| ImuSample {
                 frame_number: i * 3 + k,
@@ -228,7 +261,9 @@ fn main() -> ExitCode {
         match std::fs::read(dir.join(name)) {
             Ok(have) if have == want => println!("{name}: identical"),
             Ok(_) => {
-                eprintln!("{name}: DIFFERS from a fresh generation (format or codec output changed)");
+                eprintln!(
+                    "{name}: DIFFERS from a fresh generation (format or codec output changed)"
+                );
                 ok = false;
             }
             Err(e) => {

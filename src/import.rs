@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use crate::codec::{CodecError, DepthCodec};
 use crate::container::format::{record_type, ts_domain};
 use crate::container::{
-    ContainerError, DeviceInfo, Distortion, FileHeader, Intrinsics, RecordHeader,
-    StreamDescriptor, Writer, WriterOptions,
+    ContainerError, DeviceInfo, Distortion, FileHeader, Intrinsics, RecordHeader, StreamDescriptor,
+    Writer, WriterOptions,
 };
 use crate::pngdir::{self, PngError};
 
@@ -89,10 +89,16 @@ pub fn read_open3d_intrinsics(path: &Path) -> Result<(u32, u32, Intrinsics), Imp
         .as_array()
         .ok_or_else(|| err("no intrinsic_matrix array".into()))?
         .iter()
-        .map(|x| x.as_f64().ok_or_else(|| err("non-numeric matrix entry".into())))
+        .map(|x| {
+            x.as_f64()
+                .ok_or_else(|| err("non-numeric matrix entry".into()))
+        })
         .collect::<Result<_, _>>()?;
     if m.len() != 9 {
-        return Err(err(format!("intrinsic_matrix has {} entries, not 9", m.len())));
+        return Err(err(format!(
+            "intrinsic_matrix has {} entries, not 9",
+            m.len()
+        )));
     }
     let dim = |k: &str| {
         v[k].as_u64()
@@ -180,7 +186,9 @@ pub fn import_png_dir(
     let mut depth = StreamDescriptor::depth(0, width, height, opts.fps);
     depth.depth_units = opts.depth_units;
     depth.intrinsics = intrinsics;
-    depth.properties.push(("default_codec".into(), opts.codec.to_string()));
+    depth
+        .properties
+        .push(("default_codec".into(), opts.codec.to_string()));
     let mut header = FileHeader::new(
         DeviceInfo {
             name: "PNG import".into(),

@@ -17,7 +17,9 @@ pub enum PngError {
     Decode { path: PathBuf, detail: String },
     #[error("{path}: expected a 16-bit grayscale PNG, found {found}")]
     NotDepth { path: PathBuf, found: String },
-    #[error("{path}: image is {width}x{height}, earlier frames are {expected_width}x{expected_height}")]
+    #[error(
+        "{path}: image is {width}x{height}, earlier frames are {expected_width}x{expected_height}"
+    )]
     SizeChanged {
         path: PathBuf,
         width: u32,
@@ -43,7 +45,11 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
                 let (na, nb) = (&a[..da], &b[..db]);
                 let ta = trim_zeros(na);
                 let tb = trim_zeros(nb);
-                let ord = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb)).then(da.cmp(&db));
+                let ord = ta
+                    .len()
+                    .cmp(&tb.len())
+                    .then_with(|| ta.cmp(tb))
+                    .then(da.cmp(&db));
                 if ord != Ordering::Equal {
                     return ord;
                 }
@@ -86,11 +92,7 @@ pub fn list_pngs(dir: &Path) -> Result<Vec<PathBuf>, PngError> {
         .map_err(io)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("png"))
-        })
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
         .collect();
     if files.is_empty() {
         return Err(PngError::Empty(dir.to_path_buf()));
@@ -158,6 +160,9 @@ mod tests {
     fn natural_order() {
         let mut v = vec!["10.png", "2.png", "1.png", "000003.png", "a10", "a9", "b"];
         v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(v, ["1.png", "2.png", "000003.png", "10.png", "a9", "a10", "b"]);
+        assert_eq!(
+            v,
+            ["1.png", "2.png", "000003.png", "10.png", "a9", "a10", "b"]
+        );
     }
 }

@@ -40,7 +40,15 @@ fn dataset(root: &Path) -> (PathBuf, Vec<Vec<u16>>) {
 fn import(root: &Path) -> (PathBuf, Vec<Vec<u16>>) {
     let (dir, frames) = dataset(root);
     let out = root.join("out");
-    let o = rsrec(&["import", p(&dir), "--fps", "15", "--out", p(&out), "--quiet"]);
+    let o = rsrec(&[
+        "import",
+        p(&dir),
+        "--fps",
+        "15",
+        "--out",
+        p(&out),
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     (out.join("myset.rsrec"), frames)
 }
@@ -88,7 +96,16 @@ fn import_refuses_to_overwrite_without_force() {
     let o = rsrec(&["import", p(&dir), "--fps", "15", "--out", p(&out)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
-    let o = rsrec(&["import", p(&dir), "--fps", "15", "--out", p(&out), "--force", "-q"]);
+    let o = rsrec(&[
+        "import",
+        p(&dir),
+        "--fps",
+        "15",
+        "--out",
+        p(&out),
+        "--force",
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(file.exists());
 }
@@ -99,7 +116,11 @@ fn bad_arguments_and_inputs_give_one_line_errors() {
     let (dir, _) = dataset(tmp.path());
     let out = tmp.path().join("out");
     let not_rsrec = tmp.path().join("notes.txt");
-    std::fs::write(&not_rsrec, "this is not an rsrec file at all, just some text\n").unwrap();
+    std::fs::write(
+        &not_rsrec,
+        "this is not an rsrec file at all, just some text\n",
+    )
+    .unwrap();
     let empty = tmp.path().join("empty.rsrec");
     std::fs::write(&empty, "").unwrap();
     let missing = tmp.path().join("missing.rsrec");
@@ -111,10 +132,35 @@ fn bad_arguments_and_inputs_give_one_line_errors() {
         (vec!["info", p(&empty)], 1, "too short"),
         (vec!["info", p(&missing)], 1, "No such file"),
         (vec!["verify", p(tmp.path())], 1, "not a regular file"),
-        (vec!["import", p(&dir), "--fps", "0", "--out", p(&out)], 1, "--fps"),
-        (vec!["import", p(&missing), "--fps", "30", "--out", p(&out)], 1, "not a directory"),
-        (vec!["import", p(&out), "--fps", "30", "--out", p(&out)], 1, ""),
-        (vec!["import", p(&dir), "--fps", "30", "--out", p(&out), "--depth-codec", "gzip"], 2, "unknown depth codec"),
+        (
+            vec!["import", p(&dir), "--fps", "0", "--out", p(&out)],
+            1,
+            "--fps",
+        ),
+        (
+            vec!["import", p(&missing), "--fps", "30", "--out", p(&out)],
+            1,
+            "not a directory",
+        ),
+        (
+            vec!["import", p(&out), "--fps", "30", "--out", p(&out)],
+            1,
+            "",
+        ),
+        (
+            vec![
+                "import",
+                p(&dir),
+                "--fps",
+                "30",
+                "--out",
+                p(&out),
+                "--depth-codec",
+                "gzip",
+            ],
+            2,
+            "unknown depth codec",
+        ),
         (vec!["import", p(&dir), "--out", p(&out)], 2, "--fps"),
         (vec!["info"], 2, "FILE"),
         (vec!["bogus"], 2, "unrecognized subcommand"),
@@ -125,7 +171,11 @@ fn bad_arguments_and_inputs_give_one_line_errors() {
         assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
         if code == 1 {
-            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "{args:?}: not one line: {err}"
+            );
             assert!(err.starts_with("rsrec: error: "), "{args:?}: {err}");
         }
     }

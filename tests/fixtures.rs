@@ -49,8 +49,9 @@ fn closed_v1_fixture_reads_as_expected() {
     let n = content["depth_frames"].as_array().unwrap().len();
     check_frames(&reader, content, n);
     // Every codec appears.
-    let codecs: std::collections::BTreeSet<u8> =
-        (0..n).map(|i| reader.read_depth(0, i).unwrap().header.codec.0).collect();
+    let codecs: std::collections::BTreeSet<u8> = (0..n)
+        .map(|i| reader.read_depth(0, i).unwrap().header.codec.0)
+        .collect();
     assert_eq!(codecs.len(), 3);
     assert_eq!(
         reader.count(1, record_type::COLOR_FRAME) as u64,
@@ -65,11 +66,20 @@ fn closed_v1_fixture_reads_as_expected() {
     assert_eq!(gaps[0].1.reason, GapReason::QueueFull);
     assert_eq!(reader.events().unwrap().len(), 1);
     // Seek by frame number and by timestamp.
-    assert_eq!(reader.find_frame_number(0, record_type::DEPTH_FRAME, 4), Some(3));
-    assert_eq!(reader.find_frame_number(0, record_type::DEPTH_FRAME, 3), None);
+    assert_eq!(
+        reader.find_frame_number(0, record_type::DEPTH_FRAME, 4),
+        Some(3)
+    );
+    assert_eq!(
+        reader.find_frame_number(0, record_type::DEPTH_FRAME, 3),
+        None
+    );
     let ts = content["depth_frames"][2]["device_ts_ms"].as_f64().unwrap();
     assert_eq!(reader.seek_device_ts(0, record_type::DEPTH_FRAME, ts), 2);
-    assert_eq!(reader.seek_device_ts(0, record_type::DEPTH_FRAME, ts - 0.001), 2);
+    assert_eq!(
+        reader.seek_device_ts(0, record_type::DEPTH_FRAME, ts - 0.001),
+        2
+    );
     assert_eq!(reader.seek_device_ts(0, record_type::DEPTH_FRAME, 1e12), n);
     assert!(verify(&reader).ok());
 }

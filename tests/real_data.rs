@@ -55,7 +55,10 @@ fn every_real_frame_round_trips_through_every_codec_and_file() {
             for (i, f) in frames.iter().enumerate() {
                 let got = reader.read_depth(0, i).unwrap();
                 assert_eq!(got.header.frame_number, i as u64);
-                assert!(got.data == f.data, "{set} frame {i} differs after import ({codec})");
+                assert!(
+                    got.data == f.data,
+                    "{set} frame {i} differs after import ({codec})"
+                );
             }
 
             let verify = Command::new(env!("CARGO_BIN_EXE_rsrec"))

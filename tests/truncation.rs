@@ -7,8 +7,8 @@ use std::path::Path;
 
 use rsrec::codec::DepthCodec;
 use rsrec::container::format::{record_type, ts_domain, FOOTER_LEN};
-use rsrec::container::recover::{recover, verify};
 use rsrec::container::record::parse_header;
+use rsrec::container::recover::{recover, verify};
 use rsrec::container::{
     Event, FileHeader, Gap, GapReason, OpenedVia, Reader, RecordHeader, StreamDescriptor, Writer,
     WriterOptions,
@@ -50,7 +50,10 @@ fn sample(dir: &Path) -> Sample {
         None => (0..25).map(|i| common::synthetic_frame(W, H, i)).collect(),
     };
     let path = dir.join("sample.rsrec");
-    let header = FileHeader::new(Default::default(), vec![StreamDescriptor::depth(0, W, H, 30.0)]);
+    let header = FileHeader::new(
+        Default::default(),
+        vec![StreamDescriptor::depth(0, W, H, 30.0)],
+    );
     let mut w = Writer::create(&path, &header, WriterOptions::deterministic(7)).unwrap();
     let mut payload = Vec::new();
     let mut frames = Vec::new();
@@ -87,8 +90,11 @@ fn sample(dir: &Path) -> Sample {
                 kind: "note".into(),
                 message: "halfway".into(),
             };
-            w.write_record(&RecordHeader::bare(record_type::EVENT), &e.encode().unwrap())
-                .unwrap();
+            w.write_record(
+                &RecordHeader::bare(record_type::EVENT),
+                &e.encode().unwrap(),
+            )
+            .unwrap();
         }
     }
     w.finish().unwrap();
@@ -121,7 +127,10 @@ fn sample(dir: &Path) -> Sample {
 fn check_cut(s: &Sample, cut: usize, dir: &Path) -> Option<OpenedVia> {
     let prefix = s.bytes[..cut].to_vec();
     if (cut as u64) < s.first_record {
-        assert!(Reader::from_bytes(prefix).is_err(), "cut {cut} inside the header");
+        assert!(
+            Reader::from_bytes(prefix).is_err(),
+            "cut {cut} inside the header"
+        );
         return None;
     }
     let reader = Reader::from_bytes(prefix.clone()).unwrap();
@@ -143,7 +152,11 @@ fn check_cut(s: &Sample, cut: usize, dir: &Path) -> Option<OpenedVia> {
     let rec = Reader::open(&output).unwrap();
     assert!(rec.is_closed());
     let v = verify(&rec);
-    assert!(v.ok(), "cut {cut}: recovered file does not verify: {:?}", v.problems);
+    assert!(
+        v.ok(),
+        "cut {cut}: recovered file does not verify: {:?}",
+        v.problems
+    );
     assert_eq!(rec.frame_count(0), expected);
     if expected > 0 {
         assert!(rec.read_depth(0, expected - 1).unwrap().data == s.frames[expected - 1]);
@@ -165,7 +178,10 @@ fn truncation_at_every_record_boundary() {
         }
     }
     // Past the first index block, unclosed files open through the chain of index blocks.
-    assert!(via_blocks > s.spans.len() / 2, "only {via_blocks} cuts used index blocks");
+    assert!(
+        via_blocks > s.spans.len() / 2,
+        "only {via_blocks} cuts used index blocks"
+    );
     // One byte into and one byte before the end of each record.
     for &(start, end) in &s.spans {
         check_cut(&s, start as usize + 1, dir.path());
@@ -228,10 +244,20 @@ fn flipped_bytes_are_reported_at_the_damaged_record() {
         let rep = recover(&input, &output, false).unwrap();
         let rec = Reader::open(&output).unwrap();
         let v = verify(&rec);
-        assert!(v.ok(), "round {round}: recovered file fails: {:?}", v.problems);
-        let data_record = s.frame_ends.iter().any(|&e| e == s.spans.iter().find(|(a, _)| *a == start).unwrap().1);
+        assert!(
+            v.ok(),
+            "round {round}: recovered file fails: {:?}",
+            v.problems
+        );
+        let data_record = s
+            .frame_ends
+            .iter()
+            .any(|&e| e == s.spans.iter().find(|(a, _)| *a == start).unwrap().1);
         if data_record {
-            assert!(rep.lost_data_in_middle() || rep.torn_tail_bytes > 0, "round {round}: {rep:?}");
+            assert!(
+                rep.lost_data_in_middle() || rep.torn_tail_bytes > 0,
+                "round {round}: {rep:?}"
+            );
             assert!(rec.frame_count(0) < 60);
         }
     }

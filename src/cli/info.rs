@@ -178,7 +178,10 @@ fn print_text(r: &serde_json::Value) {
         s(&d["model"]),
         s(&d["firmware"])
     );
-    println!("size:     {}", fmt_bytes(r["file_bytes"].as_u64().unwrap_or(0)));
+    println!(
+        "size:     {}",
+        fmt_bytes(r["file_bytes"].as_u64().unwrap_or(0))
+    );
     for st in r["streams"].as_array().into_iter().flatten() {
         println!(
             "stream {} {} \"{}\": {}x{} {} @ {} fps{}",
@@ -237,7 +240,11 @@ fn print_text(r: &serde_json::Value) {
     if gaps.is_empty() {
         println!("gaps:     none");
     } else {
-        println!("gaps:     {} ({} frames lost)", gaps.len(), r["frames_lost"]);
+        println!(
+            "gaps:     {} ({} frames lost)",
+            gaps.len(),
+            r["frames_lost"]
+        );
         for g in gaps.iter().take(20) {
             println!(
                 "  stream {} frames {}..{} ({}): {} {}",

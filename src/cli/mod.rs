@@ -54,7 +54,15 @@ mod tests {
         assert!(Cli::try_parse_from(["rsrec", "verify", "f.rsrec"]).is_ok());
         assert!(Cli::try_parse_from(["rsrec", "recover", "f.rsrec", "-o", "g.rsrec"]).is_ok());
         assert!(Cli::try_parse_from([
-            "rsrec", "import", "dir", "--fps", "30", "--out", "o", "--depth-codec", "zstd-planes:5"
+            "rsrec",
+            "import",
+            "dir",
+            "--fps",
+            "30",
+            "--out",
+            "o",
+            "--depth-codec",
+            "zstd-planes:5"
         ])
         .is_ok());
     }
@@ -64,10 +72,20 @@ mod tests {
         assert!(Cli::try_parse_from(["rsrec", "info"]).is_err());
         assert!(Cli::try_parse_from(["rsrec", "import", "dir", "--out", "o"]).is_err());
         assert!(Cli::try_parse_from([
-            "rsrec", "import", "dir", "--fps", "30", "--out", "o", "--depth-codec", "gzip"
+            "rsrec",
+            "import",
+            "dir",
+            "--fps",
+            "30",
+            "--out",
+            "o",
+            "--depth-codec",
+            "gzip"
         ])
         .is_err());
-        assert!(Cli::try_parse_from(["rsrec", "import", "dir", "--fps", "abc", "--out", "o"]).is_err());
+        assert!(
+            Cli::try_parse_from(["rsrec", "import", "dir", "--fps", "abc", "--out", "o"]).is_err()
+        );
         assert!(Cli::try_parse_from(["rsrec", "frobnicate"]).is_err());
     }
 }

@@ -37,7 +37,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.file.with_file_name(format!("{stem}.recovered.rsrec"))
     });
     if out.exists() && !args.force {
-        anyhow::bail!("{} already exists (use --force to replace it)", out.display());
+        anyhow::bail!(
+            "{} already exists (use --force to replace it)",
+            out.display()
+        );
     }
     let report = recover(&args.file, &out, args.force)
         .with_context(|| format!("recovering {}", args.file.display()))?;

@@ -62,10 +62,7 @@ pub enum CodecError {
         actual: usize,
     },
     #[error("{codec}: corrupt payload: {detail}")]
-    Corrupt {
-        codec: &'static str,
-        detail: String,
-    },
+    Corrupt { codec: &'static str, detail: String },
     #[error("{codec}: decoded {actual} bytes, the frame needs {expected}")]
     WrongDecodedLen {
         codec: &'static str,
@@ -314,8 +311,8 @@ mod tests {
         (1u32..70, 1u32..40).prop_flat_map(|(w, h)| {
             let n = (w * h) as usize;
             let noise = proptest::collection::vec(any::<u16>(), n);
-            let smooth = (0u16..60000, proptest::collection::vec(0u16..4, n)).prop_map(
-                |(base, steps)| {
+            let smooth =
+                (0u16..60000, proptest::collection::vec(0u16..4, n)).prop_map(|(base, steps)| {
                     let mut v = base;
                     steps
                         .into_iter()
@@ -328,8 +325,7 @@ mod tests {
                             }
                         })
                         .collect()
-                },
-            );
+                });
             (Just(w), Just(h), prop_oneof![noise, smooth])
         })
     }

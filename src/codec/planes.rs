@@ -62,15 +62,19 @@ pub(super) fn encode_lz4(depth: &[u16], out: &mut Vec<u8>) -> Result<(), CodecEr
         let n = depth.len();
         let max = lz4_flex::block::get_maximum_output_size(n);
         out.resize(4 + 2 * max, 0);
-        let hi_len = lz4_flex::block::compress_into(&planes[..n], &mut out[4..4 + max])
-            .map_err(|e| CodecError::Corrupt {
-                codec: "lz4-planes",
-                detail: e.to_string(),
+        let hi_len =
+            lz4_flex::block::compress_into(&planes[..n], &mut out[4..4 + max]).map_err(|e| {
+                CodecError::Corrupt {
+                    codec: "lz4-planes",
+                    detail: e.to_string(),
+                }
             })?;
-        let lo_len = lz4_flex::block::compress_into(&planes[n..], &mut out[4 + hi_len..])
-            .map_err(|e| CodecError::Corrupt {
-                codec: "lz4-planes",
-                detail: e.to_string(),
+        let lo_len =
+            lz4_flex::block::compress_into(&planes[n..], &mut out[4 + hi_len..]).map_err(|e| {
+                CodecError::Corrupt {
+                    codec: "lz4-planes",
+                    detail: e.to_string(),
+                }
             })?;
         out[..4].copy_from_slice(&(hi_len as u32).to_le_bytes());
         out.truncate(4 + hi_len + lo_len);
@@ -87,10 +91,11 @@ pub(super) fn decode_lz4(payload: &[u8], out: &mut [u16]) -> Result<(), CodecErr
         planes.resize(2 * n, 0);
         let (hi, lo) = planes.split_at_mut(n);
         for (src, dst) in [(hi_c, hi), (lo_c, lo)] {
-            let got = lz4_flex::block::decompress_into(src, dst).map_err(|e| CodecError::Corrupt {
-                codec: C,
-                detail: e.to_string(),
-            })?;
+            let got =
+                lz4_flex::block::decompress_into(src, dst).map_err(|e| CodecError::Corrupt {
+                    codec: C,
+                    detail: e.to_string(),
+                })?;
             if got != n {
                 return Err(CodecError::WrongDecodedLen {
                     codec: C,

@@ -161,7 +161,12 @@ impl Builder {
         self.buf.extend_from_slice(s.as_bytes());
         Ok(self)
     }
-    pub fn blob(&mut self, b: &[u8], cap: u32, what: &'static str) -> Result<&mut Self, FormatError> {
+    pub fn blob(
+        &mut self,
+        b: &[u8],
+        cap: u32,
+        what: &'static str,
+    ) -> Result<&mut Self, FormatError> {
         if b.len() as u64 > cap as u64 {
             return Err(FormatError::LimitExceeded {
                 what,

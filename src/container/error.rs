@@ -56,7 +56,11 @@ pub enum ContainerError {
         actual: u32,
     },
     #[error("record at offset {offset}: payload of {len} bytes runs past the end of the file ({file_len} bytes)")]
-    RecordPastEnd { offset: u64, len: u64, file_len: u64 },
+    RecordPastEnd {
+        offset: u64,
+        len: u64,
+        file_len: u64,
+    },
     #[error("record at offset {offset}: {message}")]
     BadRecord { offset: u64, message: String },
     #[error("record at offset {offset}: {source}")]

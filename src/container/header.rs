@@ -332,7 +332,11 @@ impl FileHeader {
             }
             b.map(&s.properties, MAX_MAP_ENTRIES, W)?;
         }
-        b.blob(self.metadata_json.as_bytes(), MAX_METADATA_LEN, "metadata JSON")?;
+        b.blob(
+            self.metadata_json.as_bytes(),
+            MAX_METADATA_LEN,
+            "metadata JSON",
+        )?;
         let body = b.buf;
         if body.len() as u64 > MAX_HEADER_LEN as u64 {
             return Err(ContainerError::LimitExceeded {
@@ -510,11 +514,10 @@ impl FileHeader {
             });
         }
         let metadata = c.blob(MAX_METADATA_LEN)?;
-        let metadata_json = String::from_utf8(metadata.to_vec()).map_err(|_| {
-            ContainerError::BadUtf8 {
+        let metadata_json =
+            String::from_utf8(metadata.to_vec()).map_err(|_| ContainerError::BadUtf8 {
                 what: "metadata JSON",
-            }
-        })?;
+            })?;
         // Bytes after the known fields are ignored (§11): room for optional additions.
         let header = FileHeader {
             format_version: version,

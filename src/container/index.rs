@@ -14,6 +14,30 @@ pub struct IndexEntry {
     pub host_ts_us: i64,
 }
 
+/// All §6.2 sort flags: what a section starts with before any entry contradicts them.
+pub const ALL_SORTED: u8 =
+    SECTION_SORTED_BY_FRAME | SECTION_SORTED_BY_DEVICE_TS | SECTION_SORTED_BY_HOST_TS;
+
+/// Clears the sort flags that entry `e`, following `last`, contradicts. A NaN device
+/// timestamp counts as unsorted.
+pub fn update_sort_flags(flags: &mut u8, last: Option<&IndexEntry>, e: &IndexEntry) {
+    let Some(last) = last else {
+        return;
+    };
+    if e.frame_number < last.frame_number {
+        *flags &= !SECTION_SORTED_BY_FRAME;
+    }
+    if !matches!(
+        e.device_ts_ms.partial_cmp(&last.device_ts_ms),
+        Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+    ) {
+        *flags &= !SECTION_SORTED_BY_DEVICE_TS;
+    }
+    if e.host_ts_us < last.host_ts_us {
+        *flags &= !SECTION_SORTED_BY_HOST_TS;
+    }
+}
+
 /// An index-block entry: an [`IndexEntry`] with its stream, record type and payload length.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BlockEntry {

@@ -15,7 +15,8 @@ use super::error::{ContainerError, Result};
 use super::format::*;
 use super::header::{FileHeader, StreamKind};
 use super::index::{
-    decode_final_entry, decode_final_sections, decode_footer, IndexBlock, IndexEntry,
+    decode_final_entry, decode_final_sections, decode_footer, update_sort_flags, IndexBlock,
+    IndexEntry, ALL_SORTED,
 };
 use super::record::{check_payload, parse_header, Event, Gap, RecordHeader, RecordRef};
 use super::scan::{scan, ScanMode, Tail};
@@ -51,7 +52,10 @@ pub enum OpenedVia {
 #[derive(Debug)]
 enum Entries {
     /// `count` 32-byte entries at absolute file offset `start`.
-    Mapped { start: usize, count: usize },
+    Mapped {
+        start: usize,
+        count: usize,
+    },
     Owned(Vec<IndexEntry>),
 }
 
@@ -168,7 +172,9 @@ impl Reader {
     fn load_final_index(&self, offset: u64) -> Result<Vec<Section>> {
         let d = &self.data;
         if offset < self.first_record {
-            return Err(ContainerError::BadIndex("index pointer inside the header".into()));
+            return Err(ContainerError::BadIndex(
+                "index pointer inside the header".into(),
+            ));
         }
         let r = parse_header(d, offset)?;
         if r.header.record_type != record_type::FINAL_INDEX {
@@ -182,7 +188,9 @@ impl Reader {
             .filter(|f| f.len() == FOOTER_LEN)
             .and_then(decode_footer);
         if footer.map(|(o, _)| o) != Some(offset) {
-            return Err(ContainerError::BadIndex("footer does not match the final index".into()));
+            return Err(ContainerError::BadIndex(
+                "footer does not match the final index".into(),
+            ));
         }
         let payload = super::record::payload(d, &r);
         let infos = decode_final_sections(payload)?;
@@ -351,9 +359,9 @@ impl Reader {
 
     fn section_entry(&self, s: &Section, i: usize) -> Option<IndexEntry> {
         match &s.entries {
-            Entries::Mapped { start, count } => (i < *count).then(|| {
-                decode_final_entry(&self.data[start + i * FINAL_ENTRY_LEN..])
-            }),
+            Entries::Mapped { start, count } => {
+                (i < *count).then(|| decode_final_entry(&self.data[start + i * FINAL_ENTRY_LEN..]))
+            }
             Entries::Owned(v) => v.get(i).copied(),
         }
     }
@@ -470,7 +478,13 @@ impl Reader {
         })
     }
 
-    fn seek_by(&self, stream: u8, rtype: u8, flag: u8, before: impl Fn(&IndexEntry) -> bool) -> usize {
+    fn seek_by(
+        &self,
+        stream: u8,
+        rtype: u8,
+        flag: u8,
+        before: impl Fn(&IndexEntry) -> bool,
+    ) -> usize {
         let Some(s) = self.section(stream, rtype) else {
             return 0;
         };
@@ -510,10 +524,13 @@ impl Reader {
         for s in self.sections.iter().filter(|s| s.record_type == rtype) {
             for i in 0..s.len() {
                 let (r, p) = self.read_record(s.stream, rtype, i)?;
-                out.push((s.stream, f(p).map_err(|e| ContainerError::BadRecord {
-                    offset: r.offset,
-                    message: e.to_string(),
-                })?));
+                out.push((
+                    s.stream,
+                    f(p).map_err(|e| ContainerError::BadRecord {
+                        offset: r.offset,
+                        message: e.to_string(),
+                    })?,
+                ));
             }
         }
         Ok(out)
@@ -538,9 +555,7 @@ impl SectionBuilder {
                 self.sections.push(Section {
                     stream,
                     record_type,
-                    flags: SECTION_SORTED_BY_FRAME
-                        | SECTION_SORTED_BY_DEVICE_TS
-                        | SECTION_SORTED_BY_HOST_TS,
+                    flags: ALL_SORTED,
                     payload_bytes: 0,
                     entries: Entries::Owned(Vec::new()),
                 });
@@ -552,23 +567,12 @@ impl SectionBuilder {
         let Entries::Owned(v) = &mut s.entries else {
             unreachable!("builder sections own their entries")
         };
-        if let Some(last) = v.last() {
-            if e.frame_number < last.frame_number {
-                s.flags &= !SECTION_SORTED_BY_FRAME;
-            }
-            if !(e.device_ts_ms >= last.device_ts_ms) {
-                s.flags &= !SECTION_SORTED_BY_DEVICE_TS;
-            }
-            if e.host_ts_us < last.host_ts_us {
-                s.flags &= !SECTION_SORTED_BY_HOST_TS;
-            }
-        }
+        update_sort_flags(&mut s.flags, v.last(), &e);
         v.push(e);
     }
 
     fn finish(mut self) -> Vec<Section> {
-        self.sections
-            .sort_by_key(|s| (s.stream, s.record_type));
+        self.sections.sort_by_key(|s| (s.stream, s.record_type));
         self.sections
     }
 }

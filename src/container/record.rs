@@ -335,8 +335,11 @@ impl Event {
     pub const MAX_MESSAGE: u32 = 1 << 20;
     pub fn encode(&self) -> Result<Vec<u8>> {
         let mut b = Builder::new();
-        b.string(&self.kind, "event kind")?
-            .blob(self.message.as_bytes(), Self::MAX_MESSAGE, "event message")?;
+        b.string(&self.kind, "event kind")?.blob(
+            self.message.as_bytes(),
+            Self::MAX_MESSAGE,
+            "event message",
+        )?;
         Ok(b.buf)
     }
     pub fn decode(p: &[u8]) -> Result<Self> {

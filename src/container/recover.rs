@@ -67,7 +67,11 @@ fn check_record(reader: &Reader, h: &RecordHeader, p: &[u8], scratch: &mut Vec<u
                 .stream(h.stream)
                 .ok_or_else(|| bad(format!("depth frame of unknown stream {}", h.stream)))?;
             if s.kind != StreamKind::Depth {
-                return Err(bad(format!("depth frame in {} stream {}", s.kind.name(), s.id)));
+                return Err(bad(format!(
+                    "depth frame in {} stream {}",
+                    s.kind.name(),
+                    s.id
+                )));
             }
             let n = codec::frame_len(s.width, s.height).map_err(|e| bad(e.to_string()))?;
             scratch.resize(n, 0);
@@ -94,14 +98,18 @@ pub fn verify(reader: &Reader) -> VerifyReport {
     let mut since_block: Vec<u64> = Vec::new();
     let mut seen: BTreeMap<(u8, u8), Vec<u64>> = BTreeMap::new();
     let mut problems: Vec<Problem> = Vec::new();
-    let summary = scan(reader.bytes(), reader.first_record(), ScanMode::STRICT, |r, p| {
-        let h = &r.header;
-        match h.record_type {
-            record_type::INDEX_BLOCK => {
-                let block = IndexBlock::decode(p)?;
-                let listed: Vec<u64> = block.entries.iter().map(|e| e.entry.offset).collect();
-                if listed != since_block {
-                    problems.push(Problem {
+    let summary = scan(
+        reader.bytes(),
+        reader.first_record(),
+        ScanMode::STRICT,
+        |r, p| {
+            let h = &r.header;
+            match h.record_type {
+                record_type::INDEX_BLOCK => {
+                    let block = IndexBlock::decode(p)?;
+                    let listed: Vec<u64> = block.entries.iter().map(|e| e.entry.offset).collect();
+                    if listed != since_block {
+                        problems.push(Problem {
                         offset: r.offset,
                         message: format!(
                             "index block lists {} records, {} were written since the previous block",
@@ -109,39 +117,40 @@ pub fn verify(reader: &Reader) -> VerifyReport {
                             since_block.len()
                         ),
                     });
+                    }
+                    since_block.clear();
                 }
-                since_block.clear();
+                record_type::FINAL_INDEX => {}
+                t => {
+                    check_record(reader, h, p, &mut scratch).map_err(|e| match e {
+                        ContainerError::BadRecord { message, .. } => ContainerError::BadRecord {
+                            offset: r.offset,
+                            message,
+                        },
+                        e => e,
+                    })?;
+                    if t == record_type::DEPTH_FRAME {
+                        report.depth_frames += 1;
+                    }
+                    if !matches!(
+                        t,
+                        record_type::DEPTH_FRAME
+                            | record_type::COLOR_FRAME
+                            | record_type::IMU_BATCH
+                            | record_type::GAP
+                            | record_type::EVENT
+                            | record_type::VIDEO_SEGMENT
+                    ) {
+                        report.unknown_records += 1;
+                    }
+                    since_block.push(r.offset);
+                    seen.entry((h.stream, t)).or_default().push(r.offset);
+                }
             }
-            record_type::FINAL_INDEX => {}
-            t => {
-                check_record(reader, h, p, &mut scratch).map_err(|e| match e {
-                    ContainerError::BadRecord { message, .. } => ContainerError::BadRecord {
-                        offset: r.offset,
-                        message,
-                    },
-                    e => e,
-                })?;
-                if t == record_type::DEPTH_FRAME {
-                    report.depth_frames += 1;
-                }
-                if !matches!(
-                    t,
-                    record_type::DEPTH_FRAME
-                        | record_type::COLOR_FRAME
-                        | record_type::IMU_BATCH
-                        | record_type::GAP
-                        | record_type::EVENT
-                        | record_type::VIDEO_SEGMENT
-                ) {
-                    report.unknown_records += 1;
-                }
-                since_block.push(r.offset);
-                seen.entry((h.stream, t)).or_default().push(r.offset);
-            }
-        }
-        report.records += 1;
-        Ok(())
-    });
+            report.records += 1;
+            Ok(())
+        },
+    );
     for d in &summary.damage {
         report.problem(
             d.offset,
@@ -187,7 +196,14 @@ pub fn verify(reader: &Reader) -> VerifyReport {
                 .map(|e| e.offset)
                 .collect();
             let found = seen.remove(&(s.stream, s.record_type)).unwrap_or_default();
-            check_index_section(&mut report, s.stream, s.record_type, &indexed, &found, damaged);
+            check_index_section(
+                &mut report,
+                s.stream,
+                s.record_type,
+                &indexed,
+                &found,
+                damaged,
+            );
         }
         for ((stream, t), found) in seen {
             check_index_section(&mut report, stream, t, &[], &found, damaged);
@@ -285,26 +301,31 @@ pub fn recover(input: &Path, output: &Path, overwrite: bool) -> Result<RecoverRe
         ..Default::default()
     };
     let mut write_err = None;
-    let summary = scan(reader.bytes(), reader.first_record(), ScanMode::STRICT, |r, p| {
-        if write_err.is_some()
-            || matches!(
-                r.header.record_type,
-                record_type::INDEX_BLOCK | record_type::FINAL_INDEX
-            )
-        {
-            return Ok(());
-        }
-        match writer.write_record(&r.header, p) {
-            Ok(_) => {
-                report.recovered_records += 1;
-                if r.header.record_type == record_type::DEPTH_FRAME {
-                    report.recovered_depth_frames += 1;
-                }
+    let summary = scan(
+        reader.bytes(),
+        reader.first_record(),
+        ScanMode::STRICT,
+        |r, p| {
+            if write_err.is_some()
+                || matches!(
+                    r.header.record_type,
+                    record_type::INDEX_BLOCK | record_type::FINAL_INDEX
+                )
+            {
+                return Ok(());
             }
-            Err(e) => write_err = Some(e),
-        }
-        Ok(())
-    });
+            match writer.write_record(&r.header, p) {
+                Ok(_) => {
+                    report.recovered_records += 1;
+                    if r.header.record_type == record_type::DEPTH_FRAME {
+                        report.recovered_depth_frames += 1;
+                    }
+                }
+                Err(e) => write_err = Some(e),
+            }
+            Ok(())
+        },
+    );
     if let Some(e) = write_err {
         return Err(e);
     }

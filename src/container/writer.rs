@@ -20,7 +20,8 @@ use super::error::{ContainerError, Result};
 use super::format::*;
 use super::header::FileHeader;
 use super::index::{
-    encode_final_entry, encode_footer, BlockEntry, IndexBlock, IndexEntry, SectionInfo,
+    encode_final_entry, encode_footer, update_sort_flags, BlockEntry, IndexBlock, IndexEntry,
+    SectionInfo, ALL_SORTED,
 };
 use super::record::{parse_header, RecordHeader};
 
@@ -125,7 +126,11 @@ pub struct Writer {
 impl Writer {
     /// Creates `path` and writes the header. Fails if the file exists, unless
     /// `opts.overwrite` is set.
-    pub fn create(path: impl AsRef<Path>, header: &FileHeader, opts: WriterOptions) -> Result<Self> {
+    pub fn create(
+        path: impl AsRef<Path>,
+        header: &FileHeader,
+        opts: WriterOptions,
+    ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let head = header.encode()?;
         let mut oo = OpenOptions::new();
@@ -142,7 +147,8 @@ impl Writer {
             .index_max_entries
             .clamp(1, MAX_INDEX_BLOCK_ENTRIES as usize);
         let mut out = BufWriter::with_capacity(opts.buffer_size, file);
-        out.write_all(&head).map_err(|e| ContainerError::io(&path, e))?;
+        out.write_all(&head)
+            .map_err(|e| ContainerError::io(&path, e))?;
         let now = Instant::now();
         Ok(Self {
             path,
@@ -191,7 +197,10 @@ impl Writer {
     fn append(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
         let h = header.encode(payload)?;
         let offset = self.pos;
-        let r = self.out.write_all(&h).and_then(|_| self.out.write_all(payload));
+        let r = self
+            .out
+            .write_all(&h)
+            .and_then(|_| self.out.write_all(payload));
         self.io(r)?;
         self.pos += (h.len() + payload.len()) as u64;
         Ok(offset)
@@ -223,25 +232,12 @@ impl Writer {
             .or_insert(SectionStats {
                 count: 0,
                 payload_bytes: 0,
-                flags: SECTION_SORTED_BY_FRAME
-                    | SECTION_SORTED_BY_DEVICE_TS
-                    | SECTION_SORTED_BY_HOST_TS,
+                flags: ALL_SORTED,
                 last: None,
             });
         s.count += 1;
         s.payload_bytes += payload.len() as u64;
-        if let Some(last) = s.last {
-            if entry.frame_number < last.frame_number {
-                s.flags &= !SECTION_SORTED_BY_FRAME;
-            }
-            // `!(a >= b)` so that NaN also clears the flag.
-            if !(entry.device_ts_ms >= last.device_ts_ms) {
-                s.flags &= !SECTION_SORTED_BY_DEVICE_TS;
-            }
-            if entry.host_ts_us < last.host_ts_us {
-                s.flags &= !SECTION_SORTED_BY_HOST_TS;
-            }
-        }
+        update_sort_flags(&mut s.flags, s.last.as_ref(), &entry);
         s.last = Some(entry);
         self.pending.push(BlockEntry {
             stream: header.stream,
@@ -361,7 +357,8 @@ impl Writer {
                 )));
             }
         }
-        let header = RecordHeader::bare(record_type::FINAL_INDEX).encode_with_crc(payload_len, crc)?;
+        let header =
+            RecordHeader::bare(record_type::FINAL_INDEX).encode_with_crc(payload_len, crc)?;
         let footer = encode_footer(index_offset, self.records);
         let r = self.out.write_all(&footer);
         self.io(r)?;
@@ -384,7 +381,10 @@ impl Writer {
         ptr[..8].copy_from_slice(&index_offset.to_le_bytes());
         let ptr_crc = crc32c::crc32c(&ptr[..8]);
         ptr[8..].copy_from_slice(&ptr_crc.to_le_bytes());
-        let r = self.out.get_ref().write_all_at(&ptr, PRE_INDEX_OFFSET as u64);
+        let r = self
+            .out
+            .get_ref()
+            .write_all_at(&ptr, PRE_INDEX_OFFSET as u64);
         self.io(r)?;
         if self.opts.fsync != FsyncPolicy::Never {
             let r = self.out.get_ref().sync_all();

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The one command that tests rsrec: installs what the tests need on a fresh Debian machine
+# (as root, or with sudo) and runs the whole suite: formatting, clippy, unit, property and
+# integration tests (real RealSense data from ../shared/data or $RSREC_DATA_DIR), the
+# fixture check, the benchmarks in test mode, and a short fuzzing smoke run.
+#
+#   tools/test.sh                       # everything
+#   RSREC_FUZZ_SECONDS=0 tools/test.sh  # skip fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+# ---- system packages -------------------------------------------------------------------
+# A C compiler (zstd-sys, libFuzzer); later features add their own packages here.
+packages=()
+command -v cc >/dev/null 2>&1 || packages+=(build-essential)
+command -v c++ >/dev/null 2>&1 || packages+=(g++)
+if [ "${#packages[@]}" -gt 0 ]; then
+  step "installing Debian packages: ${packages[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${packages[@]}"
+fi
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+
+# ---- lints -----------------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+# ---- tests -----------------------------------------------------------------------------
+step "cargo test (unit, property, integration, benchmarks in test mode)"
+cargo test --all-targets
+cargo test --doc
+
+step "fixtures are what the current code generates"
+tools/gen-fixtures.sh --verify
+
+# ---- fuzzing ---------------------------------------------------------------------------
+fuzz_seconds="${RSREC_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  step "fuzz smoke run (${fuzz_seconds}s per target)"
+  cargo build --quiet   # seeds.sh uses the rsrec binary
+  fuzz/smoke.sh "$fuzz_seconds"
+fi
+
+step "all checks passed"
