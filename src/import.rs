@@ -16,7 +16,7 @@ pub enum ImportError {
     Png(#[from] PngError),
     #[error(transparent)]
     Container(#[from] ContainerError),
-    #[error("frame {index}: {source}")]
+    #[error("frame {index}")]
     Codec {
         index: usize,
         #[source]
@@ -26,7 +26,7 @@ pub enum ImportError {
     Intrinsics { path: PathBuf, detail: String },
     #[error("{0} already exists (use --force to replace it)")]
     Exists(PathBuf),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

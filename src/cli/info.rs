@@ -270,7 +270,7 @@ fn print_text(r: &serde_json::Value) {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let reader = Reader::open(&args.file).with_context(|| format!("{}", args.file.display()))?;
+    let reader = super::util::open_reader(&args.file)?;
     let r = report(&reader).with_context(|| format!("{}", args.file.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

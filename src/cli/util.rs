@@ -1,5 +1,15 @@
 //! Small formatting helpers shared by the subcommands.
 
+/// Opens an rsrec file; errors name the file once.
+pub fn open_reader(path: &std::path::Path) -> anyhow::Result<rsrec::container::Reader> {
+    use rsrec::container::ContainerError;
+    rsrec::container::Reader::open(path).map_err(|e| match e {
+        // I/O errors already carry the path.
+        ContainerError::Io { .. } => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(path.display().to_string()),
+    })
+}
+
 /// Formats UTC microseconds since the epoch as ISO 8601 (`2026-11-22T04:14:34.123456Z`).
 pub fn fmt_utc(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use rsrec::container::{recover::verify, Reader};
+use anyhow::bail;
+use rsrec::container::recover::verify;
 
 /// Check every record checksum, decode every frame and check the index.
 #[derive(Debug, clap::Args)]
@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let reader = Reader::open(&args.file).with_context(|| format!("{}", args.file.display()))?;
+    let reader = super::util::open_reader(&args.file)?;
     let report = verify(&reader);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

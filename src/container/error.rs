@@ -7,13 +7,13 @@ use crate::codec::CodecError;
 /// Everything that can go wrong in the container layer. Offsets are byte offsets in the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
-    #[error("I/O error on {path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("write failed: {0}")]
+    #[error("write failed")]
     Write(#[source] std::io::Error),
     #[error("the writer is unusable after an earlier I/O error")]
     Poisoned,
@@ -63,7 +63,7 @@ pub enum ContainerError {
     },
     #[error("record at offset {offset}: {message}")]
     BadRecord { offset: u64, message: String },
-    #[error("record at offset {offset}: {source}")]
+    #[error("record at offset {offset}")]
     Codec {
         offset: u64,
         #[source]
@@ -91,3 +91,16 @@ impl ContainerError {
 }
 
 pub type Result<T, E = ContainerError> = std::result::Result<T, E>;
+
+/// An error and its sources on one line (`outer: inner: innermost`), for reports that
+/// store errors as text. Display of the error types shows only their own level.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}

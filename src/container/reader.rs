@@ -528,7 +528,7 @@ impl Reader {
                     s.stream,
                     f(p).map_err(|e| ContainerError::BadRecord {
                         offset: r.offset,
-                        message: e.to_string(),
+                        message: super::error::error_chain(&e),
                     })?,
                 ));
             }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::error::{ContainerError, Result};
+use super::error::{error_chain, ContainerError, Result};
 use super::format::*;
 use super::header::StreamKind;
 use super::index::IndexBlock;
@@ -154,7 +154,11 @@ pub fn verify(reader: &Reader) -> VerifyReport {
     for d in &summary.damage {
         report.problem(
             d.offset,
-            format!("damaged record ({} bytes skipped): {}", d.len, d.error),
+            format!(
+                "damaged record ({} bytes skipped): {}",
+                d.len,
+                error_chain(&d.error)
+            ),
         );
     }
     // After damage, index blocks legitimately list records the scan could not read.
@@ -167,8 +171,9 @@ pub fn verify(reader: &Reader) -> VerifyReport {
         Tail::Torn { offset, error } => report.problem(
             *offset,
             format!(
-                "file ends in an incomplete record ({} bytes): {error}",
-                reader.file_len() - offset
+                "file ends in an incomplete record ({} bytes): {}",
+                reader.file_len() - offset,
+                error_chain(error)
             ),
         ),
         Tail::Clean if !reader.is_closed() => report.problem(

@@ -147,7 +147,14 @@ impl Writer {
             .index_max_entries
             .clamp(1, MAX_INDEX_BLOCK_ENTRIES as usize);
         let mut out = BufWriter::with_capacity(opts.buffer_size, file);
+        // The header goes to the file at once: from its creation on, the file is a valid
+        // (unclosed) rsrec file that readers can open.
         out.write_all(&head)
+            .and_then(|_| out.flush())
+            .and_then(|_| match opts.fsync {
+                FsyncPolicy::EveryFlush => out.get_ref().sync_data(),
+                _ => Ok(()),
+            })
             .map_err(|e| ContainerError::io(&path, e))?;
         let now = Instant::now();
         Ok(Self {
