@@ -60,6 +60,11 @@ fn flushed_records_are_readable_before_close() {
     let r = Reader::open(&path).unwrap();
     assert!(r.is_closed());
     assert_eq!(r.frame_count(0), 5);
+    let numbers: Vec<u64> = r
+        .depth_frames(0)
+        .map(|f| f.unwrap().header.frame_number)
+        .collect();
+    assert_eq!(numbers, [0, 1, 2, 3, 4]);
 }
 
 #[test]

@@ -451,6 +451,12 @@ impl Reader {
         })
     }
 
+    /// Decodes the depth frames of `stream` in order, reusing nothing between frames: each
+    /// item is independent, so a damaged frame is an error item and iteration goes on.
+    pub fn depth_frames(&self, stream: u8) -> impl Iterator<Item = Result<DepthFrame>> + '_ {
+        (0..self.frame_count(stream)).map(move |i| self.read_depth(stream, i))
+    }
+
     /// Position of the first record of this stream and type with frame number `n`.
     /// Binary search when the section is sorted by frame number, else a linear scan.
     pub fn find_frame_number(&self, stream: u8, record_type: u8, n: u64) -> Option<usize> {
