@@ -5,6 +5,8 @@
 //! - [`container`]: the `.rsrec` file format: constants, header, records, writer, reader,
 //!   index and recovery.
 //! - [`pngdir`]: folders of 16-bit depth PNGs (import and datasets).
+//! - [`source`]: capture sources behind one trait (synthetic, PNG folder, `.bag`, RealSense).
+//! - [`video`]: colour video through an FFmpeg subprocess.
 //! - [`import`]: packs a PNG folder into an `.rsrec` file.
 //! - the `rsrec` binary (`src/cli`): thin command-line glue.
 
@@ -12,3 +14,5 @@ pub mod codec;
 pub mod container;
 pub mod import;
 pub mod pngdir;
+pub mod source;
+pub mod video;

@@ -1,0 +1,93 @@
+//! Capture sources: everything that yields depth frames, colour frames and IMU samples
+//! behind one trait ([`Source`]), so the recording pipeline does not care whether frames come
+//! from a RealSense camera, a synthetic camera, a PNG folder or a `.bag` file.
+
+use crate::container::{DeviceInfo, ImuSample, StreamDescriptor, StreamKind};
+
+/// Fixed stream ids used by every source, so files of different sources look alike.
+pub mod stream_id {
+    pub const DEPTH: u8 = 0;
+    pub const COLOR: u8 = 1;
+    pub const GYRO: u8 = 2;
+    pub const ACCEL: u8 = 3;
+}
+
+/// Timing of one frame or sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    /// The source's own frame counter.
+    pub frame_number: u64,
+    /// Device timestamp in milliseconds.
+    pub device_ts_ms: f64,
+    /// Domain of `device_ts_ms` (`container::format::ts_domain`).
+    pub ts_domain: u8,
+    /// When the frame reached the host, UTC microseconds.
+    pub host_ts_us: i64,
+}
+
+/// One Z16 depth frame of the source's depth stream (size from its descriptor).
+#[derive(Clone, Debug)]
+pub struct DepthFrame {
+    pub timing: Timing,
+    pub data: Vec<u16>,
+    /// Per-frame device metadata (exposure, gain, laser power, ...), name and value.
+    pub metadata: Vec<(String, i64)>,
+}
+
+/// One colour frame, packed rows in the colour stream's pixel format.
+#[derive(Clone, Debug)]
+pub struct ColorFrame {
+    pub timing: Timing,
+    pub data: Vec<u8>,
+    pub metadata: Vec<(String, i64)>,
+}
+
+/// What a source yields.
+#[derive(Clone, Debug)]
+pub enum Sample {
+    Depth(DepthFrame),
+    Color(ColorFrame),
+    /// One gyro or accel sample (`kind` is [`StreamKind::Gyro`] or [`StreamKind::Accel`]).
+    Imu { kind: StreamKind, sample: ImuSample },
+}
+
+/// What a source is: device identity and stream descriptors (ids from [`stream_id`]).
+#[derive(Clone, Debug)]
+pub struct SourceInfo {
+    /// Short name for file names and status lines (e.g. the serial number or `sim0`).
+    pub name: String,
+    pub device: DeviceInfo,
+    pub streams: Vec<StreamDescriptor>,
+}
+
+impl SourceInfo {
+    pub fn stream(&self, kind: StreamKind) -> Option<&StreamDescriptor> {
+        self.streams.iter().find(|s| s.kind == kind)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{0}")]
+    Open(String),
+    #[error("{path}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Format(String),
+    #[error("device disconnected: {0}")]
+    Disconnected(String),
+}
+
+/// A camera, real or simulated. `next` blocks until the next sample is due (live and
+/// real-time sources pace themselves; as-fast-as-possible sources do not) and returns
+/// `Ok(None)` at the end of a finite source.
+pub trait Source: Send {
+    fn info(&self) -> &SourceInfo;
+    fn next(&mut self) -> Result<Option<Sample>, SourceError>;
+}
+
+pub mod bag;

@@ -1,0 +1,1 @@
+//! Colour video: one FFmpeg process per camera, raw frames on stdin.
