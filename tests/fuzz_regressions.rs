@@ -32,6 +32,7 @@ fn exercise_reader(bytes: Vec<u8>) -> Option<Reader> {
             let _ = reader.read_depth(id, i);
         }
         assert!(reader.read_depth(id, n).is_err());
+        assert_eq!(reader.depth_frames(id).take(4).count(), n.min(4));
         let dt = record_type::DEPTH_FRAME;
         if let Some(e) = reader.entry(id, dt, 0) {
             let _ = reader.find_frame_number(id, dt, e.frame_number);
@@ -409,11 +410,9 @@ fn max_size_frame_with_a_tiny_payload_is_an_error() {
 /// plane buffer (codec/planes.rs, `planes.resize(2 * n, 0)` before decompressing), and
 /// `verify` zero-fills a `width * height` sample scratch buffer: a 160-byte file makes
 /// `read_depth` touch 512 MiB and `verify` 1 GiB, ~0.3 s of memset per depth record, and
-/// the thread-local plane buffer keeps the 512 MiB afterwards. Un-ignore once the plane
-/// decoders reject payloads that cannot hold the frame (or check the decompressed size
-/// first) before allocating.
+/// the thread-local plane buffer keeps the 512 MiB afterwards. Fixed by `codec::precheck`,
+/// which rejects payloads that cannot hold the frame before anything is allocated.
 #[test]
-#[ignore = "fails until the plane decoders check the payload before allocating the frame"]
 fn max_size_frame_with_a_tiny_payload_does_not_touch_the_declared_frame_size() {
     let file = max_size_frame_with_4_byte_payload();
     let before = peak_rss_kib();

@@ -112,11 +112,16 @@ fn write_file(path: &Path, codec: DepthCodec, index_every: usize, close: bool) -
         file_name: "cam.color.000.mkv".into(),
         codec: "libx265".into(),
     };
-    w.write_record(&rec(record_type::VIDEO_SEGMENT, 1, 0, 0), &seg.encode().unwrap())
-        .unwrap();
+    w.write_record(
+        &rec(record_type::VIDEO_SEGMENT, 1, 0, 0),
+        &seg.encode().unwrap(),
+    )
+    .unwrap();
     let mut enc = Vec::new();
     for n in 0..5u64 {
-        codec.encode(&frame(n as u32, W, H), W, H, &mut enc).unwrap();
+        codec
+            .encode(&frame(n as u32, W, H), W, H, &mut enc)
+            .unwrap();
         let fnum = if n >= 3 { n + 2 } else { n }; // frames 3 and 4 lost
         w.write_record(&rec(record_type::DEPTH_FRAME, 0, codec.id().0, fnum), &enc)
             .unwrap();
@@ -134,8 +139,11 @@ fn write_file(path: &Path, codec: DepthCodec, index_every: usize, close: bool) -
                 xyz: [0.1, -9.8, 0.0],
             })
             .collect();
-        w.write_record(&rec(record_type::IMU_BATCH, 2 + (n % 2) as u8, 0, n), &encode_imu_batch(&imu))
-            .unwrap();
+        w.write_record(
+            &rec(record_type::IMU_BATCH, 2 + (n % 2) as u8, 0, n),
+            &encode_imu_batch(&imu),
+        )
+        .unwrap();
         if n == 3 {
             let g = Gap {
                 first_frame: 3,
@@ -216,7 +224,11 @@ fn seeds(out: &Path) {
             let whole = &bytes[r.offset as usize..r.end() as usize];
             let t = r.header.record_type;
             put(&records, &format!("{name}-rec{i:02}-type{t:02x}"), whole);
-            put(&records, &format!("{name}-payload{i:02}-type{t:02x}"), payload(bytes, &r));
+            put(
+                &records,
+                &format!("{name}-payload{i:02}-type{t:02x}"),
+                payload(bytes, &r),
+            );
             at = r.end();
             i += 1;
         }

@@ -15,8 +15,8 @@ use rsrec::codec::{self, CodecId, DepthCodec};
 use rsrec::container::format::*;
 use rsrec::container::index::{decode_final_sections, IndexBlock};
 use rsrec::container::record::{
-    check_payload, decode_imu_batch, parse_header, payload, ColorFrameEntry, Event, Gap,
-    RecordRef, VideoSegment,
+    check_payload, decode_imu_batch, parse_header, payload, ColorFrameEntry, Event, Gap, RecordRef,
+    VideoSegment,
 };
 use rsrec::container::recover::verify;
 use rsrec::container::scan::{scan, ScanMode};
@@ -70,7 +70,8 @@ pub fn fix_file(buf: &mut [u8]) -> bool {
         let header_len = le_u32(buf, PRE_HEADER_LEN) as usize;
         let body_end = PREAMBLE_LEN.saturating_add(header_len);
         if header_len <= MAX_HEADER_LEN as usize && body_end + 4 <= buf.len() {
-            let crc = crc32c::crc32c_append(crc32c::crc32c(&buf[..16]), &buf[PREAMBLE_LEN..body_end]);
+            let crc =
+                crc32c::crc32c_append(crc32c::crc32c(&buf[..16]), &buf[PREAMBLE_LEN..body_end]);
             put_u32(buf, body_end, crc);
             first_record = body_end + 4;
         }
@@ -135,6 +136,7 @@ pub fn exercise_reader(bytes: Vec<u8>) {
             let _ = reader.read_depth(id, i);
         }
         assert!(reader.read_depth(id, n).is_err(), "frame {n} of {n} read");
+        assert_eq!(reader.depth_frames(id).take(4).count(), n.min(4));
         let dt = record_type::DEPTH_FRAME;
         for i in [0, n / 2, n.saturating_sub(1)] {
             if let Some(e) = reader.entry(id, dt, i) {
@@ -215,7 +217,10 @@ pub fn exercise_decode(codec: CodecId, data: &[u8]) {
         };
         let mut enc = Vec::new();
         c.encode(&out, w, h, &mut enc).expect("encode");
-        assert_eq!(codec::decode_to_vec(codec, &enc, w, h).expect("decode"), out);
+        assert_eq!(
+            codec::decode_to_vec(codec, &enc, w, h).expect("decode"),
+            out
+        );
     }
     // A buffer of the wrong size must be an error, not a panic or an overrun.
     let mut short = vec![0u16; (w * h) as usize - 1];

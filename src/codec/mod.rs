@@ -175,6 +175,24 @@ pub fn frame_len(width: u32, height: u32) -> Result<usize, CodecError> {
     Ok(width as usize * height as usize)
 }
 
+/// Checks, without decoding and without allocating, that `payload` can be a frame of
+/// `width x height` for this codec. Readers call it before allocating the output buffer, so
+/// a few corrupt bytes cannot make them allocate a huge declared frame.
+pub fn precheck(codec: CodecId, payload: &[u8], width: u32, height: u32) -> Result<(), CodecError> {
+    let n = frame_len(width, height)?;
+    match codec {
+        CodecId::RAW if payload.len() == n * 2 => Ok(()),
+        CodecId::RAW => Err(CodecError::BadPayloadLen {
+            codec: "raw",
+            expected: n * 2,
+            actual: payload.len(),
+        }),
+        CodecId::LZ4_PLANES => planes::precheck_lz4(payload, n),
+        CodecId::ZSTD_PLANES => planes::precheck_zstd(payload, n),
+        other => Err(CodecError::UnknownCodec(other.0)),
+    }
+}
+
 /// Decodes one frame into `out`, which must hold exactly `width * height` samples.
 pub fn decode(
     codec: CodecId,
@@ -190,6 +208,7 @@ pub fn decode(
             actual: out.len(),
         });
     }
+    precheck(codec, payload, width, height)?;
     match codec {
         CodecId::RAW => {
             if payload.len() != n * 2 {
@@ -217,6 +236,7 @@ pub fn decode_to_vec(
     width: u32,
     height: u32,
 ) -> Result<Vec<u16>, CodecError> {
+    precheck(codec, payload, width, height)?;
     let mut out = vec![0u16; frame_len(width, height)?];
     decode(codec, payload, width, height, &mut out)?;
     Ok(out)

@@ -56,6 +56,53 @@ fn parts<'a>(codec: &'static str, payload: &'a [u8]) -> Result<(&'a [u8], &'a [u
     Ok(rest.split_at(hi_len))
 }
 
+/// LZ4's largest expansion: one token byte plus length bytes can stand for at most about
+/// 255 output bytes per input byte.
+const LZ4_MAX_RATIO: u64 = 255;
+
+/// Cheap check, before any buffer of the frame's size exists, that the payload can hold a
+/// frame of `n` samples: a tiny payload may not declare a huge frame.
+pub(super) fn precheck_lz4(payload: &[u8], n: usize) -> Result<(), CodecError> {
+    const C: &str = "lz4-planes";
+    let (hi, lo) = parts(C, payload)?;
+    for plane in [hi, lo] {
+        if (plane.len() as u64) * LZ4_MAX_RATIO + 64 < n as u64 {
+            return Err(CodecError::Corrupt {
+                codec: C,
+                detail: format!(
+                    "a {}-byte plane cannot hold the {n} bytes of the frame",
+                    plane.len()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// §8.3: each plane is a zstd frame whose declared content size is exactly `n`.
+pub(super) fn precheck_zstd(payload: &[u8], n: usize) -> Result<(), CodecError> {
+    const C: &str = "zstd-planes";
+    let (hi, lo) = parts(C, payload)?;
+    for plane in [hi, lo] {
+        match zstd::zstd_safe::get_frame_content_size(plane) {
+            Ok(Some(size)) if size == n as u64 => {}
+            Ok(Some(size)) => {
+                return Err(CodecError::Corrupt {
+                    codec: C,
+                    detail: format!("plane declares {size} bytes, the frame has {n}"),
+                })
+            }
+            _ => {
+                return Err(CodecError::Corrupt {
+                    codec: C,
+                    detail: "plane is not a zstd frame with a declared content size".into(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn encode_lz4(depth: &[u16], out: &mut Vec<u8>) -> Result<(), CodecError> {
     PLANES.with_borrow_mut(|planes| {
         split(depth, planes);

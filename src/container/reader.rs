@@ -441,6 +441,14 @@ impl Reader {
         let (width, height) = (desc.width, desc.height);
         let n = codec::frame_len(width, height)
             .map_err(|source| ContainerError::Codec { offset: 0, source })?;
+        // Check the payload before allocating the frame it declares.
+        let (r, p) = self.read_record(stream, record_type::DEPTH_FRAME, i)?;
+        codec::precheck(r.header.codec, p, width, height).map_err(|source| {
+            ContainerError::Codec {
+                offset: r.offset,
+                source,
+            }
+        })?;
         let mut data = vec![0u16; n];
         let header = self.read_depth_into(stream, i, &mut data)?;
         Ok(DepthFrame {

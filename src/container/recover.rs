@@ -74,6 +74,8 @@ fn check_record(reader: &Reader, h: &RecordHeader, p: &[u8], scratch: &mut Vec<u
                 )));
             }
             let n = codec::frame_len(s.width, s.height).map_err(|e| bad(e.to_string()))?;
+            codec::precheck(h.codec, p, s.width, s.height)
+                .map_err(|e| bad(format!("frame {} does not decode: {e}", h.frame_number)))?;
             scratch.resize(n, 0);
             codec::decode(h.codec, p, s.width, s.height, scratch)
                 .map_err(|e| bad(format!("frame {} does not decode: {e}", h.frame_number)))
