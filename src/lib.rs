@@ -7,6 +7,7 @@
 //! - [`pngdir`]: folders of 16-bit depth PNGs (import and datasets).
 //! - [`source`]: capture sources behind one trait (synthetic, PNG folder, `.bag`, RealSense).
 //! - [`video`]: colour video through an FFmpeg subprocess.
+//! - [`record`]: the recording pipeline (capture, compression pool, writers).
 //! - [`import`]: packs a PNG folder into an `.rsrec` file.
 //! - the `rsrec` binary (`src/cli`): thin command-line glue.
 
@@ -14,5 +15,6 @@ pub mod codec;
 pub mod container;
 pub mod import;
 pub mod pngdir;
+pub mod record;
 pub mod source;
 pub mod video;

@@ -27,7 +27,7 @@ pub enum PngError {
         expected_width: u32,
         expected_height: u32,
     },
-    #[error("no .png files in {0}")]
+    #[error("no image files in {0}")]
     Empty(PathBuf),
 }
 
@@ -84,6 +84,11 @@ pub fn depth_dir(dir: &Path) -> PathBuf {
 
 /// The `.png` files of `dir`, in natural order.
 pub fn list_pngs(dir: &Path) -> Result<Vec<PathBuf>, PngError> {
+    list_images(dir, &["png"])
+}
+
+/// The files of `dir` with one of `extensions` (case-insensitive), in natural order.
+pub fn list_images(dir: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>, PngError> {
     let io = |source| PngError::Io {
         path: dir.to_path_buf(),
         source,
@@ -92,7 +97,11 @@ pub fn list_pngs(dir: &Path) -> Result<Vec<PathBuf>, PngError> {
         .map_err(io)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
+        })
         .collect();
     if files.is_empty() {
         return Err(PngError::Empty(dir.to_path_buf()));
@@ -150,6 +159,68 @@ pub fn read_depth_png(path: &Path) -> Result<DepthImage, PngError> {
         height,
         data,
     })
+}
+
+/// A decoded 8-bit RGB image.
+pub struct RgbImage {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+/// Reads an 8-bit colour PNG (RGB, RGBA or grey) or a JPEG into packed RGB8.
+pub fn read_rgb(path: &Path) -> Result<RgbImage, PngError> {
+    let bytes = std::fs::read(path).map_err(|source| PngError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |detail: String| PngError::Decode {
+        path: path.to_path_buf(),
+        detail,
+    };
+    if bytes.starts_with(b"\x89PNG") {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
+        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
+        let mut buf = vec![0u8; reader.output_buffer_size()];
+        let frame = reader
+            .next_frame(&mut buf)
+            .map_err(|e| bad(e.to_string()))?;
+        let (w, h) = (frame.width, frame.height);
+        let px = &buf[..frame.buffer_size()];
+        let data = match frame.color_type {
+            png::ColorType::Rgb => px.to_vec(),
+            png::ColorType::Rgba => px
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect(),
+            png::ColorType::Grayscale => px.iter().flat_map(|&g| [g, g, g]).collect(),
+            png::ColorType::GrayscaleAlpha => px
+                .chunks_exact(2)
+                .flat_map(|p| [p[0], p[0], p[0]])
+                .collect(),
+            other => return Err(bad(format!("unsupported colour type {other:?}"))),
+        };
+        Ok(RgbImage {
+            width: w,
+            height: h,
+            data,
+        })
+    } else {
+        let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&bytes));
+        let px = d.decode().map_err(|e| bad(e.to_string()))?;
+        let info = d.info().ok_or_else(|| bad("JPEG without header".into()))?;
+        let data = match info.pixel_format {
+            jpeg_decoder::PixelFormat::RGB24 => px,
+            jpeg_decoder::PixelFormat::L8 => px.iter().flat_map(|&g| [g, g, g]).collect(),
+            other => return Err(bad(format!("unsupported JPEG pixel format {other:?}"))),
+        };
+        Ok(RgbImage {
+            width: info.width as u32,
+            height: info.height as u32,
+            data,
+        })
+    }
 }
 
 #[cfg(test)]

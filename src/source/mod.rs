@@ -48,7 +48,10 @@ pub enum Sample {
     Depth(DepthFrame),
     Color(ColorFrame),
     /// One gyro or accel sample (`kind` is [`StreamKind::Gyro`] or [`StreamKind::Accel`]).
-    Imu { kind: StreamKind, sample: ImuSample },
+    Imu {
+        kind: StreamKind,
+        sample: ImuSample,
+    },
 }
 
 /// What a source is: device identity and stream descriptors (ids from [`stream_id`]).
@@ -91,3 +94,5 @@ pub trait Source: Send {
 }
 
 pub mod bag;
+pub mod png;
+pub mod sim;

@@ -1,0 +1,961 @@
+//! The recording pipeline: per-camera capture thread -> bounded queue -> shared pool of
+//! compression workers -> per-camera writer thread that writes in frame order.
+//!
+//! Capture never waits on compression or disk: when a camera's queue is full the frame is
+//! dropped and a gap record says so (unless `lossless` is set, for conversions, where capture
+//! waits instead). Gaps in the source's own frame numbers become gap records too. Colour goes
+//! to a [`ColorSink`] (FFmpeg) from the capture thread, which records each frame's index in the
+//! video; IMU samples are batched. One stop flag ends capture; the queues then drain, the
+//! writers close their files with full indexes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Select, Sender, TrySendError};
+
+use super::stats::CameraStats;
+use crate::codec::{CodecId, DepthCodec};
+use crate::container::format::{record_type, ts_domain, NO_STREAM};
+use crate::container::record::encode_imu_batch;
+use crate::container::{
+    ColorFrameEntry, Event, FileHeader, Gap, GapReason, ImuSample, RecordHeader, StreamKind,
+    VideoSegment, Writer, WriterOptions,
+};
+use crate::source::{stream_id, Sample, Source, SourceInfo, Timing};
+
+/// When to start a new file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SegmentLimit {
+    Duration(Duration),
+    Bytes(u64),
+}
+
+impl std::str::FromStr for SegmentLimit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let v: f64 = num
+            .parse()
+            .map_err(|_| format!("'{s}' is not a size (5GB) or a duration (10m)"))?;
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(format!("'{s}' must be positive"));
+        }
+        let bytes = |m: f64| Ok(SegmentLimit::Bytes((v * m) as u64));
+        match unit.to_ascii_lowercase().as_str() {
+            "s" => Ok(SegmentLimit::Duration(Duration::from_secs_f64(v))),
+            "m" | "min" => Ok(SegmentLimit::Duration(Duration::from_secs_f64(v * 60.0))),
+            "h" => Ok(SegmentLimit::Duration(Duration::from_secs_f64(v * 3600.0))),
+            "kb" => bytes(1e3),
+            "mb" => bytes(1e6),
+            "gb" => bytes(1e9),
+            "tb" => bytes(1e12),
+            "kib" => bytes(1024.0),
+            "mib" => bytes(1024.0 * 1024.0),
+            "gib" => bytes(1024.0 * 1024.0 * 1024.0),
+            _ => Err(format!(
+                "'{s}': unit must be s, m, h (duration) or KB, MB, GB, TB, KiB, MiB, GiB (size)"
+            )),
+        }
+    }
+}
+
+/// Parses a duration like `10s`, `5m`, `2h`, `1h30m` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let mut total = 0.0;
+    let mut num = String::new();
+    let bad = || format!("'{s}' is not a duration (e.g. 10s, 5m, 2h, 1h30m)");
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total += v * match c {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3600.0,
+            'd' => 86400.0,
+            _ => return Err(bad()),
+        };
+    }
+    if !num.is_empty() {
+        total += num.parse::<f64>().map_err(|_| bad())?;
+    }
+    if !(total > 0.0 && total.is_finite()) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Result of offering a colour frame to the encoder.
+#[derive(Debug)]
+pub enum ColorPush {
+    /// Accepted; `index` is its position in the current video file.
+    Queued { index: u64 },
+    /// The encoder's queue was full: the frame is lost (a gap is recorded).
+    Dropped,
+    /// The encoder died; the message says why. The frame is lost.
+    Dead(String),
+}
+
+/// A colour encoder for one camera (FFmpeg in production).
+pub trait ColorSink: Send {
+    fn push(&mut self, frame: Vec<u8>) -> ColorPush;
+    /// Finishes the video. Returns frames written.
+    fn finish(self: Box<Self>) -> Result<u64, String>;
+}
+
+/// Opens colour video segment `segment` for a camera: returns the sink, the video's file
+/// name (relative to the session folder) and the encoder name.
+pub type ColorSinkFactory = Arc<
+    dyn Fn(&SourceInfo, &Path, u32) -> Result<(Box<dyn ColorSink>, String, String), String>
+        + Send
+        + Sync,
+>;
+
+#[derive(Clone)]
+pub struct PipelineConfig {
+    pub session_dir: PathBuf,
+    pub depth_codec: DepthCodec,
+    /// Per-camera queue between capture and compression, in frames.
+    pub queue_frames: usize,
+    /// Compression workers shared by all cameras.
+    pub workers: usize,
+    pub writer: WriterOptions,
+    pub segment: Option<SegmentLimit>,
+    /// Capture waits for a free queue slot instead of dropping (conversions, not live).
+    pub lossless: bool,
+    pub color: Option<ColorSinkFactory>,
+    /// JSON merged into every file's metadata (session name, command line, ...).
+    pub metadata: serde_json::Value,
+}
+
+enum ToWriter {
+    Depth {
+        seq: u64,
+        header: RecordHeader,
+        raw_bytes: u64,
+        payload: Vec<u8>,
+    },
+    EncodeFailed {
+        seq: u64,
+        header: RecordHeader,
+        error: String,
+    },
+    Record {
+        header: RecordHeader,
+        payload: Vec<u8>,
+    },
+    /// Capture has ended after handing `jobs` depth frames to compression.
+    End { jobs: u64 },
+}
+
+struct Job {
+    seq: u64,
+    header: RecordHeader,
+    data: Vec<u16>,
+    width: u32,
+    height: u32,
+}
+
+/// What one camera produced.
+#[derive(Clone, Debug)]
+pub struct CameraOutcome {
+    pub name: String,
+    pub info: SourceInfo,
+    pub files: Vec<PathBuf>,
+    pub videos: Vec<String>,
+    pub stats: super::stats::StatsSnapshot,
+}
+
+struct CameraHandle {
+    name: String,
+    info: SourceInfo,
+    stats: Arc<CameraStats>,
+    files: Arc<Mutex<Vec<PathBuf>>>,
+    videos: Arc<Mutex<Vec<String>>>,
+    capture: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+pub struct Pipeline {
+    stop: Arc<AtomicBool>,
+    cameras: Vec<CameraHandle>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+fn spawn<F: FnOnce() + Send + 'static>(name: String, f: F) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(f)
+}
+
+fn event_header(stream: u8) -> RecordHeader {
+    let mut h = RecordHeader::bare(record_type::EVENT);
+    h.stream = stream;
+    h.host_ts_us = crate::container::now_utc_us();
+    h
+}
+
+fn gap_record(
+    stream: u8,
+    t: &Timing,
+    first: u64,
+    last: u64,
+    reason: GapReason,
+    detail: &str,
+) -> ToWriter {
+    let mut header = RecordHeader::bare(record_type::GAP);
+    header.stream = stream;
+    header.frame_number = first;
+    header.device_ts_ms = t.device_ts_ms;
+    header.ts_domain = t.ts_domain;
+    header.host_ts_us = t.host_ts_us;
+    let gap = Gap {
+        first_frame: first,
+        last_frame: last,
+        count: last - first + 1,
+        reason,
+        detail: detail.into(),
+    };
+    ToWriter::Record {
+        header,
+        payload: gap.encode().unwrap_or_default(),
+    }
+}
+
+fn event_record(stream: u8, kind: &str, message: String) -> ToWriter {
+    ToWriter::Record {
+        header: event_header(stream),
+        payload: Event {
+            kind: kind.into(),
+            message,
+        }
+        .encode()
+        .unwrap_or_default(),
+    }
+}
+
+impl Pipeline {
+    /// Starts capture, compression and writing for every source.
+    pub fn start(
+        sources: Vec<Box<dyn Source>>,
+        cfg: PipelineConfig,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<Pipeline> {
+        std::fs::create_dir_all(&cfg.session_dir)?;
+        let mut job_rxs = Vec::new();
+        let mut writer_txs = Vec::new();
+        let mut cameras = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (cam, source) in sources.into_iter().enumerate() {
+            let info = source.info().clone();
+            // Unique, file-system-safe camera names.
+            let mut name: String = info
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            if names.contains(&name) {
+                name = format!("{name}_{cam}");
+            }
+            names.push(name.clone());
+            let stats = Arc::new(CameraStats::default());
+            stats
+                .queue_capacity
+                .store(cfg.queue_frames as u64, Ordering::Relaxed);
+            let (job_tx, job_rx) = bounded::<Job>(cfg.queue_frames.max(1));
+            // Large enough for a few seconds of colour entries and IMU batches; the
+            // compression pool blocks on it, which backs up into the capture queue.
+            let (w_tx, w_rx) = bounded::<ToWriter>(4096);
+            job_rxs.push(job_rx);
+            writer_txs.push(w_tx.clone());
+            let files = Arc::new(Mutex::new(Vec::new()));
+            let videos = Arc::new(Mutex::new(Vec::new()));
+            let writer = {
+                let (cfg, info, stats, files, stop, name) = (
+                    cfg.clone(),
+                    info.clone(),
+                    stats.clone(),
+                    files.clone(),
+                    stop.clone(),
+                    name.clone(),
+                );
+                spawn(format!("write-{name}"), move || {
+                    write_loop(&cfg, &name, &info, &stats, &files, &stop, w_rx)
+                })?
+            };
+            let capture = {
+                let (cfg, stats, stop, name, videos) = (
+                    cfg.clone(),
+                    stats.clone(),
+                    stop.clone(),
+                    name.clone(),
+                    videos.clone(),
+                );
+                spawn(format!("capture-{name}"), move || {
+                    capture_loop(source, &cfg, &stats, &stop, job_tx, w_tx, &videos)
+                })?
+            };
+            cameras.push(CameraHandle {
+                name,
+                info,
+                stats,
+                files,
+                videos,
+                capture: Some(capture),
+                writer: Some(writer),
+            });
+        }
+        let mut workers = Vec::new();
+        for i in 0..cfg.workers.max(1) {
+            let (rxs, txs, codec) = (job_rxs.clone(), writer_txs.clone(), cfg.depth_codec);
+            workers.push(spawn(format!("compress-{i}"), move || {
+                compress_loop(codec, rxs, txs)
+            })?);
+        }
+        Ok(Pipeline {
+            stop,
+            cameras,
+            workers,
+        })
+    }
+
+    pub fn camera_names(&self) -> Vec<String> {
+        self.cameras.iter().map(|c| c.name.clone()).collect()
+    }
+
+    pub fn stats(&self) -> Vec<(String, super::stats::StatsSnapshot)> {
+        self.cameras
+            .iter()
+            .map(|c| (c.name.clone(), c.stats.snapshot()))
+            .collect()
+    }
+
+    /// Whether every camera has finished (finite sources, failures).
+    pub fn all_finished(&self) -> bool {
+        self.cameras
+            .iter()
+            .all(|c| c.stats.finished.load(Ordering::Relaxed))
+    }
+
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops capture, drains the queues, closes every file and returns what was recorded.
+    pub fn finish(mut self) -> Vec<CameraOutcome> {
+        self.request_stop();
+        self.join()
+    }
+
+    fn join(&mut self) -> Vec<CameraOutcome> {
+        for c in &mut self.cameras {
+            if let Some(h) = c.capture.take() {
+                if h.join().is_err() {
+                    c.stats.set_error("capture thread panicked".into());
+                }
+            }
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        for c in &mut self.cameras {
+            if let Some(h) = c.writer.take() {
+                if h.join().is_err() {
+                    c.stats.set_error("writer thread panicked".into());
+                }
+            }
+        }
+        self.cameras
+            .iter()
+            .map(|c| CameraOutcome {
+                name: c.name.clone(),
+                info: c.info.clone(),
+                files: c.files.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                videos: c.videos.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                stats: c.stats.snapshot(),
+            })
+            .collect()
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.request_stop();
+        self.join();
+    }
+}
+
+/// Per-camera colour state in the capture thread.
+struct ColorState {
+    factory: ColorSinkFactory,
+    sink: Option<Box<dyn ColorSink>>,
+    segment: u32,
+    dead: bool,
+}
+
+impl ColorState {
+    /// Opens the next video segment and announces it to the writer.
+    fn open(
+        &mut self,
+        info: &SourceInfo,
+        dir: &Path,
+        w_tx: &Sender<ToWriter>,
+        videos: &Mutex<Vec<String>>,
+    ) -> Result<(), String> {
+        let (sink, file, codec) = (self.factory)(info, dir, self.segment)?;
+        self.sink = Some(sink);
+        videos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(file.clone());
+        let seg = VideoSegment {
+            segment: self.segment,
+            file_name: file,
+            codec,
+        };
+        let mut h = RecordHeader::bare(record_type::VIDEO_SEGMENT);
+        h.stream = stream_id::COLOR;
+        h.frame_number = self.segment as u64;
+        h.host_ts_us = crate::container::now_utc_us();
+        let _ = w_tx.send(ToWriter::Record {
+            header: h,
+            payload: seg.encode().map_err(|e| e.to_string())?,
+        });
+        Ok(())
+    }
+}
+
+fn capture_loop(
+    mut source: Box<dyn Source>,
+    cfg: &PipelineConfig,
+    stats: &CameraStats,
+    stop: &AtomicBool,
+    job_tx: Sender<Job>,
+    w_tx: Sender<ToWriter>,
+    videos: &Mutex<Vec<String>>,
+) {
+    let info = source.info().clone();
+    let depth = info.stream(StreamKind::Depth).cloned();
+    let has_color = info.stream(StreamKind::Color).is_some();
+    let mut color = match (&cfg.color, has_color) {
+        (Some(factory), true) => Some(ColorState {
+            factory: factory.clone(),
+            sink: None,
+            segment: 0,
+            dead: false,
+        }),
+        _ => None,
+    };
+    // Records from the capture thread must not wait on the writer: a full writer channel
+    // (disk stalled for seconds) loses the record, which is counted.
+    let send = |m: ToWriter| {
+        if let Err(TrySendError::Full(m)) = w_tx.try_send(m) {
+            if cfg.lossless {
+                let _ = w_tx.send(m);
+            }
+        }
+    };
+    if let Some(c) = color.as_mut() {
+        if let Err(e) = c.open(&info, &cfg.session_dir, &w_tx, videos) {
+            send(event_record(stream_id::COLOR, "color_failed", e.clone()));
+            stats.set_error(format!("colour: {e}"));
+            c.dead = true;
+        }
+    }
+    let mut seq = 0u64;
+    let mut last_depth: Option<u64> = None;
+    let mut last_color: Option<u64> = None;
+    let mut imu: [Vec<ImuSample>; 2] = [Vec::new(), Vec::new()];
+    let flush_imu = |batch: &mut Vec<ImuSample>, stream: u8| {
+        if batch.is_empty() {
+            return;
+        }
+        let first = batch[0];
+        let header = RecordHeader {
+            record_type: record_type::IMU_BATCH,
+            stream,
+            codec: CodecId::NONE,
+            ts_domain: ts_domain::HARDWARE_CLOCK,
+            flags: 0,
+            frame_number: first.frame_number,
+            device_ts_ms: first.device_ts_ms,
+            host_ts_us: first.host_ts_us,
+        };
+        send(ToWriter::Record {
+            header,
+            payload: encode_imu_batch(batch),
+        });
+        batch.clear();
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let sample = match source.next() {
+            Ok(Some(s)) => s,
+            Ok(None) => break,
+            Err(e) => {
+                let msg = crate::container::error::error_chain(&e);
+                send(event_record(NO_STREAM, "source_error", msg.clone()));
+                stats.set_error(msg);
+                break;
+            }
+        };
+        match sample {
+            Sample::Depth(f) => {
+                let Some(d) = &depth else { continue };
+                CameraStats::add(&stats.depth_captured, 1);
+                let t = f.timing;
+                let n = t.frame_number;
+                match last_depth {
+                    Some(l) if n > l + 1 => {
+                        CameraStats::add(&stats.depth_source_skipped, n - l - 1);
+                        send(gap_record(
+                            stream_id::DEPTH,
+                            &t,
+                            l + 1,
+                            n - 1,
+                            GapReason::SourceSkipped,
+                            "frame numbers skipped by the source",
+                        ));
+                    }
+                    Some(l) if n <= l => send(event_record(
+                        stream_id::DEPTH,
+                        "frame_numbers_restarted",
+                        format!("depth frame number went from {l} to {n}"),
+                    )),
+                    _ => {}
+                }
+                last_depth = Some(n);
+                if f.data.len() != (d.width * d.height) as usize {
+                    send(gap_record(
+                        stream_id::DEPTH,
+                        &t,
+                        n,
+                        n,
+                        GapReason::Other(100),
+                        "frame of the wrong size",
+                    ));
+                    CameraStats::add(&stats.depth_dropped, 1);
+                    continue;
+                }
+                let header = RecordHeader {
+                    record_type: record_type::DEPTH_FRAME,
+                    stream: stream_id::DEPTH,
+                    codec: cfg.depth_codec.id(),
+                    ts_domain: t.ts_domain,
+                    flags: 0,
+                    frame_number: n,
+                    device_ts_ms: t.device_ts_ms,
+                    host_ts_us: t.host_ts_us,
+                };
+                let job = Job {
+                    seq,
+                    header,
+                    data: f.data,
+                    width: d.width,
+                    height: d.height,
+                };
+                let sent = if cfg.lossless {
+                    job_tx.send(job).is_ok()
+                } else {
+                    match job_tx.try_send(job) {
+                        Ok(()) => true,
+                        Err(TrySendError::Full(_)) => {
+                            CameraStats::add(&stats.depth_dropped, 1);
+                            send(gap_record(
+                                stream_id::DEPTH,
+                                &t,
+                                n,
+                                n,
+                                GapReason::QueueFull,
+                                "compression queue full",
+                            ));
+                            false
+                        }
+                        Err(TrySendError::Disconnected(_)) => false,
+                    }
+                };
+                if sent {
+                    seq += 1;
+                }
+                stats.set_queue_len(job_tx.len() as u64);
+            }
+            Sample::Color(f) => {
+                CameraStats::add(&stats.color_captured, 1);
+                let t = f.timing;
+                let n = t.frame_number;
+                if let Some(l) = last_color {
+                    if n > l + 1 {
+                        CameraStats::add(&stats.color_source_skipped, n - l - 1);
+                        send(gap_record(
+                            stream_id::COLOR,
+                            &t,
+                            l + 1,
+                            n - 1,
+                            GapReason::SourceSkipped,
+                            "frame numbers skipped by the source",
+                        ));
+                    }
+                }
+                last_color = Some(n);
+                let Some(c) = color.as_mut() else { continue };
+                if c.dead {
+                    CameraStats::add(&stats.color_dropped, 1);
+                    continue;
+                }
+                let Some(sink) = c.sink.as_mut() else {
+                    continue;
+                };
+                match sink.push(f.data) {
+                    ColorPush::Queued { index } => {
+                        CameraStats::add(&stats.color_queued, 1);
+                        let header = RecordHeader {
+                            record_type: record_type::COLOR_FRAME,
+                            stream: stream_id::COLOR,
+                            codec: CodecId::NONE,
+                            ts_domain: t.ts_domain,
+                            flags: 0,
+                            frame_number: n,
+                            device_ts_ms: t.device_ts_ms,
+                            host_ts_us: t.host_ts_us,
+                        };
+                        let entry = ColorFrameEntry {
+                            segment: c.segment,
+                            index_in_video: index,
+                        };
+                        send(ToWriter::Record {
+                            header,
+                            payload: entry.encode(),
+                        });
+                    }
+                    ColorPush::Dropped => {
+                        CameraStats::add(&stats.color_dropped, 1);
+                        send(gap_record(
+                            stream_id::COLOR,
+                            &t,
+                            n,
+                            n,
+                            GapReason::QueueFull,
+                            "colour encoder queue full",
+                        ));
+                    }
+                    ColorPush::Dead(why) => {
+                        CameraStats::add(&stats.color_dropped, 1);
+                        send(gap_record(
+                            stream_id::COLOR,
+                            &t,
+                            n,
+                            n,
+                            GapReason::EncoderError,
+                            &why,
+                        ));
+                        send(event_record(stream_id::COLOR, "color_encoder_died", why));
+                        // Restart colour in a new video file; depth carries on regardless.
+                        if let Some(old) = c.sink.take() {
+                            let _ = old.finish();
+                        }
+                        c.segment += 1;
+                        CameraStats::add(&stats.color_restarts, 1);
+                        if let Err(e) = c.open(&info, &cfg.session_dir, &w_tx, videos) {
+                            send(event_record(stream_id::COLOR, "color_failed", e.clone()));
+                            stats.set_error(format!("colour: {e}"));
+                            c.dead = true;
+                        }
+                    }
+                }
+            }
+            Sample::Imu { kind, sample } => {
+                CameraStats::add(&stats.imu_samples, 1);
+                let (k, stream) = match kind {
+                    StreamKind::Gyro => (0, stream_id::GYRO),
+                    _ => (1, stream_id::ACCEL),
+                };
+                imu[k].push(sample);
+                if imu[k].len() >= 64 || sample.device_ts_ms - imu[k][0].device_ts_ms >= 100.0 {
+                    flush_imu(&mut imu[k], stream);
+                }
+            }
+        }
+    }
+    flush_imu(&mut imu[0], stream_id::GYRO);
+    flush_imu(&mut imu[1], stream_id::ACCEL);
+    if let Some(sink) = color.and_then(|c| c.sink) {
+        if let Err(e) = sink.finish() {
+            send(event_record(
+                stream_id::COLOR,
+                "color_finish_failed",
+                e.clone(),
+            ));
+            stats.set_error(format!("colour: {e}"));
+        }
+    }
+    drop(job_tx);
+    let _ = w_tx.send(ToWriter::End { jobs: seq });
+    stats.set_queue_len(0);
+}
+
+fn compress_loop(codec: DepthCodec, rxs: Vec<Receiver<Job>>, txs: Vec<Sender<ToWriter>>) {
+    let mut live: Vec<usize> = (0..rxs.len()).collect();
+    let mut payload_cap = 0;
+    while !live.is_empty() {
+        let mut sel = Select::new();
+        for &i in &live {
+            sel.recv(&rxs[i]);
+        }
+        let op = sel.select();
+        let k = op.index();
+        let cam = live[k];
+        match op.recv(&rxs[cam]) {
+            Ok(job) => {
+                let mut payload = Vec::with_capacity(payload_cap);
+                let msg = match codec.encode(&job.data, job.width, job.height, &mut payload) {
+                    Ok(()) => {
+                        payload_cap = payload_cap.max(payload.len());
+                        ToWriter::Depth {
+                            seq: job.seq,
+                            header: job.header,
+                            raw_bytes: job.data.len() as u64 * 2,
+                            payload,
+                        }
+                    }
+                    Err(e) => ToWriter::EncodeFailed {
+                        seq: job.seq,
+                        header: job.header,
+                        error: e.to_string(),
+                    },
+                };
+                let _ = txs[cam].send(msg);
+            }
+            Err(_) => {
+                live.remove(k);
+            }
+        }
+    }
+}
+
+/// File name of segment `k` of a camera.
+fn segment_path(dir: &Path, name: &str, segmented: bool, k: u64) -> PathBuf {
+    if segmented {
+        dir.join(format!("{name}.{k:03}.rsrec"))
+    } else {
+        dir.join(format!("{name}.rsrec"))
+    }
+}
+
+struct SegmentWriter<'a> {
+    cfg: &'a PipelineConfig,
+    name: &'a str,
+    info: &'a SourceInfo,
+    writer: Option<Writer>,
+    index: u64,
+    opened: Instant,
+    /// The current video segment record, repeated at the start of each file.
+    video_segment: Option<(RecordHeader, Vec<u8>)>,
+}
+
+impl SegmentWriter<'_> {
+    fn open(&mut self, files: &Mutex<Vec<PathBuf>>) -> crate::container::Result<()> {
+        let path = segment_path(
+            &self.cfg.session_dir,
+            self.name,
+            self.cfg.segment.is_some(),
+            self.index,
+        );
+        let mut header = FileHeader::new(self.info.device.clone(), self.info.streams.clone());
+        let mut meta = self.cfg.metadata.clone();
+        if let Some(m) = meta.as_object_mut() {
+            m.insert("camera".into(), self.name.into());
+            m.insert("segment".into(), self.index.into());
+        }
+        header.metadata_json = meta.to_string();
+        let mut w = Writer::create(&path, &header, self.cfg.writer.clone())?;
+        if let Some((h, p)) = &self.video_segment {
+            w.write_record(h, p)?;
+        }
+        files.lock().unwrap_or_else(|p| p.into_inner()).push(path);
+        self.writer = Some(w);
+        self.opened = Instant::now();
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        h: &RecordHeader,
+        p: &[u8],
+        stats: &CameraStats,
+        files: &Mutex<Vec<PathBuf>>,
+    ) -> crate::container::Result<()> {
+        if h.record_type == record_type::VIDEO_SEGMENT {
+            self.video_segment = Some((*h, p.to_vec()));
+        }
+        let rotate = match (self.cfg.segment, &self.writer) {
+            (Some(SegmentLimit::Duration(d)), Some(_)) => self.opened.elapsed() >= d,
+            (Some(SegmentLimit::Bytes(b)), Some(w)) => w.bytes_written() + p.len() as u64 + 48 > b,
+            _ => false,
+        };
+        if rotate && h.record_type != record_type::VIDEO_SEGMENT {
+            if let Some(w) = self.writer.take() {
+                let s = w.finish()?;
+                CameraStats::add(&stats.file_bytes, 0);
+                let _ = s;
+            }
+            self.index += 1;
+            CameraStats::add(&stats.segments, 1);
+            self.open(files)?;
+        }
+        let w = self.writer.as_mut().expect("a writer is open");
+        w.write_record(h, p)?;
+        Ok(())
+    }
+}
+
+fn write_loop(
+    cfg: &PipelineConfig,
+    name: &str,
+    info: &SourceInfo,
+    stats: &CameraStats,
+    files: &Mutex<Vec<PathBuf>>,
+    stop: &AtomicBool,
+    rx: Receiver<ToWriter>,
+) {
+    let mut sw = SegmentWriter {
+        cfg,
+        name,
+        info,
+        writer: None,
+        index: 0,
+        opened: Instant::now(),
+        video_segment: None,
+    };
+    let mut failed: Option<String> = None;
+    if let Err(e) = sw.open(files) {
+        failed = Some(crate::container::error::error_chain(&e));
+    } else {
+        CameraStats::add(&stats.segments, 1);
+    }
+    let mut pending: BTreeMap<u64, ToWriter> = BTreeMap::new();
+    let mut next_seq = 0u64;
+    let mut expected: Option<u64> = None;
+    let mut bytes_before = 0u64;
+    loop {
+        if expected.is_some_and(|e| next_seq >= e) {
+            break;
+        }
+        let msg = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => {
+                if failed.is_none() {
+                    if let Some(w) = sw.writer.as_mut() {
+                        if let Err(e) = w.tick() {
+                            failed = Some(crate::container::error::error_chain(&e));
+                        }
+                    }
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut ready = Vec::new();
+        match msg {
+            ToWriter::End { jobs } => expected = Some(jobs),
+            m @ (ToWriter::Depth { .. } | ToWriter::EncodeFailed { .. }) => {
+                let seq = match &m {
+                    ToWriter::Depth { seq, .. } | ToWriter::EncodeFailed { seq, .. } => *seq,
+                    _ => unreachable!(),
+                };
+                pending.insert(seq, m);
+                while let Some(m) = pending.remove(&next_seq) {
+                    ready.push(m);
+                    next_seq += 1;
+                }
+            }
+            m @ ToWriter::Record { .. } => ready.push(m),
+        }
+        for m in ready {
+            if failed.is_some() {
+                if matches!(m, ToWriter::Depth { .. }) {
+                    CameraStats::add(&stats.depth_dropped, 1);
+                }
+                continue;
+            }
+            let r = match m {
+                ToWriter::Depth {
+                    header,
+                    raw_bytes,
+                    payload,
+                    ..
+                } => sw.write(&header, &payload, stats, files).map(|_| {
+                    CameraStats::add(&stats.depth_written, 1);
+                    CameraStats::add(&stats.depth_raw_bytes, raw_bytes);
+                    CameraStats::add(&stats.depth_stored_bytes, payload.len() as u64);
+                }),
+                ToWriter::EncodeFailed { header, error, .. } => {
+                    CameraStats::add(&stats.depth_dropped, 1);
+                    let t = Timing {
+                        frame_number: header.frame_number,
+                        device_ts_ms: header.device_ts_ms,
+                        ts_domain: header.ts_domain,
+                        host_ts_us: header.host_ts_us,
+                    };
+                    match gap_record(
+                        stream_id::DEPTH,
+                        &t,
+                        t.frame_number,
+                        t.frame_number,
+                        GapReason::EncoderError,
+                        &error,
+                    ) {
+                        ToWriter::Record { header, payload } => {
+                            sw.write(&header, &payload, stats, files)
+                        }
+                        _ => Ok(()),
+                    }
+                }
+                ToWriter::Record { header, payload } => sw.write(&header, &payload, stats, files),
+                ToWriter::End { .. } => Ok(()),
+            };
+            if let Err(e) = r {
+                failed = Some(crate::container::error::error_chain(&e));
+            }
+        }
+        if let Some(w) = &sw.writer {
+            stats
+                .file_bytes
+                .store(bytes_before + w.bytes_written(), Ordering::Relaxed);
+        }
+        let _ = &mut bytes_before;
+    }
+    if let Some(e) = failed {
+        stats.set_error(format!("writing {name}: {e}"));
+        // A writer that cannot write stops the recording cleanly everywhere.
+        stop.store(true, Ordering::SeqCst);
+        // Keep draining so that the compression pool never blocks on us.
+        for m in rx.iter() {
+            if matches!(m, ToWriter::Depth { .. }) {
+                CameraStats::add(&stats.depth_dropped, 1);
+            }
+        }
+    } else if let Some(w) = sw.writer.take() {
+        if let Err(e) = w.finish() {
+            stats.set_error(format!(
+                "closing {name}: {}",
+                crate::container::error::error_chain(&e)
+            ));
+            stop.store(true, Ordering::SeqCst);
+        }
+    }
+    stats.finished.store(true, Ordering::SeqCst);
+}

@@ -1,0 +1,108 @@
+//! Live per-camera counters, shared lock-free between the pipeline threads and the status
+//! display. Every frame a source delivers ends up in exactly one of: written, dropped
+//! (queue full / encoder), or lost in a failure that is recorded as a gap.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+#[derive(Default, Debug)]
+pub struct CameraStats {
+    pub depth_captured: AtomicU64,
+    pub depth_written: AtomicU64,
+    /// Dropped by rsrec: the compression queue was full.
+    pub depth_dropped: AtomicU64,
+    /// Missing in the source's own frame numbers (dropped in camera, USB or driver).
+    pub depth_source_skipped: AtomicU64,
+    pub depth_raw_bytes: AtomicU64,
+    pub depth_stored_bytes: AtomicU64,
+    pub queue_len: AtomicU64,
+    pub queue_capacity: AtomicU64,
+    pub queue_high_water: AtomicU64,
+    pub color_captured: AtomicU64,
+    pub color_queued: AtomicU64,
+    pub color_dropped: AtomicU64,
+    pub color_source_skipped: AtomicU64,
+    pub color_restarts: AtomicU64,
+    pub imu_samples: AtomicU64,
+    pub file_bytes: AtomicU64,
+    pub segments: AtomicU64,
+    pub finished: AtomicBool,
+    pub error: Mutex<Option<String>>,
+}
+
+/// A snapshot of [`CameraStats`] for status lines and `session.json`.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct StatsSnapshot {
+    pub depth_captured: u64,
+    pub depth_written: u64,
+    pub depth_dropped: u64,
+    pub depth_source_skipped: u64,
+    pub depth_raw_bytes: u64,
+    pub depth_stored_bytes: u64,
+    pub compression_ratio: f64,
+    pub queue_len: u64,
+    pub queue_capacity: u64,
+    pub queue_high_water: u64,
+    pub color_captured: u64,
+    pub color_queued: u64,
+    pub color_dropped: u64,
+    pub color_source_skipped: u64,
+    pub color_restarts: u64,
+    pub imu_samples: u64,
+    pub file_bytes: u64,
+    pub segments: u64,
+    pub finished: bool,
+    pub error: Option<String>,
+}
+
+impl CameraStats {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    pub fn set_queue_len(&self, len: u64) {
+        self.queue_len.store(len, Relaxed);
+        self.queue_high_water.fetch_max(len, Relaxed);
+    }
+
+    pub fn set_error(&self, e: String) {
+        let mut g = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(e);
+        }
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        let raw = g(&self.depth_raw_bytes);
+        let stored = g(&self.depth_stored_bytes);
+        StatsSnapshot {
+            depth_captured: g(&self.depth_captured),
+            depth_written: g(&self.depth_written),
+            depth_dropped: g(&self.depth_dropped),
+            depth_source_skipped: g(&self.depth_source_skipped),
+            depth_raw_bytes: raw,
+            depth_stored_bytes: stored,
+            compression_ratio: if stored > 0 {
+                raw as f64 / stored as f64
+            } else {
+                0.0
+            },
+            queue_len: g(&self.queue_len),
+            queue_capacity: g(&self.queue_capacity),
+            queue_high_water: g(&self.queue_high_water),
+            color_captured: g(&self.color_captured),
+            color_queued: g(&self.color_queued),
+            color_dropped: g(&self.color_dropped),
+            color_source_skipped: g(&self.color_source_skipped),
+            color_restarts: g(&self.color_restarts),
+            imu_samples: g(&self.imu_samples),
+            file_bytes: g(&self.file_bytes),
+            segments: g(&self.segments),
+            finished: self.finished.load(Relaxed),
+            error: self.error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! `sim:N`: synthetic cameras. Depth is a tilted wall with a moving box in front of it, sensor
+//! noise, hole speckle and dropout around the box edges, and rare 65535 outliers; colour is a
+//! moving pattern; the IMU yields gyro (~200 Hz) and accel (~63 Hz) samples. Samples are
+//! paced in real time, or produced as fast as possible for conversion benchmarks.
+
+use std::time::{Duration, Instant};
+
+use super::{stream_id, ColorFrame, DepthFrame, Sample, Source, SourceError, SourceInfo, Timing};
+use crate::container::format::ts_domain;
+use crate::container::{
+    DeviceInfo, Distortion, ImuSample, Intrinsics, PixelFormat, StreamDescriptor, StreamKind,
+};
+
+/// Resolution and rate of a stream, e.g. `848x480@30`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StreamMode {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+}
+
+impl std::str::FromStr for StreamMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let err = || format!("'{s}' is not WIDTHxHEIGHT@FPS (e.g. 848x480@30)");
+        let (size, fps) = s.split_once('@').ok_or_else(err)?;
+        let (w, h) = size.split_once('x').ok_or_else(err)?;
+        let mode = StreamMode {
+            width: w.parse().map_err(|_| err())?,
+            height: h.parse().map_err(|_| err())?,
+            fps: fps.parse().map_err(|_| err())?,
+        };
+        if mode.width == 0
+            || mode.height == 0
+            || mode.width > 8192
+            || mode.height > 8192
+            || !(mode.fps > 0.0 && mode.fps <= 1000.0)
+        {
+            return Err(format!("'{s}': size must be 1..8192 and fps 0..1000"));
+        }
+        Ok(mode)
+    }
+}
+
+impl std::fmt::Display for StreamMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}@{}", self.width, self.height, self.fps)
+    }
+}
+
+/// How a finite or synthetic source is paced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pacing {
+    /// Samples arrive when they are due, like a live camera.
+    RealTime,
+    /// No waiting: as fast as the consumer takes them.
+    AsFastAsPossible,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Camera number (0-based): varies the scene and the serial number.
+    pub index: usize,
+    pub depth: StreamMode,
+    pub color: Option<StreamMode>,
+    pub imu: bool,
+    pub pacing: Pacing,
+    /// Stop after this many depth frames (`None`: endless).
+    pub max_depth_frames: Option<u64>,
+    /// Skip (never deliver) every Nth depth frame number, to exercise gap accounting.
+    pub skip_every: Option<u64>,
+}
+
+impl SimConfig {
+    pub fn new(index: usize, depth: StreamMode) -> Self {
+        Self {
+            index,
+            depth,
+            color: None,
+            imu: false,
+            pacing: Pacing::RealTime,
+            max_depth_frames: None,
+            skip_every: None,
+        }
+    }
+}
+
+const GYRO_HZ: f64 = 200.0;
+const ACCEL_HZ: f64 = 63.0;
+
+pub struct SimSource {
+    cfg: SimConfig,
+    info: SourceInfo,
+    start: Instant,
+    start_utc_us: i64,
+    /// Next due time (seconds since start) and counter per stream.
+    due: [(f64, u64); 4],
+    periods: [f64; 4],
+    enabled: [bool; 4],
+    /// Device clock offset, ms (cameras do not start at 0).
+    clock_offset_ms: f64,
+}
+
+impl SimSource {
+    pub fn new(cfg: SimConfig) -> Self {
+        let d = cfg.depth;
+        let mut depth = StreamDescriptor::depth(stream_id::DEPTH, d.width, d.height, d.fps);
+        let f = d.width as f32 * 0.5;
+        depth.intrinsics = Some(Intrinsics {
+            fx: f,
+            fy: f,
+            ppx: d.width as f32 / 2.0,
+            ppy: d.height as f32 / 2.0,
+            model: Distortion::BrownConrady,
+            coeffs: vec![0.0; 5],
+        });
+        let mut streams = vec![depth];
+        if let Some(c) = cfg.color {
+            let mut color = StreamDescriptor::depth(stream_id::COLOR, c.width, c.height, c.fps);
+            color.kind = StreamKind::Color;
+            color.name = "color".into();
+            color.format = PixelFormat::Rgb8;
+            color.depth_units = 0.0;
+            color.intrinsics = Some(Intrinsics {
+                fx: c.width as f32 * 0.6,
+                fy: c.width as f32 * 0.6,
+                ppx: c.width as f32 / 2.0,
+                ppy: c.height as f32 / 2.0,
+                model: Distortion::InverseBrownConrady,
+                coeffs: vec![0.0; 5],
+            });
+            streams.push(color);
+        }
+        if cfg.imu {
+            for (id, kind, name, hz) in [
+                (stream_id::GYRO, StreamKind::Gyro, "gyro", GYRO_HZ),
+                (stream_id::ACCEL, StreamKind::Accel, "accel", ACCEL_HZ),
+            ] {
+                streams.push(StreamDescriptor {
+                    id,
+                    kind,
+                    name: name.into(),
+                    width: 0,
+                    height: 0,
+                    format: PixelFormat::MotionXyz32f,
+                    fps: hz,
+                    depth_units: 0.0,
+                    intrinsics: None,
+                    extrinsics: None,
+                    properties: Vec::new(),
+                });
+            }
+        }
+        let name = format!("sim{}", cfg.index);
+        let info = SourceInfo {
+            name: name.clone(),
+            device: DeviceInfo {
+                name: "rsrec simulated D435i".into(),
+                serial: format!("SIM{:09}", cfg.index),
+                model: "sim".into(),
+                firmware: env!("CARGO_PKG_VERSION").into(),
+                properties: vec![("source".into(), format!("sim:{}", cfg.index))],
+            },
+            streams,
+        };
+        let periods = [
+            1.0 / d.fps,
+            cfg.color.map_or(f64::INFINITY, |c| 1.0 / c.fps),
+            1.0 / GYRO_HZ,
+            1.0 / ACCEL_HZ,
+        ];
+        let enabled = [true, cfg.color.is_some(), cfg.imu, cfg.imu];
+        Self {
+            clock_offset_ms: 1_000_000.0 + cfg.index as f64 * 12_345.678,
+            cfg,
+            info,
+            start: Instant::now(),
+            start_utc_us: crate::container::now_utc_us(),
+            due: [(0.0, 0); 4],
+            periods,
+            enabled,
+        }
+    }
+
+    fn timing(&self, t: f64, n: u64) -> Timing {
+        let host_ts_us = match self.cfg.pacing {
+            Pacing::RealTime => crate::container::now_utc_us(),
+            Pacing::AsFastAsPossible => self.start_utc_us + (t * 1e6) as i64,
+        };
+        Timing {
+            frame_number: n,
+            device_ts_ms: self.clock_offset_ms + t * 1000.0,
+            ts_domain: ts_domain::HARDWARE_CLOCK,
+            host_ts_us,
+        }
+    }
+}
+
+/// Cheap per-pixel hash (a few cycles), for noise and speckle.
+#[inline]
+fn hash(x: u32, y: u32, f: u64, salt: u64) -> u32 {
+    let mut h = (x as u64).wrapping_mul(0x9E37_79B9)
+        ^ (y as u64).wrapping_mul(0x85EB_CA6B)
+        ^ f.wrapping_mul(0xC2B2_AE35)
+        ^ salt;
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x2C1B_3C6D);
+    h ^= h >> 12;
+    h as u32
+}
+
+/// Renders depth frame `n` of camera `index` into a new buffer.
+pub fn render_depth(width: u32, height: u32, n: u64, index: usize) -> Vec<u16> {
+    let mut out = vec![0u16; (width * height) as usize];
+    let t = n as f64 / 30.0;
+    let (w, h) = (width as f64, height as f64);
+    // A box moving left-right at 1.2 m in front of a tilted wall at ~2-3 m.
+    let bx = (0.5 + 0.3 * (t * 0.7 + index as f64).sin()) * w;
+    let by = (0.5 + 0.2 * (t * 0.45).cos()) * h;
+    let (hw, hh) = (0.15 * w, 0.2 * h);
+    let salt = index as u64 * 0x1234_5678;
+    for y in 0..height {
+        let row = &mut out[(y * width) as usize..((y + 1) * width) as usize];
+        let fy = y as f64;
+        let wall_row = 2000.0 + 1.5 * fy * 480.0 / h;
+        for (x, px) in row.iter_mut().enumerate() {
+            let fx = x as f64;
+            let r = hash(x as u32, y, n, salt);
+            let dx = (fx - bx).abs() - hw;
+            let dy = (fy - by).abs() - hh;
+            let (base, edge) = if dx < 0.0 && dy < 0.0 {
+                (1200.0 + 0.2 * fx * 848.0 / w, dx.max(dy) > -3.0)
+            } else {
+                (wall_row + 0.8 * fx * 848.0 / w, dx.max(dy) < 4.0)
+            };
+            *px = if (edge && r % 3 != 0) || r % 97 < 5 {
+                0 // dropout at depth edges and speckle that changes every frame
+            } else if r % 20_011 == 0 {
+                65535 // rare outlier
+            } else {
+                // noise grows with distance (~0.2 % of depth)
+                let noise = ((r >> 8) % 9) as f64 - 4.0;
+                (base + noise * base / 2000.0) as u16
+            };
+        }
+    }
+    out
+}
+
+fn render_color(width: u32, height: u32, n: u64) -> Vec<u8> {
+    let mut out = vec![0u8; (width * height * 3) as usize];
+    let sq = (n * 4 % width as u64) as u32;
+    for y in 0..height {
+        for x in 0..width {
+            let i = ((y * width + x) * 3) as usize;
+            let inside =
+                x >= sq && x < sq + height / 4 && y >= height / 3 && y < height / 3 + height / 4;
+            out[i] = if inside { 240 } else { (x * 255 / width) as u8 };
+            out[i + 1] = ((y * 255 / height) as u64 + n) as u8;
+            out[i + 2] = if inside { 30 } else { 128 };
+        }
+    }
+    out
+}
+
+impl Source for SimSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn next(&mut self) -> Result<Option<Sample>, SourceError> {
+        loop {
+            if let Some(max) = self.cfg.max_depth_frames {
+                if self.due[0].1 >= max {
+                    return Ok(None);
+                }
+            }
+            let k = (0..4)
+                .filter(|&k| self.enabled[k])
+                .min_by(|&a, &b| self.due[a].0.total_cmp(&self.due[b].0))
+                .expect("depth is always enabled");
+            let (t, n) = self.due[k];
+            self.due[k] = (t + self.periods[k], n + 1);
+            if self.cfg.pacing == Pacing::RealTime {
+                let target = self.start + Duration::from_secs_f64(t);
+                let now = Instant::now();
+                if target > now {
+                    std::thread::sleep(target - now);
+                }
+            }
+            let timing = self.timing(t, n);
+            let d = self.cfg.depth;
+            return Ok(Some(match k {
+                0 => {
+                    if self.cfg.skip_every.is_some_and(|e| e > 0 && n % e == e - 1) {
+                        continue;
+                    }
+                    Sample::Depth(DepthFrame {
+                        timing,
+                        data: render_depth(d.width, d.height, n, self.cfg.index),
+                        metadata: vec![("exposure_us".into(), 8500), ("laser_power".into(), 150)],
+                    })
+                }
+                1 => {
+                    let c = self.cfg.color.expect("colour enabled");
+                    Sample::Color(ColorFrame {
+                        timing,
+                        data: render_color(c.width, c.height, n),
+                        metadata: Vec::new(),
+                    })
+                }
+                _ => {
+                    let s = (t * 2.0).sin() as f32;
+                    let (kind, xyz) = if k == 2 {
+                        (StreamKind::Gyro, [0.01 * s, -0.02, 0.005 * s])
+                    } else {
+                        (StreamKind::Accel, [0.1 * s, -9.81, 0.2])
+                    };
+                    Sample::Imu {
+                        kind,
+                        sample: ImuSample {
+                            frame_number: timing.frame_number,
+                            device_ts_ms: timing.device_ts_ms,
+                            host_ts_us: timing.host_ts_us,
+                            xyz,
+                        },
+                    }
+                }
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse() {
+        let m: StreamMode = "848x480@30".parse().unwrap();
+        assert_eq!((m.width, m.height, m.fps), (848, 480, 30.0));
+        assert!("848x480".parse::<StreamMode>().is_err());
+        assert!("0x480@30".parse::<StreamMode>().is_err());
+        assert!("848x480@0".parse::<StreamMode>().is_err());
+    }
+
+    #[test]
+    fn depth_looks_like_a_d4xx() {
+        let d = render_depth(848, 480, 10, 0);
+        let holes = d.iter().filter(|&&v| v == 0).count() as f64 / d.len() as f64;
+        let far = d.iter().filter(|&&v| v == 65535).count();
+        assert!((0.03..0.3).contains(&holes), "hole fraction {holes}");
+        assert!(far > 0 && far < 200, "{far} outliers");
+        assert!(d.iter().any(|&v| (1100..1400).contains(&v)));
+        assert!(d.iter().any(|&v| (2000..4000).contains(&v)));
+        assert_ne!(d, render_depth(848, 480, 11, 0), "frames change");
+    }
+
+    #[test]
+    fn yields_all_streams_in_time_order_and_skips() {
+        let mut cfg = SimConfig::new(1, "64x48@30".parse().unwrap());
+        cfg.color = Some("32x24@15".parse().unwrap());
+        cfg.imu = true;
+        cfg.pacing = Pacing::AsFastAsPossible;
+        cfg.max_depth_frames = Some(30);
+        cfg.skip_every = Some(10);
+        let mut s = SimSource::new(cfg);
+        let (mut depth, mut color, mut gyro, mut accel) = (vec![], 0, 0, 0);
+        let mut last = 0.0;
+        while let Some(x) = s.next().unwrap() {
+            let t = match &x {
+                Sample::Depth(f) => {
+                    depth.push(f.timing.frame_number);
+                    f.timing.device_ts_ms
+                }
+                Sample::Color(f) => {
+                    color += 1;
+                    assert_eq!(f.data.len(), 32 * 24 * 3);
+                    f.timing.device_ts_ms
+                }
+                Sample::Imu { kind, sample } => {
+                    if *kind == StreamKind::Gyro {
+                        gyro += 1
+                    } else {
+                        accel += 1
+                    }
+                    sample.device_ts_ms
+                }
+            };
+            assert!(t >= last);
+            last = t;
+        }
+        assert_eq!(depth.len(), 27);
+        assert!(!depth.contains(&9) && !depth.contains(&19) && !depth.contains(&29));
+        assert!((14..=16).contains(&color), "{color}");
+        assert!((190..=205).contains(&gyro), "{gyro}");
+        assert!((60..=66).contains(&accel), "{accel}");
+    }
+}
