@@ -161,7 +161,11 @@ fn bad_arguments_and_inputs_give_one_line_errors() {
             2,
             "unknown depth codec",
         ),
-        (vec!["import", p(&dir), "--out", p(&out)], 2, "--fps"),
+        (
+            vec!["import", p(&dir), "--out", p(&out)],
+            1,
+            "--fps is required",
+        ),
         (vec!["info"], 2, "FILE"),
         (vec!["bogus"], 2, "unrecognized subcommand"),
     ];

@@ -13,10 +13,13 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n==== %s ====\n' "$*"; }
 
 # ---- system packages -------------------------------------------------------------------
-# A C compiler (zstd-sys, libFuzzer); later features add their own packages here.
+# A C compiler (zstd-sys, libFuzzer), FFmpeg (colour video; ffprobe checks the files),
+# pkill (procps) for the FFmpeg-failure test.
 packages=()
 command -v cc >/dev/null 2>&1 || packages+=(build-essential)
 command -v c++ >/dev/null 2>&1 || packages+=(g++)
+command -v ffmpeg >/dev/null 2>&1 || packages+=(ffmpeg)
+command -v pkill >/dev/null 2>&1 || packages+=(procps)
 if [ "${#packages[@]}" -gt 0 ]; then
   step "installing Debian packages: ${packages[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -1,24 +1,36 @@
-//! `rsrec import DIR --fps F --out OUT_DIR`: pack a folder of 16-bit depth PNGs.
+//! `rsrec import DIR|FILE.bag --out OUT_DIR`: convert a folder of 16-bit depth PNGs (plus
+//! `color/` images) or a librealsense `.bag` through the recording pipeline, as fast as
+//! possible and without dropping anything, into `OUT_DIR/<name>.rsrec` (and
+//! `<name>.color.000.mkv` when there is colour).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use rsrec::codec::DepthCodec;
-use rsrec::import::{import_png_dir, ImportOptions};
+use rsrec::container::{FsyncPolicy, StreamKind, WriterOptions};
+use rsrec::record::{Pipeline, PipelineConfig};
+use rsrec::source::png::PngSource;
+use rsrec::source::sim::Pacing;
+use rsrec::source::{Sample, Source, SourceError, SourceInfo};
+use serde_json::json;
 
 use super::util::fmt_bytes;
 
-/// Pack a folder of 16-bit depth PNGs (DIR or DIR/depth/, natural sort) into OUT_DIR/<name>.rsrec.
+/// Convert a folder of 16-bit depth PNGs (DIR or DIR/depth/, natural sort; colour from
+/// DIR/color/) or a librealsense .bag into OUT_DIR/<name>.rsrec, losslessly and as fast as
+/// possible.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Dataset folder: PNGs in DIR itself or in DIR/depth/.
-    pub dir: PathBuf,
-    /// Frame rate the images were captured at (sets the synthetic timestamps).
+    /// Dataset folder (PNGs in DIR or DIR/depth/) or a .bag file.
+    pub input: PathBuf,
+    /// Frame rate the PNGs were captured at (sets their timestamps); required for folders.
     #[arg(long)]
-    pub fps: f64,
+    pub fps: Option<f64>,
     /// Output folder (created if missing).
     #[arg(long)]
     pub out: PathBuf,
@@ -28,13 +40,25 @@ pub struct Args {
     /// Metres per depth unit of the PNG values.
     #[arg(long, default_value_t = 0.001)]
     pub depth_units: f32,
-    /// Output file name without extension [default: the dataset folder's name].
+    /// Output file name without extension [default: the folder's or bag's name].
     #[arg(long)]
     pub name: Option<String>,
     /// Intrinsics JSON (Open3D camera_intrinsic.json) [default: DIR/camera_intrinsic.json if present].
     #[arg(long)]
     pub intrinsics: Option<PathBuf>,
-    /// Replace an existing output file.
+    /// `off` to skip colour; otherwise the colour encoder (libx265, libx264, libsvtav1, auto, ...).
+    #[arg(long, default_value = "libx265")]
+    pub color_codec: String,
+    /// Colour quality (constant rate factor).
+    #[arg(long)]
+    pub crf: Option<u8>,
+    /// Colour encoder preset.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Path of the ffmpeg program.
+    #[arg(long, default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+    /// Replace existing output files.
     #[arg(long)]
     pub force: bool,
     /// No progress output.
@@ -42,44 +66,160 @@ pub struct Args {
     pub quiet: bool,
 }
 
+/// A source under another name (the output file's).
+struct Renamed(Box<dyn Source>, SourceInfo);
+
+impl Source for Renamed {
+    fn info(&self) -> &SourceInfo {
+        &self.1
+    }
+    fn next(&mut self) -> Result<Option<Sample>, SourceError> {
+        self.0.next()
+    }
+}
+
+fn stem(p: &Path) -> String {
+    p.canonicalize()
+        .ok()
+        .and_then(|p| p.file_stem().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "import".into())
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let opts = ImportOptions {
-        fps: args.fps,
-        codec: args.depth_codec,
-        depth_units: args.depth_units,
-        name: args.name.clone(),
-        overwrite: args.force,
-        intrinsics: args.intrinsics.clone(),
-        start_utc_us: None,
+    let input = &args.input;
+    let (source, total): (Box<dyn Source>, Option<usize>) = if input.is_file() {
+        (super::bag::open(input, Pacing::AsFastAsPossible)?, None)
+    } else if input.is_dir() {
+        let fps = args
+            .fps
+            .context("--fps is required for a PNG folder (the rate its frames were captured at)")?;
+        let src = PngSource::open(
+            input,
+            fps,
+            args.depth_units,
+            args.intrinsics.as_deref(),
+            Pacing::AsFastAsPossible,
+        )
+        .with_context(|| format!("importing {}", input.display()))?;
+        let n = src.depth_frames();
+        (Box::new(src), Some(n))
+    } else {
+        bail!("importing {}: not a directory or file", input.display());
     };
-    let show = !args.quiet && std::io::stderr().is_terminal();
+    let name = args.name.clone().unwrap_or_else(|| stem(input));
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        bail!("--name '{name}' is not a usable file name");
+    }
+    let mut info = source.info().clone();
+    info.name = name.clone();
+    let has_color = info.stream(StreamKind::Color).is_some() && args.color_codec != "off";
+    let color = if has_color {
+        Some(
+            super::color::factory(
+                &args.ffmpeg,
+                &args.color_codec,
+                args.crf,
+                args.preset.clone(),
+            )
+            .context("the input has colour images (use --color-codec off to import depth only)")?,
+        )
+    } else {
+        None
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let target = args.out.join(format!("{name}.rsrec"));
+    if target.exists() && !args.force {
+        bail!(
+            "{} already exists (use --force to replace it)",
+            target.display()
+        );
+    }
+    // Everything is written into a staging folder and moved into place at the end, so a
+    // failed import leaves nothing that looks complete.
+    let staging = args.out.join(format!(".{name}.import.partial"));
+    let _ = std::fs::remove_dir_all(&staging);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cfg = PipelineConfig {
+        session_dir: staging.clone(),
+        depth_codec: args.depth_codec,
+        queue_frames: 16,
+        workers: cores,
+        writer: WriterOptions {
+            fsync: FsyncPolicy::OnClose,
+            ..WriterOptions::default()
+        },
+        segment: None,
+        lossless: true,
+        color,
+        metadata: json!({"import": {"source": input.display().to_string(), "fps": args.fps}}),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
-    let report = import_png_dir(&args.dir, &args.out, &opts, |done, total| {
-        if show && (done % 10 == 0 || done == total) {
-            let el = t0.elapsed().as_secs_f64().max(1e-9);
-            let rate = done as f64 / el;
-            let eta = (total - done) as f64 / rate.max(1e-9);
-            eprint!(
-                "\rimporting {done}/{total} frames ({:.0}%), {rate:.0} frames/s, ETA {eta:.0}s   ",
-                100.0 * done as f64 / total as f64
-            );
+    let pipeline = Pipeline::start(vec![Box::new(Renamed(source, info))], cfg, stop)
+        .context("starting the import")?;
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    while !pipeline.all_finished() {
+        std::thread::sleep(Duration::from_millis(200));
+        if show {
+            let s = &pipeline.stats()[0].1;
+            let rate = s.depth_written as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            match total {
+                Some(n) => eprint!(
+                    "\rimporting {}/{n} frames ({:.0}%), {rate:.0} frames/s, ETA {:.0}s   ",
+                    s.depth_written,
+                    100.0 * s.depth_written as f64 / n.max(1) as f64,
+                    n.saturating_sub(s.depth_written as usize) as f64 / rate.max(1e-9)
+                ),
+                None => eprint!(
+                    "\rimporting: {} frames, {rate:.0} frames/s   ",
+                    s.depth_written
+                ),
+            }
         }
-    })
-    .with_context(|| format!("importing {}", args.dir.display()))?;
+    }
     if show {
         eprintln!();
     }
+    let outcome = pipeline.finish().remove(0);
+    if let Some(e) = &outcome.stats.error {
+        let _ = std::fs::remove_dir_all(&staging);
+        bail!("importing {}: {e}", input.display());
+    }
+    let mut moved = Vec::new();
+    for f in outcome
+        .files
+        .iter()
+        .map(|f| f.to_path_buf())
+        .chain(outcome.videos.iter().map(|v| staging.join(v)))
+    {
+        let dest = args
+            .out
+            .join(f.file_name().expect("pipeline files have names"));
+        std::fs::rename(&f, &dest)
+            .with_context(|| format!("moving {} into place", dest.display()))?;
+        moved.push(dest);
+    }
+    let _ = std::fs::remove_dir_all(&staging);
     if !args.quiet {
-        let ratio = report.raw_bytes as f64 / report.compressed_bytes.max(1) as f64;
+        let s = &outcome.stats;
         println!(
-            "{}: {} frames {}x{}, {} raw -> {} ({}, ratio {ratio:.2}x) in {:.1}s",
-            report.path.display(),
-            report.frames,
-            report.width,
-            report.height,
-            fmt_bytes(report.raw_bytes),
-            fmt_bytes(report.file_bytes),
+            "{}: {} depth frames, {} raw -> {} ({}, ratio {:.2}x){} in {:.1}s",
+            target.display(),
+            s.depth_written,
+            fmt_bytes(s.depth_raw_bytes),
+            fmt_bytes(s.file_bytes),
             args.depth_codec,
+            s.compression_ratio,
+            if s.color_queued > 0 {
+                format!(
+                    ", {} colour frames -> {}",
+                    s.color_queued,
+                    outcome.videos.join(", ")
+                )
+            } else {
+                String::new()
+            },
             t0.elapsed().as_secs_f64()
         );
     }

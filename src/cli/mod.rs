@@ -4,9 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bag;
+mod color;
 mod import;
 mod info;
+mod record;
 mod recover;
+mod sources;
 mod util;
 mod verify;
 
@@ -33,6 +37,7 @@ pub enum Command {
     Verify(verify::Args),
     Recover(recover::Args),
     Import(import::Args),
+    Record(record::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -41,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a),
         Command::Recover(a) => recover::run(a),
         Command::Import(a) => import::run(a),
+        Command::Record(a) => record::run(a),
     }
 }
 
@@ -70,7 +76,7 @@ mod tests {
     #[test]
     fn rejects_bad_arguments() {
         assert!(Cli::try_parse_from(["rsrec", "info"]).is_err());
-        assert!(Cli::try_parse_from(["rsrec", "import", "dir", "--out", "o"]).is_err());
+        assert!(Cli::try_parse_from(["rsrec", "import", "dir", "--fps", "30"]).is_err());
         assert!(Cli::try_parse_from([
             "rsrec",
             "import",

@@ -1,6 +1,7 @@
 //! Recording: the capture -> compression -> writer pipeline, live statistics and the
 //! session folder.
 
+pub mod color;
 pub mod pipeline;
 pub mod session;
 pub mod stats;

@@ -117,7 +117,7 @@ pub trait ColorSink: Send {
 /// Opens colour video segment `segment` for a camera: returns the sink, the video's file
 /// name (relative to the session folder) and the encoder name.
 pub type ColorSinkFactory = Arc<
-    dyn Fn(&SourceInfo, &Path, u32) -> Result<(Box<dyn ColorSink>, String, String), String>
+    dyn Fn(&str, &SourceInfo, &Path, u32) -> Result<(Box<dyn ColorSink>, String, String), String>
         + Send
         + Sync,
 >;
@@ -231,6 +231,45 @@ fn gap_record(
     }
 }
 
+/// Consecutive drops of one stream for one reason, merged into one gap record. Flushed when
+/// the run ends, after [`GapRun::MAX`] frames (so a crash loses little of it), and at stop.
+struct GapRun {
+    stream: u8,
+    run: Option<(Timing, u64, u64, GapReason, &'static str)>,
+}
+
+impl GapRun {
+    const MAX: u64 = 30;
+
+    fn new(stream: u8) -> Self {
+        Self { stream, run: None }
+    }
+
+    /// Adds dropped frame `n`; returns a finished run to write, if any.
+    fn add(&mut self, t: &Timing, reason: GapReason, detail: &'static str) -> Option<ToWriter> {
+        let n = t.frame_number;
+        let mut out = None;
+        match &mut self.run {
+            Some((_, first, last, r, _))
+                if *r == reason && *last + 1 == n && n - *first < Self::MAX =>
+            {
+                *last = n;
+                return None;
+            }
+            Some(_) => out = self.flush(),
+            None => {}
+        }
+        self.run = Some((*t, n, n, reason, detail));
+        out
+    }
+
+    fn flush(&mut self) -> Option<ToWriter> {
+        self.run.take().map(|(t, first, last, reason, detail)| {
+            gap_record(self.stream, &t, first, last, reason, detail)
+        })
+    }
+}
+
 fn event_record(stream: u8, kind: &str, message: String) -> ToWriter {
     ToWriter::Record {
         header: event_header(stream),
@@ -307,7 +346,7 @@ impl Pipeline {
                     videos.clone(),
                 );
                 spawn(format!("capture-{name}"), move || {
-                    capture_loop(source, &cfg, &stats, &stop, job_tx, w_tx, &videos)
+                    capture_loop(&name, source, &cfg, &stats, &stop, job_tx, w_tx, &videos)
                 })?
             };
             cameras.push(CameraHandle {
@@ -412,12 +451,13 @@ impl ColorState {
     /// Opens the next video segment and announces it to the writer.
     fn open(
         &mut self,
+        name: &str,
         info: &SourceInfo,
         dir: &Path,
         w_tx: &Sender<ToWriter>,
         videos: &Mutex<Vec<String>>,
     ) -> Result<(), String> {
-        let (sink, file, codec) = (self.factory)(info, dir, self.segment)?;
+        let (sink, file, codec) = (self.factory)(name, info, dir, self.segment)?;
         self.sink = Some(sink);
         videos
             .lock()
@@ -440,7 +480,9 @@ impl ColorState {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn capture_loop(
+    name: &str,
     mut source: Box<dyn Source>,
     cfg: &PipelineConfig,
     stats: &CameraStats,
@@ -471,13 +513,15 @@ fn capture_loop(
         }
     };
     if let Some(c) = color.as_mut() {
-        if let Err(e) = c.open(&info, &cfg.session_dir, &w_tx, videos) {
+        if let Err(e) = c.open(name, &info, &cfg.session_dir, &w_tx, videos) {
             send(event_record(stream_id::COLOR, "color_failed", e.clone()));
             stats.set_error(format!("colour: {e}"));
             c.dead = true;
         }
     }
     let mut seq = 0u64;
+    let mut depth_gaps = GapRun::new(stream_id::DEPTH);
+    let mut color_gaps = GapRun::new(stream_id::COLOR);
     let mut last_depth: Option<u64> = None;
     let mut last_color: Option<u64> = None;
     let mut imu: [Vec<ImuSample>; 2] = [Vec::new(), Vec::new()];
@@ -575,14 +619,11 @@ fn capture_loop(
                         Ok(()) => true,
                         Err(TrySendError::Full(_)) => {
                             CameraStats::add(&stats.depth_dropped, 1);
-                            send(gap_record(
-                                stream_id::DEPTH,
-                                &t,
-                                n,
-                                n,
-                                GapReason::QueueFull,
-                                "compression queue full",
-                            ));
+                            if let Some(m) =
+                                depth_gaps.add(&t, GapReason::QueueFull, "compression queue full")
+                            {
+                                send(m);
+                            }
                             false
                         }
                         Err(TrySendError::Disconnected(_)) => false,
@@ -590,6 +631,9 @@ fn capture_loop(
                 };
                 if sent {
                     seq += 1;
+                    if let Some(m) = depth_gaps.flush() {
+                        send(m);
+                    }
                 }
                 stats.set_queue_len(job_tx.len() as u64);
             }
@@ -619,9 +663,23 @@ fn capture_loop(
                 let Some(sink) = c.sink.as_mut() else {
                     continue;
                 };
-                match sink.push(f.data) {
+                let pushed = if cfg.lossless {
+                    // Conversions wait for the encoder instead of dropping.
+                    loop {
+                        match sink.push(f.data.clone()) {
+                            ColorPush::Dropped => std::thread::sleep(Duration::from_millis(2)),
+                            other => break other,
+                        }
+                    }
+                } else {
+                    sink.push(f.data)
+                };
+                match pushed {
                     ColorPush::Queued { index } => {
                         CameraStats::add(&stats.color_queued, 1);
+                        if let Some(m) = color_gaps.flush() {
+                            send(m);
+                        }
                         let header = RecordHeader {
                             record_type: record_type::COLOR_FRAME,
                             stream: stream_id::COLOR,
@@ -643,14 +701,11 @@ fn capture_loop(
                     }
                     ColorPush::Dropped => {
                         CameraStats::add(&stats.color_dropped, 1);
-                        send(gap_record(
-                            stream_id::COLOR,
-                            &t,
-                            n,
-                            n,
-                            GapReason::QueueFull,
-                            "colour encoder queue full",
-                        ));
+                        if let Some(m) =
+                            color_gaps.add(&t, GapReason::QueueFull, "colour encoder queue full")
+                        {
+                            send(m);
+                        }
                     }
                     ColorPush::Dead(why) => {
                         CameraStats::add(&stats.color_dropped, 1);
@@ -669,7 +724,7 @@ fn capture_loop(
                         }
                         c.segment += 1;
                         CameraStats::add(&stats.color_restarts, 1);
-                        if let Err(e) = c.open(&info, &cfg.session_dir, &w_tx, videos) {
+                        if let Err(e) = c.open(name, &info, &cfg.session_dir, &w_tx, videos) {
                             send(event_record(stream_id::COLOR, "color_failed", e.clone()));
                             stats.set_error(format!("colour: {e}"));
                             c.dead = true;
@@ -689,6 +744,12 @@ fn capture_loop(
                 }
             }
         }
+    }
+    for m in [depth_gaps.flush(), color_gaps.flush()]
+        .into_iter()
+        .flatten()
+    {
+        send(m);
     }
     flush_imu(&mut imu[0], stream_id::GYRO);
     flush_imu(&mut imu[1], stream_id::ACCEL);

@@ -19,7 +19,8 @@ pub struct PngSource {
     pacing: Pacing,
     /// Next (depth, colour) index.
     next: [usize; 2],
-    start: Instant,
+    /// Set by the first `next`: time runs from the first sample, not from opening.
+    start: Option<Instant>,
     start_utc_us: i64,
 }
 
@@ -28,14 +29,24 @@ fn err(e: PngError) -> SourceError {
 }
 
 impl PngSource {
+    /// Opens a dataset folder. `intrinsics` names an Open3D `camera_intrinsic.json`;
+    /// without it, `DIR/camera_intrinsic.json` is used when present.
     pub fn open(
         dir: &Path,
         fps: f64,
         depth_units: f32,
+        intrinsics: Option<&Path>,
         pacing: Pacing,
     ) -> Result<Self, SourceError> {
-        if !(fps.is_finite() && fps > 0.0) {
-            return Err(SourceError::Open(format!("fps {fps} must be positive")));
+        if !(fps.is_finite() && fps > 0.0 && fps <= 10_000.0) {
+            return Err(SourceError::Open(format!(
+                "--fps {fps} must be in (0, 10000]"
+            )));
+        }
+        if !(depth_units.is_finite() && depth_units > 0.0) {
+            return Err(SourceError::Open(format!(
+                "depth units {depth_units} must be a positive number of metres"
+            )));
         }
         if !dir.is_dir() {
             return Err(SourceError::Open(format!(
@@ -47,13 +58,22 @@ impl PngSource {
         let first = pngdir::read_depth_png(&depth[0]).map_err(err)?;
         let mut d = StreamDescriptor::depth(stream_id::DEPTH, first.width, first.height, fps);
         d.depth_units = depth_units;
-        let intr = dir.join("camera_intrinsic.json");
-        if intr.is_file() {
-            if let Ok((w, h, k)) = crate::import::read_open3d_intrinsics(&intr) {
-                if (w, h) == (first.width, first.height) {
-                    d.intrinsics = Some(k);
-                }
+        let auto = dir.join("camera_intrinsic.json");
+        let intr = intrinsics
+            .map(Path::to_path_buf)
+            .or_else(|| auto.is_file().then_some(auto));
+        if let Some(p) = intr {
+            let (w, h, k) = crate::import::read_open3d_intrinsics(&p)
+                .map_err(|e| SourceError::Format(crate::container::error::error_chain(&e)))?;
+            if (w, h) != (first.width, first.height) {
+                return Err(SourceError::Format(format!(
+                    "{}: intrinsics are for {w}x{h}, the images are {}x{}",
+                    p.display(),
+                    first.width,
+                    first.height
+                )));
             }
+            d.intrinsics = Some(k);
         }
         let mut streams = vec![d];
         let color_dir = dir.join("color");
@@ -92,7 +112,7 @@ impl PngSource {
             fps,
             pacing,
             next: [0, 0],
-            start: Instant::now(),
+            start: None,
             start_utc_us: crate::container::now_utc_us(),
         })
     }
@@ -120,8 +140,9 @@ impl Source for PngSource {
         let i = self.next[k];
         self.next[k] += 1;
         let t = i as f64 / self.fps;
+        let start = *self.start.get_or_insert_with(Instant::now);
         if self.pacing == Pacing::RealTime {
-            let target = self.start + Duration::from_secs_f64(t);
+            let target = start + Duration::from_secs_f64(t);
             let now = Instant::now();
             if target > now {
                 std::thread::sleep(target - now);

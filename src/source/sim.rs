@@ -69,6 +69,9 @@ pub struct SimConfig {
     pub max_depth_frames: Option<u64>,
     /// Skip (never deliver) every Nth depth frame number, to exercise gap accounting.
     pub skip_every: Option<u64>,
+    /// Render a loop of this many frames once and replay copies of them, so that benchmarks
+    /// measure the pipeline rather than the renderer (a real camera costs no CPU to render).
+    pub prerendered: Option<usize>,
 }
 
 impl SimConfig {
@@ -81,6 +84,7 @@ impl SimConfig {
             pacing: Pacing::RealTime,
             max_depth_frames: None,
             skip_every: None,
+            prerendered: None,
         }
     }
 }
@@ -91,7 +95,8 @@ const ACCEL_HZ: f64 = 63.0;
 pub struct SimSource {
     cfg: SimConfig,
     info: SourceInfo,
-    start: Instant,
+    /// Set by the first `next`: time runs from the first sample, not from opening.
+    start: Option<Instant>,
     start_utc_us: i64,
     /// Next due time (seconds since start) and counter per stream.
     due: [(f64, u64); 4],
@@ -99,6 +104,8 @@ pub struct SimSource {
     enabled: [bool; 4],
     /// Device clock offset, ms (cameras do not start at 0).
     clock_offset_ms: f64,
+    /// Pre-rendered (depth, colour) frames when `prerendered` is set.
+    cache: Vec<(Vec<u16>, Vec<u8>)>,
 }
 
 impl SimSource {
@@ -170,11 +177,22 @@ impl SimSource {
             1.0 / ACCEL_HZ,
         ];
         let enabled = [true, cfg.color.is_some(), cfg.imu, cfg.imu];
+        let cache = (0..cfg.prerendered.unwrap_or(0) as u64)
+            .map(|n| {
+                (
+                    render_depth(d.width, d.height, n, cfg.index),
+                    cfg.color
+                        .map(|c| render_color(c.width, c.height, n))
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
         Self {
+            cache,
             clock_offset_ms: 1_000_000.0 + cfg.index as f64 * 12_345.678,
             cfg,
             info,
-            start: Instant::now(),
+            start: None,
             start_utc_us: crate::container::now_utc_us(),
             due: [(0.0, 0); 4],
             periods,
@@ -238,9 +256,15 @@ pub fn render_depth(width: u32, height: u32, n: u64, index: usize) -> Vec<u16> {
             } else if r % 20_011 == 0 {
                 65535 // rare outlier
             } else {
-                // noise grows with distance (~0.2 % of depth)
-                let noise = ((r >> 8) % 9) as f64 - 4.0;
-                (base + noise * base / 2000.0) as u16
+                // Stereo depth is quantised in disparity: the step grows with the square of
+                // the distance; noise is about one step.
+                let step = (base * base / 400_000.0).max(1.0);
+                let noise = match (r >> 8) % 8 {
+                    0 => -1.0,
+                    1 => 1.0,
+                    _ => 0.0,
+                };
+                ((base / step).round() + noise) as u16 * step as u16
             };
         }
     }
@@ -281,8 +305,9 @@ impl Source for SimSource {
                 .expect("depth is always enabled");
             let (t, n) = self.due[k];
             self.due[k] = (t + self.periods[k], n + 1);
+            let start = *self.start.get_or_insert_with(Instant::now);
             if self.cfg.pacing == Pacing::RealTime {
-                let target = self.start + Duration::from_secs_f64(t);
+                let target = start + Duration::from_secs_f64(t);
                 let now = Instant::now();
                 if target > now {
                     std::thread::sleep(target - now);
@@ -295,17 +320,25 @@ impl Source for SimSource {
                     if self.cfg.skip_every.is_some_and(|e| e > 0 && n % e == e - 1) {
                         continue;
                     }
+                    let data = match self.cache.len() {
+                        0 => render_depth(d.width, d.height, n, self.cfg.index),
+                        k => self.cache[n as usize % k].0.clone(),
+                    };
                     Sample::Depth(DepthFrame {
                         timing,
-                        data: render_depth(d.width, d.height, n, self.cfg.index),
+                        data,
                         metadata: vec![("exposure_us".into(), 8500), ("laser_power".into(), 150)],
                     })
                 }
                 1 => {
                     let c = self.cfg.color.expect("colour enabled");
+                    let data = match self.cache.len() {
+                        0 => render_color(c.width, c.height, n),
+                        k => self.cache[n as usize % k].1.clone(),
+                    };
                     Sample::Color(ColorFrame {
                         timing,
-                        data: render_color(c.width, c.height, n),
+                        data,
                         metadata: Vec::new(),
                     })
                 }

@@ -1,1 +1,56 @@
 //! Colour video: one FFmpeg process per camera, raw frames on stdin.
+//!
+//! 1. [`probe`] an FFmpeg binary (version, encoder list).
+//! 2. [`resolve`] a [`ColorCodec`] (`auto` tries NVENC, VAAPI and Quick Sync by really
+//!    encoding a frame, then falls back to libx265).
+//! 3. [`ColorEncoder::start`] one FFmpeg per colour stream, [`ColorEncoder::push`] frames
+//!    (never blocks; a full queue drops the frame and says so; video frame `index` = number of
+//!    frames accepted before it), and [`ColorEncoder::finish`].
+//!
+//! The output is Matroska with short clusters flushed after every packet, so the file stays
+//! playable if FFmpeg or rsrec is killed (see [`ffmpeg_args`]). If FFmpeg dies, `push`
+//! returns [`PushResult::EncoderDead`] with FFmpeg's stderr tail; the caller finishes that
+//! encoder and continues colour in a new file.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use rsrec::container::PixelFormat;
+//! use rsrec::video::{self, ColorCodec, ColorEncoder, EncoderConfig, PushResult};
+//!
+//! # fn main() -> Result<(), video::VideoError> {
+//! let ffmpeg = Path::new("ffmpeg");
+//! let info = video::probe(ffmpeg)?;
+//! let codec = video::resolve(ColorCodec::Auto, &info, ffmpeg)?;
+//! let enc = ColorEncoder::start(EncoderConfig {
+//!     ffmpeg: ffmpeg.into(),
+//!     output: "cam0-color.mkv".into(),
+//!     width: 640,
+//!     height: 480,
+//!     fps: 30.0,
+//!     pixel_format: PixelFormat::Rgb8,
+//!     codec,
+//!     crf: Some(23),
+//!     preset: None,
+//!     queue_frames: 30,
+//! })?;
+//! match enc.push(vec![0; 640 * 480 * 3])? {
+//!     PushResult::Queued { index } => { /* video frame `index` <-> capture timestamp */ }
+//!     PushResult::Dropped => { /* record a gap */ }
+//!     PushResult::EncoderDead(why) => { /* finish, log `why`, start a new file */ }
+//! }
+//! let stats = enc.finish()?;
+//! # Ok(()) }
+//! ```
+
+mod codec;
+mod encoder;
+mod error;
+mod process;
+mod tail;
+
+pub use codec::{probe, resolve, ColorCodec, FfmpegInfo, ResolvedCodec, DEFAULT_VAAPI_DEVICE};
+pub use encoder::{
+    ffmpeg_args, ffmpeg_pixel_format, ColorEncoder, EncodeStats, EncoderConfig, PushResult,
+    CLUSTER_TIME_LIMIT_MS, DEFAULT_FINISH_TIMEOUT, DROP_TIMEOUT,
+};
+pub use error::{FfmpegFailure, VideoError};

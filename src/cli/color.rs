@@ -1,0 +1,42 @@
+//! Colour options of `record`/`import`: probe FFmpeg and pick the encoder before recording.
+
+use std::path::Path;
+
+use anyhow::Context;
+use rsrec::record::color::{ffmpeg_factory, FfmpegSettings};
+use rsrec::record::ColorSinkFactory;
+use rsrec::video::{self, ColorCodec};
+
+/// Checks FFmpeg and the encoder up front (clear error before anything is recorded) and
+/// returns the colour factory for the pipeline.
+pub fn factory(
+    ffmpeg: &Path,
+    codec: &str,
+    crf: Option<u8>,
+    preset: Option<String>,
+) -> anyhow::Result<ColorSinkFactory> {
+    let codec: ColorCodec = codec
+        .parse()
+        .map_err(anyhow::Error::msg)
+        .context("--color-codec")?;
+    let info = video::probe(ffmpeg)
+        .context("colour needs FFmpeg (apt-get install ffmpeg, or --color off)")?;
+    let resolved = video::resolve(codec, &info, ffmpeg).context("choosing the colour encoder")?;
+    // Live recording needs an encoder that keeps up: fast presets unless asked otherwise.
+    let preset = preset.or_else(|| {
+        match resolved.codec() {
+            ColorCodec::Libx265 | ColorCodec::Libx264 => Some("veryfast"),
+            ColorCodec::Libsvtav1 => Some("10"),
+            ColorCodec::HevcNvenc => Some("p4"),
+            _ => None,
+        }
+        .map(String::from)
+    });
+    Ok(ffmpeg_factory(FfmpegSettings {
+        ffmpeg: ffmpeg.to_path_buf(),
+        codec: resolved,
+        crf,
+        preset,
+        queue_frames: 60,
+    }))
+}

@@ -1,0 +1,73 @@
+//! Colour through FFmpeg: adapts [`crate::video::ColorEncoder`] to the pipeline's
+//! [`ColorSink`], one Matroska file per camera and colour segment
+//! (`<camera>.color.<NNN>.mkv`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::pipeline::{ColorPush, ColorSink, ColorSinkFactory};
+use crate::container::error::error_chain;
+use crate::container::StreamKind;
+use crate::source::SourceInfo;
+use crate::video::{ColorEncoder, EncoderConfig, PushResult, ResolvedCodec};
+
+struct FfmpegSink(ColorEncoder);
+
+impl ColorSink for FfmpegSink {
+    fn push(&mut self, frame: Vec<u8>) -> ColorPush {
+        match self.0.push(frame) {
+            Ok(PushResult::Queued { index }) => ColorPush::Queued { index },
+            Ok(PushResult::Dropped) => ColorPush::Dropped,
+            Ok(PushResult::EncoderDead(f)) => ColorPush::Dead(error_chain(&f)),
+            Err(e) => ColorPush::Dead(error_chain(&e)),
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Result<u64, String> {
+        self.0
+            .finish()
+            .map(|s| s.frames_written)
+            .map_err(|e| error_chain(&e))
+    }
+}
+
+/// Settings for every camera's colour encoder.
+#[derive(Clone, Debug)]
+pub struct FfmpegSettings {
+    pub ffmpeg: PathBuf,
+    pub codec: ResolvedCodec,
+    pub crf: Option<u8>,
+    pub preset: Option<String>,
+    /// Encoder queue in frames.
+    pub queue_frames: usize,
+}
+
+/// A factory that starts one FFmpeg per camera and colour segment.
+pub fn ffmpeg_factory(settings: FfmpegSettings) -> ColorSinkFactory {
+    Arc::new(
+        move |name: &str, info: &SourceInfo, dir: &Path, segment: u32| {
+            let c = info
+                .stream(StreamKind::Color)
+                .ok_or_else(|| "the camera has no colour stream".to_string())?;
+            let file = format!("{name}.color.{segment:03}.mkv");
+            let enc = ColorEncoder::start(EncoderConfig {
+                ffmpeg: settings.ffmpeg.clone(),
+                output: dir.join(&file),
+                width: c.width,
+                height: c.height,
+                fps: c.fps,
+                pixel_format: c.format,
+                codec: settings.codec.clone(),
+                crf: settings.crf,
+                preset: settings.preset.clone(),
+                queue_frames: settings.queue_frames,
+            })
+            .map_err(|e| error_chain(&e))?;
+            Ok((
+                Box::new(FfmpegSink(enc)) as Box<dyn ColorSink>,
+                file,
+                settings.codec.encoder_name().to_string(),
+            ))
+        },
+    )
+}

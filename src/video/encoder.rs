@@ -1,0 +1,618 @@
+//! One FFmpeg process encoding raw colour frames from a bounded queue.
+//!
+//! Threads (all named after the output file):
+//! - the caller pushes frames with [`ColorEncoder::push`], which never blocks: a full queue
+//!   drops the frame and says so;
+//! - `ffmpeg-stdin` drains the queue into FFmpeg's stdin (this is where back-pressure lands);
+//! - `ffmpeg-stderr` drains FFmpeg's stderr into a bounded tail for error messages, and
+//!   notices when FFmpeg exits on its own.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use serde::Serialize;
+
+use crate::container::PixelFormat;
+
+use super::codec::ResolvedCodec;
+use super::error::{FfmpegFailure, VideoError};
+use super::process::{
+    drain_into_tail, join_within, lock, spawn_error, wait_or_kill, wait_until, TAIL_BYTES,
+    TAIL_LINES,
+};
+use super::tail::Tail;
+
+/// How long [`ColorEncoder::finish`] and [`ColorEncoder::close`] wait for the queue to drain
+/// and FFmpeg to exit before killing it.
+pub const DEFAULT_FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `Drop` waits for FFmpeg (after discarding queued frames) before killing it.
+pub const DROP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Matroska cluster length in ms. FFmpeg's muxer keeps the open cluster in memory, so this
+/// bounds what a killed FFmpeg loses (plus the encoder's own look-ahead). Each cluster costs
+/// about 20 bytes.
+pub const CLUSTER_TIME_LIMIT_MS: u32 = 250;
+
+/// Everything needed to start one encoder.
+#[derive(Clone, Debug)]
+pub struct EncoderConfig {
+    /// The FFmpeg binary.
+    pub ffmpeg: PathBuf,
+    /// The `.mkv` to write; must not exist yet.
+    pub output: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    /// Nominal frame rate: video frame `i` gets timestamp `i / fps`.
+    pub fps: f64,
+    /// Layout of the pushed frames: Rgb8, Bgr8, Rgba8, Bgra8, Yuyv or Y8.
+    pub pixel_format: PixelFormat,
+    pub codec: ResolvedCodec,
+    /// Constant-quality value (`-crf`; `-cq` / `-global_quality` / `-qp` on hardware).
+    pub crf: Option<u8>,
+    /// Encoder preset, passed through (`ultrafast`..`veryslow` for x264/x265, 0-13 for
+    /// SVT-AV1, `p1`..`p7` for NVENC); ignored for VAAPI.
+    pub preset: Option<String>,
+    /// Capacity of the frame queue in frames (at least 1).
+    pub queue_frames: usize,
+}
+
+/// FFmpeg's `-pix_fmt` name for a frame layout, and its bytes per pixel.
+pub fn ffmpeg_pixel_format(format: PixelFormat) -> Option<(&'static str, usize)> {
+    match format {
+        PixelFormat::Rgb8 => Some(("rgb24", 3)),
+        PixelFormat::Bgr8 => Some(("bgr24", 3)),
+        PixelFormat::Rgba8 => Some(("rgba", 4)),
+        PixelFormat::Bgra8 => Some(("bgra", 4)),
+        PixelFormat::Yuyv => Some(("yuyv422", 2)),
+        PixelFormat::Y8 => Some(("gray", 1)),
+        _ => None,
+    }
+}
+
+/// `30` for 30.0, `29.97` for 29.97 (FFmpeg parses decimal rates into a rational).
+fn format_fps(fps: f64) -> String {
+    if fps.fract() == 0.0 && fps < 1e9 {
+        format!("{}", fps as u64)
+    } else {
+        format!("{fps}")
+    }
+}
+
+/// Checks `cfg` and returns the frame size in bytes.
+fn validate(cfg: &EncoderConfig) -> Result<usize, VideoError> {
+    let (_, bpp) =
+        ffmpeg_pixel_format(cfg.pixel_format).ok_or(VideoError::UnsupportedPixelFormat {
+            format: cfg.pixel_format,
+        })?;
+    let invalid = |m: String| Err(VideoError::InvalidConfig(m));
+    if cfg.width == 0 || cfg.height == 0 || cfg.width % 2 != 0 || cfg.height % 2 != 0 {
+        return invalid(format!(
+            "frame size {}x{} must be non-zero and even (4:2:0 video)",
+            cfg.width, cfg.height
+        ));
+    }
+    if !(cfg.fps.is_finite() && cfg.fps > 0.0 && cfg.fps <= 10_000.0) {
+        return invalid(format!("frame rate {} is not in (0, 10000]", cfg.fps));
+    }
+    if cfg.queue_frames == 0 {
+        return invalid("queue_frames must be at least 1".into());
+    }
+    if let Some(q) = cfg.crf {
+        let max = cfg.codec.codec().max_quality();
+        if q > max {
+            return invalid(format!(
+                "crf {q} is out of range for {} (0..={max})",
+                cfg.codec.codec()
+            ));
+        }
+    }
+    if let Some(p) = &cfg.preset {
+        if p.is_empty() || p.starts_with('-') || p.chars().any(char::is_whitespace) {
+            return invalid(format!("invalid preset {p:?}"));
+        }
+    }
+    (cfg.width as usize)
+        .checked_mul(cfg.height as usize)
+        .and_then(|n| n.checked_mul(bpp))
+        .ok_or_else(|| VideoError::InvalidConfig("frame size overflows".into()))
+}
+
+/// The FFmpeg arguments [`ColorEncoder::start`] uses for `cfg` (without the program name):
+///
+/// `-hide_banner -nostdin -nostats -loglevel error -n [hw device] -f rawvideo -pix_fmt P
+/// -s WxH -framerate FPS -i - [-vf scale=out_color_matrix=bt709:out_range=tv] -pix_fmt yuv420p
+/// -c:v CODEC [codec options] [-crf N] [-preset X] [colour tags] -f matroska
+/// -cluster_time_limit 250 -flush_packets 1 OUT`
+pub fn ffmpeg_args(cfg: &EncoderConfig) -> Result<Vec<OsString>, VideoError> {
+    validate(cfg)?;
+    let (pix, _) = ffmpeg_pixel_format(cfg.pixel_format).expect("validated");
+    let mut a: Vec<String> = Vec::new();
+    a.extend(
+        // -nostdin: stdin carries frames, not keyboard commands. -n: never overwrite.
+        [
+            "-hide_banner",
+            "-nostdin",
+            "-nostats",
+            "-loglevel",
+            "error",
+            "-n",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    a.extend(cfg.codec.global_args());
+    let size = format!("{}x{}", cfg.width, cfg.height);
+    let fps = format_fps(cfg.fps);
+    a.extend(
+        [
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            pix,
+            "-s",
+            &size,
+            "-framerate",
+            &fps,
+            "-i",
+            "-",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let convert_rgb = cfg.pixel_format != PixelFormat::Yuyv;
+    a.extend(
+        cfg.codec
+            .output_args(convert_rgb, cfg.crf, cfg.preset.as_deref()),
+    );
+    // Matroska, not MP4: an MP4 whose writer dies has no index and cannot be played. Even
+    // Matroska needs two options to survive `kill -9` of FFmpeg: by default the muxer builds
+    // the open cluster in memory (up to 5 s / 5 MB) and the header sits in a 32 KiB I/O
+    // buffer, so a killed FFmpeg leaves a 0-byte file (measured with FFmpeg 5.1). Short
+    // clusters + flushing after every packet put everything on disk except the open cluster
+    // (<= 250 ms) and the frames still inside the encoder (its look-ahead: ~0.5 s for x265
+    // ultrafast, ~1 s for medium at 30 fps). If rsrec dies instead, FFmpeg sees end of input
+    // and finalises the file completely.
+    let cluster = CLUSTER_TIME_LIMIT_MS.to_string();
+    a.extend(
+        [
+            "-f",
+            "matroska",
+            "-cluster_time_limit",
+            &cluster,
+            "-flush_packets",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let mut out: Vec<OsString> = a.into_iter().map(OsString::from).collect();
+    out.push(cfg.output.clone().into_os_string());
+    Ok(out)
+}
+
+/// What happened to a pushed frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushResult {
+    /// Queued as video frame `index` (0-based; the number of frames accepted before it).
+    Queued { index: u64 },
+    /// The queue was full (FFmpeg is behind): the frame is not in the video. Record a gap.
+    Dropped,
+    /// FFmpeg has died; the frame is not in the video. Finish this encoder (the file is
+    /// playable up to shortly before the failure) and start a new one to continue.
+    EncoderDead(FfmpegFailure),
+}
+
+/// Counters of one encoder, live ([`ColorEncoder::stats`]) or final ([`ColorEncoder::finish`]).
+///
+/// `frames_pushed = frames_queued + frames_dropped + frames_rejected` and, once finished,
+/// `frames_queued = frames_written + frames_lost`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EncodeStats {
+    /// Correctly sized frames passed to `push`.
+    pub frames_pushed: u64,
+    /// Frames accepted into the queue (they got video indices `0..frames_queued`).
+    pub frames_queued: u64,
+    /// Frames written completely to FFmpeg's stdin.
+    pub frames_written: u64,
+    /// Frames dropped because the queue was full.
+    pub frames_dropped: u64,
+    /// Queued frames never written (FFmpeg died, or the encoder was dropped unfinished).
+    /// Only known once the encoder has failed or closed; 0 before.
+    pub frames_lost: u64,
+    /// Frames pushed after FFmpeg died.
+    pub frames_rejected: u64,
+    /// Frames waiting in the queue now.
+    pub queue_len: usize,
+    pub queue_capacity: usize,
+    /// Raw bytes written to FFmpeg.
+    pub raw_bytes: u64,
+    /// Size of the output file.
+    pub bytes: u64,
+}
+
+/// State shared by the caller and the two threads.
+struct Shared {
+    pushed: AtomicU64,
+    queued: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    rejected: AtomicU64,
+    raw_bytes: AtomicU64,
+    /// FFmpeg died (or we cannot feed it): no more frames are accepted.
+    dead: AtomicBool,
+    /// Set before we close stdin: FFmpeg exiting after this is expected.
+    closing: AtomicBool,
+    /// Set by `Drop`: discard queued frames instead of encoding them.
+    abandon: AtomicBool,
+    /// The first failure seen.
+    cause: Mutex<Option<String>>,
+    tail: Mutex<Tail>,
+}
+
+impl Shared {
+    fn mark_dead(&self, cause: String) {
+        let mut first = lock(&self.cause);
+        if first.is_none() {
+            *first = Some(cause);
+        }
+        self.dead.store(true, Ordering::SeqCst);
+    }
+}
+
+/// An FFmpeg process encoding colour frames into a Matroska file. See the module docs.
+pub struct ColorEncoder {
+    tx: Option<Sender<Vec<u8>>>,
+    shared: Arc<Shared>,
+    child: Mutex<Child>,
+    /// Serialises pushes so that indices follow queue order even with several pushers.
+    push_lock: Mutex<()>,
+    writer: Option<JoinHandle<()>>,
+    stderr: Option<JoinHandle<()>>,
+    pid: u32,
+    frame_len: usize,
+    queue_capacity: usize,
+    output: PathBuf,
+    /// Set by the first close: the (cached) outcome.
+    outcome: Option<Result<EncodeStats, FfmpegFailure>>,
+}
+
+impl ColorEncoder {
+    /// Validates `cfg` and starts FFmpeg and the two threads. FFmpeg runs in its own process
+    /// group so that Ctrl+C in the terminal reaches only rsrec, which then finishes the video
+    /// by closing FFmpeg's stdin. If rsrec itself dies, FFmpeg sees end of input and
+    /// finalises the file normally.
+    pub fn start(cfg: EncoderConfig) -> Result<ColorEncoder, VideoError> {
+        let args = ffmpeg_args(&cfg)?;
+        let frame_len = validate(&cfg)?;
+        if cfg.output.symlink_metadata().is_ok() {
+            return Err(VideoError::OutputExists { path: cfg.output });
+        }
+        if let Some(parent) = cfg.output.parent() {
+            if !parent.as_os_str().is_empty() && !parent.is_dir() {
+                return Err(VideoError::InvalidConfig(format!(
+                    "output directory {} does not exist",
+                    parent.display()
+                )));
+            }
+        }
+
+        let mut cmd = Command::new(&cfg.ffmpeg);
+        cmd.args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in cfg.codec.envs() {
+            cmd.env(k, v);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let mut child = cmd.spawn().map_err(|e| spawn_error(&cfg.ffmpeg, e))?;
+        let pid = child.id();
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+
+        let shared = Arc::new(Shared {
+            pushed: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            raw_bytes: AtomicU64::new(0),
+            dead: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            abandon: AtomicBool::new(false),
+            cause: Mutex::new(None),
+            tail: Mutex::new(Tail::new(TAIL_LINES, TAIL_BYTES)),
+        });
+        let label = cfg
+            .output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "video".into());
+
+        let stderr_shared = Arc::clone(&shared);
+        let stderr_thread = thread::Builder::new()
+            .name(format!("ffmpeg-stderr {label}"))
+            .spawn(move || {
+                drain_into_tail(stderr, &stderr_shared.tail);
+                // EOF: FFmpeg has exited (or closed stderr, which it does not do).
+                if !stderr_shared.closing.load(Ordering::SeqCst) {
+                    stderr_shared.mark_dead("ffmpeg exited unexpectedly".into());
+                }
+            });
+        let stderr_thread = match stderr_thread {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(VideoError::Thread(e));
+            }
+        };
+
+        let (tx, rx) = crossbeam_channel::bounded(cfg.queue_frames);
+        let writer_shared = Arc::clone(&shared);
+        let writer = thread::Builder::new()
+            .name(format!("ffmpeg-stdin {label}"))
+            .spawn(move || writer_loop(rx, stdin, &writer_shared));
+        let writer = match writer {
+            Ok(h) => h,
+            Err(e) => {
+                shared.closing.store(true, Ordering::SeqCst);
+                let _ = child.kill();
+                let _ = child.wait();
+                join_within(stderr_thread, Duration::from_secs(1));
+                return Err(VideoError::Thread(e));
+            }
+        };
+
+        Ok(ColorEncoder {
+            tx: Some(tx),
+            shared,
+            child: Mutex::new(child),
+            push_lock: Mutex::new(()),
+            writer: Some(writer),
+            stderr: Some(stderr_thread),
+            pid,
+            frame_len,
+            queue_capacity: cfg.queue_frames,
+            output: cfg.output,
+            outcome: None,
+        })
+    }
+
+    /// Queues one frame without blocking. `frame` must be exactly `width * height * bytes
+    /// per pixel` long (else [`VideoError::FrameSize`]); pushing after `close` is
+    /// [`VideoError::Closed`]. Everything else is a [`PushResult`].
+    pub fn push(&self, frame: Vec<u8>) -> Result<PushResult, VideoError> {
+        if frame.len() != self.frame_len {
+            return Err(VideoError::FrameSize {
+                expected: self.frame_len,
+                got: frame.len(),
+            });
+        }
+        let tx = self.tx.as_ref().ok_or(VideoError::Closed)?;
+        let s = &self.shared;
+        let _order = lock(&self.push_lock);
+        s.pushed.fetch_add(1, Ordering::Relaxed);
+        if s.dead.load(Ordering::SeqCst) {
+            s.rejected.fetch_add(1, Ordering::Relaxed);
+            return Ok(PushResult::EncoderDead(self.failure_snapshot()));
+        }
+        match tx.try_send(frame) {
+            Ok(()) => Ok(PushResult::Queued {
+                index: s.queued.fetch_add(1, Ordering::SeqCst),
+            }),
+            Err(TrySendError::Full(_)) => {
+                s.dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(PushResult::Dropped)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                s.mark_dead("the ffmpeg writer thread has stopped".into());
+                s.rejected.fetch_add(1, Ordering::Relaxed);
+                Ok(PushResult::EncoderDead(self.failure_snapshot()))
+            }
+        }
+    }
+
+    /// `Some` once FFmpeg has died (or cannot be fed): what happened, its exit status if
+    /// known, and the tail of its stderr. Cheap enough to call once per frame.
+    pub fn failed(&self) -> Option<FfmpegFailure> {
+        let s = &self.shared;
+        if !s.dead.load(Ordering::SeqCst) && !s.closing.load(Ordering::SeqCst) {
+            if let Ok(Some(_)) = lock(&self.child).try_wait() {
+                s.mark_dead("ffmpeg exited unexpectedly".into());
+            }
+        }
+        s.dead
+            .load(Ordering::SeqCst)
+            .then(|| self.failure_snapshot())
+    }
+
+    fn failure_snapshot(&self) -> FfmpegFailure {
+        let cause = lock(&self.shared.cause)
+            .clone()
+            .unwrap_or_else(|| "ffmpeg failed".into());
+        let status = lock(&self.child).try_wait().ok().flatten();
+        FfmpegFailure {
+            cause,
+            status,
+            stderr_tail: lock(&self.shared.tail).text(),
+        }
+    }
+
+    /// The FFmpeg process id (for tests and diagnostics).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The output file.
+    pub fn output(&self) -> &std::path::Path {
+        &self.output
+    }
+
+    /// Bytes per frame expected by [`push`](Self::push).
+    pub fn frame_len(&self) -> usize {
+        self.frame_len
+    }
+
+    /// Live counters (for a status line).
+    pub fn stats(&self) -> EncodeStats {
+        let s = &self.shared;
+        let queued = s.queued.load(Ordering::SeqCst);
+        let written = s.written.load(Ordering::SeqCst);
+        let finished = s.dead.load(Ordering::SeqCst) || self.outcome.is_some();
+        EncodeStats {
+            frames_pushed: s.pushed.load(Ordering::SeqCst),
+            frames_queued: queued,
+            frames_written: written,
+            frames_dropped: s.dropped.load(Ordering::SeqCst),
+            frames_lost: if finished {
+                queued.saturating_sub(written)
+            } else {
+                0
+            },
+            frames_rejected: s.rejected.load(Ordering::SeqCst),
+            queue_len: self.tx.as_ref().map_or(0, |tx| tx.len()),
+            queue_capacity: self.queue_capacity,
+            raw_bytes: s.raw_bytes.load(Ordering::SeqCst),
+            bytes: std::fs::metadata(&self.output).map_or(0, |m| m.len()),
+        }
+    }
+
+    /// Encodes everything queued, closes FFmpeg's stdin and waits (up to
+    /// [`DEFAULT_FINISH_TIMEOUT`]) for FFmpeg to write the file and exit with status 0.
+    pub fn finish(self) -> Result<EncodeStats, VideoError> {
+        self.finish_with_timeout(DEFAULT_FINISH_TIMEOUT)
+    }
+
+    /// [`finish`](Self::finish) with an explicit timeout, after which FFmpeg is killed.
+    pub fn finish_with_timeout(mut self, timeout: Duration) -> Result<EncodeStats, VideoError> {
+        self.shutdown(false, timeout)
+    }
+
+    /// Like [`finish`](Self::finish) but through `&mut self`; idempotent (later calls return
+    /// the first outcome). Also run by `Drop`, which however discards queued frames and waits
+    /// at most [`DROP_TIMEOUT`].
+    pub fn close(&mut self) -> Result<EncodeStats, VideoError> {
+        self.shutdown(false, DEFAULT_FINISH_TIMEOUT)
+    }
+
+    fn shutdown(&mut self, abandon: bool, timeout: Duration) -> Result<EncodeStats, VideoError> {
+        if self.outcome.is_none() {
+            let outcome = self.shutdown_once(abandon, timeout);
+            self.outcome = Some(outcome);
+        }
+        match self.outcome.as_ref().expect("set above") {
+            Ok(stats) => Ok(*stats),
+            Err(failure) => Err(VideoError::EncoderDied {
+                output: self.output.clone(),
+                stats: Box::new(self.stats()),
+                source: failure.clone(),
+            }),
+        }
+    }
+
+    fn shutdown_once(
+        &mut self,
+        abandon: bool,
+        timeout: Duration,
+    ) -> Result<EncodeStats, FfmpegFailure> {
+        let deadline = Instant::now() + timeout;
+        let s = Arc::clone(&self.shared);
+        s.closing.store(true, Ordering::SeqCst);
+        if abandon {
+            s.abandon.store(true, Ordering::SeqCst);
+        }
+        // Disconnect the queue: the writer encodes what is queued, then closes stdin.
+        drop(self.tx.take());
+
+        let mut killed = false;
+        if let Some(writer) = self.writer.take() {
+            if !wait_until(deadline, || writer.is_finished()) {
+                // FFmpeg is not consuming input: kill it, which unblocks the writer (EPIPE).
+                let _ = lock(&self.child).kill();
+                killed = true;
+            }
+            join_within(writer, Duration::from_secs(2));
+        }
+        let (status, timed_out) = wait_or_kill(&mut lock(&self.child), deadline);
+        killed |= timed_out;
+        if let Some(h) = self.stderr.take() {
+            join_within(h, Duration::from_secs(2));
+        }
+
+        let mut stats = self.stats();
+        stats.queue_len = 0;
+        stats.frames_lost = stats.frames_queued.saturating_sub(stats.frames_written);
+        let stderr_tail = lock(&s.tail).text();
+        let earlier = lock(&s.cause).clone();
+        let cause = if let Some(cause) = earlier {
+            cause
+        } else if killed {
+            format!("ffmpeg did not finish within {timeout:?} and was killed")
+        } else {
+            match status {
+                Some(st) if st.success() => return Ok(stats),
+                Some(_) => "ffmpeg failed".to_string(),
+                None => "ffmpeg's exit status is unknown".to_string(),
+            }
+        };
+        Err(FfmpegFailure {
+            cause,
+            status,
+            stderr_tail,
+        })
+    }
+}
+
+impl Drop for ColorEncoder {
+    fn drop(&mut self) {
+        if self.outcome.is_none() {
+            let _ = self.shutdown(true, DROP_TIMEOUT);
+        }
+    }
+}
+
+impl std::fmt::Debug for ColorEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColorEncoder")
+            .field("output", &self.output)
+            .field("pid", &self.pid)
+            .field("frame_len", &self.frame_len)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Body of the `ffmpeg-stdin` thread: queue -> FFmpeg's stdin. Ends when the queue is
+/// disconnected and empty; dropping stdin then tells FFmpeg the input is over.
+fn writer_loop(rx: Receiver<Vec<u8>>, stdin: ChildStdin, s: &Shared) {
+    let mut stdin = Some(stdin);
+    for frame in rx.iter() {
+        if s.abandon.load(Ordering::SeqCst) || s.dead.load(Ordering::SeqCst) {
+            // Discarded; counted as lost (queued but never written).
+            stdin = None;
+            continue;
+        }
+        let Some(pipe) = stdin.as_mut() else { continue };
+        match pipe.write_all(&frame) {
+            Ok(()) => {
+                s.written.fetch_add(1, Ordering::SeqCst);
+                s.raw_bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                s.mark_dead(format!("writing a frame to ffmpeg failed: {e}"));
+                stdin = None;
+            }
+        }
+    }
+}
