@@ -1,0 +1,216 @@
+//! Recording benchmark: N synthetic cameras through the real pipeline (compression pool,
+//! writers, FFmpeg for colour), in real time for a fixed period, then as fast as possible.
+//!
+//! Prints per case: CPU seconds per camera-second (rsrec plus its FFmpeg children), the
+//! highest capture-queue fill, and frames dropped. The synthetic frames are pre-rendered so
+//! the figures measure the pipeline, not the renderer.
+//!
+//! Run: `cargo bench --bench record` (`RSREC_BENCH_SECONDS` = seconds per real-time case,
+//! default 10). Files go to a temporary folder on the same disk as the system temp dir.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rsrec::codec::DepthCodec;
+use rsrec::container::{FsyncPolicy, WriterOptions};
+use rsrec::record::color::{ffmpeg_factory, FfmpegSettings};
+use rsrec::record::{Pipeline, PipelineConfig};
+use rsrec::source::sim::{Pacing, SimConfig, SimSource, StreamMode};
+use rsrec::source::Source;
+
+fn cpu_seconds(who: i32) -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a properly sized out-parameter.
+    unsafe { libc::getrusage(who, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+struct Case {
+    cameras: usize,
+    depth: StreamMode,
+    color: Option<StreamMode>,
+}
+
+fn run(case: &Case, pacing: Pacing, seconds: f64, frames: Option<u64>, color: bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let sources: Vec<Box<dyn Source>> = (0..case.cameras)
+        .map(|i| {
+            let mut c = SimConfig::new(i, case.depth);
+            c.color = case.color;
+            c.imu = true;
+            c.pacing = pacing;
+            c.prerendered = Some(30);
+            c.max_depth_frames = frames;
+            Box::new(SimSource::new(c)) as Box<dyn Source>
+        })
+        .collect();
+    let color_factory = color.then(|| {
+        let ffmpeg = std::path::PathBuf::from("ffmpeg");
+        let info = rsrec::video::probe(&ffmpeg).expect("ffmpeg");
+        let codec =
+            rsrec::video::resolve(rsrec::video::ColorCodec::Libx265, &info, &ffmpeg).unwrap();
+        ffmpeg_factory(FfmpegSettings {
+            ffmpeg,
+            codec,
+            crf: None,
+            preset: Some("veryfast".into()),
+            queue_frames: 60,
+        })
+    });
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cfg = PipelineConfig {
+        session_dir: dir.path().join("s"),
+        depth_codec: DepthCodec::Lz4Planes,
+        queue_frames: (case.depth.fps * 2.0) as usize,
+        workers: cores,
+        writer: WriterOptions {
+            fsync: FsyncPolicy::EveryFlush,
+            ..WriterOptions::default()
+        },
+        segment: None,
+        lossless: pacing == Pacing::AsFastAsPossible,
+        color: color_factory,
+        metadata: serde_json::json!({}),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (cpu0, child0) = (
+        cpu_seconds(libc::RUSAGE_SELF),
+        cpu_seconds(libc::RUSAGE_CHILDREN),
+    );
+    let t0 = Instant::now();
+    let p = Pipeline::start(sources, cfg, stop).unwrap();
+    while !p.all_finished() && t0.elapsed().as_secs_f64() < seconds {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let wall_capture = t0.elapsed().as_secs_f64();
+    let out = p.finish();
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(libc::RUSAGE_SELF) - cpu0 + cpu_seconds(libc::RUSAGE_CHILDREN) - child0;
+    let written: u64 = out.iter().map(|o| o.stats.depth_written).sum();
+    let dropped: u64 = out.iter().map(|o| o.stats.depth_dropped).sum();
+    let cdropped: u64 = out.iter().map(|o| o.stats.color_dropped).sum();
+    let cqueued: u64 = out.iter().map(|o| o.stats.color_queued).sum();
+    let hw = out
+        .iter()
+        .map(|o| o.stats.queue_high_water)
+        .max()
+        .unwrap_or(0);
+    let raw: u64 = out.iter().map(|o| o.stats.depth_raw_bytes).sum();
+    let stored: u64 = out.iter().map(|o| o.stats.depth_stored_bytes).sum();
+    let cam_seconds = written as f64 / case.depth.fps;
+    let mode = format!(
+        "{} x {}{}",
+        case.cameras,
+        case.depth,
+        case.color
+            .map(|c| format!(" + colour {c}"))
+            .unwrap_or_default()
+    );
+    match pacing {
+        Pacing::RealTime => format!(
+            "{mode:<44} real time {wall_capture:5.1}s  CPU {:.3} s per camera-second  queue max {hw:>3}/{:<3}  depth dropped {dropped}/{}  colour dropped {cdropped}/{}  ratio {:.2}x  (stop took {:.1}s)",
+            cpu / cam_seconds.max(1e-9),
+            (case.depth.fps * 2.0) as usize,
+            written + dropped,
+            cqueued + cdropped,
+            raw as f64 / stored.max(1) as f64,
+            wall - wall_capture,
+        ),
+        Pacing::AsFastAsPossible => {
+            let streams_per_core = (cam_seconds / wall) / (cpu / wall);
+            format!(
+                "{mode:<44} as fast as possible: {written} frames in {wall:.1}s = {:.0} frames/s ({:.0} MB/s raw), {streams_per_core:.1} camera-streams per core",
+                written as f64 / wall,
+                raw as f64 / wall / 1e6
+            )
+        }
+    }
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let seconds: f64 = std::env::var("RSREC_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if bench { 10.0 } else { 1.0 });
+    let have_ffmpeg = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let m = |s: &str| s.parse::<StreamMode>().unwrap();
+    let color = m("640x480@30");
+    let cases = if bench {
+        vec![
+            Case {
+                cameras: 2,
+                depth: m("848x480@30"),
+                color: None,
+            },
+            Case {
+                cameras: 8,
+                depth: m("848x480@30"),
+                color: None,
+            },
+            Case {
+                cameras: 2,
+                depth: m("1280x720@30"),
+                color: None,
+            },
+            Case {
+                cameras: 8,
+                depth: m("1280x720@30"),
+                color: None,
+            },
+            Case {
+                cameras: 2,
+                depth: m("848x480@30"),
+                color: Some(color),
+            },
+            Case {
+                cameras: 8,
+                depth: m("848x480@30"),
+                color: Some(color),
+            },
+            Case {
+                cameras: 2,
+                depth: m("1280x720@30"),
+                color: Some(color),
+            },
+        ]
+    } else {
+        // `cargo test --benches`: one short case proves the harness works.
+        vec![Case {
+            cameras: 2,
+            depth: m("212x120@30"),
+            color: None,
+        }]
+    };
+    println!(
+        "rsrec record benchmark: {} cores, lz4-planes, IMU on, fsync every flush",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for c in &cases {
+        if c.color.is_some() && !have_ffmpeg {
+            println!("(skipping colour cases: ffmpeg not installed)");
+            continue;
+        }
+        println!(
+            "{}",
+            run(c, Pacing::RealTime, seconds, None, c.color.is_some())
+        );
+    }
+    for depth in [m("848x480@30"), m("1280x720@30")] {
+        let c = Case {
+            cameras: 2,
+            depth,
+            color: None,
+        };
+        let frames = if bench { 600 } else { 20 };
+        println!(
+            "{}",
+            run(&c, Pacing::AsFastAsPossible, 1e9, Some(frames), false)
+        );
+    }
+}
