@@ -13,6 +13,7 @@
 
 pub mod codec;
 pub mod container;
+pub mod export;
 pub mod import;
 pub mod pngdir;
 pub mod record;

@@ -31,6 +31,18 @@ if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 
+# ---- Python (numpy, Pillow, lz4, zstandard) for checking exports and the Python reader ----
+if ! python3 -m venv --help >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends python3-venv
+fi
+if [ ! -x .venv/bin/python ]; then
+  step "creating the Python venv in .venv"
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+export RSREC_PYTHON="$PWD/.venv/bin/python"
+
 # ---- lints -----------------------------------------------------------------------------
 step "cargo fmt --check"
 cargo fmt --all -- --check

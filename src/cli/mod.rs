@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 mod bag;
 mod color;
+mod devices;
+mod export;
 mod import;
 mod info;
 mod record;
@@ -38,6 +40,8 @@ pub enum Command {
     Recover(recover::Args),
     Import(import::Args),
     Record(record::Args),
+    Export(export::Args),
+    Devices(devices::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -47,6 +51,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recover(a) => recover::run(a),
         Command::Import(a) => import::run(a),
         Command::Record(a) => record::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Devices(a) => devices::run(a),
     }
 }
 

@@ -1,0 +1,1 @@
+//! Export of recordings to the formats training pipelines read (work in progress).
