@@ -155,14 +155,12 @@ fn two_sim_cameras_for_a_few_seconds() {
     record(
         tmp.path(),
         &[
+            // Exactly the check of the recording issue: default sizes (848x480 depth,
+            // 640x480 colour), 10 s.
             "--cameras",
             "sim:2",
             "--duration",
-            "4s",
-            "--depth",
-            "424x240@30",
-            "--color",
-            "320x240@15",
+            "10s",
             "--imu",
         ],
     );
@@ -174,8 +172,8 @@ fn two_sim_cameras_for_a_few_seconds() {
     let mut rsrec_files = 0;
     for cam in cams {
         let (depth, color) = check_camera(&dir, cam);
-        assert!(depth >= 90, "only {depth} depth frames in 4 s at 30 fps");
-        assert!(color >= 30, "only {color} colour frames in 4 s at 15 fps");
+        assert!(depth >= 240, "only {depth} depth frames in 10 s at 30 fps");
+        assert!(color >= 150, "only {color} colour frames in 10 s at 30 fps");
         assert!(cam["stats"]["imu_samples"].as_u64().unwrap() > 500);
         rsrec_files += cam["files"].as_array().unwrap().len();
         let r = Reader::open(dir.join(cam["files"][0].as_str().unwrap())).unwrap();
@@ -572,4 +570,82 @@ fn second_ctrl_c_stops_at_once_and_files_recover() {
         assert_eq!(o.status.code(), Some(0));
         assert!(verify(&Reader::open(&out).unwrap()).ok());
     }
+}
+
+#[test]
+fn disk_guard_stops_cleanly_before_the_disk_is_full() {
+    let tmp = tempfile::tempdir().unwrap();
+    let free = rsrec::record::session::free_bytes(tmp.path()).unwrap();
+    // Leave 60 MB of headroom: raw 848x480@30 depth is ~24 MB/s, so the guard trips within
+    // a few seconds, long before --duration.
+    let min_free = format!("{}B", free.saturating_sub(60_000_000));
+    let o = rsrec()
+        .args([
+            "record",
+            "--out",
+            tmp.path().to_str().unwrap(),
+            "--session",
+            "s",
+            "--quiet",
+            "--cameras",
+            "sim:1",
+            "--color",
+            "off",
+            "--depth-codec",
+            "raw",
+            "--duration",
+            "60s",
+            "--min-free",
+            &min_free,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("stopping cleanly"));
+    let dir = tmp.path().join("s");
+    let s = session(&dir);
+    assert_eq!(s["status"], "stopped: disk nearly full");
+    let (depth, _) = check_camera(&dir, &s["cameras"][0]);
+    assert!(depth > 0);
+}
+
+#[test]
+fn status_json_prints_one_object_per_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = rsrec()
+        .args([
+            "record",
+            "--out",
+            tmp.path().to_str().unwrap(),
+            "--session",
+            "s",
+            "--status-json",
+            "--cameras",
+            "sim:2",
+            "--color",
+            "off",
+            "--depth",
+            "212x120@30",
+            "--duration",
+            "3.5s",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["cameras"].as_array().unwrap().len(), 2);
+    let fps = last["cameras"][0]["depth_fps_in"].as_f64().unwrap();
+    assert!((20.0..40.0).contains(&fps), "{fps}");
+    assert!(last["disk_free_bytes"].as_u64().unwrap() > 0);
 }

@@ -53,6 +53,7 @@ impl std::str::FromStr for SegmentLimit {
             "s" => Ok(SegmentLimit::Duration(Duration::from_secs_f64(v))),
             "m" | "min" => Ok(SegmentLimit::Duration(Duration::from_secs_f64(v * 60.0))),
             "h" => Ok(SegmentLimit::Duration(Duration::from_secs_f64(v * 3600.0))),
+            "b" => bytes(1.0),
             "kb" => bytes(1e3),
             "mb" => bytes(1e6),
             "gb" => bytes(1e9),
@@ -61,7 +62,7 @@ impl std::str::FromStr for SegmentLimit {
             "mib" => bytes(1024.0 * 1024.0),
             "gib" => bytes(1024.0 * 1024.0 * 1024.0),
             _ => Err(format!(
-                "'{s}': unit must be s, m, h (duration) or KB, MB, GB, TB, KiB, MiB, GiB (size)"
+                "'{s}': unit must be s, m, h (duration) or B, KB, MB, GB, TB, KiB, MiB, GiB (size)"
             )),
         }
     }
@@ -1019,4 +1020,37 @@ fn write_loop(
         }
     }
     stats.finished.store(true, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_limits_parse() {
+        assert_eq!(
+            "10m".parse(),
+            Ok(SegmentLimit::Duration(Duration::from_secs(600)))
+        );
+        assert_eq!(
+            "1.5h".parse(),
+            Ok(SegmentLimit::Duration(Duration::from_secs(5400)))
+        );
+        assert_eq!("5GB".parse(), Ok(SegmentLimit::Bytes(5_000_000_000)));
+        assert_eq!("2GiB".parse(), Ok(SegmentLimit::Bytes(2 << 30)));
+        assert_eq!("100B".parse(), Ok(SegmentLimit::Bytes(100)));
+        assert!("10".parse::<SegmentLimit>().is_err());
+        assert!("0m".parse::<SegmentLimit>().is_err());
+        assert!("5XB".parse::<SegmentLimit>().is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5x").is_err());
+    }
 }
