@@ -19,6 +19,18 @@ use rsrec::record::{Pipeline, PipelineConfig};
 use rsrec::source::sim::{Pacing, SimConfig, SimSource, StreamMode};
 use rsrec::source::Source;
 
+/// Resident memory of this process in MiB (from /proc/self/status).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 fn cpu_seconds(who: i32) -> f64 {
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `u` is a properly sized out-parameter.
@@ -81,8 +93,15 @@ fn run(case: &Case, pacing: Pacing, seconds: f64, frames: Option<u64>, color: bo
     );
     let t0 = Instant::now();
     let p = Pipeline::start(sources, cfg, stop).unwrap();
+    // Memory after a 2 s warm-up and its maximum afterwards: flat means the two agree.
+    let (mut rss_warm, mut rss_max) = (None, 0.0f64);
     while !p.all_finished() && t0.elapsed().as_secs_f64() < seconds {
         std::thread::sleep(Duration::from_millis(50));
+        if t0.elapsed().as_secs_f64() >= 2.0 {
+            let r = rss_mib();
+            rss_warm.get_or_insert(r);
+            rss_max = rss_max.max(r);
+        }
     }
     let wall_capture = t0.elapsed().as_secs_f64();
     let out = p.finish();
@@ -110,12 +129,13 @@ fn run(case: &Case, pacing: Pacing, seconds: f64, frames: Option<u64>, color: bo
     );
     match pacing {
         Pacing::RealTime => format!(
-            "{mode:<44} real time {wall_capture:5.1}s  CPU {:.3} s per camera-second  queue max {hw:>3}/{:<3}  depth dropped {dropped}/{}  colour dropped {cdropped}/{}  ratio {:.2}x  (stop took {:.1}s)",
+            "{mode:<44} real time {wall_capture:5.1}s  CPU {:.3} s per camera-second  queue max {hw:>3}/{:<3}  depth dropped {dropped}/{}  colour dropped {cdropped}/{}  ratio {:.2}x  RSS {:.0} MiB at 2 s, max {rss_max:.0} MiB  (stop took {:.1}s)",
             cpu / cam_seconds.max(1e-9),
             (case.depth.fps * 2.0) as usize,
             written + dropped,
             cqueued + cdropped,
             raw as f64 / stored.max(1) as f64,
+            rss_warm.unwrap_or(0.0),
             wall - wall_capture,
         ),
         Pacing::AsFastAsPossible => {
@@ -199,6 +219,18 @@ fn main() {
         println!(
             "{}",
             run(c, Pacing::RealTime, seconds, None, c.color.is_some())
+        );
+    }
+    if bench {
+        // Memory over a longer run: 8 cameras for 6x the normal period.
+        let c = Case {
+            cameras: 8,
+            depth: m("1280x720@30"),
+            color: None,
+        };
+        println!(
+            "long run: {}",
+            run(&c, Pacing::RealTime, seconds * 6.0, None, false)
         );
     }
     for depth in [m("848x480@30"), m("1280x720@30")] {
