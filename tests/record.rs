@@ -649,3 +649,47 @@ fn status_json_prints_one_object_per_second() {
     assert!((20.0..40.0).contains(&fps), "{fps}");
     assert!(last["disk_free_bytes"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn size_segments_respect_the_limit_and_keep_every_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Raw 212x120 frames are 50,880 bytes: a 300 KB limit holds 5 per file.
+    record(
+        tmp.path(),
+        &[
+            "--cameras",
+            "sim:1",
+            "--duration",
+            "2s",
+            "--depth",
+            "212x120@30",
+            "--color",
+            "off",
+            "--depth-codec",
+            "raw",
+            "--segment",
+            "300KB",
+        ],
+    );
+    let dir = tmp.path().join("s");
+    let s = session(&dir);
+    let cam = &s["cameras"][0];
+    let files = cam["files"].as_array().unwrap();
+    assert!(files.len() >= 8, "{} files", files.len());
+    let mut all = Vec::new();
+    for f in files {
+        let path = dir.join(f.as_str().unwrap());
+        assert!(
+            std::fs::metadata(&path).unwrap().len() <= 300_000 + 4096,
+            "{f} too large"
+        );
+        let r = Reader::open(&path).unwrap();
+        assert!(r.frame_count(0) > 0, "{f} holds no frame");
+        all.extend(
+            r.entries(0, record_type::DEPTH_FRAME)
+                .map(|e| e.frame_number),
+        );
+    }
+    let (depth, _) = check_camera(&dir, cam);
+    assert_eq!(all, (0..depth).collect::<Vec<_>>());
+}

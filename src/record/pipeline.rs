@@ -826,6 +826,8 @@ struct SegmentWriter<'a> {
     opened: Instant,
     /// The current video segment record, repeated at the start of each file.
     video_segment: Option<(RecordHeader, Vec<u8>)>,
+    /// Bytes of the files already finished.
+    closed_bytes: u64,
 }
 
 impl SegmentWriter<'_> {
@@ -868,11 +870,15 @@ impl SegmentWriter<'_> {
             (Some(SegmentLimit::Bytes(b)), Some(w)) => w.bytes_written() + p.len() as u64 + 48 > b,
             _ => false,
         };
-        if rotate && h.record_type != record_type::VIDEO_SEGMENT {
+        // A file always gets at least one record, so an oversized record cannot produce a
+        // string of empty files.
+        let has_data = self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.records_written() > 0);
+        if rotate && has_data && h.record_type != record_type::VIDEO_SEGMENT {
             if let Some(w) = self.writer.take() {
-                let s = w.finish()?;
-                CameraStats::add(&stats.file_bytes, 0);
-                let _ = s;
+                self.closed_bytes += w.finish()?.bytes;
             }
             self.index += 1;
             CameraStats::add(&stats.segments, 1);
@@ -901,6 +907,7 @@ fn write_loop(
         index: 0,
         opened: Instant::now(),
         video_segment: None,
+        closed_bytes: 0,
     };
     let mut failed: Option<String> = None;
     if let Err(e) = sw.open(files) {
@@ -911,7 +918,6 @@ fn write_loop(
     let mut pending: BTreeMap<u64, ToWriter> = BTreeMap::new();
     let mut next_seq = 0u64;
     let mut expected: Option<u64> = None;
-    let mut bytes_before = 0u64;
     loop {
         if expected.is_some_and(|e| next_seq >= e) {
             break;
@@ -996,9 +1002,8 @@ fn write_loop(
         if let Some(w) = &sw.writer {
             stats
                 .file_bytes
-                .store(bytes_before + w.bytes_written(), Ordering::Relaxed);
+                .store(sw.closed_bytes + w.bytes_written(), Ordering::Relaxed);
         }
-        let _ = &mut bytes_before;
     }
     if let Some(e) = failed {
         stats.set_error(format!("writing {name}: {e}"));
@@ -1011,12 +1016,17 @@ fn write_loop(
             }
         }
     } else if let Some(w) = sw.writer.take() {
-        if let Err(e) = w.finish() {
-            stats.set_error(format!(
-                "closing {name}: {}",
-                crate::container::error::error_chain(&e)
-            ));
-            stop.store(true, Ordering::SeqCst);
+        match w.finish() {
+            Ok(f) => stats
+                .file_bytes
+                .store(sw.closed_bytes + f.bytes, Ordering::Relaxed),
+            Err(e) => {
+                stats.set_error(format!(
+                    "closing {name}: {}",
+                    crate::container::error::error_chain(&e)
+                ));
+                stop.store(true, Ordering::SeqCst);
+            }
         }
     }
     stats.finished.store(true, Ordering::SeqCst);
