@@ -7,6 +7,35 @@ use rsrec::record::color::{ffmpeg_factory, FfmpegSettings};
 use rsrec::record::ColorSinkFactory;
 use rsrec::video::{self, ColorCodec};
 
+/// Colour encoder options shared by `record` and `import`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ColorArgs {
+    /// Colour encoder: libx265, libx264, libsvtav1, hevc_nvenc, hevc_vaapi, hevc_qsv, or auto
+    /// (the first hardware encoder that opens, else libx265); `off` (import) skips colour.
+    #[arg(long, default_value = "libx265")]
+    pub color_codec: String,
+    /// Colour quality (constant rate factor; lower is better and larger).
+    #[arg(long)]
+    pub crf: Option<u8>,
+    /// Encoder preset [default: veryfast for x264/x265, 10 for SVT-AV1, p4 for NVENC].
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Path of the ffmpeg program.
+    #[arg(long, default_value = "ffmpeg")]
+    pub ffmpeg: std::path::PathBuf,
+}
+
+impl ColorArgs {
+    pub fn factory(&self) -> anyhow::Result<ColorSinkFactory> {
+        factory(
+            &self.ffmpeg,
+            &self.color_codec,
+            self.crf,
+            self.preset.clone(),
+        )
+    }
+}
+
 /// Checks FFmpeg and the encoder up front (clear error before anything is recorded) and
 /// returns the colour factory for the pipeline.
 pub fn factory(

@@ -46,18 +46,8 @@ pub struct Args {
     /// Intrinsics JSON (Open3D camera_intrinsic.json) [default: DIR/camera_intrinsic.json if present].
     #[arg(long)]
     pub intrinsics: Option<PathBuf>,
-    /// `off` to skip colour; otherwise the colour encoder (libx265, libx264, libsvtav1, auto, ...).
-    #[arg(long, default_value = "libx265")]
-    pub color_codec: String,
-    /// Colour quality (constant rate factor).
-    #[arg(long)]
-    pub crf: Option<u8>,
-    /// Colour encoder preset.
-    #[arg(long)]
-    pub preset: Option<String>,
-    /// Path of the ffmpeg program.
-    #[arg(long, default_value = "ffmpeg")]
-    pub ffmpeg: PathBuf,
+    #[command(flatten)]
+    pub color: super::color::ColorArgs,
     /// Replace existing output files.
     #[arg(long)]
     pub force: bool,
@@ -112,16 +102,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut info = source.info().clone();
     info.name = name.clone();
-    let has_color = info.stream(StreamKind::Color).is_some() && args.color_codec != "off";
+    let has_color = info.stream(StreamKind::Color).is_some() && args.color.color_codec != "off";
     let color = if has_color {
         Some(
-            super::color::factory(
-                &args.ffmpeg,
-                &args.color_codec,
-                args.crf,
-                args.preset.clone(),
-            )
-            .context("the input has colour images (use --color-codec off to import depth only)")?,
+            args.color
+                .factory()
+                .context("the input has colour (use --color-codec off to import depth only)")?,
         )
     } else {
         None

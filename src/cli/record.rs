@@ -53,16 +53,8 @@ pub struct Args {
     /// Depth codec: lz4-planes, zstd-planes[:LEVEL] or raw.
     #[arg(long, default_value = "lz4-planes")]
     pub depth_codec: DepthCodec,
-    /// Colour encoder: libx265, libx264, libsvtav1, hevc_nvenc, hevc_vaapi, hevc_qsv, or auto
-    /// (the first hardware encoder that opens, else libx265).
-    #[arg(long, default_value = "libx265")]
-    pub color_codec: String,
-    /// Colour quality (constant rate factor; lower is better and larger).
-    #[arg(long)]
-    pub crf: Option<u8>,
-    /// Encoder preset (e.g. ultrafast, veryfast, medium).
-    #[arg(long)]
-    pub preset: Option<String>,
+    #[command(flatten)]
+    pub color_enc: super::color::ColorArgs,
     /// Start a new file every DURATION (10m) or SIZE (5GB), with no frame lost or repeated.
     #[arg(long)]
     pub segment: Option<SegmentLimit>,
@@ -81,9 +73,6 @@ pub struct Args {
     /// Stop cleanly when free disk space falls below this (e.g. 2GB).
     #[arg(long, default_value = "2GB")]
     pub min_free: SegmentLimit,
-    /// Path of the ffmpeg program.
-    #[arg(long, default_value = "ffmpeg")]
-    pub ffmpeg: PathBuf,
     /// No status lines and no summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -131,12 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .any(|(_, s)| s.info().stream(StreamKind::Color).is_some());
     let color_factory = if any_color {
-        Some(super::color::factory(
-            &args.ffmpeg,
-            &args.color_codec,
-            args.crf,
-            args.preset.clone(),
-        )?)
+        Some(args.color_enc.factory()?)
     } else {
         None
     };
@@ -208,8 +192,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec_names: Vec<String> = opened.iter().map(|(s, _)| s.clone()).collect();
     let settings_json = json!({
         "depth_codec": args.depth_codec.to_string(),
-        "color_codec": if any_color { Some(args.color_codec.clone()) } else { None },
-        "crf": args.crf, "preset": args.preset,
+        "color_codec": if any_color { Some(args.color_enc.color_codec.clone()) } else { None },
+        "crf": args.color_enc.crf, "preset": args.color_enc.preset,
         "segment": args.segment.map(|s| format!("{s:?}")),
         "fsync": format!("{:?}", args.fsync),
         "duration_s": args.duration.map(|d| d.as_secs_f64()),
