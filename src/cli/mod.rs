@@ -26,7 +26,7 @@ pub const EXIT_LOSSY_RECOVERY: u8 = 3;
     name = "rsrec",
     version,
     about = "Record Intel RealSense cameras into compact, crash-safe, seekable .rsrec files",
-    after_help = "Exit codes: 0 success, 1 error, 2 bad arguments, 3 recovery discarded damaged records."
+    after_help = "Exit codes: 0 success, 1 error, 2 bad arguments, 3 recovery discarded damaged records, 4 recording stopped early (disk nearly full), 130 second Ctrl+C."
 )]
 pub struct Cli {
     #[command(subcommand)]
