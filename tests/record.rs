@@ -384,7 +384,14 @@ fn bad_arguments_fail_before_recording() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--cameras", "all"], "no RealSense support"),
+        (
+            vec!["--cameras", "all"],
+            if cfg!(feature = "realsense") {
+                "no RealSense devices found"
+            } else {
+                "no RealSense support"
+            },
+        ),
         (vec!["--cameras", "sim:0"], "sim:N"),
         (vec!["--cameras", "png:/nonexistent"], "not a directory"),
         (

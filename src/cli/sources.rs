@@ -84,10 +84,29 @@ pub fn open_sources(
                     .with_context(|| format!("bag:{}", file.display()))?;
                 out.push((format!("bag:{}", file.display()), src));
             }
-            CameraSpec::AllRealSense | CameraSpec::Serial(_) => bail!(
-                "this build of rsrec has no RealSense support: install librealsense2-dev and \
-                 build with `cargo install --path . --features realsense` (see README)"
-            ),
+            CameraSpec::AllRealSense | CameraSpec::Serial(_) => {
+                #[cfg(feature = "realsense")]
+                {
+                    use rsrec::source::realsense::{RealSenseConfig, RealSenseSource};
+                    let cfg = RealSenseConfig::new(s.depth, s.color, s.imu);
+                    let cams = match spec {
+                        // The error names the camera.
+                        CameraSpec::Serial(serial) => vec![RealSenseSource::open(serial, &cfg)?],
+                        _ => RealSenseSource::open_all(&cfg).context("--cameras all")?,
+                    };
+                    for cam in cams {
+                        for w in cam.warnings() {
+                            eprintln!("rsrec: warning: {w}");
+                        }
+                        out.push((format!("realsense:{}", cam.info().name), Box::new(cam)));
+                    }
+                }
+                #[cfg(not(feature = "realsense"))]
+                bail!(
+                    "this build of rsrec has no RealSense support: install librealsense2-dev and \
+                     build with `cargo install --path . --features realsense` (see README)"
+                )
+            }
         }
     }
     Ok(out)

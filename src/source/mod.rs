@@ -95,4 +95,6 @@ pub trait Source: Send {
 
 pub mod bag;
 pub mod png;
+#[cfg(feature = "realsense")]
+pub mod realsense;
 pub mod sim;
