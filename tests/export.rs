@@ -81,23 +81,7 @@ fn run_ok(args: &[&str]) -> Output {
 /// `$CARGO_TARGET_TMPDIR/export-fixtures/<pid>-<n>`. Folders left by earlier runs whose process has
 /// ended are removed first, so they do not pile up.
 fn keep_dir() -> PathBuf {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("export-fixtures");
-    if let Ok(entries) = std::fs::read_dir(&root) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name.split('-').next().unwrap_or("");
-            let alive =
-                pid == std::process::id().to_string() || Path::new("/proc").join(pid).exists();
-            if !alive {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = root.join(format!("{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::keep_dir("export-fixtures")
 }
 
 /// Synthetic session: 2 cameras, depth 424x240@30 (lz4-planes), colour 320x240@15 (H.265),

@@ -58,3 +58,25 @@ pub fn synthetic_frame(width: u32, height: u32, seed: u64) -> Vec<u16> {
     }
     out
 }
+
+/// A fresh folder under `$CARGO_TARGET_TMPDIR/<group>/` that outlives the test (for
+/// fixtures shared by several tests); folders of test processes that have exited are removed.
+pub fn keep_dir(group: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(group);
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.split('-').next().unwrap_or("");
+            let alive = pid == std::process::id().to_string()
+                || std::path::Path::new("/proc").join(pid).exists();
+            if !alive {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = root.join(format!("{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
