@@ -142,6 +142,7 @@ fn main() {
         Subject::Rsrec(DepthCodec::ZstdPlanes { level: 1 }),
         Subject::Rsrec(DepthCodec::ZstdPlanes { level: 3 }),
         Subject::Rsrec(DepthCodec::ZstdPlanes { level: 9 }),
+        Subject::Rsrec(DepthCodec::MED_RANS),
     ];
     println!("rsrec codec benchmark: one thread, MB = 10^6 bytes of raw Z16 depth");
     println!(

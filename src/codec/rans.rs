@@ -1,0 +1,342 @@
+//! Static rANS entropy coding for `med-rans` (`format-spec.md` §8.4.3-§8.4.5): hybrid-uint
+//! tokens with raw extra bits, per-context frequency tables, four interleaved 32-bit rANS
+//! states with 16-bit renormalisation, and an LSB-first bit stream for the extra bits.
+//!
+//! The decoder never fails in its inner loop: reading past the end of a stream yields zeros
+//! and sets a flag, and a token from an unused context is a sentinel. Callers check
+//! [`Decoder::finish`] and [`BitReader::overrun`] once per frame.
+
+/// Probabilities are integers out of `2^PROB_BITS`.
+pub const PROB_BITS: u32 = 11;
+/// Sum of every used context's frequencies.
+pub const PROB_SCALE: u32 = 1 << PROB_BITS;
+/// Lower bound of a normalised rANS state; also every state's initial and final value.
+pub const RANS_L: u32 = 1 << 16;
+/// Number of interleaved rANS states; symbol j uses state `j % STATES`.
+pub const STATES: usize = 4;
+/// Number of tokens in the alphabet (values up to `2^29 - 1`).
+pub const NTOK: usize = 80;
+/// Values below this are their own token and have no extra bits.
+pub const DIRECT: u32 = 32;
+/// Decoder-table sentinel for a context that the frame does not use.
+pub const BAD_TOKEN: u8 = 0xFF;
+
+/// Splits `v` into (token, number of extra bits, extra bits).
+#[inline]
+pub fn tokenize(v: u32) -> (u8, u32, u32) {
+    if v < DIRECT {
+        (v as u8, 0, 0)
+    } else {
+        let k = 32 - v.leading_zeros(); // bit length, >= 6
+        let n = k - 2;
+        let tok = DIRECT + 2 * (k - 6) + ((v >> n) & 1);
+        (tok as u8, n, v & ((1 << n) - 1))
+    }
+}
+
+/// Number of extra bits of token `t` (`t < NTOK`) and the value without them.
+#[inline]
+pub fn token_base(t: u32) -> (u32, u32) {
+    if t < DIRECT {
+        (0, t)
+    } else {
+        let k = (t - DIRECT) / 2 + 6;
+        let n = k - 2;
+        (n, (1 << (k - 1)) | ((t & 1) << n))
+    }
+}
+
+/// Scales `counts` to frequencies summing to [`PROB_SCALE`], every used symbol at least 1.
+/// Returns the number of symbols up to the last used one (0 if none is used).
+pub fn normalize(counts: &[u32; NTOK], freqs: &mut [u16; NTOK]) -> usize {
+    *freqs = [0; NTOK];
+    let total: u64 = counts.iter().map(|&c| c as u64).sum();
+    if total == 0 {
+        return 0;
+    }
+    let mut sum: i64 = 0;
+    let mut best = 0;
+    for (i, (&c, f)) in counts.iter().zip(freqs.iter_mut()).enumerate() {
+        if c > 0 {
+            *f = ((c as u64 * PROB_SCALE as u64 + total / 2) / total).max(1) as u16;
+            sum += *f as i64;
+            if c > counts[best] {
+                best = i;
+            }
+        }
+    }
+    let mut excess = sum - PROB_SCALE as i64;
+    if excess < 0 {
+        freqs[best] += (-excess) as u16;
+    }
+    // Too much: take from the largest frequencies first, never below 1.
+    while excess > 0 {
+        let (i, _) = freqs
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, &f)| f)
+            .expect("NTOK > 0");
+        let take = (excess as u16).min(freqs[i] - 1).min(freqs[i] / 2).max(1);
+        freqs[i] -= take;
+        excess -= take as i64;
+    }
+    NTOK - freqs.iter().rev().take_while(|&&f| f == 0).count()
+}
+
+/// Encoder-side symbol parameters: frequency and cumulative frequency.
+#[derive(Clone, Copy, Default)]
+pub struct EncSym {
+    pub freq: u32,
+    pub cum: u32,
+}
+
+/// Builds the encoder table of one context from its frequencies.
+pub fn enc_table(freqs: &[u16; NTOK], table: &mut [EncSym; NTOK]) {
+    let mut cum = 0u32;
+    for (f, e) in freqs.iter().zip(table.iter_mut()) {
+        *e = EncSym {
+            freq: *f as u32,
+            cum,
+        };
+        cum += *f as u32;
+    }
+}
+
+/// rANS-encodes `symbols` (context, token) given in **decode order**; appends the four
+/// initial states (`u32` each) and the `u16` words in the order the decoder reads them.
+pub fn encode(symbols: &[(u8, u8)], tables: &[[EncSym; NTOK]], words: &mut Vec<u16>) -> [u32; 4] {
+    words.clear();
+    let mut x = [RANS_L; STATES];
+    for (j, &(ctx, tok)) in symbols.iter().enumerate().rev() {
+        let s = tables[ctx as usize][tok as usize];
+        debug_assert!(s.freq > 0);
+        let st = &mut x[j % STATES];
+        let x_max = (((RANS_L >> PROB_BITS) as u64) << 16) * s.freq as u64;
+        if *st as u64 >= x_max {
+            words.push(*st as u16);
+            *st >>= 16;
+        }
+        *st = ((*st / s.freq) << PROB_BITS) + (*st % s.freq) + s.cum;
+    }
+    words.reverse();
+    x
+}
+
+/// A decoder table entry: `token | freq << 8 | (slot - cum) << 20`.
+pub type DecTable = [u32; PROB_SCALE as usize];
+
+/// Fills the decoder table of one context; an unused context gets the sentinel token.
+pub fn dec_table(freqs: &[u16; NTOK], table: &mut DecTable) {
+    let mut slot = 0usize;
+    for (tok, &f) in freqs.iter().enumerate() {
+        for bias in 0..f as u32 {
+            table[slot] = tok as u32 | (f as u32) << 8 | bias << 20;
+            slot += 1;
+        }
+    }
+    if slot == 0 {
+        table.fill(BAD_TOKEN as u32 | PROB_SCALE << 8);
+    }
+}
+
+/// Four interleaved rANS states reading `u16` words forward.
+pub struct Decoder<'a> {
+    x: [u32; STATES],
+    words: &'a [u8],
+    pos: usize,
+    overrun: bool,
+    j: usize,
+}
+
+impl<'a> Decoder<'a> {
+    /// `states` are the four initial states, `words` the little-endian `u16` words.
+    pub fn new(states: [u32; STATES], words: &'a [u8]) -> Self {
+        Decoder {
+            x: states,
+            words,
+            pos: 0,
+            overrun: false,
+            j: 0,
+        }
+    }
+
+    /// Decodes the next token with the given context's table.
+    #[inline(always)]
+    pub fn get(&mut self, table: &DecTable) -> u32 {
+        let i = self.j % STATES;
+        self.j += 1;
+        let x = self.x[i];
+        let e = table[(x & (PROB_SCALE - 1)) as usize];
+        let mut x = (e >> 8 & 0xFFF) * (x >> PROB_BITS) + (e >> 20);
+        if x < RANS_L {
+            let w = match self.words.get(self.pos..self.pos + 2) {
+                Some(b) => u16::from_le_bytes([b[0], b[1]]) as u32,
+                None => {
+                    self.overrun = true;
+                    0
+                }
+            };
+            self.pos += 2;
+            x = x << 16 | w;
+        }
+        self.x[i] = x;
+        e & 0xFF
+    }
+
+    /// True if the stream was consumed exactly and every state is back at its start value.
+    pub fn finish(&self) -> bool {
+        !self.overrun && self.pos == self.words.len() && self.x.iter().all(|&x| x == RANS_L)
+    }
+}
+
+/// LSB-first bit writer for the extra bits.
+#[derive(Default)]
+pub struct BitWriter {
+    pub bytes: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter {
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.acc = 0;
+        self.n = 0;
+    }
+
+    #[inline]
+    pub fn put(&mut self, bits: u32, n: u32) {
+        if n == 0 {
+            return;
+        }
+        self.acc |= (bits as u64) << self.n;
+        self.n += n;
+        while self.n >= 8 {
+            self.bytes.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+    }
+
+    /// Pads the last byte with zero bits.
+    pub fn flush(&mut self) {
+        if self.n > 0 {
+            self.bytes.push(self.acc as u8);
+        }
+        self.acc = 0;
+        self.n = 0;
+    }
+}
+
+/// LSB-first bit reader; past the end it reads zeros and remembers the overrun.
+pub struct BitReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    acc: u64,
+    n: u32,
+    overrun: bool,
+}
+
+impl<'a> BitReader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        BitReader {
+            bytes,
+            pos: 0,
+            acc: 0,
+            n: 0,
+            overrun: false,
+        }
+    }
+
+    /// Reads `n <= 27` bits.
+    #[inline]
+    pub fn get(&mut self, n: u32) -> u32 {
+        while self.n < n {
+            match self.bytes.get(self.pos) {
+                Some(&b) => self.acc |= (b as u64) << self.n,
+                None => self.overrun = true,
+            }
+            self.pos += 1;
+            self.n += 8;
+        }
+        let v = (self.acc & ((1u64 << n) - 1)) as u32;
+        self.acc >>= n;
+        self.n -= n;
+        v
+    }
+
+    /// True if more bits were read than the stream holds, or whole unread bytes remain.
+    pub fn bad(&self) -> bool {
+        self.overrun || self.pos < self.bytes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for v in (0..5000).chain([65535, 131069, 1 << 20, (1 << 29) - 1]) {
+            let (t, n, e) = tokenize(v);
+            assert!((t as usize) < NTOK, "{v}");
+            let (n2, base) = token_base(t as u32);
+            assert_eq!(n, n2);
+            assert_eq!(base | e, v);
+        }
+    }
+
+    #[test]
+    fn normalize_sums_to_scale() {
+        let mut f = [0u16; NTOK];
+        let mut c = [0u32; NTOK];
+        c[0] = 1_000_000;
+        for (i, x) in c.iter_mut().enumerate().skip(1) {
+            *x = (i % 3) as u32;
+        }
+        normalize(&c, &mut f);
+        assert_eq!(f.iter().map(|&x| x as u32).sum::<u32>(), PROB_SCALE);
+        assert!(c.iter().zip(&f).all(|(&c, &f)| (c > 0) == (f > 0)));
+    }
+
+    #[test]
+    fn rans_round_trip() {
+        let syms: Vec<(u8, u8)> = (0..10_000u32)
+            .map(|i| ((i % 2) as u8, ((i * 7919) % 13 % (5 + i % 2 * 30)) as u8))
+            .collect();
+        let mut counts = [[0u32; NTOK]; 2];
+        for &(c, t) in &syms {
+            counts[c as usize][t as usize] += 1;
+        }
+        let mut enc = [[EncSym::default(); NTOK]; 2];
+        let mut dec = vec![[0u32; PROB_SCALE as usize]; 2];
+        for c in 0..2 {
+            let mut f = [0u16; NTOK];
+            normalize(&counts[c], &mut f);
+            enc_table(&f, &mut enc[c]);
+            dec_table(&f, &mut dec[c]);
+        }
+        let mut words = Vec::new();
+        let states = encode(&syms, &enc, &mut words);
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut d = Decoder::new(states, &bytes);
+        for &(c, t) in &syms {
+            assert_eq!(d.get(&dec[c as usize]), t as u32);
+        }
+        assert!(d.finish());
+    }
+
+    #[test]
+    fn bits_round_trip() {
+        let mut w = BitWriter::default();
+        for i in 0..100u32 {
+            w.put(i & ((1 << (i % 28)) - 1), i % 28);
+        }
+        w.flush();
+        let mut r = BitReader::new(&w.bytes);
+        for i in 0..100u32 {
+            assert_eq!(r.get(i % 28), i & ((1 << (i % 28)) - 1));
+        }
+        assert!(!r.bad());
+    }
+}
