@@ -54,32 +54,27 @@ static BUCKET: [u8; 41] = bucket_lut();
 /// pixel's position in the padded row buffers (`x = column + 1`).
 #[inline(always)]
 fn context(x: usize, cm: &[u8], pm: &[u8], pv: &[u32], pz: &[u32]) -> usize {
-    let va = cm[x - 1] != 0;
-    let vb = pm[x] != 0;
-    if va && vb {
-        let b = pv[x];
-        let mut act = pz[x] + ((pz[x - 1] + pz[x + 1]) >> 1);
-        if pm[x - 1] != 0 {
-            act += b.abs_diff(pv[x - 1]);
-        }
-        if pm[x + 1] != 0 {
-            act += b.abs_diff(pv[x + 1]);
-        }
-        CTX_RES + BUCKET[act.min(40) as usize] as usize
-    } else if va {
-        CTX_RES + 8
-    } else if vb {
-        CTX_RES + 9
+    // Branch-free: holes are frequent and unpredictable.
+    let pattern = (cm[x - 1] | pm[x] << 1) as usize;
+    let b = pv[x];
+    let act = pz[x]
+        + ((pz[x - 1] + pz[x + 1]) >> 1)
+        + b.abs_diff(pv[x - 1]) * pm[x - 1] as u32
+        + b.abs_diff(pv[x + 1]) * pm[x + 1] as u32;
+    let by_act = CTX_RES + BUCKET[act.min(40) as usize] as usize;
+    const NOT_BOTH: [usize; 4] = [CTX_RES + 10, CTX_RES + 8, CTX_RES + 9, 0];
+    if pattern == 3 {
+        by_act
     } else {
-        CTX_RES + 10
+        NOT_BOTH[pattern]
     }
 }
 
 /// MED prediction with fallbacks for hole neighbours (§8.4.3).
 #[inline(always)]
-fn predict(x: usize, cm: &[u8], cv: &[u32], pm: &[u8], pv: &[u32], last: u32) -> u32 {
-    let (va, vb) = (cm[x - 1] != 0, pm[x] != 0);
-    let (a, b, c) = (cv[x - 1], pv[x], pv[x - 1]);
+fn predict(x: usize, va: bool, a: u32, pm: &[u8], pv: &[u32], last: u32) -> u32 {
+    let vb = pm[x] != 0;
+    let (b, c) = (pv[x], pv[x - 1]);
     if va && vb {
         if pm[x - 1] != 0 {
             let (mn, mx) = (a.min(b), a.max(b));
@@ -158,14 +153,22 @@ thread_local! {
     static DEC: RefCell<DecScratch> = RefCell::new(DecScratch {
         mask: Vec::new(),
         pal: Vec::new(),
-        tables: vec![[0; PROB_SCALE as usize]; NCTX],
+        tables: (0..NCTX).map(|_| DecTable::default()).collect(),
         rows: Rows::default(),
     });
 }
 
-fn push_value(symbols: &mut Vec<(u8, u8)>, bits: &mut BitWriter, ctx: u8, v: u32) {
+#[inline(always)]
+fn push_value(
+    symbols: &mut Vec<(u8, u8)>,
+    counts: &mut [[u32; NTOK]],
+    bits: &mut BitWriter,
+    ctx: u8,
+    v: u32,
+) {
     let (t, n, e) = rans::tokenize(v);
     symbols.push((ctx, t));
+    counts[ctx as usize][t as usize] += 1;
     bits.put(e, n);
 }
 
@@ -211,6 +214,7 @@ pub(super) fn encode(
         let (w, h, n) = (width as usize, height as usize, depth.len());
         symbols.clear();
         symbols.reserve(n + 1024);
+        let mut counts = vec![[0u32; NTOK]; NCTX];
         bits.clear();
 
         // Palette (§8.4.2): distinct non-zero values, sorted.
@@ -229,7 +233,7 @@ pub(super) fn encode(
                 if rank[v as usize] != 0 {
                     rank[v as usize] = next;
                     next += 1;
-                    push_value(symbols, bits, CTX_PALETTE, v - prev - 1);
+                    push_value(symbols, &mut counts, bits, CTX_PALETTE, v - prev - 1);
                     prev = v;
                 }
             }
@@ -250,7 +254,7 @@ pub(super) fn encode(
                 }
             }
             let ctx = if valid { CTX_VALID_RUN } else { CTX_HOLE_RUN };
-            push_value(symbols, bits, ctx, (i - start) as u32);
+            push_value(symbols, &mut counts, bits, ctx, (i - start) as u32);
             valid = !valid;
         }
 
@@ -280,24 +284,20 @@ pub(super) fn encode(
                     cz[x] = 0;
                     continue;
                 }
-                let p = predict(x, cm, cv, pm, pv, last);
+                let p = predict(x, cm[x - 1] != 0, cv[x - 1], pm, pv, last);
                 let v = cv[x];
                 last = v;
                 let r = v as i32 - p as i32;
                 let z = ((r << 1) ^ (r >> 31)) as u32;
                 cz[x] = z;
                 let ctx = context(x, cm, pm, pv, pz);
-                push_value(symbols, bits, ctx as u8, z);
+                push_value(symbols, &mut counts, bits, ctx as u8, z);
             }
             rows.swap();
         }
         bits.flush();
 
         // Frequency tables and the rANS stream.
-        let mut counts = vec![[0u32; NTOK]; NCTX];
-        for &(c, t) in symbols.iter() {
-            counts[c as usize][t as usize] += 1;
-        }
         let mut enc = vec![[EncSym::default(); NTOK]; NCTX];
         out.clear();
         out.push(if palette { FLAG_PALETTE } else { 0 });
@@ -538,13 +538,15 @@ pub(super) fn decode(
                 return Err(corrupt("unused context in the residual stream"));
             }
             let orow = &mut out[y * w..(y + 1) * w];
+            // `a` (the left neighbour) stays in a register: it is the loop's critical path.
+            let mut a = 0u32;
             for x in 1..=w {
                 if cm[x] == 0 {
                     cv[x] = 0;
                     orow[x - 1] = 0;
                     continue;
                 }
-                let p = predict(x, cm, cv, pm, pv, last) as i32;
+                let p = predict(x, cm[x - 1] != 0, a, pm, pv, last) as i32;
                 let z = cz[x];
                 let v = p.wrapping_add((z >> 1) as i32 ^ -((z & 1) as i32));
                 if v < lo || v > hi {
@@ -554,7 +556,8 @@ pub(super) fn decode(
                     )));
                 }
                 cv[x] = v as u32;
-                last = v as u32;
+                a = v as u32;
+                last = a;
                 orow[x - 1] = if palette { pal[v as usize] } else { v as u16 };
             }
             rows.swap();

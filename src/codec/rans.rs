@@ -122,30 +122,44 @@ pub fn encode(symbols: &[(u8, u8)], tables: &[[EncSym; NTOK]], words: &mut Vec<u
     x
 }
 
-/// A decoder table entry: `token | freq << 8 | (slot - cum) << 20`.
-pub type DecTable = [u32; PROB_SCALE as usize];
+/// Decoder table of one context: the token of every slot (2 KiB, so that the tables of all
+/// contexts stay in the L1 cache) and `freq | cum << 16` of every token.
+pub struct DecTable {
+    sym: [u8; PROB_SCALE as usize],
+    fc: [u32; 256],
+}
+
+impl Default for DecTable {
+    fn default() -> Self {
+        DecTable {
+            sym: [BAD_TOKEN; PROB_SCALE as usize],
+            fc: [PROB_SCALE; 256],
+        }
+    }
+}
 
 /// Fills the decoder table of one context; an unused context gets the sentinel token.
 pub fn dec_table(freqs: &[u16; NTOK], table: &mut DecTable) {
-    let mut slot = 0usize;
+    let mut cum = 0usize;
+    table.fc = [PROB_SCALE; 256];
     for (tok, &f) in freqs.iter().enumerate() {
-        for bias in 0..f as u32 {
-            table[slot] = tok as u32 | (f as u32) << 8 | bias << 20;
-            slot += 1;
-        }
+        table.sym[cum..cum + f as usize].fill(tok as u8);
+        table.fc[tok] = f as u32 | (cum as u32) << 16;
+        cum += f as usize;
     }
-    if slot == 0 {
-        table.fill(BAD_TOKEN as u32 | PROB_SCALE << 8);
+    if cum == 0 {
+        table.sym.fill(BAD_TOKEN);
     }
 }
 
 /// Four interleaved rANS states reading `u16` words forward.
+/// Symbol j uses state `j % 4`: the states rotate after every symbol, so that the compiler
+/// can keep them in registers.
 pub struct Decoder<'a> {
     x: [u32; STATES],
     words: &'a [u8],
     pos: usize,
     overrun: bool,
-    j: usize,
 }
 
 impl<'a> Decoder<'a> {
@@ -156,18 +170,17 @@ impl<'a> Decoder<'a> {
             words,
             pos: 0,
             overrun: false,
-            j: 0,
         }
     }
 
     /// Decodes the next token with the given context's table.
     #[inline(always)]
     pub fn get(&mut self, table: &DecTable) -> u32 {
-        let i = self.j % STATES;
-        self.j += 1;
-        let x = self.x[i];
-        let e = table[(x & (PROB_SCALE - 1)) as usize];
-        let mut x = (e >> 8 & 0xFFF) * (x >> PROB_BITS) + (e >> 20);
+        let x = self.x[0];
+        let slot = x & (PROB_SCALE - 1);
+        let s = table.sym[slot as usize];
+        let e = table.fc[s as usize];
+        let mut x = (e & 0xFFFF) * (x >> PROB_BITS) + slot - (e >> 16);
         if x < RANS_L {
             let w = match self.words.get(self.pos..self.pos + 2) {
                 Some(b) => u16::from_le_bytes([b[0], b[1]]) as u32,
@@ -179,8 +192,8 @@ impl<'a> Decoder<'a> {
             self.pos += 2;
             x = x << 16 | w;
         }
-        self.x[i] = x;
-        e & 0xFF
+        self.x = [self.x[1], self.x[2], self.x[3], x];
+        s as u32
     }
 
     /// True if the stream was consumed exactly and every state is back at its start value.
@@ -204,27 +217,27 @@ impl BitWriter {
         self.n = 0;
     }
 
+    /// Appends the `n <= 29` low bits of `bits`.
     #[inline]
     pub fn put(&mut self, bits: u32, n: u32) {
-        if n == 0 {
-            return;
-        }
         self.acc |= (bits as u64) << self.n;
         self.n += n;
-        while self.n >= 8 {
-            self.bytes.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n -= 8;
+        if self.n >= 32 {
+            self.bytes
+                .extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.n -= 32;
         }
     }
 
-    /// Pads the last byte with zero bits.
+    /// Writes the remaining bits, the last byte padded with zero bits.
     pub fn flush(&mut self) {
-        if self.n > 0 {
+        while self.n > 0 {
             self.bytes.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n = self.n.saturating_sub(8);
         }
         self.acc = 0;
-        self.n = 0;
     }
 }
 
@@ -309,7 +322,7 @@ mod tests {
             counts[c as usize][t as usize] += 1;
         }
         let mut enc = [[EncSym::default(); NTOK]; 2];
-        let mut dec = vec![[0u32; PROB_SCALE as usize]; 2];
+        let mut dec = [DecTable::default(), DecTable::default()];
         for c in 0..2 {
             let mut f = [0u16; NTOK];
             normalize(&counts[c], &mut f);
