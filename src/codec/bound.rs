@@ -119,9 +119,77 @@ impl FromStr for ErrorBound {
     }
 }
 
+/// A bound as users give it (`--depth-max-error`): `Nmm` (millimetres, converted to depth
+/// units per stream), `P%` relative, or `0` for lossless.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum MaxError {
+    Millimetres(f64),
+    Bound(ErrorBound),
+}
+
+impl MaxError {
+    /// The bound in depth units of `metres_per_unit`: the largest whole number of units not
+    /// above the millimetres asked for (so the bound is never exceeded).
+    pub fn to_bound(self, metres_per_unit: f32) -> Result<ErrorBound, String> {
+        match self {
+            Self::Bound(b) => Ok(b),
+            Self::Millimetres(mm) => {
+                if metres_per_unit.is_nan() || metres_per_unit <= 0.0 {
+                    return Err(format!("depth units {metres_per_unit} m are not usable"));
+                }
+                // f32 units are inexact (0.001 is 1.00000005 mm): allow for that, no more.
+                let units = (mm / (metres_per_unit as f64 * 1000.0) * (1.0 + 1e-6)).floor();
+                if units < 1.0 {
+                    return Err(format!(
+                        "{mm} mm is less than one depth unit ({} mm)",
+                        metres_per_unit as f64 * 1000.0
+                    ));
+                }
+                Ok(ErrorBound::Absolute {
+                    units: units.min(65535.0) as u16,
+                })
+            }
+        }
+    }
+}
+
+impl FromStr for MaxError {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(mm) = s.strip_suffix("mm") {
+            let mm: f64 = mm
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{s}' is not a number of millimetres"))?;
+            if !(mm > 0.0 && mm <= 65535.0) {
+                return Err(format!("{s} is not in (0, 65535] mm"));
+            }
+            return Ok(Self::Millimetres(mm));
+        }
+        if s.ends_with('%') || s == "0" {
+            return Ok(Self::Bound(s.parse()?));
+        }
+        Err(format!(
+            "error bound '{s}' is not Nmm (e.g. 1mm), P% (e.g. 0.5%) or 0"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_error_converts_to_units() {
+        let m: MaxError = "1mm".parse().unwrap();
+        assert_eq!(m.to_bound(0.001), Ok(ErrorBound::Absolute { units: 1 }));
+        assert_eq!(m.to_bound(0.0001), Ok(ErrorBound::Absolute { units: 10 }));
+        assert!(m.to_bound(0.002).is_err());
+        let r: MaxError = "0.5%".parse().unwrap();
+        assert_eq!(r.to_bound(0.001), Ok(ErrorBound::Relative { ppm: 5000 }));
+        assert!("1".parse::<MaxError>().is_err());
+        assert!("-1mm".parse::<MaxError>().is_err());
+    }
 
     #[test]
     fn luts_respect_the_bound_and_keep_zero() {

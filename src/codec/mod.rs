@@ -11,7 +11,7 @@ mod medrans;
 mod planes;
 mod rans;
 
-pub use bound::ErrorBound;
+pub use bound::{ErrorBound, MaxError};
 
 use std::fmt;
 use std::str::FromStr;
@@ -195,6 +195,25 @@ impl FromStr for DepthCodec {
             }
         };
         Ok(codec)
+    }
+}
+
+/// Applies `--depth-max-error` to the chosen codec: a bound needs `med-rans` (the default
+/// `lz4-planes` is switched to it; `raw` and `zstd-planes` are an error).
+pub fn with_max_error(
+    codec: DepthCodec,
+    max_error: Option<MaxError>,
+    metres_per_unit: f32,
+) -> Result<DepthCodec, String> {
+    let Some(m) = max_error else {
+        return Ok(codec);
+    };
+    let bound = m.to_bound(metres_per_unit)?;
+    match codec {
+        DepthCodec::Lz4Planes | DepthCodec::MedRans { .. } => Ok(DepthCodec::MedRans { bound }),
+        other => Err(format!(
+            "--depth-max-error needs --depth-codec med-rans, not {other}"
+        )),
     }
 }
 

@@ -838,7 +838,16 @@ impl SegmentWriter<'_> {
             self.cfg.segment.is_some(),
             self.index,
         );
-        let mut header = FileHeader::new(self.info.device.clone(), self.info.streams.clone());
+        let mut streams = self.info.streams.clone();
+        let bound = self.cfg.depth_codec.bound();
+        for st in streams.iter_mut().filter(|s| s.kind == StreamKind::Depth) {
+            // §3.2: a lossy stream says so, with its bound, so readers know it is not exact.
+            if !bound.is_lossless() {
+                st.properties
+                    .push(("depth_max_error".into(), bound.to_string()));
+            }
+        }
+        let mut header = FileHeader::new(self.info.device.clone(), streams);
         let mut meta = self.cfg.metadata.clone();
         if let Some(m) = meta.as_object_mut() {
             m.insert("camera".into(), self.name.into());
