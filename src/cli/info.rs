@@ -114,7 +114,10 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
                 v["stored_bytes"] = json!(stored);
                 v["compression_ratio"] = json!(raw as f64 / stored.max(1) as f64);
                 // §3.2 `depth_max_error`: the stream was recorded lossy with this bound.
-                let max_err = s.properties.iter().find(|(k, _)| k == "depth_max_error");
+                let max_err = s
+                    .properties
+                    .iter()
+                    .find(|(k, _)| k == rsrec::container::format::PROP_DEPTH_MAX_ERROR);
                 v["bit_exact"] = json!(max_err.is_none());
                 if let Some((_, m)) = max_err {
                     v["depth_max_error"] = json!(m);

@@ -13,20 +13,13 @@ use std::cell::RefCell;
 use super::bound::ErrorBound;
 use super::rans::{self, BitReader, BitWriter, DecTable, EncSym, NTOK, PROB_SCALE};
 use super::CodecError;
+pub use crate::container::format::med_rans::{ACT_THRESHOLDS, FLAG_PALETTE, HEADER_LEN, NCTX};
 
 const C: &str = "med-rans";
-/// §8.4.1 Fixed header length in bytes.
-pub const HEADER_LEN: usize = 26;
-/// §8.4.1 `flags` bit 0: the frame is coded as palette indices.
-pub const FLAG_PALETTE: u8 = 0x01;
-/// §8.4.4 Number of contexts: 0 palette, 1 valid runs, 2 hole runs, 3..=13 residuals.
-pub const NCTX: usize = 14;
 const CTX_PALETTE: u8 = 0;
 const CTX_VALID_RUN: u8 = 1;
 const CTX_HOLE_RUN: u8 = 2;
 const CTX_RES: usize = 3;
-/// §8.4.4 Activity thresholds: bucket = number of thresholds `<= act`.
-pub const ACT_THRESHOLDS: [u32; 7] = [1, 2, 4, 7, 12, 20, 40];
 
 fn corrupt(detail: impl Into<String>) -> CodecError {
     CodecError::Corrupt {

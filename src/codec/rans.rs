@@ -4,20 +4,12 @@
 //!
 //! The decoder never fails in its inner loop: reading past the end of a stream yields zeros
 //! and sets a flag, and a token from an unused context is a sentinel. Callers check
-//! [`Decoder::finish`] and [`BitReader::overrun`] once per frame.
+//! [`Decoder::finish`] and [`BitReader::bad`] once per frame.
 
-/// Probabilities are integers out of `2^PROB_BITS`.
-pub const PROB_BITS: u32 = 11;
+pub use crate::container::format::med_rans::{DIRECT, NTOK, PROB_BITS, RANS_L, STATES};
+
 /// Sum of every used context's frequencies.
 pub const PROB_SCALE: u32 = 1 << PROB_BITS;
-/// Lower bound of a normalised rANS state; also every state's initial and final value.
-pub const RANS_L: u32 = 1 << 16;
-/// Number of interleaved rANS states; symbol j uses state `j % STATES`.
-pub const STATES: usize = 4;
-/// Number of tokens in the alphabet (values up to `2^29 - 1`).
-pub const NTOK: usize = 80;
-/// Values below this are their own token and have no extra bits.
-pub const DIRECT: u32 = 32;
 /// Decoder-table sentinel for a context that the frame does not use.
 pub const BAD_TOKEN: u8 = 0xFF;
 

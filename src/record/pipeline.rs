@@ -19,7 +19,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Select, Sender, Try
 
 use super::stats::CameraStats;
 use crate::codec::{CodecId, DepthCodec};
-use crate::container::format::{record_type, ts_domain, NO_STREAM};
+use crate::container::format::{record_type, ts_domain, NO_STREAM, PROP_DEPTH_MAX_ERROR};
 use crate::container::record::encode_imu_batch;
 use crate::container::{
     ColorFrameEntry, Event, FileHeader, Gap, GapReason, ImuSample, RecordHeader, StreamKind,
@@ -844,7 +844,7 @@ impl SegmentWriter<'_> {
             // §3.2: a lossy stream says so, with its bound, so readers know it is not exact.
             if !bound.is_lossless() {
                 st.properties
-                    .push(("depth_max_error".into(), bound.to_string()));
+                    .push((PROP_DEPTH_MAX_ERROR.into(), bound.to_string()));
             }
         }
         let mut header = FileHeader::new(self.info.device.clone(), streams);
