@@ -97,12 +97,9 @@ pub fn enc_table(freqs: &[u16; NTOK], table: &mut [EncSym; NTOK]) {
 /// rANS-encodes `symbols` (context, token) given in **decode order**; appends the four
 /// initial states (`u32` each) and the `u16` words in the order the decoder reads them.
 pub fn encode(symbols: &[(u8, u8)], tables: &[[EncSym; NTOK]], words: &mut Vec<u16>) -> [u32; 4] {
-    words.clear();
-    let mut x = [RANS_L; STATES];
-    for (j, &(ctx, tok)) in symbols.iter().enumerate().rev() {
-        let s = tables[ctx as usize][tok as usize];
+    #[inline(always)]
+    fn put(st: &mut u32, s: EncSym, words: &mut Vec<u16>) {
         debug_assert!(s.freq > 0);
-        let st = &mut x[j % STATES];
         let x_max = (((RANS_L >> PROB_BITS) as u64) << 16) * s.freq as u64;
         if *st as u64 >= x_max {
             words.push(*st as u16);
@@ -110,6 +107,26 @@ pub fn encode(symbols: &[(u8, u8)], tables: &[[EncSym; NTOK]], words: &mut Vec<u
         }
         *st = ((*st / s.freq) << PROB_BITS) + (*st % s.freq) + s.cum;
     }
+    words.clear();
+    let mut x = [RANS_L; STATES];
+    let sym = |j: usize| {
+        let (ctx, tok) = symbols[j];
+        tables[ctx as usize][tok as usize]
+    };
+    // The tail beyond the last multiple of 4, then groups of four with the states in locals
+    // (symbol j always uses state j % 4).
+    let full = symbols.len() / STATES * STATES;
+    for j in (full..symbols.len()).rev() {
+        put(&mut x[j % STATES], sym(j), words);
+    }
+    let [mut x0, mut x1, mut x2, mut x3] = x;
+    for j in (0..full).step_by(STATES).rev() {
+        put(&mut x3, sym(j + 3), words);
+        put(&mut x2, sym(j + 2), words);
+        put(&mut x1, sym(j + 1), words);
+        put(&mut x0, sym(j), words);
+    }
+    x = [x0, x1, x2, x3];
     words.reverse();
     x
 }
