@@ -8,7 +8,9 @@
 //!
 //! Run: `cargo bench --bench codecs` (data from `$RSREC_DATA_DIR` or `../shared/data`;
 //! `RSREC_BENCH_SECONDS` sets the minimum timing per measurement, default 1;
-//! `RSREC_BENCH_ONLY=TEXT` measures only codecs whose name contains TEXT).
+//! `RSREC_BENCH_ONLY=A,B` measures only codecs whose name contains A or B; `=NAME` matches
+//! exactly, e.g. `RSREC_BENCH_ONLY==med-rans,=lz4-planes`; `RSREC_BENCH_CPU_TIME=1` times
+//! with the thread's CPU clock instead of the wall clock).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -87,16 +89,37 @@ impl Subject {
     }
 }
 
-/// Runs `f` over all frames repeatedly for at least `min` and returns seconds per pass.
+/// This thread's CPU time in seconds.
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Runs `f` over all frames repeatedly for at least `min` and returns seconds per pass:
+/// wall-clock seconds, or this thread's CPU seconds with `RSREC_BENCH_CPU_TIME=1` (steadier on
+/// a loaded machine, where the wall clock also counts time the thread was not running).
 fn time_passes(min: Duration, mut f: impl FnMut()) -> f64 {
+    let cpu = std::env::var("RSREC_BENCH_CPU_TIME").is_ok_and(|v| v == "1");
     f(); // warm-up
     let t = Instant::now();
+    let c = thread_cpu_s();
     let mut passes = 0u32;
     while t.elapsed() < min || passes < 2 {
         f();
         passes += 1;
     }
-    t.elapsed().as_secs_f64() / passes as f64
+    let s = if cpu {
+        thread_cpu_s() - c
+    } else {
+        t.elapsed().as_secs_f64()
+    };
+    s / passes as f64
 }
 
 struct Row {
@@ -195,7 +218,15 @@ fn main() {
     ];
     subjects.extend(lossy.iter().map(|c| Subject::Rsrec(*c)));
     let only = std::env::var("RSREC_BENCH_ONLY").ok();
-    let wanted = |name: &str| only.as_ref().is_none_or(|o| name.contains(o.as_str()));
+    // Comma-separated; an item matches names containing it, or exactly with a leading '='.
+    let wanted = |name: &str| {
+        only.as_ref().is_none_or(|o| {
+            o.split(',').any(|it| match it.strip_prefix('=') {
+                Some(exact) => name == exact,
+                None => name.contains(it),
+            })
+        })
+    };
     println!("rsrec codec benchmark: one thread, MB = 10^6 bytes of raw Z16 depth");
     println!("lossy rows (med-rans:BOUND, bound in depth units = mm here, or % of the depth):");
     println!("every decoded pixel checked against the bound; 'max err' is the largest error seen");

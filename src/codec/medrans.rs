@@ -28,38 +28,33 @@ fn corrupt(detail: impl Into<String>) -> CodecError {
     }
 }
 
-const fn bucket_lut() -> [u8; 41] {
-    let mut t = [0u8; 41];
-    let mut a = 0;
-    while a < 41 {
-        let mut b = 0;
-        while b < 7 && ACT_THRESHOLDS[b] <= a as u32 {
-            b += 1;
+/// Contexts of every pixel of a row (§8.4.4) into `ctx[1..=w]`; index `x` is the pixel's
+/// position in the padded row buffers (`x = column + 1`). Every input is known before the row
+/// is coded (the row's hole mask and the row above), so this is one branch-free pass that the
+/// compiler vectorises. The value of a hole pixel's context is unused.
+fn row_contexts(cm: &[u8], pm: &[u8], pv: &[u32], pz: &[u32], ctx: &mut [u8]) {
+    let n = ctx.len();
+    let (cm, pm, pv, pz) = (&cm[..n], &pm[..n], &pv[..n], &pz[..n]);
+    for x in 1..n - 1 {
+        let b = pv[x];
+        let act = pz[x]
+            + ((pz[x - 1] + pz[x + 1]) >> 1)
+            + (b.abs_diff(pv[x - 1]) & 0u32.wrapping_sub(pm[x - 1] as u32))
+            + (b.abs_diff(pv[x + 1]) & 0u32.wrapping_sub(pm[x + 1] as u32));
+        // Bucket: how many activity thresholds `act` reaches (0..=7).
+        let mut bucket = 0u32;
+        for t in ACT_THRESHOLDS {
+            bucket += (act >= t) as u32;
         }
-        t[a] = b as u8;
-        a += 1;
-    }
-    t
-}
-static BUCKET: [u8; 41] = bucket_lut();
-
-/// Context of a valid pixel from the hole mask and the row above (§8.4.4). Index `x` is the
-/// pixel's position in the padded row buffers (`x = column + 1`).
-#[inline(always)]
-fn context(x: usize, cm: &[u8], pm: &[u8], pv: &[u32], pz: &[u32]) -> usize {
-    // Branch-free: holes are frequent and unpredictable.
-    let pattern = (cm[x - 1] | pm[x] << 1) as usize;
-    let b = pv[x];
-    let act = pz[x]
-        + ((pz[x - 1] + pz[x + 1]) >> 1)
-        + b.abs_diff(pv[x - 1]) * pm[x - 1] as u32
-        + b.abs_diff(pv[x + 1]) * pm[x + 1] as u32;
-    let by_act = CTX_RES + BUCKET[act.min(40) as usize] as usize;
-    const NOT_BOTH: [usize; 4] = [CTX_RES + 10, CTX_RES + 8, CTX_RES + 9, 0];
-    if pattern == 3 {
-        by_act
-    } else {
-        NOT_BOTH[pattern]
+        // Hole pattern: left valid (bit 0), up valid (bit 1). Both valid: by activity;
+        // else neither -> CTX_RES + 10, left only -> + 8, up only -> + 9.
+        let (l, u) = (cm[x - 1] as u32, pm[x] as u32);
+        let not_both = CTX_RES as u32 + 10 - 2 * (l & (u ^ 1)) - (u & (l ^ 1));
+        ctx[x] = if l & u != 0 {
+            CTX_RES as u32 + bucket
+        } else {
+            not_both
+        } as u8;
     }
 }
 
@@ -70,14 +65,10 @@ fn predict(x: usize, va: bool, a: u32, pm: &[u8], pv: &[u32], last: u32) -> u32 
     let (b, c) = (pv[x], pv[x - 1]);
     if va && vb {
         if pm[x - 1] != 0 {
+            // MED is `a + b - c` clamped to [min(a, b), max(a, b)]; branch-free, because
+            // which case applies is unpredictable.
             let (mn, mx) = (a.min(b), a.max(b));
-            if c >= mx {
-                mn
-            } else if c <= mn {
-                mx
-            } else {
-                a + b - c
-            }
+            ((a + b) as i32 - c as i32).clamp(mn as i32, mx as i32) as u32
         } else {
             (a + b) >> 1
         }
@@ -103,11 +94,12 @@ struct Rows {
     pv: Vec<u32>,
     cz: Vec<u32>,
     pz: Vec<u32>,
+    ctx: Vec<u8>,
 }
 
 impl Rows {
     fn reset(&mut self, w: usize) {
-        for m in [&mut self.cm, &mut self.pm] {
+        for m in [&mut self.cm, &mut self.pm, &mut self.ctx] {
             m.clear();
             m.resize(w + 2, 0);
         }
@@ -152,16 +144,9 @@ thread_local! {
 }
 
 #[inline(always)]
-fn push_value(
-    symbols: &mut Vec<(u8, u8)>,
-    counts: &mut [[u32; NTOK]],
-    bits: &mut BitWriter,
-    ctx: u8,
-    v: u32,
-) {
+fn push_value(symbols: &mut Vec<(u8, u8)>, bits: &mut BitWriter, ctx: u8, v: u32) {
     let (t, n, e) = rans::tokenize(v);
     symbols.push((ctx, t));
-    counts[ctx as usize][t as usize] += 1;
     bits.put(e, n);
 }
 
@@ -207,7 +192,6 @@ pub(super) fn encode(
         let (w, h, n) = (width as usize, height as usize, depth.len());
         symbols.clear();
         symbols.reserve(n + 1024);
-        let mut counts = vec![[0u32; NTOK]; NCTX];
         bits.clear();
 
         // Palette (§8.4.2): distinct non-zero values, sorted.
@@ -226,7 +210,7 @@ pub(super) fn encode(
                 if rank[v as usize] != 0 {
                     rank[v as usize] = next;
                     next += 1;
-                    push_value(symbols, &mut counts, bits, CTX_PALETTE, v - prev - 1);
+                    push_value(symbols, bits, CTX_PALETTE, v - prev - 1);
                     prev = v;
                 }
             }
@@ -247,7 +231,7 @@ pub(super) fn encode(
                 }
             }
             let ctx = if valid { CTX_VALID_RUN } else { CTX_HOLE_RUN };
-            push_value(symbols, &mut counts, bits, ctx, (i - start) as u32);
+            push_value(symbols, bits, ctx, (i - start) as u32);
             valid = !valid;
         }
 
@@ -263,6 +247,7 @@ pub(super) fn encode(
                 pv,
                 cz,
                 pz,
+                ctx,
             } = rows;
             for (x, &v) in row.iter().enumerate() {
                 cm[x + 1] = (v != 0) as u8;
@@ -272,6 +257,7 @@ pub(super) fn encode(
                     v as u32
                 };
             }
+            row_contexts(cm, pm, pv, pz, ctx);
             for x in 1..=w {
                 if cm[x] == 0 {
                     cz[x] = 0;
@@ -283,12 +269,28 @@ pub(super) fn encode(
                 let r = v as i32 - p as i32;
                 let z = ((r << 1) ^ (r >> 31)) as u32;
                 cz[x] = z;
-                let ctx = context(x, cm, pm, pv, pz);
-                push_value(symbols, &mut counts, bits, ctx as u8, z);
+                push_value(symbols, bits, ctx[x], z);
             }
             rows.swap();
         }
         bits.flush();
+
+        // Symbol counts: four partial histograms, so that runs of one symbol do not wait on
+        // the previous increment of the same counter.
+        let mut part = vec![[0u32; NCTX * NTOK]; 4];
+        let mut chunks = symbols.chunks_exact(4);
+        for c in &mut chunks {
+            for (h, &(ctx, t)) in part.iter_mut().zip(c) {
+                h[ctx as usize * NTOK + t as usize] += 1;
+            }
+        }
+        for &(ctx, t) in chunks.remainder() {
+            part[0][ctx as usize * NTOK + t as usize] += 1;
+        }
+        let mut counts = vec![[0u32; NTOK]; NCTX];
+        for (i, c) in counts.iter_mut().flat_map(|c| c.iter_mut()).enumerate() {
+            *c = part.iter().map(|h| h[i]).sum();
+        }
 
         // Frequency tables and the rANS stream.
         let mut enc = vec![[EncSym::default(); NTOK]; NCTX];
@@ -468,8 +470,9 @@ pub(super) fn decode(
             }
         };
 
-        // Palette.
+        // Palette, after a 0 for holes.
         pal.clear();
+        pal.push(0);
         let mut prev = 0u32;
         for _ in 0..hd.palette_len {
             let v = prev + 1 + value(&mut dec, CTX_PALETTE as usize, &mut bad);
@@ -508,6 +511,7 @@ pub(super) fn decode(
             (1i32, 65535i32)
         };
         rows.reset(w);
+        let pal1 = &pal[..];
         let mut last = 0u32;
         for y in 0..h {
             let Rows {
@@ -517,41 +521,71 @@ pub(super) fn decode(
                 pv,
                 cz,
                 pz,
+                ctx,
             } = rows;
             cm[1..=w].copy_from_slice(&mask[y * w..(y + 1) * w]);
-            for x in 1..=w {
-                cz[x] = if cm[x] != 0 {
-                    let ctx = context(x, cm, pm, pv, pz);
-                    value(&mut dec, ctx, &mut bad)
-                } else {
+            row_contexts(cm, pm, pv, pz, ctx);
+            // The four rANS states in locals, rotated after every token.
+            let [mut x0, mut x1, mut x2, mut x3] = dec.states();
+            for ((z, &m), &c) in cz[1..=w].iter_mut().zip(&cm[1..=w]).zip(&ctx[1..=w]) {
+                if m == 0 {
+                    *z = 0;
+                    continue;
+                }
+                let t = dec.step(&mut x0, &tables[c as usize]);
+                (x0, x1, x2, x3) = (x1, x2, x3, x0);
+                *z = if t < rans::DIRECT {
+                    t
+                } else if t as usize >= NTOK {
+                    bad = true;
                     0
+                } else {
+                    let (nb, base) = rans::token_base(t);
+                    base | bits.get(nb)
                 };
             }
+            dec.set_states([x0, x1, x2, x3]);
             if bad {
                 return Err(corrupt("unused context in the residual stream"));
             }
-            let orow = &mut out[y * w..(y + 1) * w];
             // `a` (the left neighbour) stays in a register: it is the loop's critical path.
+            // Out-of-range values are only flagged here (`v - lo` wraps to a large value when
+            // `v < lo`) and reported after the row, before any is used as a palette index.
             let mut a = 0u32;
+            let mut out_of_range = false;
+            let span = (hi - lo) as u32;
             for x in 1..=w {
                 if cm[x] == 0 {
                     cv[x] = 0;
-                    orow[x - 1] = 0;
                     continue;
                 }
                 let p = predict(x, cm[x - 1] != 0, a, pm, pv, last) as i32;
                 let z = cz[x];
                 let v = p.wrapping_add((z >> 1) as i32 ^ -((z & 1) as i32));
-                if v < lo || v > hi {
-                    return Err(corrupt(format!(
-                        "pixel {} decodes out of range",
-                        y * w + x - 1
-                    )));
-                }
+                out_of_range |= (v.wrapping_sub(lo) as u32) > span;
                 cv[x] = v as u32;
                 a = v as u32;
                 last = a;
-                orow[x - 1] = if palette { pal[v as usize] } else { v as u16 };
+            }
+            if out_of_range {
+                let x = (1..=w)
+                    .find(|&x| cm[x] != 0 && !(lo..=hi).contains(&(cv[x] as i32)))
+                    .unwrap_or(1);
+                return Err(corrupt(format!(
+                    "pixel {} decodes out of range",
+                    y * w + x - 1
+                )));
+            }
+            let orow = &mut out[y * w..(y + 1) * w];
+            if palette {
+                // `pal1[0]` is 0 (a hole), `pal1[i + 1]` the value of palette index `i`.
+                for ((o, &v), &m) in orow.iter_mut().zip(&cv[1..=w]).zip(&cm[1..=w]) {
+                    *o = pal1[((v + 1) & 0u32.wrapping_sub(m as u32)) as usize];
+                }
+            } else {
+                for (o, &v) in orow.iter_mut().zip(&cv[1..=w]) {
+                    *o = v as u16;
+                }
             }
             rows.swap();
         }

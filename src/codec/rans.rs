@@ -75,21 +75,50 @@ pub fn normalize(counts: &[u32; NTOK], freqs: &mut [u16; NTOK]) -> usize {
     NTOK - freqs.iter().rev().take_while(|&&f| f == 0).count()
 }
 
-/// Encoder-side symbol parameters: frequency and cumulative frequency.
+/// Encoder-side symbol parameters: frequency, cumulative frequency and a reciprocal of the
+/// frequency, so that the encoder divides by multiplying (`x / freq ==
+/// (x * rcp) >> (32 + shift)` for every `x < 2^32`, Granlund-Montgomery round-up method).
 #[derive(Clone, Copy, Default)]
 pub struct EncSym {
     pub freq: u32,
     pub cum: u32,
+    pub rcp: u64,
+    pub shift: u32,
+}
+
+impl EncSym {
+    pub fn new(freq: u32, cum: u32) -> Self {
+        if freq == 0 {
+            return EncSym {
+                freq,
+                cum,
+                rcp: 0,
+                shift: 0,
+            };
+        }
+        // shift = ceil(log2 freq); rcp = ceil(2^(32 + shift) / freq) < 2^33.
+        let shift = 32 - (freq - 1).leading_zeros();
+        let rcp = (1u128 << (32 + shift)).div_ceil(freq as u128);
+        EncSym {
+            freq,
+            cum,
+            rcp: rcp as u64,
+            shift,
+        }
+    }
+
+    /// `x / freq`.
+    #[inline(always)]
+    pub fn div(&self, x: u32) -> u32 {
+        ((x as u128 * self.rcp as u128) >> (32 + self.shift)) as u32
+    }
 }
 
 /// Builds the encoder table of one context from its frequencies.
 pub fn enc_table(freqs: &[u16; NTOK], table: &mut [EncSym; NTOK]) {
     let mut cum = 0u32;
     for (f, e) in freqs.iter().zip(table.iter_mut()) {
-        *e = EncSym {
-            freq: *f as u32,
-            cum,
-        };
+        *e = EncSym::new(*f as u32, cum);
         cum += *f as u32;
     }
 }
@@ -105,7 +134,8 @@ pub fn encode(symbols: &[(u8, u8)], tables: &[[EncSym; NTOK]], words: &mut Vec<u
             words.push(*st as u16);
             *st >>= 16;
         }
-        *st = ((*st / s.freq) << PROB_BITS) + (*st % s.freq) + s.cum;
+        let q = s.div(*st);
+        *st = (q << PROB_BITS) + (*st - q * s.freq) + s.cum;
     }
     words.clear();
     let mut x = [RANS_L; STATES];
@@ -131,33 +161,40 @@ pub fn encode(symbols: &[(u8, u8)], tables: &[[EncSym; NTOK]], words: &mut Vec<u
     x
 }
 
-/// Decoder table of one context: the token of every slot (2 KiB, so that the tables of all
-/// contexts stay in the L1 cache) and `freq | cum << 16` of every token.
+/// Decoder table of one context: for every slot, `token | freq << 8 | (slot - cum) << 20`,
+/// so that a decode step needs a single table load (8 KiB per context).
 pub struct DecTable {
-    sym: [u8; PROB_SCALE as usize],
-    fc: [u32; 256],
+    slot: [u32; PROB_SCALE as usize],
+}
+
+/// Entry of an unused context: the sentinel token, and a step that leaves the state as is.
+const fn bad_entry(slot: u32) -> u32 {
+    BAD_TOKEN as u32 | PROB_SCALE << 8 | slot << 20
 }
 
 impl Default for DecTable {
     fn default() -> Self {
-        DecTable {
-            sym: [BAD_TOKEN; PROB_SCALE as usize],
-            fc: [PROB_SCALE; 256],
+        let mut slot = [0; PROB_SCALE as usize];
+        for (i, e) in slot.iter_mut().enumerate() {
+            *e = bad_entry(i as u32);
         }
+        DecTable { slot }
     }
 }
 
 /// Fills the decoder table of one context; an unused context gets the sentinel token.
 pub fn dec_table(freqs: &[u16; NTOK], table: &mut DecTable) {
     let mut cum = 0usize;
-    table.fc = [PROB_SCALE; 256];
     for (tok, &f) in freqs.iter().enumerate() {
-        table.sym[cum..cum + f as usize].fill(tok as u8);
-        table.fc[tok] = f as u32 | (cum as u32) << 16;
+        for (i, e) in table.slot[cum..cum + f as usize].iter_mut().enumerate() {
+            *e = tok as u32 | (f as u32) << 8 | (i as u32) << 20;
+        }
         cum += f as usize;
     }
     if cum == 0 {
-        table.sym.fill(BAD_TOKEN);
+        for (i, e) in table.slot.iter_mut().enumerate() {
+            *e = bad_entry(i as u32);
+        }
     }
 }
 
@@ -185,12 +222,29 @@ impl<'a> Decoder<'a> {
     /// Decodes the next token with the given context's table.
     #[inline(always)]
     pub fn get(&mut self, table: &DecTable) -> u32 {
-        let x = self.x[0];
-        let slot = x & (PROB_SCALE - 1);
-        let s = table.sym[slot as usize];
-        let e = table.fc[s as usize];
-        let mut x = (e & 0xFFFF) * (x >> PROB_BITS) + slot - (e >> 16);
-        if x < RANS_L {
+        let mut x = self.x[0];
+        let s = self.step(&mut x, table);
+        self.x = [self.x[1], self.x[2], self.x[3], x];
+        s
+    }
+
+    /// The four states, next one first; for a hot loop that keeps them in locals, rotates them
+    /// after every [`Decoder::step`] and hands them back with [`Decoder::set_states`].
+    pub fn states(&self) -> [u32; STATES] {
+        self.x
+    }
+
+    pub fn set_states(&mut self, x: [u32; STATES]) {
+        self.x = x;
+    }
+
+    /// Decodes one token with state `x` (which must be the next one in rotation).
+    #[inline(always)]
+    pub fn step(&mut self, x: &mut u32, table: &DecTable) -> u32 {
+        let slot = *x & (PROB_SCALE - 1);
+        let e = table.slot[slot as usize];
+        let mut y = ((e >> 8) & 0xFFF) * (*x >> PROB_BITS) + (e >> 20);
+        if y < RANS_L {
             let w = match self.words.get(self.pos..self.pos + 2) {
                 Some(b) => u16::from_le_bytes([b[0], b[1]]) as u32,
                 None => {
@@ -199,10 +253,10 @@ impl<'a> Decoder<'a> {
                 }
             };
             self.pos += 2;
-            x = x << 16 | w;
+            y = y << 16 | w;
         }
-        self.x = [self.x[1], self.x[2], self.x[3], x];
-        s as u32
+        *x = y;
+        e & 0xFF
     }
 
     /// True if the stream was consumed exactly and every state is back at its start value.
@@ -346,6 +400,28 @@ mod tests {
             assert_eq!(d.get(&dec[c as usize]), t as u32);
         }
         assert!(d.finish());
+    }
+
+    #[test]
+    fn reciprocal_division_is_exact() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for f in 1..=PROB_SCALE {
+            let e = EncSym::new(f, 0);
+            for k in 0..200 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let x = match k {
+                    0 => u32::MAX,
+                    1 => u32::MAX - u32::MAX % f,
+                    2 => u32::MAX - u32::MAX % f - 1,
+                    3 => f - 1,
+                    4 => f,
+                    _ => seed as u32 >> (k % 32),
+                };
+                assert_eq!(e.div(x), x / f, "{x} / {f}");
+            }
+        }
     }
 
     #[test]
