@@ -238,6 +238,9 @@ pub(super) fn encode(
         // Residuals, row by row (§8.4.3).
         rows.reset(w);
         let mut last = 0u32;
+        // The symbol buffer and the bit writer in locals, so that their lengths and bit
+        // accumulator stay in registers instead of being reloaded after every store.
+        let (mut syms, mut bw) = (std::mem::take(symbols), std::mem::take(bits));
         for y in 0..h {
             let row = &src[y * w..(y + 1) * w];
             let Rows {
@@ -269,10 +272,11 @@ pub(super) fn encode(
                 let r = v as i32 - p as i32;
                 let z = ((r << 1) ^ (r >> 31)) as u32;
                 cz[x] = z;
-                push_value(symbols, bits, ctx[x], z);
+                push_value(&mut syms, &mut bw, ctx[x], z);
             }
             rows.swap();
         }
+        (*symbols, *bits) = (syms, bw);
         bits.flush();
 
         // Symbol counts: four partial histograms, so that runs of one symbol do not wait on

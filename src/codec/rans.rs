@@ -84,6 +84,8 @@ pub struct EncSym {
     pub cum: u32,
     pub rcp: u64,
     pub shift: u32,
+    /// Renormalise (emit 16 bits) before coding when the state is at least this.
+    pub x_max: u64,
 }
 
 impl EncSym {
@@ -94,6 +96,7 @@ impl EncSym {
                 cum,
                 rcp: 0,
                 shift: 0,
+                x_max: 0,
             };
         }
         // shift = ceil(log2 freq); rcp = ceil(2^(32 + shift) / freq) < 2^33.
@@ -104,6 +107,7 @@ impl EncSym {
             cum,
             rcp: rcp as u64,
             shift,
+            x_max: (((RANS_L >> PROB_BITS) as u64) << 16) * freq as u64,
         }
     }
 
@@ -129,8 +133,7 @@ pub fn encode(symbols: &[(u8, u8)], tables: &[[EncSym; NTOK]], words: &mut Vec<u
     #[inline(always)]
     fn put(st: &mut u32, s: EncSym, words: &mut Vec<u16>) {
         debug_assert!(s.freq > 0);
-        let x_max = (((RANS_L >> PROB_BITS) as u64) << 16) * s.freq as u64;
-        if *st as u64 >= x_max {
+        if *st as u64 >= s.x_max {
             words.push(*st as u16);
             *st >>= 16;
         }
