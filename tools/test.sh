@@ -6,6 +6,7 @@
 #
 #   tools/test.sh                       # everything
 #   RSREC_FUZZ_SECONDS=0 tools/test.sh  # skip fuzzing
+#   RSREC_SKIP_REALSENSE=1 tools/test.sh  # skip the RealSense feature build (not in CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -56,6 +57,23 @@ cargo test --doc
 
 step "fixtures are what the current code generates"
 tools/gen-fixtures.sh --verify
+
+# ---- RealSense backend (cargo feature `realsense`) ---------------------------------------
+# librealsense 2.56.5 comes from the pyrealsense2 wheel (tools/realsense-env.sh sets it up:
+# Debian libraries, a venv with the wheel, a pkg-config file). Its own target dir keeps the
+# default build warm. The test plays generated .bag files through librealsense as cameras.
+if [ "${RSREC_SKIP_REALSENSE:-0}" != 1 ] || [ "${CI:-}" = true ]; then
+  step "RealSense: librealsense from the pyrealsense2 wheel (tools/realsense-env.sh)"
+  realsense_env="$(tools/realsense-env.sh)"
+  (
+    eval "$realsense_env"
+    export CARGO_TARGET_DIR="$PWD/target/realsense"
+    step "cargo clippy --features realsense --all-targets -- -D warnings"
+    cargo clippy --features realsense --all-targets -- -D warnings
+    step "cargo test --features realsense (RealSense backend, librealsense playback)"
+    cargo test --features realsense --lib --bins --test realsense
+  )
+fi
 
 # ---- fuzzing ---------------------------------------------------------------------------
 fuzz_seconds="${RSREC_FUZZ_SECONDS:-20}"
