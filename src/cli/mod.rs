@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bag;
+mod camera_config;
 mod color;
 mod devices;
 mod export;
@@ -39,7 +40,7 @@ pub enum Command {
     Verify(verify::Args),
     Recover(recover::Args),
     Import(import::Args),
-    Record(record::Args),
+    Record(Box<record::Args>),
     Export(export::Args),
     Devices(devices::Args),
 }
@@ -50,7 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a),
         Command::Recover(a) => recover::run(a),
         Command::Import(a) => import::run(a),
-        Command::Record(a) => record::run(a),
+        Command::Record(a) => record::run(*a),
         Command::Export(a) => export::run(a),
         Command::Devices(a) => devices::run(a),
     }
@@ -59,6 +60,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // Duplicate flag names (e.g. two `--preset`) only show up here or at run time.
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn parses_every_subcommand() {
