@@ -552,6 +552,18 @@ fn capture_loop(
         });
         batch.clear();
     };
+    // Pending gap runs and IMU batches go to the writer (before an outage, at the end).
+    let flush_pending =
+        |depth_gaps: &mut GapRun, color_gaps: &mut GapRun, imu: &mut [Vec<ImuSample>; 2]| {
+            for m in [depth_gaps.flush(), color_gaps.flush()]
+                .into_iter()
+                .flatten()
+            {
+                send(m);
+            }
+            flush_imu(&mut imu[0], stream_id::GYRO);
+            flush_imu(&mut imu[1], stream_id::ACCEL);
+        };
     while !stop.load(Ordering::Relaxed) {
         let sample = match source.next() {
             Ok(Some(s)) => s,
@@ -569,14 +581,7 @@ fn capture_loop(
                 };
                 // The camera is gone: everything so far is made durable, then it is reopened
                 // until it is back or the recording stops; the outage becomes a gap.
-                for m in [depth_gaps.flush(), color_gaps.flush()]
-                    .into_iter()
-                    .flatten()
-                {
-                    send(m);
-                }
-                flush_imu(&mut imu[0], stream_id::GYRO);
-                flush_imu(&mut imu[1], stream_id::ACCEL);
+                flush_pending(&mut depth_gaps, &mut color_gaps, &mut imu);
                 send(event_record(NO_STREAM, "camera_disconnected", msg.clone()));
                 send(ToWriter::Flush);
                 CameraStats::add(&stats.disconnects, 1);
@@ -828,14 +833,7 @@ fn capture_loop(
             }
         }
     }
-    for m in [depth_gaps.flush(), color_gaps.flush()]
-        .into_iter()
-        .flatten()
-    {
-        send(m);
-    }
-    flush_imu(&mut imu[0], stream_id::GYRO);
-    flush_imu(&mut imu[1], stream_id::ACCEL);
+    flush_pending(&mut depth_gaps, &mut color_gaps, &mut imu);
     if let Some(sink) = color.and_then(|c| c.sink) {
         if let Err(e) = sink.finish() {
             send(event_record(
