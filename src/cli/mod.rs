@@ -15,6 +15,7 @@ mod recover;
 mod sources;
 mod util;
 mod verify;
+mod view;
 
 /// Exit code for any error (bad input, a file that fails verification, I/O errors).
 pub const EXIT_ERROR: u8 = 1;
@@ -42,6 +43,7 @@ pub enum Command {
     Record(record::Args),
     Export(export::Args),
     Devices(devices::Args),
+    View(view::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -53,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(a) => record::run(a),
         Command::Export(a) => export::run(a),
         Command::Devices(a) => devices::run(a),
+        Command::View(a) => view::run(a),
     }
 }
 

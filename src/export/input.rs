@@ -353,7 +353,8 @@ impl Camera {
             .entry(f.stream_id(stream)?, stream.record_type(), i)
     }
 
-    fn first_host_us(&self, stream: Stream) -> Option<i64> {
+    /// Host timestamp of the first frame of a stream.
+    pub fn first_host_us(&self, stream: Stream) -> Option<i64> {
         (self.count(stream) > 0)
             .then(|| self.entry(stream, 0).map(|e| e.host_ts_us))
             .flatten()
