@@ -648,6 +648,10 @@ impl ViewerApp {
                         (Some(sh), Stream::Color) => format!("{name} colour #{}", sh.k),
                         (None, _) => format!("{name} {s:?}: decoding..."),
                     };
+                    let label = match (&self.shown[c][slot(s)], want) {
+                        (Some(sh), Some(k)) if sh.k != k => format!("{label} - decoding #{k}..."),
+                        _ => label,
+                    };
                     ui.painter().text(
                         min + vec2(4.0, 2.0),
                         Align2::LEFT_TOP,

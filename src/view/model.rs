@@ -396,7 +396,7 @@ pub fn distance_label(raw: u16, depth_units: f32) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -426,7 +426,7 @@ mod tests {
 
     /// A 4x2 depth file at 30 fps: frames 0..10, then 20..30 (frames 10..19 dropped), each
     /// frame filled with 1000 + its number; frame n at host time 1e9 + n * 33_333 µs.
-    fn write_file(path: &Path, close: bool) {
+    pub(crate) fn write_file(path: &Path, close: bool) {
         let header = FileHeader::new(
             Default::default(),
             vec![StreamDescriptor::depth(0, 4, 2, 30.0)],
@@ -506,6 +506,13 @@ mod tests {
         assert_eq!(s.notices.len(), 1, "{:?}", s.notices);
         assert!(s.notices[0].contains("not closed"), "{:?}", s.notices);
         assert!(!s.cameras[0].files[0].closed);
+        // `rsrec recover` makes a closed copy, which says where it came from.
+        let fixed = dir.path().join("fixed.rsrec");
+        crate::container::recover::recover(&path, &fixed, false).unwrap();
+        let s = Session::open(&fixed).unwrap();
+        assert_eq!(s.frame_count(0, Stream::Depth), 20);
+        assert_eq!(s.notices.len(), 1, "{:?}", s.notices);
+        assert!(s.notices[0].contains("rsrec recover"), "{:?}", s.notices);
     }
 
     #[test]

@@ -257,3 +257,102 @@ pub fn prefetch_plan(
     }
     plan
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Takes 20 ms a frame and reports depth frames of a fixed size.
+    struct Slow;
+
+    impl FrameSource for Slow {
+        fn decode(&mut self, (cam, k): FrameId) -> Decoded {
+            std::thread::sleep(Duration::from_millis(20));
+            Decoded::Depth {
+                cam,
+                k,
+                image: DepthImage {
+                    width: 1,
+                    height: 1,
+                    data: vec![k as u16],
+                    auto_range: None,
+                },
+            }
+        }
+    }
+
+    fn id(d: &Decoded) -> FrameId {
+        match d {
+            Decoded::Depth { cam, k, .. } | Decoded::Color { cam, k, .. } => (*cam, *k),
+            Decoded::Failed { cam, k, .. } => (*cam, *k),
+        }
+    }
+
+    #[test]
+    fn the_latest_request_wins() {
+        let (tx, rx) = bounded(4);
+        let w = Worker::spawn("test-worker", Slow, tx, Arc::new(|| {})).unwrap();
+        w.request((0..50).map(|k| (0, k)).collect());
+        std::thread::sleep(Duration::from_millis(30));
+        w.request(vec![(1, 7), (1, 8)]);
+        let mut got = Vec::new();
+        let t0 = Instant::now();
+        while !got.contains(&(1, 8)) && t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(d) = rx.recv_timeout(Duration::from_secs(1)) {
+                got.push(id(&d));
+            }
+        }
+        let old = got.iter().filter(|f| f.0 == 0).count();
+        assert!(old <= 3, "the old request kept running: {got:?}");
+        let new: Vec<_> = got.iter().filter(|f| f.0 == 1).copied().collect();
+        assert_eq!(new, vec![(1, 7), (1, 8)]);
+        // Nothing more comes: the old request was dropped, not resumed.
+        assert!(rx.recv_timeout(Duration::from_millis(150)).is_err());
+    }
+
+    #[test]
+    fn drop_stops_the_thread_even_when_nobody_reads() {
+        let (tx, _rx) = bounded(1);
+        let w = Worker::spawn("test-worker", Slow, tx, Arc::new(|| {})).unwrap();
+        w.request((0..1000).map(|k| (0, k)).collect());
+        std::thread::sleep(Duration::from_millis(100));
+        let t0 = Instant::now();
+        drop(w);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn prefetch_starts_at_the_playhead_and_skips_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cam.rsrec");
+        crate::view::model::tests::write_file(&path, true);
+        let s = Session::open(&path).unwrap();
+        let t = 5 * 33_333;
+        let plan = prefetch_plan(&s, Stream::Depth, t, &[0], 2, 1, |_| false);
+        assert_eq!(plan, vec![(0, 5), (0, 6), (0, 4), (0, 7)]);
+        let plan = prefetch_plan(&s, Stream::Depth, t, &[0], 2, 1, |id| id == (0, 5));
+        assert_eq!(plan, vec![(0, 6), (0, 4), (0, 7)]);
+        // At the end nothing past the last frame; no colour stream, no plan.
+        let plan = prefetch_plan(&s, Stream::Depth, i64::MAX / 2, &[0], 2, 0, |_| false);
+        assert_eq!(plan, vec![(0, 19)]);
+        assert!(prefetch_plan(&s, Stream::Color, 0, &[0], 2, 0, |_| false).is_empty());
+        // The real depth source decodes what the plan names.
+        let mut src = DepthSource::new(Arc::new(s));
+        match src.decode((0, 10)) {
+            Decoded::Depth { image, .. } => {
+                assert_eq!(image.data, vec![1020; 8]);
+                assert_eq!(
+                    image.auto_range,
+                    Some(Range {
+                        min: 1020,
+                        max: 1021
+                    })
+                );
+            }
+            _ => panic!("frame 10 did not decode"),
+        }
+        assert!(matches!(src.decode((0, 20)), Decoded::Failed { .. }));
+        assert!(matches!(src.decode((3, 0)), Decoded::Failed { .. }));
+    }
+}
