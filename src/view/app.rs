@@ -652,22 +652,26 @@ impl ViewerApp {
                         (Some(sh), Some(k)) if sh.k != k => format!("{label} - decoding #{k}..."),
                         _ => label,
                     };
+                    // The image, as large as fits, centred in its slot; the label above it.
+                    let fit = self.shown[c][slot(s)].as_ref().map(|sh| {
+                        let [tw, th] = sh.texture.size();
+                        let (bw, bh) = (slot_w - 8.0, cell.y - label_h - 6.0);
+                        let scale = (bw / tw as f32).min(bh / th as f32).max(0.01);
+                        (scale, vec2(tw as f32 * scale, th as f32 * scale))
+                    });
+                    let x_off = fit.map_or(4.0, |(_, size)| ((slot_w - size.x) / 2.0).max(4.0));
                     ui.painter().text(
-                        min + vec2(4.0, 2.0),
+                        min + vec2(x_off, 2.0),
                         Align2::LEFT_TOP,
                         label,
                         FontId::proportional(13.0),
                         Color32::from_gray(220),
                     );
-                    let Some(sh) = &self.shown[c][slot(s)] else {
+                    let (Some(sh), Some((scale, size))) = (&self.shown[c][slot(s)], fit) else {
                         layout.push((c, s, Rect::NOTHING, 0, false));
                         continue;
                     };
-                    let [tw, th] = sh.texture.size();
-                    let (bw, bh) = (slot_w - 8.0, cell.y - label_h - 6.0);
-                    let scale = (bw / tw as f32).min(bh / th as f32).max(0.01);
-                    let size = vec2(tw as f32 * scale, th as f32 * scale);
-                    let rect = Rect::from_min_size(min + vec2(4.0, label_h), size);
+                    let rect = Rect::from_min_size(min + vec2(x_off, label_h), size);
                     ui.painter().image(
                         sh.texture.id(),
                         rect,
