@@ -492,7 +492,8 @@ impl ViewerApp {
         });
     }
 
-    /// The scrub bar: one row per camera with its gap spans in red, the playhead in white.
+    /// The scrub bar: one row per camera with its gap spans (depth red, colour orange), the
+    /// playhead in white.
     fn scrub_bar(&mut self, ui: &mut egui::Ui) {
         let rows = self.session.cameras.len().max(1);
         let height = 14.0 + 10.0 * rows as f32;
@@ -513,10 +514,15 @@ impl ViewerApp {
             let y0 = rect.min.y + 12.0 + 10.0 * i as f32;
             let row = Rect::from_min_max(pos2(rect.min.x, y0), pos2(rect.max.x, y0 + 8.0));
             painter.rect_filled(row, 0.0, Color32::from_gray(70));
+            // Depth gaps in red on the upper half of the row, colour gaps in orange below.
             for g in &cam.gaps {
                 let (a, b) = (x_of(g.start), x_of(g.end));
-                let r = Rect::from_min_max(pos2(a, y0), pos2(b.max(a + 2.0), y0 + 8.0));
-                painter.rect_filled(r, 0.0, Color32::from_rgb(230, 40, 40));
+                let (y, colour) = match g.stream {
+                    Stream::Depth => (y0, Color32::from_rgb(230, 40, 40)),
+                    Stream::Color => (y0 + 4.0, Color32::from_rgb(255, 150, 0)),
+                };
+                let r = Rect::from_min_max(pos2(a, y), pos2(b.max(a + 2.0), y + 4.0));
+                painter.rect_filled(r, 0.0, colour);
             }
             painter.text(
                 pos2(rect.min.x + 2.0, y0 - 1.0),

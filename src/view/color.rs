@@ -6,8 +6,15 @@
 //! keeps one FFmpeg process reading forward from the last frame asked for, so playback and
 //! stepping forward read frames as they come; a frame behind it, in another video, or more
 //! than [`READ_AHEAD_LIMIT`] frames ahead starts a new process that seeks (`-ss`) to just
-//! before the frame and decodes at most [`CHUNK`] frames from there.
+//! before the frame and decodes at most [`CHUNK`] frames from there. The last few frames
+//! decoded are kept, and a new process starts [`BACK`] frames early, so stepping back
+//! through the video mostly finds its frames already decoded.
+//!
+//! A seek costs the FFmpeg start (~100 ms on a busy 2-core machine) plus decoding from the
+//! keyframe before the frame: the colour videos have a keyframe every 250 frames (x265's
+//! default), so up to ~8 s of video (~0.3 s here); see `examples/view_seek.rs`.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -21,6 +28,10 @@ pub const CHUNK: u64 = 300;
 /// Read forward (rather than seek) to a frame at most this many frames ahead.
 pub const READ_AHEAD_LIMIT: u64 = 45;
 
+/// A new process starts this many frames before the one asked for, and the frames decoded
+/// on the way are kept, so stepping backwards does not restart FFmpeg at every step.
+pub const BACK: u64 = 10;
+
 /// Colour frames of one camera.
 pub struct ColorSource {
     session: Arc<Session>,
@@ -28,7 +39,8 @@ pub struct ColorSource {
     ffmpeg: PathBuf,
     /// The running decoder: video segment, next index it will produce, last index planned.
     current: Option<(u32, u64, u64, VideoDecoder)>,
-    buf: Vec<u8>,
+    /// The last frames decoded, by (video segment, index in video), at most `BACK + 1`.
+    recent: VecDeque<((u32, u64), Vec<u8>)>,
 }
 
 impl ColorSource {
@@ -38,7 +50,7 @@ impl ColorSource {
             cam,
             ffmpeg,
             current: None,
-            buf: Vec::new(),
+            recent: VecDeque::new(),
         }
     }
 
@@ -58,6 +70,10 @@ impl ColorSource {
             .color_frame(k)
             .map_err(|e| crate::container::error::error_chain(&e))?;
         let (seg, index) = (entry.segment, entry.index_in_video);
+        let image = |rgb: Vec<u8>| RgbImage { width, height, rgb };
+        if let Some((_, rgb)) = self.recent.iter().find(|(key, _)| *key == (seg, index)) {
+            return Ok(Some(image(rgb.clone())));
+        }
         let reuse = matches!(&self.current,
             Some((s, next, last, _)) if *s == seg && *next <= index && index <= *last
                 && index - *next <= READ_AHEAD_LIMIT);
@@ -71,7 +87,7 @@ impl ColorSource {
             })?;
             let mut plan = FramePlan::default();
             let last = index + CHUNK - 1;
-            for i in index..=last {
+            for i in index.saturating_sub(BACK)..=last {
                 plan.push(i);
             }
             let cfg = DecoderConfig {
@@ -85,15 +101,21 @@ impl ColorSource {
         }
         let (_, next, _, dec) = self.current.as_mut().expect("a decoder is running");
         loop {
-            match dec.next_frame(&mut self.buf) {
+            let mut buf = match self.recent.len() as u64 > BACK {
+                true => self.recent.pop_front().map(|(_, b)| b).unwrap_or_default(),
+                false => Vec::new(),
+            };
+            match dec.next_frame(&mut buf) {
                 Ok(Some(i)) => {
                     *next = i + 1;
+                    self.recent.push_back(((seg, i), buf));
                     if i == index {
-                        return Ok(Some(RgbImage {
-                            width,
-                            height,
-                            rgb: std::mem::take(&mut self.buf),
-                        }));
+                        let rgb = self
+                            .recent
+                            .back()
+                            .map(|(_, b)| b.clone())
+                            .unwrap_or_default();
+                        return Ok(Some(image(rgb)));
                     }
                 }
                 Ok(None) => {
