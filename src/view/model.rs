@@ -227,7 +227,21 @@ fn camera_view(cam: &Camera) -> (CameraView, Vec<String>) {
     let mut info = Vec::new();
     if let Some(f) = cam.files.first() {
         let d = &f.reader.header().device;
-        info.push(("device".into(), format!("{d:?}")));
+        let mut text = [
+            ("", &d.name),
+            ("model ", &d.model),
+            ("serial ", &d.serial),
+            ("firmware ", &d.firmware),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}{v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+        for (k, v) in &d.properties {
+            text.push_str(&format!("; {k} = {v}"));
+        }
+        info.push(("device".into(), text));
     }
     for (label, desc, s) in [
         ("depth", &cam.depth, Stream::Depth),
@@ -258,7 +272,13 @@ fn camera_view(cam: &Camera) -> (CameraView, Vec<String>) {
         info.push(("depth units".into(), format!("{} mm", depth_units * 1000.0)));
     }
     if let Some(i) = cam.depth.as_ref().and_then(|d| d.intrinsics.as_ref()) {
-        info.push(("intrinsics".into(), format!("{i:?}")));
+        info.push((
+            "intrinsics".into(),
+            format!(
+                "fx {:.2}, fy {:.2}, ppx {:.2}, ppy {:.2}, {:?} {:?}",
+                i.fx, i.fy, i.ppx, i.ppy, i.model, i.coeffs
+            ),
+        ));
     }
     let bytes: u64 = files.iter().map(|f| f.bytes).sum();
     info.push((
@@ -494,6 +514,11 @@ pub(crate) mod tests {
         assert_eq!(s.prev_frame_time(20 * 33_333, &st), Some(9 * 33_333));
         assert_eq!(s.prev_frame_time(0, &st), None);
         assert!(s.utc_at(0).starts_with("1970-01-01T00:16:40"));
+        let info = &s.cameras[0].info;
+        let get = |k: &str| info.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("depth"), Some("4x2 Z16 @ 30 fps, 20 frames"));
+        assert_eq!(get("depth units"), Some("1 mm"));
+        assert_eq!(get("gap records"), Some("0 frames lost"));
     }
 
     #[test]
