@@ -494,3 +494,39 @@ fn bad_paths_fail_cleanly_without_a_window() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn no_display_is_a_clean_error() {
+    let root = common::keep_dir("view-fixtures");
+    let o = rsrec(&[
+        "record",
+        "--cameras",
+        "sim:1",
+        "--duration",
+        "1s",
+        "--depth",
+        "64x48@30",
+        "--color",
+        "off",
+        "--out",
+        p(&root),
+        "--session",
+        "tiny",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(env!("CARGO_BIN_EXE_rsrec"))
+        .args(["view", p(&root.join("tiny"))])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("WAYLAND_SOCKET")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("rsrec: error: cannot open the viewer window"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
