@@ -2,7 +2,7 @@
 //! workers as `rsrec view`, asked for the frames of every camera (depth and colour) at random
 //! times, one seek at a time, timing each seek until every frame has arrived.
 //!
-//! `cargo run --release --example view_seek -- SESSION [SEEKS] [--ffmpeg PATH]`
+//! `cargo run --release --example view_seek -- SESSION [SEEKS] [--ffmpeg PATH] [--no-color]`
 //!
 //! Prints the median, 90th percentile and maximum per stream; the window adds one repaint
 //! (a few ms) and the texture upload on top.
@@ -21,21 +21,23 @@ use rsrec::view::Session;
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut session, mut seeks, mut ffmpeg) = (None, 30usize, PathBuf::from("ffmpeg"));
+    let mut with_color = true;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--ffmpeg" => ffmpeg = args.next().map(PathBuf::from).unwrap_or(ffmpeg),
+            "--no-color" => with_color = false,
             _ if session.is_none() => session = Some(PathBuf::from(a)),
             n => match n.parse() {
                 Ok(n) => seeks = n,
                 Err(_) => {
-                    eprintln!("usage: view_seek SESSION [SEEKS] [--ffmpeg PATH]");
+                    eprintln!("usage: view_seek SESSION [SEEKS] [--ffmpeg PATH] [--no-color]");
                     return ExitCode::from(2);
                 }
             },
         }
     }
     let Some(path) = session else {
-        eprintln!("usage: view_seek SESSION [SEEKS] [--ffmpeg PATH]");
+        eprintln!("usage: view_seek SESSION [SEEKS] [--ffmpeg PATH] [--no-color]");
         return ExitCode::from(2);
     };
     let t0 = Instant::now();
@@ -65,7 +67,7 @@ fn main() -> ExitCode {
     let cams: Vec<usize> = (0..session.cameras.len()).collect();
     let color: Vec<(usize, Worker)> = cams
         .iter()
-        .filter(|&&c| session.frame_count(c, Stream::Color) > 0)
+        .filter(|&&c| with_color && session.frame_count(c, Stream::Color) > 0)
         .map(|&c| {
             let src = ColorSource::new(Arc::clone(&session), c, ffmpeg.clone());
             let w = Worker::spawn(&format!("seek-color-{c}"), src, tx.clone(), notify.clone())
