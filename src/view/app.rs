@@ -278,13 +278,16 @@ impl ViewerApp {
         if ctx.wants_keyboard_input() {
             return;
         }
-        let (space, left, right, home, end) = ctx.input(|i| {
+        // Consumed here, before any widget sees them: a focused button would otherwise take
+        // Space as a click too.
+        let (space, left, right, home, end) = ctx.input_mut(|i| {
+            let mut k = |key| i.consume_key(egui::Modifiers::NONE, key);
             (
-                i.key_pressed(Key::Space),
-                i.key_pressed(Key::ArrowLeft),
-                i.key_pressed(Key::ArrowRight),
-                i.key_pressed(Key::Home),
-                i.key_pressed(Key::End),
+                k(Key::Space),
+                k(Key::ArrowLeft),
+                k(Key::ArrowRight),
+                k(Key::Home),
+                k(Key::End),
             )
         });
         if space {
