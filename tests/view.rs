@@ -335,6 +335,26 @@ fn panels(layout: &Value) -> Vec<(String, String, [i64; 4])> {
         .collect()
 }
 
+/// Screenshots every 250 ms until `done` says yes, 15 s at most; returns the last one.
+fn shoot_until(display: &str, done: impl Fn(&Shot) -> bool) -> Shot {
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let shot = screenshot(display);
+        if done(&shot) || t0.elapsed() > Duration::from_secs(15) {
+            return shot;
+        }
+    }
+}
+
+/// Pixels that differ by more than 24 in some channel.
+fn changed_pixels(a: &[[u8; 3]], b: &[[u8; 3]]) -> usize {
+    a.iter()
+        .zip(b)
+        .filter(|(x, y)| x.iter().zip(y.iter()).any(|(p, q)| p.abs_diff(*q) > 24))
+        .count()
+}
+
 fn ready_with(n: usize) -> impl Fn(&Value) -> bool {
     move |v| v["ready"] == true && v["panels"].as_array().is_some_and(|p| p.len() == n)
 }
@@ -359,9 +379,12 @@ fn viewer_draws_depth_and_colour_and_seeks() {
     // 2 cameras x (depth, colour), every panel showing the frame at the playhead.
     let first = viewer.wait_layout("all four panels drawn", ready_with(4));
     assert_eq!(first["t_us"], 0, "the viewer starts at the beginning");
-    // Let the frame reach the screen (the line is printed while it is being drawn).
-    std::thread::sleep(Duration::from_millis(700));
-    let shot1 = screenshot(&display);
+    // The line is printed while the frame is being drawn: wait until it is on the screen
+    // (every panel drawn), 15 s at most; the checks below then judge the last screenshot.
+    let ps = panels(&first);
+    let shot1 = shoot_until(&display, |shot| {
+        ps.iter().all(|(_, _, r)| variety(&shot.region(*r)).0 >= 20)
+    });
     if let Some(path) = std::env::var_os("RSREC_VIEW_SCREENSHOT") {
         shot1.save_png(Path::new(&path));
     }
@@ -369,7 +392,6 @@ fn viewer_draws_depth_and_colour_and_seeks() {
     shot1.save_png(&dir.join("start.png"));
 
     // Layout: one row per camera (or one column), depth left of colour.
-    let ps = panels(&first);
     for cam in ["sim0", "sim1"] {
         let find = |s: &str| {
             ps.iter()
@@ -454,17 +476,17 @@ fn viewer_draws_depth_and_colour_and_seeks() {
     let end = viewer.wait_layout("the frames at the end after End", |v| {
         ready_with(4)(v) && v["t_us"].as_i64().unwrap_or(0) > 2_000_000
     });
-    std::thread::sleep(Duration::from_millis(700));
-    let shot2 = screenshot(&display);
+    let end_panels = panels(&end);
+    let shot2 = shoot_until(&display, |shot| {
+        end_panels.iter().all(|(_, _, r)| {
+            changed_pixels(&shot1.region(*r), &shot.region(*r)) * 20 > (r[2] * r[3]) as usize
+        })
+    });
     shot2.save_png(&dir.join("end.png"));
     eprintln!("screenshots in {}", dir.display());
-    for (cam, stream, r) in panels(&end) {
+    for (cam, stream, r) in end_panels {
         let (a, b) = (shot1.region(r), shot2.region(r));
-        let changed = a
-            .iter()
-            .zip(&b)
-            .filter(|(x, y)| x.iter().zip(y.iter()).any(|(p, q)| p.abs_diff(*q) > 24))
-            .count();
+        let changed = changed_pixels(&a, &b);
         eprintln!("{cam} {stream}: {changed} of {} pixels changed", a.len());
         assert!(
             changed * 20 > a.len(),
