@@ -126,6 +126,13 @@ impl Recording {
             cameras.push(Camera::new(name, opened)?);
         }
         if cameras.is_empty() {
+            // session.json lists the files when the recording ends: a recorder that was
+            // killed leaves none listed, so take the folder's .rsrec files instead.
+            if v["status"].as_str() == Some("recording") {
+                let mut r = Self::open_dir(dir)?;
+                r.description = format!("session {} (unfinished)", dir.display());
+                return Ok(r);
+            }
             return Err(ExportError::Input(format!(
                 "{}: the session has no camera with files",
                 dir.display()

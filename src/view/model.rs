@@ -541,6 +541,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_killed_session_opens_from_its_files() {
+        // What a killed `rsrec record` leaves: session.json still "recording", no files listed.
+        let dir = tempfile::tempdir().unwrap();
+        write_file(&dir.path().join("cam0.rsrec"), false);
+        std::fs::write(
+            dir.path().join("session.json"),
+            r#"{"status": "recording", "cameras": [{"name": "cam0", "files": []}]}"#,
+        )
+        .unwrap();
+        let s = Session::open(dir.path()).unwrap();
+        assert_eq!(s.frame_count(0, Stream::Depth), 20);
+        assert!(s.description.contains("unfinished"), "{}", s.description);
+        assert_eq!(s.notices.len(), 2, "{:?}", s.notices);
+        assert!(
+            s.notices[0].contains("still says \"recording\""),
+            "{:?}",
+            s.notices
+        );
+        assert!(s.notices[1].contains("not closed"), "{:?}", s.notices);
+        // A finished session without files is still an error.
+        std::fs::write(
+            dir.path().join("session.json"),
+            r#"{"status": "complete", "cameras": [{"name": "cam0", "files": []}]}"#,
+        )
+        .unwrap();
+        assert!(Session::open(dir.path()).is_err());
+    }
+
+    #[test]
     fn bad_paths_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         assert!(Session::open(&dir.path().join("missing")).is_err());
