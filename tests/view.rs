@@ -6,7 +6,8 @@
 //! each panel shows the playhead's frame) from its stderr. Once every panel shows its frame,
 //! it takes a screenshot of the root window with `xwd` (decoded here), checks that the depth
 //! and colour panels are where the layout says (depth left of colour, one row per camera)
-//! and are drawn (many colours, not uniform, depth in turbo colours); then it presses End
+//! and are drawn (many colours, not uniform, depth in turbo colours); it moves the pointer
+//! onto a depth panel and checks the hover text (pixel and distance); then it presses End
 //! with `xdotool` (the real keyboard and seek path), waits for the frames at the end, takes a
 //! second screenshot and checks that every image panel changed.
 //!
@@ -449,6 +450,33 @@ fn viewer_draws_depth_and_colour_and_seeks() {
     assert!(
         colours < 20,
         "the area below a panel is not UI background: {colours} colours"
+    );
+
+    // Hovering over a depth panel shows the distance and the pixel there: the pointer on
+    // the centre of sim0's depth image is pixel (212, 120) of 424x240.
+    let (hx, hy) = (d0[0] + d0[2] / 2, d0[1] + d0[3] / 2);
+    let o = Command::new("xdotool")
+        .args(["mousemove", &hx.to_string(), &hy.to_string()])
+        .env("DISPLAY", &display)
+        .output()
+        .expect("run xdotool");
+    assert!(
+        o.status.success(),
+        "xdotool: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let hover = viewer.wait_layout("a hover distance", |v| v["hover"].is_string());
+    let text = hover["hover"].as_str().unwrap();
+    let (x, y) = text
+        .strip_prefix("sim0 (")
+        .and_then(|t| t.split_once(')'))
+        .and_then(|(xy, _)| xy.split_once(", "))
+        .and_then(|(x, y)| Some((x.parse::<i64>().ok()?, y.parse::<i64>().ok()?)))
+        .unwrap_or_else(|| panic!("hover text {text:?}"));
+    assert!((x - 212).abs() <= 2 && (y - 120).abs() <= 2, "{text}");
+    assert!(
+        text.ends_with(" m)") || text.ends_with("no depth"),
+        "{text}"
     );
 
     // Seek to the end with the End key. Without a window manager nothing gives the window

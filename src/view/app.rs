@@ -755,6 +755,7 @@ impl ViewerApp {
             "window": win.and_then(px),
             "t_us": self.t,
             "ready": all_current,
+            "hover": self.hover,
             "panels": panels,
         })
         .to_string();
