@@ -465,7 +465,10 @@ fn viewer_draws_depth_and_colour_and_seeks() {
         "xdotool: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let hover = viewer.wait_layout("a hover distance", |v| v["hover"].is_string());
+    // (The pointer started in the middle of the screen, over another panel.)
+    let hover = viewer.wait_layout("a hover distance on sim0", |v| {
+        v["hover"].as_str().is_some_and(|h| h.starts_with("sim0 ("))
+    });
     let text = hover["hover"].as_str().unwrap();
     let (x, y) = text
         .strip_prefix("sim0 (")

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ use eframe::egui::{
 use super::color::ColorSource;
 use super::colormap::{colorize, Range};
 use super::error::{Result, ViewError};
-use super::model::{distance_label, format_time, parse_time, Session};
+use super::model::{distance_label, format_time, parse_time, Session, Span};
 use super::worker::{prefetch_plan, Decoded, DepthImage, DepthSource, FrameId, Worker};
 use crate::export::Stream;
 
@@ -93,6 +94,51 @@ struct ViewerApp {
     last_layout: String,
     /// When the playhead last jumped, to print the time until its frames are shown.
     seek_started: Option<Instant>,
+    /// Gap spans per camera, once the scan thread has read every index entry.
+    gaps: Option<Vec<Vec<Span>>>,
+    gap_scan: GapScan,
+}
+
+/// The thread that finds the gap spans (it reads every index entry, which takes seconds in
+/// a long multi-camera session, so the window opens without waiting for it).
+struct GapScan {
+    result: Receiver<Vec<Vec<Span>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GapScan {
+    fn start(session: Arc<Session>, notify: Arc<dyn Fn() + Send + Sync>) -> Result<Self> {
+        let (tx, result) = bounded(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("view-gaps".into())
+            .spawn(move || {
+                if let Some(g) = session.scan_gaps(&s) {
+                    let _ = tx.send(g);
+                    notify();
+                }
+            })
+            .map_err(|source| ViewError::Thread {
+                what: "gap scan",
+                source,
+            })?;
+        Ok(Self {
+            result,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for GapScan {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn slot(s: Stream) -> usize {
@@ -128,6 +174,7 @@ impl ViewerApp {
                 None
             });
         }
+        let gap_scan = GapScan::start(Arc::clone(&session), Arc::clone(&notify))?;
         let n = session.cameras.len();
         let visible = session
             .recording
@@ -158,6 +205,8 @@ impl ViewerApp {
             debug_layout: opts.debug_layout,
             last_layout: String::new(),
             seek_started: Some(Instant::now()),
+            gaps: None,
+            gap_scan,
         })
     }
 
@@ -196,6 +245,9 @@ impl ViewerApp {
     }
 
     fn receive(&mut self) {
+        if self.gaps.is_none() {
+            self.gaps = self.gap_scan.result.try_recv().ok();
+        }
         while let Ok(d) = self.results.try_recv() {
             match d {
                 Decoded::Depth { cam, k, image } => {
@@ -398,7 +450,7 @@ impl ViewerApp {
             .default_width(360.0)
             .show(ctx, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    for cam in &self.session.cameras {
+                    for (c, cam) in self.session.cameras.iter().enumerate() {
                         ui.heading(&cam.name);
                         egui::Grid::new(format!("info-{}", cam.name))
                             .num_columns(2)
@@ -408,10 +460,14 @@ impl ViewerApp {
                                     ui.add(egui::Label::new(v).wrap());
                                     ui.end_row();
                                 }
-                                let spans = cam.gaps.len();
-                                let lost: u64 = cam.gaps.iter().map(|g| g.missing).sum();
                                 ui.label("timeline gaps");
-                                ui.label(format!("{spans} spans, {lost} frames"));
+                                match self.gaps.as_ref().and_then(|g| g.get(c)) {
+                                    Some(g) => {
+                                        let lost: u64 = g.iter().map(|g| g.missing).sum();
+                                        ui.label(format!("{} spans, {lost} frames", g.len()))
+                                    }
+                                    None => ui.label("scanning the index..."),
+                                };
                                 ui.end_row();
                             });
                         for f in &cam.files {
@@ -518,7 +574,8 @@ impl ViewerApp {
             let row = Rect::from_min_max(pos2(rect.min.x, y0), pos2(rect.max.x, y0 + 8.0));
             painter.rect_filled(row, 0.0, Color32::from_gray(70));
             // Depth gaps in red on the upper half of the row, colour gaps in orange below.
-            for g in &cam.gaps {
+            let gaps = self.gaps.as_ref().and_then(|g| g.get(i));
+            for g in gaps.into_iter().flatten() {
                 let (a, b) = (x_of(g.start), x_of(g.end));
                 let (y, colour) = match g.stream {
                     Stream::Depth => (y0, Color32::from_rgb(230, 40, 40)),

@@ -43,8 +43,6 @@ pub struct CameraView {
     /// Lines for the info panel: device, streams, statistics.
     pub info: Vec<(String, String)>,
     pub files: Vec<FileInfo>,
-    /// Gap and drop spans of the camera's depth and colour streams, sorted by start.
-    pub gaps: Vec<Span>,
     /// Frames lost according to the gap records of the files.
     pub gap_record_frames: u64,
     /// Metres per depth unit.
@@ -88,9 +86,6 @@ impl Session {
             .flatten()
             .max()
             .unwrap_or(start_us);
-        for (view, cam) in cameras.iter_mut().zip(&recording.cameras) {
-            view.gaps = gap_spans(cam, start_us);
-        }
         let description = recording.description.clone();
         Ok(Session {
             recording,
@@ -152,6 +147,18 @@ impl Session {
                 k.checked_sub(1).and_then(|k| self.frame_time(cam, s, k))
             })
             .max()
+    }
+
+    /// The gap and drop spans of every camera's depth and colour streams, sorted by start
+    /// (one `Vec` per camera). Reads every index entry (about 0.15 µs each: seconds for a
+    /// long multi-camera session), so the window runs it on a thread; `stop` ends it early
+    /// (returning `None`).
+    pub fn scan_gaps(&self, stop: &std::sync::atomic::AtomicBool) -> Option<Vec<Vec<Span>>> {
+        self.recording
+            .cameras
+            .iter()
+            .map(|cam| gap_spans(cam, self.start_us, stop))
+            .collect()
     }
 
     /// Wall-clock (UTC) text of time `t`.
@@ -314,7 +321,6 @@ fn camera_view(cam: &Camera) -> (CameraView, Vec<String>) {
             name: cam.name.clone(),
             info,
             files,
-            gaps: Vec::new(),
             gap_record_frames,
             depth_units,
         },
@@ -322,15 +328,23 @@ fn camera_view(cam: &Camera) -> (CameraView, Vec<String>) {
     )
 }
 
-/// Spans where a stream lost frames: a jump in frame numbers, or a host-time step longer than
-/// 1.8 frame periods. Neighbouring spans closer than a period are merged.
-fn gap_spans(cam: &Camera, start_us: i64) -> Vec<Span> {
+/// Spans where a stream lost frames: a jump in frame numbers, or, where frame numbers do not
+/// advance (sources without them), a host-time step longer than 1.8 frame periods.
+/// Neighbouring spans closer than a period are merged.
+fn gap_spans(
+    cam: &Camera,
+    start_us: i64,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Option<Vec<Span>> {
     let mut spans = Vec::new();
     for (s, desc) in [(Stream::Depth, &cam.depth), (Stream::Color, &cam.color)] {
         let Some(d) = desc else { continue };
         let period_us = if d.fps > 0.0 { 1e6 / d.fps } else { 0.0 };
         let mut prev = None;
         for k in 0..cam.count(s) {
+            if k % 65_536 == 0 && stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
             let Some(e) = cam.entry(s, k) else { break };
             if let Some(p) = prev {
                 let p: crate::container::IndexEntry = p;
@@ -341,7 +355,9 @@ fn gap_spans(cam: &Camera, start_us: i64) -> Vec<Span> {
                 } else {
                     0
                 };
-                let missing = dn.saturating_sub(1).max(by_time);
+                // Consecutive frame numbers: nothing lost, however late the frame came (a
+                // busy host delays frames). Without usable numbers, time decides.
+                let missing = if dn >= 1 { dn - 1 } else { by_time };
                 if missing > 0 {
                     let span = Span {
                         start: p.host_ts_us - start_us,
@@ -364,7 +380,7 @@ fn gap_spans(cam: &Camera, start_us: i64) -> Vec<Span> {
         }
     }
     spans.sort_by_key(|s| s.start);
-    spans
+    Some(spans)
 }
 
 /// `HH:MM:SS.mmm` for `t` µs (negative times get a `-`).
@@ -498,8 +514,9 @@ pub(crate) mod tests {
         assert_eq!(s.frame_at(0, Stream::Color, 0), None);
         assert_eq!(s.frame_at(1, Stream::Depth, 0), None);
         // The drop is one span from frame 9 to frame 20, with 10 frames missing.
+        let stop = std::sync::atomic::AtomicBool::new(false);
         assert_eq!(
-            s.cameras[0].gaps,
+            s.scan_gaps(&stop).unwrap()[0],
             vec![Span {
                 start: 9 * 33_333,
                 end: 20 * 33_333,
@@ -507,6 +524,8 @@ pub(crate) mod tests {
                 missing: 10
             }]
         );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(s.scan_gaps(&stop), None);
         let st = [(0, Stream::Depth)];
         assert_eq!(s.next_frame_time(0, &st), Some(33_333));
         assert_eq!(s.next_frame_time(9 * 33_333, &st), Some(20 * 33_333));
