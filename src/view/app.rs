@@ -75,6 +75,8 @@ struct ViewerApp {
     results: Receiver<Decoded>,
     /// Frames asked for and not yet received: [depth, colour].
     pending: [HashSet<FrameId>; 2],
+    /// Frames that failed to decode (their error is shown): [depth, colour].
+    failed: [HashSet<FrameId>; 2],
     depth_cache: HashMap<FrameId, DepthImage>,
     color_cache: HashMap<FrameId, Option<ColorImage>>,
     shown: Vec<[Option<Shown>; 2]>,
@@ -189,6 +191,7 @@ impl ViewerApp {
             color_workers,
             results,
             pending: Default::default(),
+            failed: Default::default(),
             depth_cache: HashMap::new(),
             color_cache: HashMap::new(),
             shown: (0..n).map(|_| [None, None]).collect(),
@@ -268,6 +271,8 @@ impl ViewerApp {
                     message,
                 } => {
                     self.pending[slot(stream)].remove(&(cam, k));
+                    // Not asked for again (a damaged frame would be retried forever).
+                    self.failed[slot(stream)].insert((cam, k));
                     if self.errors.len() < 20 && !self.errors.contains(&message) {
                         self.errors.push(message);
                     }
@@ -293,7 +298,7 @@ impl ViewerApp {
             &cams(Stream::Depth),
             ahead,
             2,
-            |id| self.depth_cache.contains_key(&id),
+            |id| self.depth_cache.contains_key(&id) || self.failed[0].contains(&id),
         );
         if depth_plan.iter().any(|id| !self.pending[0].contains(id)) {
             self.pending[0] = depth_plan.iter().copied().collect();
@@ -304,7 +309,7 @@ impl ViewerApp {
                 continue;
             };
             let plan = prefetch_plan(&s, Stream::Color, self.t, &[c], ahead, 0, |id| {
-                self.color_cache.contains_key(&id)
+                self.color_cache.contains_key(&id) || self.failed[1].contains(&id)
             });
             let mine: Vec<FrameId> = self.pending[1]
                 .iter()
@@ -400,8 +405,14 @@ impl ViewerApp {
             for n in &self.session.notices {
                 ui.colored_label(Color32::from_rgb(255, 200, 60), format!("Read-only: {n}"));
             }
-            for e in &self.errors {
+            for e in self.errors.iter().take(3) {
                 ui.colored_label(Color32::from_rgb(255, 100, 100), e);
+            }
+            if self.errors.len() > 3 {
+                ui.colored_label(
+                    Color32::from_rgb(255, 100, 100),
+                    format!("... {} more errors", self.errors.len() - 3),
+                );
             }
         });
     }
