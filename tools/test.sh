@@ -21,6 +21,16 @@ command -v cc >/dev/null 2>&1 || packages+=(build-essential)
 command -v c++ >/dev/null 2>&1 || packages+=(g++)
 command -v ffmpeg >/dev/null 2>&1 || packages+=(ffmpeg)
 command -v pkill >/dev/null 2>&1 || packages+=(procps)
+# The viewer test (tests/view.rs): an X server (Xvfb), xwd for screenshots, xdotool for key
+# presses, and what eframe (winit on X11, glutin + glow) loads at run time with dlopen: Xlib
+# and its extensions, xkbcommon, and OpenGL through GLX/EGL with Mesa's software rasteriser.
+command -v Xvfb >/dev/null 2>&1 || packages+=(xvfb)
+command -v xwd >/dev/null 2>&1 || packages+=(x11-apps)
+command -v xdotool >/dev/null 2>&1 || packages+=(xdotool)
+for lib in libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon0 libxkbcommon-x11-0 \
+    libgl1 libegl1 libgl1-mesa-dri; do
+  dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q 'install ok installed' || packages+=("$lib")
+done
 if [ "${#packages[@]}" -gt 0 ]; then
   step "installing Debian packages: ${packages[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -49,6 +59,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+step "build without default features (no viewer, no display stack)"
+cargo clippy --no-default-features --all-targets -- -D warnings
 
 # ---- tests -----------------------------------------------------------------------------
 step "cargo test (unit, property, integration, benchmarks in test mode)"

@@ -16,6 +16,7 @@ mod recover;
 mod sources;
 mod util;
 mod verify;
+mod view;
 
 /// Exit code for any error (bad input, a file that fails verification, I/O errors).
 pub const EXIT_ERROR: u8 = 1;
@@ -43,6 +44,7 @@ pub enum Command {
     Record(Box<record::Args>),
     Export(export::Args),
     Devices(devices::Args),
+    View(view::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -54,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(a) => record::run(*a),
         Command::Export(a) => export::run(a),
         Command::Devices(a) => devices::run(a),
+        Command::View(a) => view::run(a),
     }
 }
 
