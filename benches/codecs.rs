@@ -1,16 +1,20 @@
 //! Codec benchmark: for every real depth set and every codec, the compression ratio
 //! (total raw bytes / total compressed bytes), encode MB/s and decode MB/s of raw depth on
 //! one thread, all in one run. Plain LZ4 of the raw Z16 bytes (what users do today) is the
-//! reference row.
+//! reference row. Peers: 16-bit PNG (`png` crate), RVL (implemented here: the `re_rvl` crate
+//! needs a newer Rust than rsrec supports), and JPEG XL lossless effort 3 and JPEG-LS through
+//! Python's `imagecodecs` (`tools/bench_peers.py`, run with `$RSREC_PYTHON` or `python3`).
+//! Then `med-rans` with error bounds: ratio against bound, with the largest error measured.
 //!
 //! Run: `cargo bench --bench codecs` (data from `$RSREC_DATA_DIR` or `../shared/data`;
-//! `RSREC_BENCH_SECONDS` sets the minimum timing per measurement, default 1).
+//! `RSREC_BENCH_SECONDS` sets the minimum timing per measurement, default 1;
+//! `RSREC_BENCH_ONLY=TEXT` measures only codecs whose name contains TEXT).
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rsrec::codec::{decode, DepthCodec};
+use rsrec::codec::{decode, DepthCodec, ErrorBound};
 use rsrec::pngdir::{depth_dir, list_pngs, read_depth_png, DepthImage};
 
 const SETS: [&str; 3] = [
@@ -23,6 +27,8 @@ const SETS: [&str; 3] = [
 #[derive(Clone, Copy)]
 enum Subject {
     Lz4Raw,
+    Png,
+    Rvl,
     Rsrec(DepthCodec),
 }
 
@@ -30,6 +36,8 @@ impl Subject {
     fn name(&self) -> String {
         match self {
             Self::Lz4Raw => "lz4 of raw bytes (reference)".into(),
+            Self::Png => "PNG 16-bit (png crate, best)".into(),
+            Self::Rvl => "RVL".into(),
             Self::Rsrec(c) => c.to_string(),
         }
     }
@@ -41,6 +49,18 @@ impl Subject {
                 let n = lz4_flex::block::compress_into(raw, out).unwrap();
                 out.truncate(n);
             }
+            Self::Png => {
+                out.clear();
+                let mut e = png::Encoder::new(&mut *out, f.width, f.height);
+                e.set_color(png::ColorType::Grayscale);
+                e.set_depth(png::BitDepth::Sixteen);
+                e.set_compression(png::Compression::Best);
+                e.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+                let mut w = e.write_header().unwrap();
+                let be: Vec<u8> = f.data.iter().flat_map(|v| v.to_be_bytes()).collect();
+                w.write_image_data(&be).unwrap();
+            }
+            Self::Rvl => rvl::encode(&f.data, out),
             Self::Rsrec(c) => c.encode(&f.data, f.width, f.height, out).unwrap(),
         }
     }
@@ -54,6 +74,14 @@ impl Subject {
                     *o = u16::from_le_bytes([b[0], b[1]]);
                 }
             }
+            Self::Png => {
+                let mut r = png::Decoder::new(enc).read_info().unwrap();
+                r.next_frame(scratch).unwrap();
+                for (o, b) in out.iter_mut().zip(scratch.chunks_exact(2)) {
+                    *o = u16::from_be_bytes([b[0], b[1]]);
+                }
+            }
+            Self::Rvl => rvl::decode(enc, out),
             Self::Rsrec(c) => decode(c.id(), enc, f.width, f.height, out).unwrap(),
         }
     }
@@ -72,6 +100,7 @@ fn time_passes(min: Duration, mut f: impl FnMut()) -> f64 {
 }
 
 struct Row {
+    max_err: u32,
     ratio: f64,
     enc_mbs: f64,
     dec_mbs: f64,
@@ -92,9 +121,22 @@ fn measure(subject: Subject, frames: &[DepthImage], raws: &[Vec<u8>], min: Durat
     // Bit-exactness is part of the benchmark: a codec that is fast but wrong is no result.
     let mut out = vec![0u16; frames[0].data.len()];
     let mut scratch = vec![0u8; raws[0].len()];
+    let bound = match subject {
+        Subject::Rsrec(c) => c.bound(),
+        _ => ErrorBound::Lossless,
+    };
+    let mut max_err = 0u32;
     for (f, e) in frames.iter().zip(&encoded) {
         subject.decode(f, e, &mut out, &mut scratch);
-        assert!(out == f.data, "{} is not lossless", subject.name());
+        for (&o, &v) in out.iter().zip(&f.data) {
+            let err = o.abs_diff(v) as u32;
+            assert!(
+                err <= bound.allowed(v) && (v == 0) == (o == 0),
+                "{}: {v} decoded as {o}",
+                subject.name()
+            );
+            max_err = max_err.max(err);
+        }
     }
     let dec_s = time_passes(min, || {
         for (f, e) in frames.iter().zip(&encoded) {
@@ -104,6 +146,7 @@ fn measure(subject: Subject, frames: &[DepthImage], raws: &[Vec<u8>], min: Durat
     });
     let mb = raw as f64 / 1e6;
     Row {
+        max_err,
         ratio: raw as f64 / compressed as f64,
         enc_mbs: mb / enc_s,
         dec_mbs: mb / dec_s,
@@ -135,53 +178,273 @@ fn main() {
             0
         });
     }
-    let subjects = [
+    let lossy: Vec<DepthCodec> = ["1", "2", "5", "0.5%", "1%"]
+        .iter()
+        .map(|b| format!("med-rans:{b}").parse().unwrap())
+        .collect();
+    let mut subjects = vec![
         Subject::Lz4Raw,
         Subject::Rsrec(DepthCodec::Raw),
         Subject::Rsrec(DepthCodec::Lz4Planes),
         Subject::Rsrec(DepthCodec::ZstdPlanes { level: 1 }),
         Subject::Rsrec(DepthCodec::ZstdPlanes { level: 3 }),
         Subject::Rsrec(DepthCodec::ZstdPlanes { level: 9 }),
+        Subject::Png,
+        Subject::Rvl,
+        Subject::Rsrec(DepthCodec::MED_RANS),
     ];
+    subjects.extend(lossy.iter().map(|c| Subject::Rsrec(*c)));
+    let only = std::env::var("RSREC_BENCH_ONLY").ok();
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| name.contains(o.as_str()));
     println!("rsrec codec benchmark: one thread, MB = 10^6 bytes of raw Z16 depth");
+    println!("lossy rows (med-rans:BOUND, bound in depth units = mm here, or % of the depth):");
+    println!("every decoded pixel checked against the bound; 'max err' is the largest error seen");
     println!(
-        "{:<26} {:<30} {:>8} {:>12} {:>12}",
-        "set", "codec", "ratio", "encode MB/s", "decode MB/s"
+        "{:<30} {:<32} {:>8} {:>12} {:>12} {:>8}",
+        "set", "codec", "ratio", "encode MB/s", "decode MB/s", "max err"
     );
-    let mut totals: Vec<(u64, u64, f64, f64)> = vec![(0, 0, 0.0, 0.0); subjects.len()];
+    let line = |set: &str, name: &str, ratio: f64, enc: f64, dec: f64, err: &str| {
+        println!("{set:<30} {name:<32} {ratio:>7.2}x {enc:>12.0} {dec:>12.0} {err:>8}");
+    };
+    // (raw bytes, compressed bytes, encode seconds, decode seconds, max error)
+    let mut totals: Vec<(u64, u64, f64, f64, u32)> = vec![(0, 0, 0.0, 0.0, 0); subjects.len()];
     for set in SETS {
         let files = list_pngs(&depth_dir(&data.join(set))).expect("list PNGs");
-        let frames: Vec<DepthImage> = files.iter().map(|f| read_depth_png(f).unwrap()).collect();
+        // Test mode (`cargo test --benches`) checks every codec on a few frames only.
+        let take = if quick { 3 } else { files.len() };
+        let frames: Vec<DepthImage> = files
+            .iter()
+            .take(take)
+            .map(|f| read_depth_png(f).unwrap())
+            .collect();
         let raws: Vec<Vec<u8>> = frames
             .iter()
             .map(|f| f.data.iter().flat_map(|v| v.to_le_bytes()).collect())
             .collect();
         for (i, s) in subjects.iter().enumerate() {
+            if !wanted(&s.name()) {
+                continue;
+            }
             let r = measure(*s, &frames, &raws, min);
-            println!(
-                "{:<26} {:<30} {:>7.2}x {:>12.0} {:>12.0}",
-                format!("{set} ({})", frames.len()),
-                s.name(),
+            let label = format!("{set} ({})", frames.len());
+            line(
+                &label,
+                &s.name(),
                 r.ratio,
                 r.enc_mbs,
-                r.dec_mbs
+                r.dec_mbs,
+                &r.max_err.to_string(),
             );
             let t = &mut totals[i];
             t.0 += r.raw;
             t.1 += r.compressed;
             t.2 += r.raw as f64 / 1e6 / r.enc_mbs;
             t.3 += r.raw as f64 / 1e6 / r.dec_mbs;
+            t.4 = t.4.max(r.max_err);
         }
     }
     for (s, t) in subjects.iter().zip(&totals) {
-        let mb = t.0 as f64 / 1e6;
-        println!(
-            "{:<26} {:<30} {:>7.2}x {:>12.0} {:>12.0}",
+        if t.0 > 0 {
+            let mb = t.0 as f64 / 1e6;
+            let ratio = t.0 as f64 / t.1 as f64;
+            line(
+                "ALL SETS",
+                &s.name(),
+                ratio,
+                mb / t.2,
+                mb / t.3,
+                &t.4.to_string(),
+            );
+        }
+    }
+    python_peers(&data, &line, &wanted, quick);
+}
+
+/// Prints one result row: set, codec, ratio, encode MB/s, decode MB/s, max error.
+type PrintRow = dyn Fn(&str, &str, f64, f64, f64, &str);
+
+/// JPEG XL and JPEG-LS through `tools/bench_peers.py` (imagecodecs); says so loudly when
+/// the package or Python is missing instead of printing a figure.
+fn python_peers(
+    data: &std::path::Path,
+    line: &PrintRow,
+    wanted: &dyn Fn(&str) -> bool,
+    quick: bool,
+) {
+    if quick || !(wanted("JPEG XL") || wanted("JPEG-LS")) {
+        return;
+    }
+    let python = std::env::var("RSREC_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/bench_peers.py");
+    println!("JPEG XL / JPEG-LS: imagecodecs (libjxl, CharLS) from {python}, one thread, one pass; times cover the C codec calls only");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(data)
+        .args(SETS)
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => format!(
+            "{{\"error\": \"{} failed: {}\"}}",
+            script.display(),
+            String::from_utf8_lossy(&o.stderr).trim().replace('"', "'")
+        ),
+        Err(e) => format!("{{\"error\": \"cannot run {python}: {e}\"}}"),
+    };
+    let mut totals: Vec<(String, u64, u64, f64, f64)> = Vec::new();
+    for l in out.lines() {
+        let field = |k: &str| -> Option<&str> {
+            let i = l.find(&format!("\"{k}\": "))? + k.len() + 4;
+            let rest = &l[i..];
+            let end = rest.find([',', '}']).unwrap_or(rest.len());
+            Some(rest[..end].trim().trim_matches('"'))
+        };
+        if let Some(e) = field("error") {
+            println!("!!!! PEER UNAVAILABLE: JPEG XL / JPEG-LS not measured: {e}");
+            println!("!!!! install it with: {python} -m pip install -r tools/requirements.txt");
+            continue;
+        }
+        let (Some(set), Some(codec), Some(raw), Some(comp), Some(es), Some(ds)) = (
+            field("set"),
+            field("codec"),
+            field("raw").and_then(|v| v.parse::<u64>().ok()),
+            field("compressed").and_then(|v| v.parse::<u64>().ok()),
+            field("enc_s").and_then(|v| v.parse::<f64>().ok()),
+            field("dec_s").and_then(|v| v.parse::<f64>().ok()),
+        ) else {
+            println!("!!!! unreadable line from {}: {l}", script.display());
+            continue;
+        };
+        let mb = raw as f64 / 1e6;
+        line(set, codec, raw as f64 / comp as f64, mb / es, mb / ds, "0");
+        match totals.iter_mut().find(|t| t.0 == codec) {
+            Some(t) => {
+                t.1 += raw;
+                t.2 += comp;
+                t.3 += es;
+                t.4 += ds;
+            }
+            None => totals.push((codec.to_string(), raw, comp, es, ds)),
+        }
+    }
+    for (codec, raw, comp, es, ds) in totals {
+        let mb = raw as f64 / 1e6;
+        line(
             "ALL SETS",
-            s.name(),
-            t.0 as f64 / t.1 as f64,
-            mb / t.2,
-            mb / t.3
+            &codec,
+            raw as f64 / comp as f64,
+            mb / es,
+            mb / ds,
+            "0",
         );
+    }
+}
+
+/// RVL (Wilson, "Fast Lossless Depth Image Compression", 2017): runs of zeros and non-zeros
+/// and zigzag deltas between successive non-zero values, as 4-bit variable-length nibbles
+/// packed into 32-bit words, most significant nibble first.
+mod rvl {
+    struct Writer<'a> {
+        out: &'a mut Vec<u8>,
+        word: u32,
+        nibbles: u32,
+    }
+    impl Writer<'_> {
+        fn vle(&mut self, mut v: u32) {
+            loop {
+                let mut nib = v & 7;
+                v >>= 3;
+                if v != 0 {
+                    nib |= 8;
+                }
+                self.word = self.word << 4 | nib;
+                self.nibbles += 1;
+                if self.nibbles == 8 {
+                    self.out.extend_from_slice(&self.word.to_le_bytes());
+                    self.word = 0;
+                    self.nibbles = 0;
+                }
+                if v == 0 {
+                    break;
+                }
+            }
+        }
+    }
+
+    pub fn encode(depth: &[u16], out: &mut Vec<u8>) {
+        out.clear();
+        let mut w = Writer {
+            out,
+            word: 0,
+            nibbles: 0,
+        };
+        let (mut i, mut prev) = (0, 0i32);
+        while i < depth.len() {
+            let z = depth[i..].iter().take_while(|&&v| v == 0).count();
+            w.vle(z as u32);
+            i += z;
+            let nz = depth[i..].iter().take_while(|&&v| v != 0).count();
+            w.vle(nz as u32);
+            for &v in &depth[i..i + nz] {
+                let d = v as i32 - prev;
+                w.vle(((d << 1) ^ (d >> 31)) as u32);
+                prev = v as i32;
+            }
+            i += nz;
+        }
+        if w.nibbles > 0 {
+            let word = w.word << (4 * (8 - w.nibbles));
+            w.out.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+
+    struct Reader<'a> {
+        data: &'a [u8],
+        pos: usize,
+        word: u32,
+        nibbles: u32,
+    }
+    impl Reader<'_> {
+        fn vle(&mut self) -> u32 {
+            let (mut v, mut shift) = (0u32, 0);
+            loop {
+                if self.nibbles == 0 {
+                    self.word =
+                        u32::from_le_bytes(self.data[self.pos..self.pos + 4].try_into().unwrap());
+                    self.pos += 4;
+                    self.nibbles = 8;
+                }
+                let nib = self.word >> 28;
+                self.word <<= 4;
+                self.nibbles -= 1;
+                v |= (nib & 7) << shift;
+                shift += 3;
+                if nib & 8 == 0 {
+                    return v;
+                }
+            }
+        }
+    }
+
+    pub fn decode(data: &[u8], out: &mut [u16]) {
+        let mut r = Reader {
+            data,
+            pos: 0,
+            word: 0,
+            nibbles: 0,
+        };
+        let (mut i, mut prev) = (0, 0i32);
+        while i < out.len() {
+            let z = r.vle() as usize;
+            out[i..i + z].fill(0);
+            i += z;
+            let nz = r.vle() as usize;
+            for o in &mut out[i..i + nz] {
+                let u = r.vle();
+                prev += (u >> 1) as i32 ^ -((u & 1) as i32);
+                *o = prev as u16;
+            }
+            i += nz;
+        }
     }
 }

@@ -108,10 +108,11 @@ fn depth_frame(i: u64) -> Vec<u16> {
         .collect()
 }
 
-const CODECS: [DepthCodec; 3] = [
+const CODECS: [DepthCodec; 4] = [
     DepthCodec::Raw,
     DepthCodec::Lz4Planes,
     DepthCodec::ZstdPlanes { level: 3 },
+    DepthCodec::MED_RANS,
 ];
 const FRAMES: u64 = 6;
 
@@ -158,7 +159,8 @@ fn write_records(w: &mut Writer) -> serde_json::Value {
             .unwrap();
             continue;
         }
-        let codec = CODECS[i as usize % CODECS.len()];
+        // Frame 3 is a gap: count written frames so that every codec appears.
+        let codec = CODECS[(i - (i > 3) as u64) as usize % CODECS.len()];
         let d = depth_frame(i);
         codec.encode(&d, W, H, &mut payload).unwrap();
         let h = rec(record_type::DEPTH_FRAME, 0, i, codec.id());

@@ -52,7 +52,7 @@ fn closed_v1_fixture_reads_as_expected() {
     let codecs: std::collections::BTreeSet<u8> = (0..n)
         .map(|i| reader.read_depth(0, i).unwrap().header.codec.0)
         .collect();
-    assert_eq!(codecs.len(), 3);
+    assert_eq!(codecs.len(), 4);
     assert_eq!(
         reader.count(1, record_type::COLOR_FRAME) as u64,
         content["color_frames"].as_u64().unwrap()

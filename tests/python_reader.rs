@@ -561,9 +561,15 @@ fn python_and_rust_agree_on_every_codec_with_real_data() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
-    for (i, codec) in ["raw", "lz4-planes", "zstd-planes:3", "zstd-planes:19"]
-        .iter()
-        .enumerate()
+    for (i, codec) in [
+        "raw",
+        "lz4-planes",
+        "zstd-planes:3",
+        "zstd-planes:19",
+        "med-rans",
+    ]
+    .iter()
+    .enumerate()
     {
         let out = tmp.path().join(format!("c{i}"));
         rsrec_ok(&[
@@ -612,12 +618,14 @@ for path in sys.argv[2:]:
             p(&files[0]),
             p(&files[1]),
             p(&files[2]),
+            p(&files[4]),
         ],
     );
     assert!(
         out.contains("['raw']")
             && out.contains("['lz4-planes']")
-            && out.contains("['zstd-planes']"),
+            && out.contains("['zstd-planes']")
+            && out.contains("['med-rans']"),
         "{out}"
     );
 }

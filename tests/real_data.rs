@@ -5,16 +5,17 @@ mod common;
 
 use std::process::Command;
 
-use rsrec::codec::{decode_to_vec, DepthCodec};
+use rsrec::codec::{decode_to_vec, payload_bound, DepthCodec, ErrorBound};
 use rsrec::container::Reader;
 use rsrec::import::{import_png_dir, ImportOptions};
 use rsrec::pngdir::{depth_dir, list_pngs, read_depth_png};
 
-const CODECS: [DepthCodec; 4] = [
+const CODECS: [DepthCodec; 5] = [
     DepthCodec::Raw,
     DepthCodec::Lz4Planes,
     DepthCodec::ZstdPlanes { level: 1 },
     DepthCodec::ZstdPlanes { level: 3 },
+    DepthCodec::MED_RANS,
 ];
 
 #[test]
@@ -40,7 +41,11 @@ fn every_real_frame_round_trips_through_every_codec_and_file() {
         }
 
         // File level: import with each codec, read every frame back.
-        for codec in [DepthCodec::Lz4Planes, DepthCodec::ZstdPlanes { level: 3 }] {
+        for codec in [
+            DepthCodec::Lz4Planes,
+            DepthCodec::ZstdPlanes { level: 3 },
+            DepthCodec::MED_RANS,
+        ] {
             let opts = ImportOptions {
                 fps: 30.0,
                 codec,
@@ -93,4 +98,39 @@ fn ceiling_set_intrinsics_are_imported() {
     assert_eq!(k.fx, 615.231_628_417_968_8_f64 as f32);
     assert_eq!(k.ppy, 244.246_765_136_718_75_f64 as f32);
     assert_eq!(reader.header().streams[0].depth_units, 0.001);
+}
+
+/// Lossy med-rans: every decoded pixel of every real frame within the bound, holes exact,
+/// and every payload declares its bound.
+#[test]
+fn lossy_med_rans_stays_within_the_bound_on_every_real_frame() {
+    let Some(data) = common::data_dir() else {
+        return;
+    };
+    let bounds: Vec<ErrorBound> = ["1", "2", "5", "0.5%", "1%"]
+        .iter()
+        .map(|b| b.parse().unwrap())
+        .collect();
+    let mut enc = Vec::new();
+    for set in common::PNG_SETS {
+        let files = list_pngs(&depth_dir(&data.join(set))).unwrap();
+        for (i, file) in files.iter().enumerate() {
+            let f = read_depth_png(file).unwrap();
+            for &bound in &bounds {
+                let codec = DepthCodec::MedRans { bound };
+                codec.encode(&f.data, f.width, f.height, &mut enc).unwrap();
+                assert_eq!(
+                    payload_bound(codec.id(), &enc, f.width, f.height).unwrap(),
+                    bound
+                );
+                let back = decode_to_vec(codec.id(), &enc, f.width, f.height).unwrap();
+                for (&o, &v) in back.iter().zip(&f.data) {
+                    assert!(
+                        (o == 0) == (v == 0) && o.abs_diff(v) as u32 <= bound.allowed(v),
+                        "{set} frame {i}, bound {bound}: {v} decoded as {o}"
+                    );
+                }
+            }
+        }
+    }
 }

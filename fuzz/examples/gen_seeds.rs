@@ -189,6 +189,7 @@ fn seeds(out: &Path) {
         ("raw", DepthCodec::Raw),
         ("lz4", DepthCodec::Lz4Planes),
         ("zstd", DepthCodec::ZstdPlanes { level: 1 }),
+        ("med-rans", DepthCodec::MED_RANS),
     ] {
         files.push((format!("closed-{cname}"), write_file(&tmp, codec, 4, true)));
     }
@@ -265,6 +266,8 @@ fn seeds(out: &Path) {
         ("decode_raw", DepthCodec::Raw),
         ("decode_lz4_planes", DepthCodec::Lz4Planes),
         ("decode_zstd_planes", DepthCodec::ZstdPlanes { level: 1 }),
+        ("decode_med_rans", DepthCodec::MED_RANS),
+        ("decode_med_rans", "med-rans:3".parse().unwrap()),
     ] {
         for (w, h, s) in [(1, 1, 0), (8, 6, 1), (64, 64, 2), (13, 7, 3), (64, 1, 4)] {
             let f = frame(s, w, h);
@@ -272,7 +275,8 @@ fn seeds(out: &Path) {
             codec.encode(&f, w, h, &mut enc).unwrap();
             let mut input = vec![(w - 1) as u8, (h - 1) as u8];
             input.extend_from_slice(&enc);
-            put(&out.join(dir), &format!("{w}x{h}"), &input);
+            let tag = codec.to_string().replace([':', '%'], "_");
+            put(&out.join(dir), &format!("{w}x{h}-{tag}"), &input);
             if dir == "decode_raw" {
                 let mut input = vec![(w - 1) as u8, (h - 1) as u8];
                 for v in &f {

@@ -34,9 +34,13 @@ pub struct Args {
     /// Output folder (created if missing).
     #[arg(long)]
     pub out: PathBuf,
-    /// Depth codec: raw, lz4-planes, zstd-planes or zstd-planes:LEVEL.
+    /// Depth codec: raw, lz4-planes, med-rans, zstd-planes or zstd-planes:LEVEL.
     #[arg(long, default_value = "lz4-planes")]
     pub depth_codec: DepthCodec,
+    /// Lossy depth with a guaranteed bound: Nmm (e.g. 1mm) or P% of the distance (e.g. 0.5%);
+    /// selects med-rans. Holes stay exact; the bound is recorded in the file.
+    #[arg(long, value_name = "BOUND")]
+    pub depth_max_error: Option<rsrec::codec::MaxError>,
     /// Metres per depth unit of the PNG values.
     #[arg(long, default_value_t = 0.001)]
     pub depth_units: f32,
@@ -75,7 +79,7 @@ fn stem(p: &Path) -> String {
         .unwrap_or_else(|| "import".into())
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let input = &args.input;
     let (source, total): (Box<dyn Source>, Option<usize>) = if input.is_file() {
         (super::bag::open(input, Pacing::AsFastAsPossible)?, None)
@@ -102,6 +106,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut info = source.info().clone();
     info.name = name.clone();
+    if let Some(d) = info.stream(StreamKind::Depth) {
+        args.depth_codec =
+            rsrec::codec::with_max_error(args.depth_codec, args.depth_max_error, d.depth_units)
+                .map_err(anyhow::Error::msg)?;
+    }
     let has_color = info.stream(StreamKind::Color).is_some() && args.color.color_codec != "off";
     let color = if has_color {
         Some(

@@ -113,6 +113,15 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
                 v["raw_bytes"] = json!(raw);
                 v["stored_bytes"] = json!(stored);
                 v["compression_ratio"] = json!(raw as f64 / stored.max(1) as f64);
+                // §3.2 `depth_max_error`: the stream was recorded lossy with this bound.
+                let max_err = s
+                    .properties
+                    .iter()
+                    .find(|(k, _)| k == rsrec::container::format::PROP_DEPTH_MAX_ERROR);
+                v["bit_exact"] = json!(max_err.is_none());
+                if let Some((_, m)) = max_err {
+                    v["depth_max_error"] = json!(m);
+                }
             }
         }
         streams.push(v);
@@ -234,6 +243,13 @@ fn print_text(r: &serde_json::Value) {
                 fmt_bytes(st["stored_bytes"].as_u64().unwrap_or(0)),
                 fmt_bytes(st["raw_bytes"].as_u64().unwrap_or(0)),
             );
+        }
+        if let Some(m) = st["depth_max_error"].as_str() {
+            let what = match m.strip_suffix('%') {
+                Some(p) => format!("{p} % of the distance"),
+                None => format!("{m} depth units"),
+            };
+            println!("  LOSSY:    not bit-exact; every depth value within {what}, holes exact");
         }
     }
     let gaps = r["gaps"].as_array().cloned().unwrap_or_default();

@@ -52,9 +52,13 @@ pub struct Args {
     /// Record IMU (gyro and accel) where the camera has one.
     #[arg(long)]
     pub imu: bool,
-    /// Depth codec: lz4-planes, zstd-planes[:LEVEL] or raw.
+    /// Depth codec: lz4-planes, med-rans, zstd-planes[:LEVEL] or raw.
     #[arg(long, default_value = "lz4-planes")]
     pub depth_codec: DepthCodec,
+    /// Lossy depth with a guaranteed bound: Nmm (e.g. 1mm) or P% of the distance (e.g. 0.5%);
+    /// selects med-rans. Holes stay exact; the bound is recorded in the file.
+    #[arg(long, value_name = "BOUND")]
+    pub depth_max_error: Option<rsrec::codec::MaxError>,
     #[command(flatten)]
     pub color_enc: super::color::ColorArgs,
     #[command(flatten)]
@@ -100,7 +104,7 @@ fn fmt_duration(s: f64) -> String {
 /// How often a disconnected camera is looked for.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let color_mode = match args
         .color
         .as_deref()
@@ -149,6 +153,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         camera_file,
     };
     let opened = open_sources(&specs, &settings)?;
+    if args.depth_max_error.is_some() {
+        // A bound in millimetres becomes depth units: every camera must use the same units.
+        let mut units: Vec<f32> = opened
+            .iter()
+            .filter_map(|(_, s)| s.info().stream(StreamKind::Depth).map(|d| d.depth_units))
+            .collect();
+        units.dedup();
+        let [u] = units[..] else {
+            anyhow::bail!("--depth-max-error: the cameras' depth units differ ({units:?})");
+        };
+        args.depth_codec = rsrec::codec::with_max_error(args.depth_codec, args.depth_max_error, u)
+            .map_err(anyhow::Error::msg)?;
+    }
     // Colour is recorded where a camera has a colour stream; `--color off` also stops the
     // colour of png: folders (a camera config file can switch it on per RealSense camera).
     let any_color = (color_mode.is_some() || settings.camera_file.is_some())
@@ -185,6 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         DepthCodec::Raw => 1.0,
                         DepthCodec::Lz4Planes => 2.7,
                         DepthCodec::ZstdPlanes { .. } => 4.0,
+                        DepthCodec::MedRans { .. } => 8.0,
                     };
                     expected_rate += st.width as f64 * st.height as f64 * 2.0 * st.fps / ratio;
                 }

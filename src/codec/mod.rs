@@ -6,7 +6,12 @@
 //! `width * height` values, and never allocate more than the declared frame: a corrupt or
 //! hostile payload yields a [`CodecError`], never a panic.
 
+pub mod bound;
+mod medrans;
 mod planes;
+mod rans;
+
+pub use bound::{ErrorBound, MaxError};
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,6 +29,8 @@ impl CodecId {
     pub const LZ4_PLANES: CodecId = CodecId(2);
     /// §8.3 High-byte plane and low-byte plane, each a zstd frame.
     pub const ZSTD_PLANES: CodecId = CodecId(3);
+    /// §8.4 Palette, hole runs, MED prediction and rANS; lossless or with an error bound.
+    pub const MED_RANS: CodecId = CodecId(4);
 
     /// The codec's name as the CLI and `rsrec info` spell it.
     pub fn name(self) -> &'static str {
@@ -32,6 +39,7 @@ impl CodecId {
             Self::RAW => "raw",
             Self::LZ4_PLANES => "lz4-planes",
             Self::ZSTD_PLANES => "zstd-planes",
+            Self::MED_RANS => "med-rans",
             _ => "unknown",
         }
     }
@@ -78,12 +86,23 @@ pub enum CodecError {
 pub enum DepthCodec {
     Raw,
     Lz4Planes,
-    ZstdPlanes { level: i32 },
+    ZstdPlanes {
+        level: i32,
+    },
+    /// `bound` is [`ErrorBound::Lossless`] for bit-exact coding.
+    MedRans {
+        bound: ErrorBound,
+    },
 }
 
 impl DepthCodec {
     /// Every codec name that [`FromStr`] accepts, for help texts.
-    pub const NAMES: &'static str = "raw, lz4-planes, zstd-planes, zstd-planes:LEVEL (1-22)";
+    pub const NAMES: &'static str =
+        "raw, lz4-planes, zstd-planes, zstd-planes:LEVEL (1-22), med-rans, med-rans:BOUND (N depth units or P%)";
+    /// The lossless `med-rans` codec.
+    pub const MED_RANS: DepthCodec = DepthCodec::MedRans {
+        bound: ErrorBound::Lossless,
+    };
     pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
     pub fn id(self) -> CodecId {
@@ -91,6 +110,15 @@ impl DepthCodec {
             Self::Raw => CodecId::RAW,
             Self::Lz4Planes => CodecId::LZ4_PLANES,
             Self::ZstdPlanes { .. } => CodecId::ZSTD_PLANES,
+            Self::MedRans { .. } => CodecId::MED_RANS,
+        }
+    }
+
+    /// The error bound of the decoded depth (lossless for every codec but lossy `med-rans`).
+    pub fn bound(self) -> ErrorBound {
+        match self {
+            Self::MedRans { bound } => bound,
+            _ => ErrorBound::Lossless,
         }
     }
 
@@ -120,6 +148,7 @@ impl DepthCodec {
             }
             Self::Lz4Planes => planes::encode_lz4(depth, out),
             Self::ZstdPlanes { level } => planes::encode_zstd(depth, level, out),
+            Self::MedRans { bound } => medrans::encode(depth, width, height, bound, out),
         }
     }
 }
@@ -128,6 +157,7 @@ impl fmt::Display for DepthCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ZstdPlanes { level } => write!(f, "zstd-planes:{level}"),
+            Self::MedRans { bound } if !bound.is_lossless() => write!(f, "med-rans:{bound}"),
             other => f.write_str(other.id().name()),
         }
     }
@@ -155,6 +185,8 @@ impl FromStr for DepthCodec {
                 }
                 Self::ZstdPlanes { level }
             }
+            ("med-rans", None) => Self::MED_RANS,
+            ("med-rans", Some(b)) => Self::MedRans { bound: b.parse()? },
             _ => {
                 return Err(format!(
                     "unknown depth codec '{s}' (known: {})",
@@ -163,6 +195,25 @@ impl FromStr for DepthCodec {
             }
         };
         Ok(codec)
+    }
+}
+
+/// Applies `--depth-max-error` to the chosen codec: a bound needs `med-rans` (the default
+/// `lz4-planes` is switched to it; `raw` and `zstd-planes` are an error).
+pub fn with_max_error(
+    codec: DepthCodec,
+    max_error: Option<MaxError>,
+    metres_per_unit: f32,
+) -> Result<DepthCodec, String> {
+    let Some(m) = max_error else {
+        return Ok(codec);
+    };
+    let bound = m.to_bound(metres_per_unit)?;
+    match codec {
+        DepthCodec::Lz4Planes | DepthCodec::MedRans { .. } => Ok(DepthCodec::MedRans { bound }),
+        other => Err(format!(
+            "--depth-max-error needs --depth-codec med-rans, not {other}"
+        )),
     }
 }
 
@@ -189,7 +240,23 @@ pub fn precheck(codec: CodecId, payload: &[u8], width: u32, height: u32) -> Resu
         }),
         CodecId::LZ4_PLANES => planes::precheck_lz4(payload, n),
         CodecId::ZSTD_PLANES => planes::precheck_zstd(payload, n),
+        CodecId::MED_RANS => medrans::parse_header(payload, width, height).map(|_| ()),
         other => Err(CodecError::UnknownCodec(other.0)),
+    }
+}
+
+/// The error bound a frame's payload declares: lossless for every codec but `med-rans`
+/// frames coded with a bound (§8.4.6). Errors if the payload header is not valid.
+pub fn payload_bound(
+    codec: CodecId,
+    payload: &[u8],
+    width: u32,
+    height: u32,
+) -> Result<ErrorBound, CodecError> {
+    precheck(codec, payload, width, height)?;
+    match codec {
+        CodecId::MED_RANS => Ok(medrans::parse_header(payload, width, height)?.bound),
+        _ => Ok(ErrorBound::Lossless),
     }
 }
 
@@ -225,6 +292,7 @@ pub fn decode(
         }
         CodecId::LZ4_PLANES => planes::decode_lz4(payload, out),
         CodecId::ZSTD_PLANES => planes::decode_zstd(payload, out),
+        CodecId::MED_RANS => medrans::decode(payload, width, height, out),
         other => Err(CodecError::UnknownCodec(other.0)),
     }
 }
@@ -247,11 +315,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALL: [DepthCodec; 4] = [
+    const ALL: [DepthCodec; 5] = [
         DepthCodec::Raw,
         DepthCodec::Lz4Planes,
         DepthCodec::ZstdPlanes { level: 1 },
         DepthCodec::ZstdPlanes { level: 19 },
+        DepthCodec::MED_RANS,
     ];
 
     fn round_trip(codec: DepthCodec, depth: &[u16], w: u32, h: u32) {

@@ -105,3 +105,31 @@ pub const SECTION_SORTED_BY_HOST_TS: u8 = 0x04;
 /// §7 Footer: the last 32 bytes of a closed file.
 pub const FOOTER_LEN: usize = 32;
 pub const FOOTER_MAGIC: [u8; 8] = *b"RSRECEND";
+
+/// §3.2 Stream property of a depth stream recorded with a lossy bound (§8.4.6): `N` (depth
+/// units) or `P%`. Its frames are not bit-exact.
+pub const PROP_DEPTH_MAX_ERROR: &str = "depth_max_error";
+
+/// §8.4 The `med-rans` codec (codec id 4).
+pub mod med_rans {
+    /// §8.4.1 Fixed header length.
+    pub const HEADER_LEN: usize = 26;
+    /// §8.4.1 `flags` bit 0: palette indices.
+    pub const FLAG_PALETTE: u8 = 0x01;
+    /// §8.4.4 Contexts: 0 palette, 1 valid runs, 2 hole runs, 3..=13 residuals.
+    pub const NCTX: usize = 14;
+    /// §8.4.4 Activity thresholds of contexts 3..=10.
+    pub const ACT_THRESHOLDS: [u32; 7] = [1, 2, 4, 7, 12, 20, 40];
+    /// §8.4.5 Frequencies of a used context sum to `2^PROB_BITS`.
+    pub const PROB_BITS: u32 = 11;
+    /// §8.4.5 Initial and final rANS state, and the renormalisation bound.
+    pub const RANS_L: u32 = 1 << 16;
+    /// §8.4.5 Interleaved rANS states.
+    pub const STATES: usize = 4;
+    /// §8.4.5 Tokens in the alphabet.
+    pub const NTOK: usize = 80;
+    /// §8.4.5 Values below this are their own token.
+    pub const DIRECT: u32 = 32;
+    /// §8.4.6 Largest relative bound, in parts per million (10 %).
+    pub const MAX_RELATIVE_PPM: u32 = 100_000;
+}

@@ -19,7 +19,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Select, Sender, Try
 
 use super::stats::CameraStats;
 use crate::codec::{CodecId, DepthCodec};
-use crate::container::format::{record_type, ts_domain, NO_STREAM};
+use crate::container::format::{record_type, ts_domain, NO_STREAM, PROP_DEPTH_MAX_ERROR};
 use crate::container::record::encode_imu_batch;
 use crate::container::{
     ColorFrameEntry, Event, FileHeader, Gap, GapReason, ImuSample, RecordHeader, StreamKind,
@@ -939,7 +939,16 @@ impl SegmentWriter<'_> {
             self.cfg.segment.is_some(),
             self.index,
         );
-        let mut header = FileHeader::new(self.info.device.clone(), self.info.streams.clone());
+        let mut streams = self.info.streams.clone();
+        let bound = self.cfg.depth_codec.bound();
+        for st in streams.iter_mut().filter(|s| s.kind == StreamKind::Depth) {
+            // §3.2: a lossy stream says so, with its bound, so readers know it is not exact.
+            if !bound.is_lossless() {
+                st.properties
+                    .push((PROP_DEPTH_MAX_ERROR.into(), bound.to_string()));
+            }
+        }
+        let mut header = FileHeader::new(self.info.device.clone(), streams);
         let mut meta = self.cfg.metadata.clone();
         if let Some(m) = meta.as_object_mut() {
             m.insert("camera".into(), self.name.into());

@@ -1,0 +1,565 @@
+//! The `med-rans` depth codec (`format-spec.md` §8.4): palette of the frame's distinct depth
+//! values, hole mask as run lengths, MED prediction of each valid pixel's palette index from
+//! valid neighbours only, residuals in 14 contexts, all entropy-coded with static rANS.
+//!
+//! Why: real D4xx depth takes few distinct values (stereo depth is quantised in disparity), so
+//! coding ranks in the sorted value set instead of millimetres halves the residuals at range;
+//! holes are runs and must not pollute the prediction of valid pixels. The lossy mode
+//! quantises the depth values first ([`super::bound`]) and then codes them losslessly, so the
+//! decoder is the same for both.
+
+use std::cell::RefCell;
+
+use super::bound::ErrorBound;
+use super::rans::{self, BitReader, BitWriter, DecTable, EncSym, NTOK, PROB_SCALE};
+use super::CodecError;
+pub use crate::container::format::med_rans::{ACT_THRESHOLDS, FLAG_PALETTE, HEADER_LEN, NCTX};
+
+const C: &str = "med-rans";
+const CTX_PALETTE: u8 = 0;
+const CTX_VALID_RUN: u8 = 1;
+const CTX_HOLE_RUN: u8 = 2;
+const CTX_RES: usize = 3;
+
+fn corrupt(detail: impl Into<String>) -> CodecError {
+    CodecError::Corrupt {
+        codec: C,
+        detail: detail.into(),
+    }
+}
+
+const fn bucket_lut() -> [u8; 41] {
+    let mut t = [0u8; 41];
+    let mut a = 0;
+    while a < 41 {
+        let mut b = 0;
+        while b < 7 && ACT_THRESHOLDS[b] <= a as u32 {
+            b += 1;
+        }
+        t[a] = b as u8;
+        a += 1;
+    }
+    t
+}
+static BUCKET: [u8; 41] = bucket_lut();
+
+/// Context of a valid pixel from the hole mask and the row above (§8.4.4). Index `x` is the
+/// pixel's position in the padded row buffers (`x = column + 1`).
+#[inline(always)]
+fn context(x: usize, cm: &[u8], pm: &[u8], pv: &[u32], pz: &[u32]) -> usize {
+    // Branch-free: holes are frequent and unpredictable.
+    let pattern = (cm[x - 1] | pm[x] << 1) as usize;
+    let b = pv[x];
+    let act = pz[x]
+        + ((pz[x - 1] + pz[x + 1]) >> 1)
+        + b.abs_diff(pv[x - 1]) * pm[x - 1] as u32
+        + b.abs_diff(pv[x + 1]) * pm[x + 1] as u32;
+    let by_act = CTX_RES + BUCKET[act.min(40) as usize] as usize;
+    const NOT_BOTH: [usize; 4] = [CTX_RES + 10, CTX_RES + 8, CTX_RES + 9, 0];
+    if pattern == 3 {
+        by_act
+    } else {
+        NOT_BOTH[pattern]
+    }
+}
+
+/// MED prediction with fallbacks for hole neighbours (§8.4.3).
+#[inline(always)]
+fn predict(x: usize, va: bool, a: u32, pm: &[u8], pv: &[u32], last: u32) -> u32 {
+    let vb = pm[x] != 0;
+    let (b, c) = (pv[x], pv[x - 1]);
+    if va && vb {
+        if pm[x - 1] != 0 {
+            let (mn, mx) = (a.min(b), a.max(b));
+            if c >= mx {
+                mn
+            } else if c <= mn {
+                mx
+            } else {
+                a + b - c
+            }
+        } else {
+            (a + b) >> 1
+        }
+    } else if va {
+        a
+    } else if vb {
+        b
+    } else if pm[x - 1] != 0 {
+        c
+    } else if pm[x + 1] != 0 {
+        pv[x + 1]
+    } else {
+        last
+    }
+}
+
+/// Padded row buffers: index 0 and `w + 1` are always holes.
+#[derive(Default)]
+struct Rows {
+    cm: Vec<u8>,
+    pm: Vec<u8>,
+    cv: Vec<u32>,
+    pv: Vec<u32>,
+    cz: Vec<u32>,
+    pz: Vec<u32>,
+}
+
+impl Rows {
+    fn reset(&mut self, w: usize) {
+        for m in [&mut self.cm, &mut self.pm] {
+            m.clear();
+            m.resize(w + 2, 0);
+        }
+        for v in [&mut self.cv, &mut self.pv, &mut self.cz, &mut self.pz] {
+            v.clear();
+            v.resize(w + 2, 0);
+        }
+    }
+    fn swap(&mut self) {
+        std::mem::swap(&mut self.cm, &mut self.pm);
+        std::mem::swap(&mut self.cv, &mut self.pv);
+        std::mem::swap(&mut self.cz, &mut self.pz);
+    }
+}
+
+#[derive(Default)]
+struct EncScratch {
+    quant: Vec<u16>,
+    lut: Option<(ErrorBound, Vec<u16>)>,
+    rank: Vec<u16>,
+    symbols: Vec<(u8, u8)>,
+    bits: BitWriter,
+    words: Vec<u16>,
+    rows: Rows,
+}
+
+struct DecScratch {
+    mask: Vec<u8>,
+    pal: Vec<u16>,
+    tables: Vec<DecTable>,
+    rows: Rows,
+}
+
+thread_local! {
+    static ENC: RefCell<EncScratch> = RefCell::new(EncScratch::default());
+    static DEC: RefCell<DecScratch> = RefCell::new(DecScratch {
+        mask: Vec::new(),
+        pal: Vec::new(),
+        tables: (0..NCTX).map(|_| DecTable::default()).collect(),
+        rows: Rows::default(),
+    });
+}
+
+#[inline(always)]
+fn push_value(
+    symbols: &mut Vec<(u8, u8)>,
+    counts: &mut [[u32; NTOK]],
+    bits: &mut BitWriter,
+    ctx: u8,
+    v: u32,
+) {
+    let (t, n, e) = rans::tokenize(v);
+    symbols.push((ctx, t));
+    counts[ctx as usize][t as usize] += 1;
+    bits.put(e, n);
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Encodes one frame (`depth.len() == width * height`, already checked by the caller).
+pub(super) fn encode(
+    depth: &[u16],
+    width: u32,
+    height: u32,
+    bound: ErrorBound,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    ENC.with_borrow_mut(|s| {
+        let EncScratch {
+            quant,
+            lut,
+            rank,
+            symbols,
+            bits,
+            words,
+            rows,
+        } = s;
+        // Lossy: map every value to its representative first (holes stay 0).
+        let src: &[u16] = match bound {
+            ErrorBound::Lossless => depth,
+            _ => {
+                if lut.as_ref().map(|(b, _)| *b) != Some(bound) {
+                    *lut = Some((bound, bound.lut()));
+                }
+                let l = &lut.as_ref().expect("set above").1;
+                quant.clear();
+                quant.extend(depth.iter().map(|&v| l[v as usize]));
+                quant
+            }
+        };
+        let (w, h, n) = (width as usize, height as usize, depth.len());
+        symbols.clear();
+        symbols.reserve(n + 1024);
+        let mut counts = vec![[0u32; NTOK]; NCTX];
+        bits.clear();
+
+        // Palette (§8.4.2): distinct non-zero values, sorted.
+        rank.clear();
+        rank.resize(65536, 0);
+        for &v in src {
+            rank[v as usize] = 1;
+        }
+        rank[0] = 0;
+        let k = rank.iter().map(|&p| p as u32).sum::<u32>();
+        let palette = k > 0 && (k as usize) * 2 <= n;
+        if palette {
+            let mut next = 0u16;
+            let mut prev = 0u32;
+            for v in 1..65536u32 {
+                if rank[v as usize] != 0 {
+                    rank[v as usize] = next;
+                    next += 1;
+                    push_value(symbols, &mut counts, bits, CTX_PALETTE, v - prev - 1);
+                    prev = v;
+                }
+            }
+        }
+
+        // Hole mask as alternating runs, valid first (§8.4.2).
+        let mut i = 0;
+        let mut valid = true;
+        while i < n {
+            let start = i;
+            if valid {
+                while i < n && src[i] != 0 {
+                    i += 1;
+                }
+            } else {
+                while i < n && src[i] == 0 {
+                    i += 1;
+                }
+            }
+            let ctx = if valid { CTX_VALID_RUN } else { CTX_HOLE_RUN };
+            push_value(symbols, &mut counts, bits, ctx, (i - start) as u32);
+            valid = !valid;
+        }
+
+        // Residuals, row by row (§8.4.3).
+        rows.reset(w);
+        let mut last = 0u32;
+        for y in 0..h {
+            let row = &src[y * w..(y + 1) * w];
+            let Rows {
+                cm,
+                pm,
+                cv,
+                pv,
+                cz,
+                pz,
+            } = rows;
+            for (x, &v) in row.iter().enumerate() {
+                cm[x + 1] = (v != 0) as u8;
+                cv[x + 1] = if palette {
+                    rank[v as usize] as u32
+                } else {
+                    v as u32
+                };
+            }
+            for x in 1..=w {
+                if cm[x] == 0 {
+                    cz[x] = 0;
+                    continue;
+                }
+                let p = predict(x, cm[x - 1] != 0, cv[x - 1], pm, pv, last);
+                let v = cv[x];
+                last = v;
+                let r = v as i32 - p as i32;
+                let z = ((r << 1) ^ (r >> 31)) as u32;
+                cz[x] = z;
+                let ctx = context(x, cm, pm, pv, pz);
+                push_value(symbols, &mut counts, bits, ctx as u8, z);
+            }
+            rows.swap();
+        }
+        bits.flush();
+
+        // Frequency tables and the rANS stream.
+        let mut enc = vec![[EncSym::default(); NTOK]; NCTX];
+        out.clear();
+        out.push(if palette { FLAG_PALETTE } else { 0 });
+        let (kind, value) = bound.to_header();
+        out.push(kind);
+        out.extend_from_slice(&value.to_le_bytes());
+        out.extend_from_slice(&width.to_le_bytes());
+        out.extend_from_slice(&height.to_le_bytes());
+        out.extend_from_slice(&(if palette { k } else { 0 }).to_le_bytes());
+        out.extend_from_slice(&[0; 8]); // rans_len, bits_len: filled in below
+        for (c, e) in counts.iter().zip(enc.iter_mut()) {
+            let mut f = [0u16; NTOK];
+            let nsym = rans::normalize(c, &mut f);
+            rans::enc_table(&f, e);
+            out.push(nsym as u8);
+            for &fr in &f[..nsym] {
+                put_varint(out, fr as u32);
+            }
+        }
+        let states = rans::encode(symbols, &enc, words);
+        let rans_len = (words.len() * 2) as u32;
+        out[18..22].copy_from_slice(&rans_len.to_le_bytes());
+        out[22..26].copy_from_slice(&(bits.bytes.len() as u32).to_le_bytes());
+        for st in states {
+            out.extend_from_slice(&st.to_le_bytes());
+        }
+        out.reserve(words.len() * 2 + bits.bytes.len());
+        for wd in words.iter() {
+            out.extend_from_slice(&wd.to_le_bytes());
+        }
+        out.extend_from_slice(&bits.bytes);
+        Ok(())
+    })
+}
+
+fn u32_at(p: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(p[off..off + 4].try_into().expect("4 bytes"))
+}
+
+/// The parsed fixed header.
+pub struct Header {
+    pub flags: u8,
+    pub bound: ErrorBound,
+    pub palette_len: u32,
+    pub rans_len: usize,
+    pub bits_len: usize,
+}
+
+/// Checks the fixed header against the frame size without allocating (§8.4.1).
+pub fn parse_header(payload: &[u8], width: u32, height: u32) -> Result<Header, CodecError> {
+    if payload.len() < HEADER_LEN + NCTX + 16 {
+        return Err(CodecError::BadPayloadLen {
+            codec: C,
+            expected: HEADER_LEN + NCTX + 16,
+            actual: payload.len(),
+        });
+    }
+    let flags = payload[0];
+    if flags & !FLAG_PALETTE != 0 {
+        return Err(corrupt(format!("unknown flags 0x{flags:02x}")));
+    }
+    let bound = ErrorBound::from_header(payload[1], u32_at(payload, 2))
+        .ok_or_else(|| corrupt(format!("bad error bound kind {}", payload[1])))?;
+    let (pw, ph) = (u32_at(payload, 6), u32_at(payload, 10));
+    if (pw, ph) != (width, height) {
+        return Err(corrupt(format!(
+            "payload is for a {pw}x{ph} frame, the stream is {width}x{height}"
+        )));
+    }
+    let palette_len = u32_at(payload, 14);
+    let n = width as u64 * height as u64;
+    let pal_ok = if flags & FLAG_PALETTE != 0 {
+        (1..=65535).contains(&palette_len) && palette_len as u64 <= n
+    } else {
+        palette_len == 0
+    };
+    if !pal_ok {
+        return Err(corrupt(format!("bad palette size {palette_len}")));
+    }
+    let rans_len = u32_at(payload, 18) as usize;
+    let bits_len = u32_at(payload, 22) as usize;
+    if rans_len % 2 != 0 || rans_len as u64 + bits_len as u64 + 16 > payload.len() as u64 {
+        return Err(corrupt(format!(
+            "stream lengths {rans_len} + {bits_len} exceed the payload"
+        )));
+    }
+    Ok(Header {
+        flags,
+        bound,
+        palette_len,
+        rans_len,
+        bits_len,
+    })
+}
+
+/// Decodes one frame into `out` (`out.len() == width * height`, checked by the caller).
+pub(super) fn decode(
+    payload: &[u8],
+    width: u32,
+    height: u32,
+    out: &mut [u16],
+) -> Result<(), CodecError> {
+    let hd = parse_header(payload, width, height)?;
+    let (w, h, n) = (width as usize, height as usize, out.len());
+    // Tables.
+    let mut pos = HEADER_LEN;
+    DEC.with_borrow_mut(|s| {
+        let DecScratch {
+            mask,
+            pal,
+            tables,
+            rows,
+        } = s;
+        for table in tables.iter_mut() {
+            let nsym = *payload
+                .get(pos)
+                .ok_or_else(|| corrupt("truncated tables"))? as usize;
+            pos += 1;
+            if nsym > NTOK {
+                return Err(corrupt(format!("table with {nsym} symbols")));
+            }
+            let mut f = [0u16; NTOK];
+            let mut sum = 0u32;
+            for fr in f.iter_mut().take(nsym) {
+                let mut v = 0u32;
+                let mut shift = 0;
+                loop {
+                    let b = *payload
+                        .get(pos)
+                        .ok_or_else(|| corrupt("truncated tables"))?;
+                    pos += 1;
+                    v |= ((b & 0x7F) as u32) << shift;
+                    if b & 0x80 == 0 {
+                        break;
+                    }
+                    shift += 7;
+                    if shift > 14 {
+                        return Err(corrupt("frequency varint too long"));
+                    }
+                }
+                if v > PROB_SCALE {
+                    return Err(corrupt(format!("frequency {v} > {PROB_SCALE}")));
+                }
+                *fr = v as u16;
+                sum += v;
+            }
+            if nsym > 0 && sum != PROB_SCALE {
+                return Err(corrupt(format!("frequencies sum to {sum}")));
+            }
+            rans::dec_table(&f, table);
+        }
+        let end = pos as u64 + 16 + hd.rans_len as u64 + hd.bits_len as u64;
+        if end != payload.len() as u64 {
+            return Err(CodecError::BadPayloadLen {
+                codec: C,
+                expected: end as usize,
+                actual: payload.len(),
+            });
+        }
+        let states = [0, 1, 2, 3].map(|i| u32_at(payload, pos + 4 * i));
+        pos += 16;
+        let mut dec = rans::Decoder::new(states, &payload[pos..pos + hd.rans_len]);
+        let mut bits = BitReader::new(&payload[pos + hd.rans_len..]);
+        let mut bad = false;
+        let mut value = |dec: &mut rans::Decoder, ctx: usize, bad: &mut bool| -> u32 {
+            let t = dec.get(&tables[ctx]);
+            if t < rans::DIRECT {
+                t
+            } else if t as usize >= NTOK {
+                *bad = true;
+                0
+            } else {
+                let (nb, base) = rans::token_base(t);
+                base | bits.get(nb)
+            }
+        };
+
+        // Palette.
+        pal.clear();
+        let mut prev = 0u32;
+        for _ in 0..hd.palette_len {
+            let v = prev + 1 + value(&mut dec, CTX_PALETTE as usize, &mut bad);
+            if v > 65535 {
+                return Err(corrupt("palette value above 65535"));
+            }
+            pal.push(v as u16);
+            prev = v;
+        }
+
+        // Hole mask.
+        mask.clear();
+        mask.resize(n, 0);
+        let mut i = 0usize;
+        let mut valid = true;
+        let mut first = true;
+        while i < n {
+            let ctx = if valid { CTX_VALID_RUN } else { CTX_HOLE_RUN };
+            let run = value(&mut dec, ctx as usize, &mut bad) as usize;
+            if bad || (run == 0 && !first) || run > n - i {
+                return Err(corrupt(format!("bad run of {run} at pixel {i}")));
+            }
+            if valid {
+                mask[i..i + run].fill(1);
+            }
+            i += run;
+            valid = !valid;
+            first = false;
+        }
+
+        // Residuals and reconstruction, row by row.
+        let palette = hd.flags & FLAG_PALETTE != 0;
+        let (lo, hi) = if palette {
+            (0i32, hd.palette_len as i32 - 1)
+        } else {
+            (1i32, 65535i32)
+        };
+        rows.reset(w);
+        let mut last = 0u32;
+        for y in 0..h {
+            let Rows {
+                cm,
+                pm,
+                cv,
+                pv,
+                cz,
+                pz,
+            } = rows;
+            cm[1..=w].copy_from_slice(&mask[y * w..(y + 1) * w]);
+            for x in 1..=w {
+                cz[x] = if cm[x] != 0 {
+                    let ctx = context(x, cm, pm, pv, pz);
+                    value(&mut dec, ctx, &mut bad)
+                } else {
+                    0
+                };
+            }
+            if bad {
+                return Err(corrupt("unused context in the residual stream"));
+            }
+            let orow = &mut out[y * w..(y + 1) * w];
+            // `a` (the left neighbour) stays in a register: it is the loop's critical path.
+            let mut a = 0u32;
+            for x in 1..=w {
+                if cm[x] == 0 {
+                    cv[x] = 0;
+                    orow[x - 1] = 0;
+                    continue;
+                }
+                let p = predict(x, cm[x - 1] != 0, a, pm, pv, last) as i32;
+                let z = cz[x];
+                let v = p.wrapping_add((z >> 1) as i32 ^ -((z & 1) as i32));
+                if v < lo || v > hi {
+                    return Err(corrupt(format!(
+                        "pixel {} decodes out of range",
+                        y * w + x - 1
+                    )));
+                }
+                cv[x] = v as u32;
+                a = v as u32;
+                last = a;
+                orow[x - 1] = if palette { pal[v as usize] } else { v as u16 };
+            }
+            rows.swap();
+        }
+        if !dec.finish() || bits.bad() {
+            return Err(corrupt(
+                "entropy-coded streams do not end where they should",
+            ));
+        }
+        Ok(())
+    })
+}

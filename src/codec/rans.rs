@@ -1,0 +1,364 @@
+//! Static rANS entropy coding for `med-rans` (`format-spec.md` §8.4.3-§8.4.5): hybrid-uint
+//! tokens with raw extra bits, per-context frequency tables, four interleaved 32-bit rANS
+//! states with 16-bit renormalisation, and an LSB-first bit stream for the extra bits.
+//!
+//! The decoder never fails in its inner loop: reading past the end of a stream yields zeros
+//! and sets a flag, and a token from an unused context is a sentinel. Callers check
+//! [`Decoder::finish`] and [`BitReader::bad`] once per frame.
+
+pub use crate::container::format::med_rans::{DIRECT, NTOK, PROB_BITS, RANS_L, STATES};
+
+/// Sum of every used context's frequencies.
+pub const PROB_SCALE: u32 = 1 << PROB_BITS;
+/// Decoder-table sentinel for a context that the frame does not use.
+pub const BAD_TOKEN: u8 = 0xFF;
+
+/// Splits `v` into (token, number of extra bits, extra bits).
+#[inline]
+pub fn tokenize(v: u32) -> (u8, u32, u32) {
+    if v < DIRECT {
+        (v as u8, 0, 0)
+    } else {
+        let k = 32 - v.leading_zeros(); // bit length, >= 6
+        let n = k - 2;
+        let tok = DIRECT + 2 * (k - 6) + ((v >> n) & 1);
+        (tok as u8, n, v & ((1 << n) - 1))
+    }
+}
+
+/// Number of extra bits of token `t` (`t < NTOK`) and the value without them.
+#[inline]
+pub fn token_base(t: u32) -> (u32, u32) {
+    if t < DIRECT {
+        (0, t)
+    } else {
+        let k = (t - DIRECT) / 2 + 6;
+        let n = k - 2;
+        (n, (1 << (k - 1)) | ((t & 1) << n))
+    }
+}
+
+/// Scales `counts` to frequencies summing to [`PROB_SCALE`], every used symbol at least 1.
+/// Returns the number of symbols up to the last used one (0 if none is used).
+pub fn normalize(counts: &[u32; NTOK], freqs: &mut [u16; NTOK]) -> usize {
+    *freqs = [0; NTOK];
+    let total: u64 = counts.iter().map(|&c| c as u64).sum();
+    if total == 0 {
+        return 0;
+    }
+    let mut sum: i64 = 0;
+    let mut best = 0;
+    for (i, (&c, f)) in counts.iter().zip(freqs.iter_mut()).enumerate() {
+        if c > 0 {
+            *f = ((c as u64 * PROB_SCALE as u64 + total / 2) / total).max(1) as u16;
+            sum += *f as i64;
+            if c > counts[best] {
+                best = i;
+            }
+        }
+    }
+    let mut excess = sum - PROB_SCALE as i64;
+    if excess < 0 {
+        freqs[best] += (-excess) as u16;
+    }
+    // Too much: take from the largest frequencies first, never below 1.
+    while excess > 0 {
+        let (i, _) = freqs
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, &f)| f)
+            .expect("NTOK > 0");
+        let take = (excess as u16).min(freqs[i] - 1).min(freqs[i] / 2).max(1);
+        freqs[i] -= take;
+        excess -= take as i64;
+    }
+    NTOK - freqs.iter().rev().take_while(|&&f| f == 0).count()
+}
+
+/// Encoder-side symbol parameters: frequency and cumulative frequency.
+#[derive(Clone, Copy, Default)]
+pub struct EncSym {
+    pub freq: u32,
+    pub cum: u32,
+}
+
+/// Builds the encoder table of one context from its frequencies.
+pub fn enc_table(freqs: &[u16; NTOK], table: &mut [EncSym; NTOK]) {
+    let mut cum = 0u32;
+    for (f, e) in freqs.iter().zip(table.iter_mut()) {
+        *e = EncSym {
+            freq: *f as u32,
+            cum,
+        };
+        cum += *f as u32;
+    }
+}
+
+/// rANS-encodes `symbols` (context, token) given in **decode order**; appends the four
+/// initial states (`u32` each) and the `u16` words in the order the decoder reads them.
+pub fn encode(symbols: &[(u8, u8)], tables: &[[EncSym; NTOK]], words: &mut Vec<u16>) -> [u32; 4] {
+    #[inline(always)]
+    fn put(st: &mut u32, s: EncSym, words: &mut Vec<u16>) {
+        debug_assert!(s.freq > 0);
+        let x_max = (((RANS_L >> PROB_BITS) as u64) << 16) * s.freq as u64;
+        if *st as u64 >= x_max {
+            words.push(*st as u16);
+            *st >>= 16;
+        }
+        *st = ((*st / s.freq) << PROB_BITS) + (*st % s.freq) + s.cum;
+    }
+    words.clear();
+    let mut x = [RANS_L; STATES];
+    let sym = |j: usize| {
+        let (ctx, tok) = symbols[j];
+        tables[ctx as usize][tok as usize]
+    };
+    // The tail beyond the last multiple of 4, then groups of four with the states in locals
+    // (symbol j always uses state j % 4).
+    let full = symbols.len() / STATES * STATES;
+    for j in (full..symbols.len()).rev() {
+        put(&mut x[j % STATES], sym(j), words);
+    }
+    let [mut x0, mut x1, mut x2, mut x3] = x;
+    for j in (0..full).step_by(STATES).rev() {
+        put(&mut x3, sym(j + 3), words);
+        put(&mut x2, sym(j + 2), words);
+        put(&mut x1, sym(j + 1), words);
+        put(&mut x0, sym(j), words);
+    }
+    x = [x0, x1, x2, x3];
+    words.reverse();
+    x
+}
+
+/// Decoder table of one context: the token of every slot (2 KiB, so that the tables of all
+/// contexts stay in the L1 cache) and `freq | cum << 16` of every token.
+pub struct DecTable {
+    sym: [u8; PROB_SCALE as usize],
+    fc: [u32; 256],
+}
+
+impl Default for DecTable {
+    fn default() -> Self {
+        DecTable {
+            sym: [BAD_TOKEN; PROB_SCALE as usize],
+            fc: [PROB_SCALE; 256],
+        }
+    }
+}
+
+/// Fills the decoder table of one context; an unused context gets the sentinel token.
+pub fn dec_table(freqs: &[u16; NTOK], table: &mut DecTable) {
+    let mut cum = 0usize;
+    table.fc = [PROB_SCALE; 256];
+    for (tok, &f) in freqs.iter().enumerate() {
+        table.sym[cum..cum + f as usize].fill(tok as u8);
+        table.fc[tok] = f as u32 | (cum as u32) << 16;
+        cum += f as usize;
+    }
+    if cum == 0 {
+        table.sym.fill(BAD_TOKEN);
+    }
+}
+
+/// Four interleaved rANS states reading `u16` words forward.
+/// Symbol j uses state `j % 4`: the states rotate after every symbol, so that the compiler
+/// can keep them in registers.
+pub struct Decoder<'a> {
+    x: [u32; STATES],
+    words: &'a [u8],
+    pos: usize,
+    overrun: bool,
+}
+
+impl<'a> Decoder<'a> {
+    /// `states` are the four initial states, `words` the little-endian `u16` words.
+    pub fn new(states: [u32; STATES], words: &'a [u8]) -> Self {
+        Decoder {
+            x: states,
+            words,
+            pos: 0,
+            overrun: false,
+        }
+    }
+
+    /// Decodes the next token with the given context's table.
+    #[inline(always)]
+    pub fn get(&mut self, table: &DecTable) -> u32 {
+        let x = self.x[0];
+        let slot = x & (PROB_SCALE - 1);
+        let s = table.sym[slot as usize];
+        let e = table.fc[s as usize];
+        let mut x = (e & 0xFFFF) * (x >> PROB_BITS) + slot - (e >> 16);
+        if x < RANS_L {
+            let w = match self.words.get(self.pos..self.pos + 2) {
+                Some(b) => u16::from_le_bytes([b[0], b[1]]) as u32,
+                None => {
+                    self.overrun = true;
+                    0
+                }
+            };
+            self.pos += 2;
+            x = x << 16 | w;
+        }
+        self.x = [self.x[1], self.x[2], self.x[3], x];
+        s as u32
+    }
+
+    /// True if the stream was consumed exactly and every state is back at its start value.
+    pub fn finish(&self) -> bool {
+        !self.overrun && self.pos == self.words.len() && self.x.iter().all(|&x| x == RANS_L)
+    }
+}
+
+/// LSB-first bit writer for the extra bits.
+#[derive(Default)]
+pub struct BitWriter {
+    pub bytes: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter {
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.acc = 0;
+        self.n = 0;
+    }
+
+    /// Appends the `n <= 29` low bits of `bits`.
+    #[inline]
+    pub fn put(&mut self, bits: u32, n: u32) {
+        self.acc |= (bits as u64) << self.n;
+        self.n += n;
+        if self.n >= 32 {
+            self.bytes
+                .extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.n -= 32;
+        }
+    }
+
+    /// Writes the remaining bits, the last byte padded with zero bits.
+    pub fn flush(&mut self) {
+        while self.n > 0 {
+            self.bytes.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n = self.n.saturating_sub(8);
+        }
+        self.acc = 0;
+    }
+}
+
+/// LSB-first bit reader; past the end it reads zeros and remembers the overrun.
+pub struct BitReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    acc: u64,
+    n: u32,
+    overrun: bool,
+}
+
+impl<'a> BitReader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        BitReader {
+            bytes,
+            pos: 0,
+            acc: 0,
+            n: 0,
+            overrun: false,
+        }
+    }
+
+    /// Reads `n <= 27` bits.
+    #[inline]
+    pub fn get(&mut self, n: u32) -> u32 {
+        while self.n < n {
+            match self.bytes.get(self.pos) {
+                Some(&b) => self.acc |= (b as u64) << self.n,
+                None => self.overrun = true,
+            }
+            self.pos += 1;
+            self.n += 8;
+        }
+        let v = (self.acc & ((1u64 << n) - 1)) as u32;
+        self.acc >>= n;
+        self.n -= n;
+        v
+    }
+
+    /// True if more bits were read than the stream holds, or whole unread bytes remain.
+    pub fn bad(&self) -> bool {
+        self.overrun || self.pos < self.bytes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for v in (0..5000).chain([65535, 131069, 1 << 20, (1 << 29) - 1]) {
+            let (t, n, e) = tokenize(v);
+            assert!((t as usize) < NTOK, "{v}");
+            let (n2, base) = token_base(t as u32);
+            assert_eq!(n, n2);
+            assert_eq!(base | e, v);
+        }
+    }
+
+    #[test]
+    fn normalize_sums_to_scale() {
+        let mut f = [0u16; NTOK];
+        let mut c = [0u32; NTOK];
+        c[0] = 1_000_000;
+        for (i, x) in c.iter_mut().enumerate().skip(1) {
+            *x = (i % 3) as u32;
+        }
+        normalize(&c, &mut f);
+        assert_eq!(f.iter().map(|&x| x as u32).sum::<u32>(), PROB_SCALE);
+        assert!(c.iter().zip(&f).all(|(&c, &f)| (c > 0) == (f > 0)));
+    }
+
+    #[test]
+    fn rans_round_trip() {
+        let syms: Vec<(u8, u8)> = (0..10_000u32)
+            .map(|i| ((i % 2) as u8, ((i * 7919) % 13 % (5 + i % 2 * 30)) as u8))
+            .collect();
+        let mut counts = [[0u32; NTOK]; 2];
+        for &(c, t) in &syms {
+            counts[c as usize][t as usize] += 1;
+        }
+        let mut enc = [[EncSym::default(); NTOK]; 2];
+        let mut dec = [DecTable::default(), DecTable::default()];
+        for c in 0..2 {
+            let mut f = [0u16; NTOK];
+            normalize(&counts[c], &mut f);
+            enc_table(&f, &mut enc[c]);
+            dec_table(&f, &mut dec[c]);
+        }
+        let mut words = Vec::new();
+        let states = encode(&syms, &enc, &mut words);
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut d = Decoder::new(states, &bytes);
+        for &(c, t) in &syms {
+            assert_eq!(d.get(&dec[c as usize]), t as u32);
+        }
+        assert!(d.finish());
+    }
+
+    #[test]
+    fn bits_round_trip() {
+        let mut w = BitWriter::default();
+        for i in 0..100u32 {
+            w.put(i & ((1 << (i % 28)) - 1), i % 28);
+        }
+        w.flush();
+        let mut r = BitReader::new(&w.bytes);
+        for i in 0..100u32 {
+            assert_eq!(r.get(i % 28), i & ((1 << (i % 28)) - 1));
+        }
+        assert!(!r.bad());
+    }
+}
