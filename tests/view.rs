@@ -60,30 +60,7 @@ fn have(program: &str, arg: &str) -> bool {
 /// A 3 s synthetic session with 2 cameras (depth 424x240@30, colour 320x240@15).
 fn sim_session() -> PathBuf {
     let root = common::keep_dir("view-fixtures");
-    let o = rsrec(&[
-        "record",
-        "--cameras",
-        "sim:2",
-        "--duration",
-        "3s",
-        "--depth",
-        "424x240@30",
-        "--color",
-        "320x240@15",
-        "--preset",
-        "ultrafast",
-        "--out",
-        p(&root),
-        "--session",
-        "s",
-        "--quiet",
-    ]);
-    assert!(
-        o.status.success(),
-        "record failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    root.join("s")
+    common::record_sim_session(&root)
 }
 
 /// A child process killed and reaped when dropped.
