@@ -85,6 +85,7 @@ fn run(case: &Case, pacing: Pacing, seconds: f64, frames: Option<u64>, color: bo
         lossless: pacing == Pacing::AsFastAsPossible,
         color: color_factory,
         metadata: serde_json::json!({}),
+        reconnect: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (cpu0, child0) = (

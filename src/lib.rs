@@ -9,6 +9,8 @@
 //! - [`video`]: colour video through an FFmpeg subprocess.
 //! - [`record`]: the recording pipeline (capture, compression pool, writers).
 //! - [`import`]: packs a PNG folder into an `.rsrec` file.
+//! - [`view`]: the playback viewer's model and decoding workers (the window itself with the
+//!   `viewer` feature).
 //! - the `rsrec` binary (`src/cli`): thin command-line glue.
 
 pub mod codec;
@@ -19,3 +21,4 @@ pub mod pngdir;
 pub mod record;
 pub mod source;
 pub mod video;
+pub mod view;

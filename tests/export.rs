@@ -93,25 +93,7 @@ fn sim_session() -> Option<&'static Path> {
             return None;
         }
         let root = keep_dir();
-        run_ok(&[
-            "record",
-            "--cameras",
-            "sim:2",
-            "--duration",
-            "3s",
-            "--depth",
-            "424x240@30",
-            "--color",
-            "320x240@15",
-            "--preset",
-            "ultrafast",
-            "--out",
-            p(&root),
-            "--session",
-            "s",
-            "--quiet",
-        ]);
-        Some(root.join("s"))
+        Some(common::record_sim_session(&root))
     })
     .as_deref()
 }

@@ -188,6 +188,7 @@ fn pipeline_cfg(dir: &Path, lossless: bool) -> PipelineConfig {
         lossless,
         color: None,
         metadata: serde_json::json!({"test": "realsense"}),
+        reconnect: None,
     }
 }
 
@@ -837,4 +838,217 @@ fn playback_ends_cleanly_and_stop_ends_it_early() {
     assert!(
         RealSenseSource::open_bag(Path::new("/no/such.bag"), &live_cfg(Pacing::RealTime)).is_err()
     );
+}
+
+#[test]
+fn rsrec_record_plays_rsbags_through_librealsense_with_camera_names_from_a_config() {
+    let Some(bags) = bags() else { return };
+    let _g = heavy();
+    let out = tempfile::tempdir().unwrap();
+    let names = ["lab", "ceiling", "desk"];
+    let mut config = String::from("[defaults]\nvisual_preset = \"high_accuracy\"\n");
+    for (tb, name) in bags.iter().zip(names) {
+        config += &format!("[camera.{}]\nname = \"{name}\"\n", tb.serial());
+    }
+    let config_file = out.path().join("cameras.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let cameras: Vec<String> = bags
+        .iter()
+        .map(|b| format!("rsbag:{}", b.bag.display()))
+        .collect();
+    let r = Command::new(env!("CARGO_BIN_EXE_rsrec"))
+        .args(["record", "--session", "s", "--quiet", "--imu"])
+        .args(["--color-codec", "libx264", "--preset", "ultrafast"])
+        .arg("--cameras")
+        .arg(cameras.join(","))
+        .arg("--camera-config")
+        .arg(&config_file)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    let session = out.path().join("s");
+    let sj: Value =
+        serde_json::from_slice(&std::fs::read(session.join("session.json")).unwrap()).unwrap();
+    assert_eq!(sj["status"], "complete", "{sj}");
+    for (tb, name) in bags.iter().zip(names) {
+        let file = session.join(format!("{name}.rsrec"));
+        let seen = check_file(&file, tb);
+        let n = tb.frames().len();
+        let cam = sj["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in session.json: {sj}"));
+        let st = &cam["stats"];
+        let get = |k: &str| st[k].as_u64().unwrap_or_else(|| panic!("{k} in {st}"));
+        assert_eq!(get("depth_written"), seen.len() as u64, "{cam}");
+        assert_eq!(get("depth_dropped"), 0, "{cam}");
+        assert_eq!(get("depth_captured"), get("depth_written"), "{cam}");
+        // librealsense's real-time playback drops frames when the host is busy (its
+        // documentation says so); each one inside the recording is a gap record
+        // (source skipped), none is silent. The bag must still have been played through.
+        let numbers: Vec<u64> = seen.iter().map(|(n, _)| *n).collect();
+        let (first, last) = (numbers[0], *numbers.last().unwrap());
+        let missing = (first..=last).filter(|k| !numbers.contains(k)).count() as u64;
+        assert_eq!(get("depth_source_skipped"), missing, "{cam}");
+        let gaps = Reader::open(&file).unwrap().gaps().unwrap();
+        let in_gaps: u64 = gaps
+            .iter()
+            .filter(|(s, _)| *s == stream_id::DEPTH)
+            .map(|(_, g)| g.count)
+            .sum();
+        assert_eq!(in_gaps, missing, "{}: {gaps:?}", tb.set());
+        if seen.len() < n {
+            eprintln!(
+                "note: {}: the real-time playback delivered {} of {n} depth frames",
+                tb.set(),
+                seen.len()
+            );
+        }
+        assert!(
+            seen.len() * 5 >= n * 4,
+            "{}: {} of {n}",
+            tb.set(),
+            seen.len()
+        );
+        let r = Reader::open(&file).unwrap();
+        let colour_entries = r.count(stream_id::COLOR, record_type::COLOR_FRAME);
+        if tb.manifest["color"].is_object() {
+            let video = session.join(format!("{name}.color.000.mkv"));
+            assert!(video.is_file(), "{} has no colour video", tb.set());
+            assert!(colour_entries > 0, "{}", tb.set());
+        } else {
+            assert_eq!(colour_entries, 0, "{}", tb.set());
+        }
+    }
+}
+
+#[test]
+fn a_camera_that_comes_back_is_reopened_and_the_outage_is_a_gap() {
+    let Some(bags) = bags() else { return };
+    let _g = heavy();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = live_cfg(Pacing::RealTime);
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    let mut control = None;
+    let victim = &bags[1]; // ceiling: 99 frames, 3.3 s
+    for tb in &bags[1..] {
+        let src = RealSenseSource::open_bag(&tb.bag, &cfg).unwrap();
+        if tb.serial() == victim.serial() {
+            control = src.playback_control();
+        }
+        sources.push(Box::new(src));
+    }
+    let control = control.unwrap();
+    let mut pc = pipeline_cfg(out.path(), false);
+    pc.reconnect = Some(Duration::from_millis(100));
+    let stop = Arc::new(AtomicBool::new(false));
+    let p = Pipeline::start(sources, pc, stop).unwrap();
+    let t0 = Instant::now();
+    let mut unplugged_at = None;
+    let mut saw_disconnected = false;
+    while !p.all_finished() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "recording does not end"
+        );
+        let stats = p.stats();
+        let s = &stats.iter().find(|(n, _)| n == victim.serial()).unwrap().1;
+        saw_disconnected |= s.disconnected;
+        match unplugged_at {
+            None if s.depth_captured >= 30 => {
+                control.unplug().unwrap();
+                unplugged_at = Some(Instant::now());
+            }
+            Some(t) if t.elapsed() >= Duration::from_secs(1) => control.replug(),
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let outcomes = p.finish();
+    assert!(
+        saw_disconnected,
+        "the status never showed the camera disconnected"
+    );
+    let v = outcome(&outcomes, victim.serial());
+    assert_eq!(
+        v.stats.error, None,
+        "a camera that came back is not an error"
+    );
+    assert_eq!((v.stats.disconnects, v.stats.reconnects), (1, 1));
+    assert!(
+        (900..5000).contains(&v.stats.outage_ms),
+        "outage {} ms",
+        v.stats.outage_ms
+    );
+    assert_eq!(v.files.len(), 1);
+    // Every frame before and after the outage is bit-exact; the file verifies.
+    let seen = check_file(&v.files[0], victim);
+    let n = victim.frames().len();
+    let restart = seen
+        .windows(2)
+        .position(|w| w[1].0 <= w[0].0)
+        .expect("frame numbers restart after the reconnect")
+        + 1;
+    assert!(
+        (30..n).contains(&restart),
+        "{restart} frames before the outage"
+    );
+    let after = seen.len() - restart;
+    assert!(
+        after * 50 >= n * 49,
+        "{after} of {n} frames after the reconnect"
+    );
+    // The outage is a gap record between the two runs, and events say what happened.
+    let r = Reader::open(&v.files[0]).unwrap();
+    let gaps = r.gaps().unwrap();
+    let outage: Vec<_> = gaps
+        .iter()
+        .filter(|(s, g)| {
+            *s == stream_id::DEPTH && g.reason == rsrec::container::GapReason::DeviceDisconnected
+        })
+        .collect();
+    assert_eq!(outage.len(), 1, "{gaps:?}");
+    let g = &outage[0].1;
+    assert_eq!(g.first_frame, seen[restart - 1].0 + 1);
+    // About a second at 30 fps.
+    assert!((20..150).contains(&g.count), "{g:?}");
+    let kinds: Vec<String> = r
+        .events()
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.kind)
+        .collect();
+    for k in ["camera_disconnected", "camera_reconnected"] {
+        assert!(kinds.iter().any(|e| e == k), "{kinds:?}");
+    }
+    // The gap is in the file between the last frame before and the first after.
+    let host = |i: usize| seen[i].1;
+    let gap_host = {
+        let mut t = None;
+        for i in 0..r.count(stream_id::DEPTH, record_type::GAP) {
+            let (h, p) = r
+                .read_record(stream_id::DEPTH, record_type::GAP, i)
+                .unwrap();
+            if rsrec::container::Gap::decode(p).unwrap().reason
+                == rsrec::container::GapReason::DeviceDisconnected
+            {
+                t = Some(h.header.host_ts_us);
+            }
+        }
+        t.unwrap()
+    };
+    assert!(
+        host(restart - 1) <= gap_host && gap_host <= host(restart),
+        "gap at {gap_host}"
+    );
+
+    // The other camera did not notice.
+    let other = outcome(&outcomes, bags[2].serial());
+    assert_eq!(other.stats.error, None);
+    assert_eq!(other.stats.disconnects, 0);
 }

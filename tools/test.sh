@@ -6,6 +6,7 @@
 #
 #   tools/test.sh                       # everything
 #   RSREC_FUZZ_SECONDS=0 tools/test.sh  # skip fuzzing
+#   RSREC_SKIP_REALSENSE=1 tools/test.sh  # skip the RealSense feature build (not in CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -20,6 +21,16 @@ command -v cc >/dev/null 2>&1 || packages+=(build-essential)
 command -v c++ >/dev/null 2>&1 || packages+=(g++)
 command -v ffmpeg >/dev/null 2>&1 || packages+=(ffmpeg)
 command -v pkill >/dev/null 2>&1 || packages+=(procps)
+# The viewer test (tests/view.rs): an X server (Xvfb), xwd for screenshots, xdotool for key
+# presses, and what eframe (winit on X11, glutin + glow) loads at run time with dlopen: Xlib
+# and its extensions, xkbcommon, and OpenGL through GLX/EGL with Mesa's software rasteriser.
+command -v Xvfb >/dev/null 2>&1 || packages+=(xvfb)
+command -v xwd >/dev/null 2>&1 || packages+=(x11-apps)
+command -v xdotool >/dev/null 2>&1 || packages+=(xdotool)
+for lib in libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon0 libxkbcommon-x11-0 \
+    libgl1 libegl1 libgl1-mesa-dri; do
+  dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q 'install ok installed' || packages+=("$lib")
+done
 if [ "${#packages[@]}" -gt 0 ]; then
   step "installing Debian packages: ${packages[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -48,6 +59,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+step "build without default features (no viewer, no display stack)"
+cargo clippy --no-default-features --all-targets -- -D warnings
 
 # ---- tests -----------------------------------------------------------------------------
 step "cargo test (unit, property, integration, benchmarks in test mode)"
@@ -56,6 +69,26 @@ cargo test --doc
 
 step "fixtures are what the current code generates"
 tools/gen-fixtures.sh --verify
+
+# ---- RealSense backend (cargo feature `realsense`) ---------------------------------------
+# librealsense 2.56.5 comes from the pyrealsense2 wheel (tools/realsense-env.sh sets it up:
+# Debian libraries, a venv with the wheel, a pkg-config file). Its own target dir keeps the
+# default build warm. The test plays generated .bag files through librealsense as cameras.
+if [ "${RSREC_SKIP_REALSENSE:-0}" != 1 ] || [ "${CI:-}" = true ]; then
+  step "RealSense: librealsense from the pyrealsense2 wheel (tools/realsense-env.sh)"
+  realsense_env="$(tools/realsense-env.sh)"
+  (
+    eval "$realsense_env"
+    export CARGO_TARGET_DIR="$PWD/target/realsense"
+    # Without the viewer (its own build and test run above): the two features do not touch
+    # each other's code, and a second eframe build would cost minutes.
+    rs_features=(--no-default-features --features realsense)
+    step "cargo clippy ${rs_features[*]} --all-targets -- -D warnings"
+    cargo clippy "${rs_features[@]}" --all-targets -- -D warnings
+    step "cargo test ${rs_features[*]} (RealSense backend, librealsense playback)"
+    cargo test "${rs_features[@]}" --lib --bins --test realsense
+  )
+fi
 
 # ---- fuzzing ---------------------------------------------------------------------------
 fuzz_seconds="${RSREC_FUZZ_SECONDS:-20}"

@@ -148,6 +148,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         lossless: true,
         color,
         metadata: json!({"import": {"source": input.display().to_string(), "fps": args.fps}}),
+        reconnect: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();

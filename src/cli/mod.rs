@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bag;
+mod camera_config;
 mod color;
 mod devices;
 mod export;
@@ -15,6 +16,7 @@ mod recover;
 mod sources;
 mod util;
 mod verify;
+mod view;
 
 /// Exit code for any error (bad input, a file that fails verification, I/O errors).
 pub const EXIT_ERROR: u8 = 1;
@@ -39,9 +41,10 @@ pub enum Command {
     Verify(verify::Args),
     Recover(recover::Args),
     Import(import::Args),
-    Record(record::Args),
+    Record(Box<record::Args>),
     Export(export::Args),
     Devices(devices::Args),
+    View(view::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -50,15 +53,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a),
         Command::Recover(a) => recover::run(a),
         Command::Import(a) => import::run(a),
-        Command::Record(a) => record::run(a),
+        Command::Record(a) => record::run(*a),
         Command::Export(a) => export::run(a),
         Command::Devices(a) => devices::run(a),
+        Command::View(a) => view::run(a),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // Duplicate flag names (e.g. two `--preset`) only show up here or at run time.
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn parses_every_subcommand() {

@@ -16,6 +16,7 @@ use rsrec::record::{parse_duration, Pipeline, PipelineConfig, SegmentLimit, Stat
 use rsrec::source::sim::{Pacing, StreamMode};
 use serde_json::json;
 
+use super::camera_config::{self, ConfigFile};
 use super::sources::{open_sources, CameraSpec, SourceSettings};
 use super::util::fmt_bytes;
 
@@ -41,12 +42,13 @@ pub struct Args {
     /// Stop after this long (e.g. 10s, 30m, 12h).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Depth mode of synthetic cameras.
-    #[arg(long, default_value = "848x480@30")]
-    pub depth: StreamMode,
-    /// Colour mode of synthetic cameras, or `off` to record no colour.
-    #[arg(long, default_value = "640x480@30")]
-    pub color: String,
+    /// Depth mode (synthetic and RealSense cameras) [default: 848x480@30].
+    #[arg(long)]
+    pub depth: Option<StreamMode>,
+    /// Colour mode (synthetic and RealSense cameras), or `off` to record no colour
+    /// [default: 640x480@30].
+    #[arg(long)]
+    pub color: Option<String>,
     /// Record IMU (gyro and accel) where the camera has one.
     #[arg(long)]
     pub imu: bool,
@@ -59,6 +61,8 @@ pub struct Args {
     pub depth_max_error: Option<rsrec::codec::MaxError>,
     #[command(flatten)]
     pub color_enc: super::color::ColorArgs,
+    #[command(flatten)]
+    pub realsense: super::camera_config::RealSenseArgs,
     /// Start a new file every DURATION (10m) or SIZE (5GB), with no frame lost or repeated.
     #[arg(long)]
     pub segment: Option<SegmentLimit>,
@@ -97,8 +101,15 @@ fn fmt_duration(s: f64) -> String {
     }
 }
 
+/// How often a disconnected camera is looked for.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
 pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
-    let color_mode = match args.color.as_str() {
+    let color_mode = match args
+        .color
+        .as_deref()
+        .unwrap_or(camera_config::DEFAULT_COLOR)
+    {
         "off" | "none" => None,
         m => Some(
             m.parse::<StreamMode>()
@@ -111,12 +122,35 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         SegmentLimit::Duration(_) => bail!("--min-free takes a size such as 2GB"),
     };
     let specs = CameraSpec::parse_list(&args.cameras)?;
+    let camera_file = match &args.realsense.camera_config {
+        Some(p) => Some(ConfigFile::load(p)?),
+        None => None,
+    };
+    let realsense_cameras = specs.iter().any(|s| {
+        matches!(
+            s,
+            CameraSpec::AllRealSense | CameraSpec::Serial(_) | CameraSpec::RsBag(_)
+        )
+    });
+    if !realsense_cameras && !args.realsense.is_empty() {
+        bail!(
+            "--sync, --visual-preset, --emitter, --laser-power, --exposure, --color-format, \
+             --rs-option and --camera-config are for RealSense cameras (--cameras all, a serial \
+             number or rsbag:FILE)"
+        );
+    }
     let settings = SourceSettings {
-        depth: args.depth,
+        depth: args
+            .depth
+            .unwrap_or_else(|| camera_config::DEFAULT_DEPTH.parse().expect("valid default")),
         color: color_mode,
         imu: args.imu,
         fps: args.fps,
         pacing: Pacing::RealTime,
+        camera_cli: args
+            .realsense
+            .layer(args.depth.as_ref(), args.color.as_deref(), args.imu)?,
+        camera_file,
     };
     let opened = open_sources(&specs, &settings)?;
     if args.depth_max_error.is_some() {
@@ -132,7 +166,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         args.depth_codec = rsrec::codec::with_max_error(args.depth_codec, args.depth_max_error, u)
             .map_err(anyhow::Error::msg)?;
     }
-    let any_color = color_mode.is_some()
+    // Colour is recorded where a camera has a colour stream; `--color off` also stops the
+    // colour of png: folders (a camera config file can switch it on per RealSense camera).
+    let any_color = (color_mode.is_some() || settings.camera_file.is_some())
         && opened
             .iter()
             .any(|(_, s)| s.info().stream(StreamKind::Color).is_some());
@@ -255,6 +291,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         lossless: false,
         color: color_factory,
         metadata: json!({"session": session, "rsrec_version": env!("CARGO_PKG_VERSION")}),
+        reconnect: (!args.realsense.no_reconnect).then_some(RECONNECT_EVERY),
     };
     let sources = opened.into_iter().map(|(_, s)| s).collect();
     let pipeline = Pipeline::start(sources, cfg, stop.clone()).context("starting the pipeline")?;
@@ -333,7 +370,11 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                     if s.depth_source_skipped > 0 { format!(" (+{} source)", s.depth_source_skipped) } else { String::new() },
                     (s.color_queued - l.color_queued) as f64 / dt,
                     s.color_dropped,
-                    s.error.as_ref().map(|e| format!("  ERROR: {e}")).unwrap_or_default(),
+                    if s.disconnected {
+                        "  DISCONNECTED: reconnecting".to_string()
+                    } else {
+                        s.error.as_ref().map(|e| format!("  ERROR: {e}")).unwrap_or_default()
+                    },
                 );
             }
             eprintln!(
@@ -409,6 +450,16 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                 fmt_bytes(s.file_bytes)
             );
         }
+    }
+    for o in outcomes.iter().filter(|o| o.stats.disconnects > 0) {
+        eprintln!(
+            "rsrec: warning: {} disconnected {} time(s) and came back {} time(s), away {:.1} s \
+             in total (gap records in its file)",
+            o.name,
+            o.stats.disconnects,
+            o.stats.reconnects,
+            o.stats.outage_ms as f64 / 1e3
+        );
     }
     if !errors.is_empty() {
         bail!("{}", errors.join("; "));

@@ -1,5 +1,5 @@
-//! Camera specifications on the command line (`sim:N`, `png:DIR`, `bag:FILE`, `all`,
-//! serial numbers) and opening them as sources.
+//! Camera specifications on the command line (`sim:N`, `png:DIR`, `bag:FILE`, `rsbag:FILE`,
+//! `all`, serial numbers) and opening them as sources.
 
 use std::path::PathBuf;
 
@@ -8,11 +8,15 @@ use rsrec::source::png::PngSource;
 use rsrec::source::sim::{Pacing, SimConfig, SimSource, StreamMode};
 use rsrec::source::Source;
 
+use super::camera_config::{CameraSettings, ConfigFile};
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum CameraSpec {
     Sim(usize),
     Png(PathBuf),
     Bag(PathBuf),
+    /// A `.bag` played through librealsense's playback device (feature `realsense`).
+    RsBag(PathBuf),
     AllRealSense,
     Serial(String),
 }
@@ -30,6 +34,8 @@ impl CameraSpec {
                 CameraSpec::Sim(n)
             } else if let Some(p) = part.strip_prefix("png:") {
                 CameraSpec::Png(PathBuf::from(p))
+            } else if let Some(p) = part.strip_prefix("rsbag:") {
+                CameraSpec::RsBag(PathBuf::from(p))
             } else if let Some(p) = part.strip_prefix("bag:") {
                 CameraSpec::Bag(PathBuf::from(p))
             } else if part == "all" {
@@ -37,7 +43,7 @@ impl CameraSpec {
             } else if part.chars().all(|c| c.is_ascii_alphanumeric()) {
                 CameraSpec::Serial(part.to_string())
             } else {
-                bail!("'{part}' is not a camera (use sim:N, png:DIR, bag:FILE, all or a serial number)");
+                bail!("'{part}' is not a camera (use sim:N, png:DIR, bag:FILE, rsbag:FILE, all or a serial number)");
             });
         }
         if out.is_empty() {
@@ -53,6 +59,10 @@ pub struct SourceSettings {
     pub imu: bool,
     pub fps: f64,
     pub pacing: Pacing,
+    /// RealSense cameras: the `--camera-config` file and the command line as a settings layer.
+    pub camera_file: Option<ConfigFile>,
+    #[cfg_attr(not(feature = "realsense"), allow(dead_code))]
+    pub camera_cli: CameraSettings,
 }
 
 /// Opens every camera; returns (spec text, source) pairs.
@@ -84,21 +94,61 @@ pub fn open_sources(
                     .with_context(|| format!("bag:{}", file.display()))?;
                 out.push((format!("bag:{}", file.display()), src));
             }
+            CameraSpec::RsBag(file) => {
+                #[cfg(feature = "realsense")]
+                {
+                    use rsrec::source::realsense::RealSenseSource;
+                    let r =
+                        super::camera_config::resolve(s.camera_file.as_ref(), &s.camera_cli, "")?;
+                    let mut cfg = realsense_config(&r);
+                    cfg.pacing = s.pacing;
+                    let mut src = RealSenseSource::open_bag(file, &cfg)
+                        .with_context(|| format!("rsbag:{}", file.display()))?;
+                    // A name for the recorded camera's serial number in the config file.
+                    let serial = src.info().device.serial.clone();
+                    let named = s.camera_file.as_ref().and_then(|f| f.camera.get(&serial));
+                    if let Some(name) = named.and_then(|c| c.name.clone()) {
+                        src.set_name(&name);
+                    }
+                    out.push((format!("rsbag:{}", file.display()), Box::new(src)));
+                }
+                #[cfg(not(feature = "realsense"))]
+                bail!(
+                    "rsbag:{}: this build of rsrec has no RealSense support (use bag:FILE for \
+                     rsrec's own .bag reader, or build with `--features realsense`, see README)",
+                    file.display()
+                )
+            }
             CameraSpec::AllRealSense | CameraSpec::Serial(_) => {
                 #[cfg(feature = "realsense")]
                 {
-                    use rsrec::source::realsense::{RealSenseConfig, RealSenseSource};
-                    let cfg = RealSenseConfig::new(s.depth, s.color, s.imu);
-                    let cams = match spec {
-                        // The error names the camera.
-                        CameraSpec::Serial(serial) => vec![RealSenseSource::open(serial, &cfg)?],
-                        _ => RealSenseSource::open_all(&cfg).context("--cameras all")?,
+                    use rsrec::source::realsense::RealSenseSource;
+                    let serials = match spec {
+                        CameraSpec::Serial(serial) => vec![serial.clone()],
+                        _ => RealSenseSource::connected_serials().context("--cameras all")?,
                     };
-                    for cam in cams {
+                    if let Some(f) = &s.camera_file {
+                        for serial in f.camera.keys() {
+                            if !serials.contains(serial) && matches!(spec, CameraSpec::AllRealSense)
+                            {
+                                eprintln!(
+                                    "rsrec: warning: camera {serial} of --camera-config is not connected"
+                                );
+                            }
+                        }
+                    }
+                    for serial in serials {
+                        let r = super::camera_config::resolve(
+                            s.camera_file.as_ref(),
+                            &s.camera_cli,
+                            &serial,
+                        )?;
+                        // The error names the camera.
+                        let cam = RealSenseSource::open(&serial, &realsense_config(&r))?;
                         for w in cam.warnings() {
                             eprintln!("rsrec: warning: {w}");
                         }
-                        out.push((format!("realsense:{}", cam.info().name), Box::new(cam)));
+                        out.push((format!("realsense:{serial}"), Box::new(cam)));
                     }
                 }
                 #[cfg(not(feature = "realsense"))]
@@ -112,6 +162,18 @@ pub fn open_sources(
     Ok(out)
 }
 
+/// The librealsense configuration of one resolved camera.
+#[cfg(feature = "realsense")]
+fn realsense_config(
+    r: &super::camera_config::Resolved,
+) -> rsrec::source::realsense::RealSenseConfig {
+    let mut cfg = rsrec::source::realsense::RealSenseConfig::new(r.depth, r.color, r.imu);
+    cfg.color_format = r.color_format;
+    cfg.options = r.options.clone();
+    cfg.name = r.name.clone();
+    cfg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,11 +181,12 @@ mod tests {
     #[test]
     fn camera_lists_parse() {
         assert_eq!(
-            CameraSpec::parse_list("sim:2, png:/d,bag:x.bag,all,123456").unwrap(),
+            CameraSpec::parse_list("sim:2, png:/d,bag:x.bag,rsbag:y.bag,all,123456").unwrap(),
             vec![
                 CameraSpec::Sim(2),
                 CameraSpec::Png("/d".into()),
                 CameraSpec::Bag("x.bag".into()),
+                CameraSpec::RsBag("y.bag".into()),
                 CameraSpec::AllRealSense,
                 CameraSpec::Serial("123456".into())
             ]

@@ -126,6 +126,13 @@ impl Recording {
             cameras.push(Camera::new(name, opened)?);
         }
         if cameras.is_empty() {
+            // session.json lists the files when the recording ends: a recorder that was
+            // killed leaves none listed, so take the folder's .rsrec files instead.
+            if v["status"].as_str() == Some("recording") {
+                let mut r = Self::open_dir(dir)?;
+                r.description = format!("session {} (unfinished)", dir.display());
+                return Ok(r);
+            }
             return Err(ExportError::Input(format!(
                 "{}: the session has no camera with files",
                 dir.display()
@@ -353,7 +360,8 @@ impl Camera {
             .entry(f.stream_id(stream)?, stream.record_type(), i)
     }
 
-    fn first_host_us(&self, stream: Stream) -> Option<i64> {
+    /// Host timestamp of the first frame of a stream.
+    pub fn first_host_us(&self, stream: Stream) -> Option<i64> {
         (self.count(stream) > 0)
             .then(|| self.entry(stream, 0).map(|e| e.host_ts_us))
             .flatten()

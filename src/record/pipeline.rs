@@ -25,7 +25,7 @@ use crate::container::{
     ColorFrameEntry, Event, FileHeader, Gap, GapReason, ImuSample, RecordHeader, StreamKind,
     VideoSegment, Writer, WriterOptions,
 };
-use crate::source::{stream_id, Sample, Source, SourceInfo, Timing};
+use crate::source::{stream_id, Sample, Source, SourceError, SourceInfo, Timing};
 
 /// When to start a new file.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -138,6 +138,9 @@ pub struct PipelineConfig {
     pub color: Option<ColorSinkFactory>,
     /// JSON merged into every file's metadata (session name, command line, ...).
     pub metadata: serde_json::Value,
+    /// A camera that disconnects is reopened, trying every `reconnect` until the recording
+    /// stops; the outage becomes a gap record. `None`: its capture ends (file closed).
+    pub reconnect: Option<Duration>,
 }
 
 enum ToWriter {
@@ -156,6 +159,8 @@ enum ToWriter {
         header: RecordHeader,
         payload: Vec<u8>,
     },
+    /// Make everything written so far durable now (flush, index block, fsync per policy).
+    Flush,
     /// Capture has ended after handing `jobs` depth frames to compression.
     End { jobs: u64 },
 }
@@ -547,15 +552,97 @@ fn capture_loop(
         });
         batch.clear();
     };
+    // Pending gap runs and IMU batches go to the writer (before an outage, at the end).
+    let flush_pending =
+        |depth_gaps: &mut GapRun, color_gaps: &mut GapRun, imu: &mut [Vec<ImuSample>; 2]| {
+            for m in [depth_gaps.flush(), color_gaps.flush()]
+                .into_iter()
+                .flatten()
+            {
+                send(m);
+            }
+            flush_imu(&mut imu[0], stream_id::GYRO);
+            flush_imu(&mut imu[1], stream_id::ACCEL);
+        };
     while !stop.load(Ordering::Relaxed) {
         let sample = match source.next() {
             Ok(Some(s)) => s,
             Ok(None) => break,
             Err(e) => {
                 let msg = crate::container::error::error_chain(&e);
-                send(event_record(NO_STREAM, "source_error", msg.clone()));
-                stats.set_error(msg);
-                break;
+                let disconnected = matches!(e, SourceError::Disconnected(_));
+                let retry = match cfg.reconnect {
+                    Some(every) if disconnected && source.can_reconnect() => every,
+                    _ => {
+                        send(event_record(NO_STREAM, "source_error", msg.clone()));
+                        stats.set_error(msg);
+                        break;
+                    }
+                };
+                // The camera is gone: everything so far is made durable, then it is reopened
+                // until it is back or the recording stops; the outage becomes a gap.
+                flush_pending(&mut depth_gaps, &mut color_gaps, &mut imu);
+                send(event_record(NO_STREAM, "camera_disconnected", msg.clone()));
+                send(ToWriter::Flush);
+                CameraStats::add(&stats.disconnects, 1);
+                stats.disconnected.store(true, Ordering::Relaxed);
+                let since = Instant::now();
+                let since_us = crate::container::now_utc_us();
+                let back = wait_for_reconnect(source.as_mut(), retry, stop);
+                let away = since.elapsed();
+                CameraStats::add(&stats.outage_ms, away.as_millis() as u64);
+                let detail = match &back {
+                    Ok(true) => format!("camera disconnected for {:.1} s", away.as_secs_f64()),
+                    _ => format!(
+                        "camera disconnected; not back after {:.1} s when capture ended",
+                        away.as_secs_f64()
+                    ),
+                };
+                for (stream, last) in [
+                    (stream_id::DEPTH, last_depth),
+                    (stream_id::COLOR, last_color),
+                ] {
+                    let Some(d) = info.streams.iter().find(|s| s.id == stream) else {
+                        continue;
+                    };
+                    // Frames the camera would have delivered while away (its frame numbers
+                    // restart after a reconnect, so this is from the stream's rate).
+                    let missed = (away.as_secs_f64() * d.fps).round().max(1.0) as u64;
+                    let first = last.map_or(0, |l| l + 1);
+                    let t = Timing {
+                        frame_number: first,
+                        device_ts_ms: 0.0,
+                        ts_domain: ts_domain::NONE,
+                        host_ts_us: since_us,
+                    };
+                    send(gap_record(
+                        stream,
+                        &t,
+                        first,
+                        first + missed - 1,
+                        GapReason::DeviceDisconnected,
+                        &detail,
+                    ));
+                }
+                match back {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        stats.set_error(format!("{msg}; not back when the recording stopped"));
+                        break;
+                    }
+                    Err(e) => {
+                        let why = crate::container::error::error_chain(&e);
+                        send(event_record(NO_STREAM, "reconnect_failed", why.clone()));
+                        stats.set_error(format!("{msg}; reconnecting failed: {why}"));
+                        break;
+                    }
+                }
+                stats.disconnected.store(false, Ordering::Relaxed);
+                CameraStats::add(&stats.reconnects, 1);
+                send(event_record(NO_STREAM, "camera_reconnected", detail));
+                last_depth = None;
+                last_color = None;
+                continue;
             }
         };
         match sample {
@@ -746,14 +833,7 @@ fn capture_loop(
             }
         }
     }
-    for m in [depth_gaps.flush(), color_gaps.flush()]
-        .into_iter()
-        .flatten()
-    {
-        send(m);
-    }
-    flush_imu(&mut imu[0], stream_id::GYRO);
-    flush_imu(&mut imu[1], stream_id::ACCEL);
+    flush_pending(&mut depth_gaps, &mut color_gaps, &mut imu);
     if let Some(sink) = color.and_then(|c| c.sink) {
         if let Err(e) = sink.finish() {
             send(event_record(
@@ -767,6 +847,27 @@ fn capture_loop(
     drop(job_tx);
     let _ = w_tx.send(ToWriter::End { jobs: seq });
     stats.set_queue_len(0);
+}
+
+/// Calls `source.reconnect()` every `every` until it is back (`Ok(true)`), the recording
+/// stops (`Ok(false)`) or it gives up (`Err`).
+fn wait_for_reconnect(
+    source: &mut dyn Source,
+    every: Duration,
+    stop: &AtomicBool,
+) -> Result<bool, SourceError> {
+    loop {
+        let until = Instant::now() + every;
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(20).min(every));
+        }
+        if source.reconnect()? {
+            return Ok(true);
+        }
+    }
 }
 
 fn compress_loop(codec: DepthCodec, rxs: Vec<Receiver<Job>>, txs: Vec<Sender<ToWriter>>) {
@@ -959,7 +1060,7 @@ fn write_loop(
                     next_seq += 1;
                 }
             }
-            m @ ToWriter::Record { .. } => ready.push(m),
+            m @ (ToWriter::Record { .. } | ToWriter::Flush) => ready.push(m),
         }
         for m in ready {
             if failed.is_some() {
@@ -1002,6 +1103,10 @@ fn write_loop(
                     }
                 }
                 ToWriter::Record { header, payload } => sw.write(&header, &payload, stats, files),
+                ToWriter::Flush => match sw.writer.as_mut() {
+                    Some(w) => w.flush(),
+                    None => Ok(()),
+                },
                 ToWriter::End { .. } => Ok(()),
             };
             if let Err(e) = r {
@@ -1044,6 +1149,182 @@ fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::Reader;
+    use crate::source::sim::{Pacing, SimConfig, SimSource};
+
+    /// A synthetic camera that is unplugged after `after` depth frames and is back on the
+    /// `back_on`-th reconnect attempt, its frame numbers restarting as a real camera's do.
+    struct Unplugged {
+        inner: SimSource,
+        cfg: SimConfig,
+        depth_seen: u64,
+        after: u64,
+        attempts: u32,
+        back_on: Option<u32>,
+        gone: bool,
+    }
+
+    impl Unplugged {
+        fn new(after: u64, back_on: Option<u32>) -> Self {
+            let mut cfg = SimConfig::new(0, "64x48@30".parse().unwrap());
+            cfg.color = None;
+            cfg.pacing = Pacing::AsFastAsPossible;
+            cfg.max_depth_frames = Some(20);
+            Unplugged {
+                inner: SimSource::new(cfg.clone()),
+                cfg,
+                depth_seen: 0,
+                after,
+                attempts: 0,
+                back_on,
+                gone: false,
+            }
+        }
+    }
+
+    impl Source for Unplugged {
+        fn info(&self) -> &SourceInfo {
+            self.inner.info()
+        }
+        fn next(&mut self) -> Result<Option<Sample>, SourceError> {
+            if self.gone {
+                return Err(SourceError::Disconnected("unplugged".into()));
+            }
+            let s = self.inner.next()?;
+            if let Some(Sample::Depth(_)) = &s {
+                self.depth_seen += 1;
+                self.gone = self.depth_seen == self.after;
+            }
+            Ok(s)
+        }
+        fn can_reconnect(&self) -> bool {
+            true
+        }
+        fn reconnect(&mut self) -> Result<bool, SourceError> {
+            self.attempts += 1;
+            match self.back_on {
+                Some(k) if self.attempts >= k => {
+                    self.inner = SimSource::new(self.cfg.clone());
+                    self.gone = false;
+                    self.after = u64::MAX;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+    }
+
+    type Recorded = (CameraOutcome, Vec<u64>, Vec<(u8, Gap)>, Vec<String>);
+
+    /// Records `src`; returns its outcome, the frame numbers in its file, its gaps and the
+    /// kinds of its events.
+    fn run(src: Unplugged, reconnect: Option<Duration>, stop_after: Duration) -> Recorded {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = PipelineConfig {
+            session_dir: dir.path().to_path_buf(),
+            depth_codec: DepthCodec::Lz4Planes,
+            queue_frames: 8,
+            workers: 1,
+            writer: WriterOptions::default(),
+            segment: None,
+            lossless: true,
+            color: None,
+            metadata: serde_json::json!({}),
+            reconnect,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let p = Pipeline::start(vec![Box::new(src)], cfg, stop.clone()).unwrap();
+        let t0 = Instant::now();
+        while !p.all_finished() {
+            if t0.elapsed() >= stop_after {
+                stop.store(true, Ordering::SeqCst);
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "does not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut out = p.finish();
+        let o = out.remove(0);
+        // Read here, while the folder exists.
+        let r = Reader::open(&o.files[0]).unwrap();
+        assert!(r.is_closed());
+        assert!(crate::container::recover::verify(&r).ok());
+        let numbers = r
+            .depth_frames(stream_id::DEPTH)
+            .map(|f| f.unwrap().header.frame_number)
+            .collect();
+        let events = r
+            .events()
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.kind)
+            .collect();
+        (o, numbers, r.gaps().unwrap(), events)
+    }
+
+    fn outages(gaps: &[(u8, Gap)]) -> Vec<&Gap> {
+        gaps.iter()
+            .filter(|(s, g)| *s == stream_id::DEPTH && g.reason == GapReason::DeviceDisconnected)
+            .map(|(_, g)| g)
+            .collect()
+    }
+
+    #[test]
+    fn a_camera_that_comes_back_goes_on_in_the_same_file_after_a_gap() {
+        let (o, numbers, gaps, events) = run(
+            Unplugged::new(10, Some(3)),
+            Some(Duration::from_millis(10)),
+            Duration::from_secs(20),
+        );
+        assert_eq!(o.stats.error, None);
+        assert_eq!((o.stats.disconnects, o.stats.reconnects), (1, 1));
+        assert!(!o.stats.disconnected);
+        // 10 frames, the outage, then the camera's 20 frames from its first number again.
+        assert_eq!(numbers.len(), 30, "{numbers:?}");
+        assert_eq!(numbers[10], numbers[0]);
+        let out = outages(&gaps);
+        assert_eq!(out.len(), 1, "{gaps:?}");
+        assert_eq!(out[0].first_frame, numbers[9] + 1);
+        assert!(out[0].count >= 1);
+        assert!(
+            out[0].detail.contains("disconnected for"),
+            "{}",
+            out[0].detail
+        );
+        for k in ["camera_disconnected", "camera_reconnected"] {
+            assert!(events.iter().any(|e| e == k), "{events:?}");
+        }
+        assert_eq!(o.stats.depth_written, 30);
+    }
+
+    #[test]
+    fn a_camera_that_stays_away_is_an_error_with_its_outage_in_the_file() {
+        let (o, numbers, gaps, events) = run(
+            Unplugged::new(10, None),
+            Some(Duration::from_millis(10)),
+            Duration::from_millis(400),
+        );
+        let e = o.stats.error.as_deref().unwrap();
+        assert!(e.contains("not back"), "{e}");
+        assert_eq!((o.stats.disconnects, o.stats.reconnects), (1, 0));
+        assert_eq!(numbers.len(), 10);
+        let out = outages(&gaps);
+        assert_eq!(out.len(), 1, "{gaps:?}");
+        assert!(out[0].detail.contains("not back"), "{}", out[0].detail);
+        assert!(events.iter().any(|e| e == "camera_disconnected"));
+        assert!(!events.iter().any(|e| e == "camera_reconnected"));
+    }
+
+    #[test]
+    fn without_reconnect_a_disconnect_ends_the_camera_and_closes_its_file() {
+        let (o, numbers, gaps, events) =
+            run(Unplugged::new(10, Some(1)), None, Duration::from_secs(20));
+        let e = o.stats.error.as_deref().unwrap();
+        assert!(e.contains("unplugged"), "{e}");
+        assert_eq!(o.stats.disconnects, 0);
+        assert_eq!(numbers.len(), 10);
+        assert!(outages(&gaps).is_empty());
+        assert!(events.iter().any(|e| e == "source_error"), "{events:?}");
+    }
 
     #[test]
     fn segment_limits_parse() {

@@ -28,6 +28,12 @@ pub struct CameraStats {
     pub imu_samples: AtomicU64,
     pub file_bytes: AtomicU64,
     pub segments: AtomicU64,
+    /// Times the camera disconnected, came back, and how long it was away in total.
+    pub disconnects: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub outage_ms: AtomicU64,
+    /// The camera is disconnected right now (rsrec is trying to reopen it).
+    pub disconnected: AtomicBool,
     pub finished: AtomicBool,
     pub error: Mutex<Option<String>>,
 }
@@ -53,6 +59,10 @@ pub struct StatsSnapshot {
     pub imu_samples: u64,
     pub file_bytes: u64,
     pub segments: u64,
+    pub disconnects: u64,
+    pub reconnects: u64,
+    pub outage_ms: u64,
+    pub disconnected: bool,
     pub finished: bool,
     pub error: Option<String>,
 }
@@ -101,6 +111,10 @@ impl CameraStats {
             imu_samples: g(&self.imu_samples),
             file_bytes: g(&self.file_bytes),
             segments: g(&self.segments),
+            disconnects: g(&self.disconnects),
+            reconnects: g(&self.reconnects),
+            outage_ms: g(&self.outage_ms),
+            disconnected: self.disconnected.load(Relaxed),
             finished: self.finished.load(Relaxed),
             error: self.error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }

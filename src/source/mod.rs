@@ -91,6 +91,22 @@ pub enum SourceError {
 pub trait Source: Send {
     fn info(&self) -> &SourceInfo;
     fn next(&mut self) -> Result<Option<Sample>, SourceError>;
+
+    /// Whether [`Source::reconnect`] can bring this source back after `next` failed with
+    /// [`SourceError::Disconnected`] (a camera that can be plugged in again).
+    fn can_reconnect(&self) -> bool {
+        false
+    }
+
+    /// After a [`SourceError::Disconnected`]: one attempt to open the same device again with
+    /// the same streams. `Ok(true)`: streaming again (frame numbers may restart); `Ok(false)`:
+    /// not back yet, try again later; `Err`: give up (e.g. it came back with other streams).
+    fn reconnect(&mut self) -> Result<bool, SourceError> {
+        Err(SourceError::Open(format!(
+            "{}: this source cannot reconnect",
+            self.info().name
+        )))
+    }
 }
 
 pub mod bag;

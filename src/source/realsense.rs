@@ -43,7 +43,7 @@
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,10 +82,14 @@ pub struct RealSenseConfig {
     pub imu: bool,
     /// Switch on `Global Time Enabled` on every sensor that has it (live cameras).
     pub global_time: bool,
-    /// Sensor options to set before streaming, by librealsense name (e.g. `Visual Preset`,
-    /// `Emitter Enabled`, `Laser Power`, `Exposure`, `Inter Cam Sync Mode`): applied to every
-    /// sensor that supports the option; an option no sensor supports is an error.
+    /// Sensor options to set before streaming, in order, by librealsense name (e.g. `Visual
+    /// Preset`, `Emitter Enabled`, `Laser Power`, `Inter Cam Sync Mode`). A plain name goes to
+    /// every sensor that has the option; `depth:NAME`, `color:NAME` or `motion:NAME` only to
+    /// the sensor of that stream (`depth:Exposure` is not `color:Exposure`). An option that no
+    /// targeted sensor has is an error. Not applied to playback.
     pub options: Vec<(String, f32)>,
+    /// Name of the camera in the session (file names, status lines) instead of its serial.
+    pub name: Option<String>,
     /// Capacity of the channel between librealsense's callbacks and `next`, in samples
     /// (`None`: two seconds of every selected stream).
     pub queue_samples: Option<usize>,
@@ -104,6 +108,7 @@ impl RealSenseConfig {
             imu,
             global_time: true,
             options: Vec::new(),
+            name: None,
             queue_samples: None,
             stall_timeout: Duration::from_secs(5),
             pacing: Pacing::RealTime,
@@ -550,6 +555,29 @@ fn rs2_format_of(f: PixelFormat) -> Option<sys::rs2_format> {
 
 /// The option id of a librealsense option name (`Visual Preset`, `Laser Power`, ...), matched
 /// case-insensitively, with `_` and ` ` equivalent.
+/// Which sensors an option of [`RealSenseConfig::options`] is meant for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OptionTarget {
+    Any,
+    Depth,
+    Color,
+    Motion,
+}
+
+/// `depth:Exposure` -> (Depth, "Exposure"); `Laser Power` -> (Any, "Laser Power").
+fn option_target(name: &str) -> (OptionTarget, &str) {
+    for (prefix, t) in [
+        ("depth:", OptionTarget::Depth),
+        ("color:", OptionTarget::Color),
+        ("motion:", OptionTarget::Motion),
+    ] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return (t, rest.trim());
+        }
+    }
+    (OptionTarget::Any, name.trim())
+}
+
 fn option_id(name: &str) -> Option<sys::rs2_option> {
     let norm = |s: &str| s.to_ascii_lowercase().replace('_', " ");
     let want = norm(name);
@@ -849,12 +877,25 @@ pub struct RealSenseSource {
     stopped_since: Option<Instant>,
     /// Set once the source has ended or failed: repeated by later calls.
     done: Option<Result<(), String>>,
+    /// What to open again after a disconnect, and how.
+    origin: Origin,
+    cfg: RealSenseConfig,
+    /// Playback: cleared by [`PlaybackControl::unplug`], set by [`PlaybackControl::replug`].
+    plugged: Arc<AtomicBool>,
+}
+
+/// Where a source's device came from.
+#[derive(Clone, Debug)]
+enum Origin {
+    Serial(String),
+    Bag(PathBuf),
 }
 
 /// Stops or "unplugs" a playback source from another thread (tests, tools).
 #[derive(Clone)]
 pub struct PlaybackControl {
     handle: Arc<Handle>,
+    plugged: Arc<AtomicBool>,
 }
 
 impl PlaybackControl {
@@ -869,6 +910,7 @@ impl PlaybackControl {
     /// context (librealsense reports it removed, as it does for an unplugged camera) and stops
     /// it. The source then fails with [`SourceError::Disconnected`].
     pub fn unplug(&self) -> Result<(), SourceError> {
+        self.plugged.store(false, Ordering::SeqCst);
         if let Some(file) = &self.handle.file {
             // SAFETY: valid context and NUL-terminated path.
             unsafe {
@@ -880,6 +922,13 @@ impl PlaybackControl {
             .map_err(SourceError::Open)?;
         }
         self.stop()
+    }
+
+    /// Simulates plugging the camera in again after [`PlaybackControl::unplug`]: the next
+    /// [`Source::reconnect`] of the source opens the file again (it plays from the start, as
+    /// a camera's frame numbers restart). This control keeps controlling the old device.
+    pub fn replug(&self) {
+        self.plugged.store(true, Ordering::SeqCst);
     }
 
     /// Position in the file, nanoseconds.
@@ -932,8 +981,8 @@ impl RealSenseSource {
         })
     }
 
-    /// Opens every connected camera. No camera is an error.
-    pub fn open_all(cfg: &RealSenseConfig) -> Result<Vec<RealSenseSource>, SourceError> {
+    /// Serial numbers of the connected cameras, sorted. No camera is an error.
+    pub fn connected_serials() -> Result<Vec<String>, SourceError> {
         let ctx = Context::new().map_err(SourceError::Open)?;
         let mut serials: Vec<String> = query_devices(&ctx)
             .map_err(SourceError::Open)?
@@ -950,7 +999,15 @@ impl RealSenseSource {
                     .into(),
             ));
         }
-        serials.iter().map(|s| Self::open(s, cfg)).collect()
+        Ok(serials)
+    }
+
+    /// Opens every connected camera with the same configuration. No camera is an error.
+    pub fn open_all(cfg: &RealSenseConfig) -> Result<Vec<RealSenseSource>, SourceError> {
+        Self::connected_serials()?
+            .iter()
+            .map(|s| Self::open(s, cfg))
+            .collect()
     }
 
     /// Plays `path` through librealsense's playback device, as if it were a live camera.
@@ -987,9 +1044,19 @@ impl RealSenseSource {
     /// Controls of a playback source (`None` for a camera).
     pub fn playback_control(&self) -> Option<PlaybackControl> {
         match (&self.handle, self.playback) {
-            (Some(h), true) => Some(PlaybackControl { handle: h.clone() }),
+            (Some(h), true) => Some(PlaybackControl {
+                handle: h.clone(),
+                plugged: self.plugged.clone(),
+            }),
             _ => None,
         }
+    }
+
+    /// Renames the camera in the session (file names, status lines); e.g. a playback named
+    /// after its recorded serial number in a camera config file.
+    pub fn set_name(&mut self, name: &str) {
+        self.info.name = name.to_string();
+        self.cfg.name = Some(name.to_string());
     }
 
     /// Things the user should know (USB 2, no IMU on this camera, ...).
@@ -1055,12 +1122,13 @@ impl RealSenseSource {
         let mut selections: Vec<Selection> = Vec::new();
         let mut depth_units = None;
         let mut option_hits = vec![false; cfg.options.len()];
-        let option_ids: Vec<sys::rs2_option> = cfg
+        let option_ids: Vec<(OptionTarget, sys::rs2_option)> = cfg
             .options
             .iter()
             .map(|(n, _)| {
-                option_id(n).ok_or_else(|| {
-                    SourceError::Open(format!("'{n}' is not a librealsense option name"))
+                let (target, bare) = option_target(n);
+                option_id(bare).map(|id| (target, id)).ok_or_else(|| {
+                    SourceError::Open(format!("'{bare}' is not a librealsense option name"))
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -1172,7 +1240,21 @@ impl RealSenseSource {
                 if cfg.global_time {
                     let _ = sensor.set_option(sys::rs2_option_RS2_OPTION_GLOBAL_TIME_ENABLED, 1.0);
                 }
-                for (i, ((n, v), id)) in cfg.options.iter().zip(&option_ids).enumerate() {
+                let role = if has(sys::rs2_stream_RS2_STREAM_DEPTH) {
+                    OptionTarget::Depth
+                } else if has(sys::rs2_stream_RS2_STREAM_COLOR) {
+                    OptionTarget::Color
+                } else if has(sys::rs2_stream_RS2_STREAM_GYRO)
+                    || has(sys::rs2_stream_RS2_STREAM_ACCEL)
+                {
+                    OptionTarget::Motion
+                } else {
+                    OptionTarget::Any
+                };
+                for (i, ((n, v), (target, id))) in cfg.options.iter().zip(&option_ids).enumerate() {
+                    if *target != OptionTarget::Any && *target != role {
+                        continue;
+                    }
                     match sensor.set_option(*id, *v) {
                         Ok(true) => option_hits[i] = true,
                         Ok(false) => {}
@@ -1199,7 +1281,7 @@ impl RealSenseSource {
             .find(|(_, hit)| !playback && !**hit)
         {
             return Err(SourceError::Open(format!(
-                "no sensor of {label} has a writable option '{}'",
+                "no (targeted) sensor of {label} has a writable option '{}'",
                 cfg.options[i].0
             )));
         }
@@ -1294,10 +1376,10 @@ impl RealSenseSource {
             },
         ));
         let info = SourceInfo {
-            name: if serial.is_empty() {
-                "realsense".into()
-            } else {
-                serial.clone()
+            name: match &cfg.name {
+                Some(n) => n.clone(),
+                None if serial.is_empty() => "realsense".into(),
+                None => serial.clone(),
             },
             device: DeviceInfo {
                 name: name.clone(),
@@ -1351,6 +1433,12 @@ impl RealSenseSource {
             got_sample: false,
             stopped_since: None,
             done: None,
+            origin: match &handle.file {
+                Some(f) => Origin::Bag(PathBuf::from(f.to_string_lossy().into_owned())),
+                None => Origin::Serial(serial.clone()),
+            },
+            cfg: cfg.clone(),
+            plugged: Arc::new(AtomicBool::new(true)),
         };
         // From here on `src`'s Drop stops whatever was started if anything fails.
         // SAFETY: the registered pointer is a leaked `Arc<Shared>` reference, released in
@@ -1435,6 +1523,46 @@ impl RealSenseSource {
 impl Source for RealSenseSource {
     fn info(&self) -> &SourceInfo {
         &self.info
+    }
+
+    fn can_reconnect(&self) -> bool {
+        true
+    }
+
+    /// Opens the camera with the same serial number again (a playback: the same file, once
+    /// [`PlaybackControl::replug`] was called) with the same configuration. Not there yet is
+    /// `Ok(false)`; back with other streams than before is an error.
+    fn reconnect(&mut self) -> Result<bool, SourceError> {
+        let fresh = match &self.origin {
+            Origin::Serial(serial) => match Self::open(serial, &self.cfg) {
+                Ok(s) => s,
+                // Not enumerated yet, or still booting.
+                Err(SourceError::Open(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            },
+            Origin::Bag(path) => {
+                if !self.plugged.load(Ordering::SeqCst) {
+                    return Ok(false);
+                }
+                Self::open_bag(path, &self.cfg)?
+            }
+        };
+        let shape = |i: &SourceInfo| {
+            i.streams
+                .iter()
+                .map(|s| (s.id, s.kind, s.width, s.height, s.format, s.fps.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        if shape(&fresh.info) != shape(&self.info) {
+            return Err(SourceError::Open(format!(
+                "{} came back with other streams than it had",
+                self.info.name
+            )));
+        }
+        let plugged = self.plugged.clone();
+        *self = fresh;
+        self.plugged = plugged;
+        Ok(true)
     }
 
     fn next(&mut self) -> Result<Option<Sample>, SourceError> {

@@ -80,3 +80,30 @@ pub fn keep_dir(group: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Records the small synthetic session the export and viewer tests share into
+/// `root/s`: 2 cameras, depth 424x240@30 (lz4-planes), colour 320x240@15 (H.265
+/// ultrafast), 3 s. Panics with rsrec's stderr if recording fails.
+#[allow(dead_code)]
+pub fn record_sim_session(root: &std::path::Path) -> PathBuf {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rsrec"))
+        .args(["record", "--cameras", "sim:2", "--duration", "3s"])
+        .args(["--depth", "424x240@30", "--color", "320x240@15"])
+        .args([
+            "--preset",
+            "ultrafast",
+            "--session",
+            "s",
+            "--quiet",
+            "--out",
+        ])
+        .arg(root)
+        .output()
+        .expect("running rsrec");
+    assert!(
+        o.status.success(),
+        "record failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    root.join("s")
+}
