@@ -425,3 +425,25 @@ fn max_size_frame_with_a_tiny_payload_does_not_touch_the_declared_frame_size() {
         "a 160-byte file made the reader touch {grown_mib} MiB"
     );
 }
+
+/// Found by the `decode_med_rans` fuzz smoke run in CI on the faster decoder (branch
+/// codec-speed): a corrupt payload (7x6 frame) made the decoder panic instead of returning an
+/// error. Fed exactly as the target feeds it: bytes 0 and 1 pick the size.
+#[test]
+fn med_rans_corrupt_payload_from_the_fuzzer_is_an_error_not_a_panic() {
+    let data = include_bytes!("fuzz_regressions/med_rans_decoder_panic_codec_speed.bin");
+    let (w, h) = (1 + data[0] as u32 % 64, 1 + data[1] as u32 % 64);
+    let payload = &data[2..];
+    let mut out = vec![0u16; (w * h) as usize];
+    if codec::decode(CodecId::MED_RANS, payload, w, h, &mut out).is_ok() {
+        // A frame that decodes must survive a lossless round trip (what the target checks).
+        let mut enc = Vec::new();
+        DepthCodec::MED_RANS.encode(&out, w, h, &mut enc).unwrap();
+        assert_eq!(
+            codec::decode_to_vec(CodecId::MED_RANS, &enc, w, h).unwrap(),
+            out
+        );
+    }
+    let mut short = vec![0u16; (w * h) as usize - 1];
+    assert!(codec::decode(CodecId::MED_RANS, payload, w, h, &mut short).is_err());
+}

@@ -59,6 +59,9 @@ fn row_contexts(cm: &[u8], pm: &[u8], pv: &[u32], pz: &[u32], ctx: &mut [u8]) {
 }
 
 /// MED prediction with fallbacks for hole neighbours (§8.4.3).
+///
+/// Arithmetic wraps: in a corrupt frame the decoder's `a` may already be out of range (it is
+/// flagged and the row rejected after the loop), and that must not overflow here.
 #[inline(always)]
 fn predict(x: usize, va: bool, a: u32, pm: &[u8], pv: &[u32], last: u32) -> u32 {
     let vb = pm[x] != 0;
@@ -67,10 +70,15 @@ fn predict(x: usize, va: bool, a: u32, pm: &[u8], pv: &[u32], last: u32) -> u32 
         if pm[x - 1] != 0 {
             // MED is `a + b - c` clamped to [min(a, b), max(a, b)]; branch-free, because
             // which case applies is unpredictable.
-            let (mn, mx) = (a.min(b), a.max(b));
-            ((a + b) as i32 - c as i32).clamp(mn as i32, mx as i32) as u32
+            // `max` then `min` rather than `clamp`, which panics when a corrupt `a` makes
+            // the bounds cross.
+            let (a, b, c) = (a as i32, b as i32, c as i32);
+            a.wrapping_add(b)
+                .wrapping_sub(c)
+                .max(a.min(b))
+                .min(a.max(b)) as u32
         } else {
-            (a + b) >> 1
+            a.wrapping_add(b) >> 1
         }
     } else if va {
         a
