@@ -2,7 +2,11 @@
 //! workers as `rsrec view`, asked for the frames of every camera (depth and colour) at random
 //! times, one seek at a time, timing each seek until every frame has arrived.
 //!
-//! `cargo run --release --example view_seek -- SESSION [SEEKS] [--ffmpeg PATH] [--no-color]`
+//! `cargo run --release --example view_seek -- SESSION [SEEKS] [--ffmpeg PATH] [--no-color]
+//! [--pause MS]`
+//!
+//! `--pause` waits between seeks (default 0: back to back), as a user clicking on the
+//! timeline does; the colour sources start their next standby FFmpeg after each seek.
 //!
 //! Prints the median, 90th percentile and maximum per stream; the window adds one repaint
 //! (a few ms) and the texture upload on top.
@@ -22,22 +26,30 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut session, mut seeks, mut ffmpeg) = (None, 30usize, PathBuf::from("ffmpeg"));
     let mut with_color = true;
+    let mut pause = Duration::ZERO;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--ffmpeg" => ffmpeg = args.next().map(PathBuf::from).unwrap_or(ffmpeg),
             "--no-color" => with_color = false,
+            "--pause" => match args.next().and_then(|v| v.parse::<u64>().ok()) {
+                Some(ms) => pause = Duration::from_millis(ms),
+                None => {
+                    eprintln!("view_seek: --pause needs milliseconds");
+                    return ExitCode::from(2);
+                }
+            },
             _ if session.is_none() => session = Some(PathBuf::from(a)),
             n => match n.parse() {
                 Ok(n) => seeks = n,
                 Err(_) => {
-                    eprintln!("usage: view_seek SESSION [SEEKS] [--ffmpeg PATH] [--no-color]");
+                    eprintln!("usage: view_seek SESSION [SEEKS] [--ffmpeg PATH] [--no-color] [--pause MS]");
                     return ExitCode::from(2);
                 }
             },
         }
     }
     let Some(path) = session else {
-        eprintln!("usage: view_seek SESSION [SEEKS] [--ffmpeg PATH] [--no-color]");
+        eprintln!("usage: view_seek SESSION [SEEKS] [--ffmpeg PATH] [--no-color] [--pause MS]");
         return ExitCode::from(2);
     };
     let t0 = Instant::now();
@@ -78,6 +90,7 @@ fn main() -> ExitCode {
     let (mut d_ms, mut c_ms) = (Vec::new(), Vec::new());
     let mut x = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..seeks {
+        std::thread::sleep(pause);
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;

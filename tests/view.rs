@@ -560,3 +560,102 @@ fn no_display_is_a_clean_error() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Every colour frame of `cam`, decoded in order by one plain FFmpeg run per video (no
+/// seeking), keyed by colour frame number.
+fn colour_reference(session: &rsrec::view::Session, cam: usize) -> Vec<Vec<u8>> {
+    use rsrec::export::Stream;
+    let camera = &session.recording.cameras[cam];
+    let desc = camera.color.as_ref().expect("colour stream");
+    let size = desc.width as usize * desc.height as usize * 3;
+    let mut videos = std::collections::BTreeMap::new();
+    for (seg, path) in &camera.videos {
+        let o = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-i"])
+            .arg(path)
+            .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()
+            .expect("run ffmpeg");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        videos.insert(*seg, o.stdout);
+    }
+    (0..session.frame_count(cam, Stream::Color))
+        .map(|k| {
+            let (_, e) = camera.color_frame(k).expect("colour frame entry");
+            let at = e.index_in_video as usize * size;
+            videos[&e.segment][at..at + size].to_vec()
+        })
+        .collect()
+}
+
+/// The viewer's colour source answers seeks (standby FFmpeg processes), steps back and
+/// forth, and reads ahead with exactly the frames a plain decode in order gives; and the
+/// same when the standby process fails (an FFmpeg without the concat demuxer), through the
+/// fallback to an `-ss` seek.
+#[test]
+fn colour_seeks_and_steps_give_the_frames_of_a_plain_decode() {
+    use rsrec::view::color::ColorSource;
+    use rsrec::view::worker::{Decoded, FrameSource};
+    if !have("ffmpeg", "-version") {
+        skip("ffmpeg not found");
+        return;
+    }
+    let root = common::keep_dir("view-colour-seek");
+    let dir = common::record_sim_session(&root);
+    let session = Arc::new(rsrec::view::Session::open(&dir).expect("open session"));
+    // A stand-in FFmpeg that refuses the concat demuxer the standby processes use.
+    let no_concat = root.join("ffmpeg-without-concat");
+    std::fs::write(
+        &no_concat,
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = concat ] && { echo 'Unknown input format: concat' >&2; exit 1; }; done\nexec ffmpeg \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&no_concat, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    for cam in 0..2 {
+        let reference = colour_reference(&session, cam);
+        let n = reference.len();
+        assert!(n >= 40, "camera {cam}: only {n} colour frames");
+        // Seeks to either side of keyframes (every 15 frames at 15 fps), a step back past
+        // the frames kept, steps forward, the first and the last frame.
+        let order = [
+            n / 2,
+            n / 2 - 1,
+            n / 2 - 2,
+            n / 2 - 14,
+            n - 1,
+            0,
+            1,
+            2,
+            15,
+            14,
+            16,
+            29,
+            30,
+            31,
+            n - 2,
+            7,
+        ];
+        for ffmpeg in [PathBuf::from("ffmpeg"), no_concat.clone()] {
+            let mut src = ColorSource::new(Arc::clone(&session), cam, ffmpeg.clone());
+            for &k in &order {
+                match src.decode((cam, k)) {
+                    Decoded::Color {
+                        image: Some(img), ..
+                    } => assert!(
+                        img.rgb == reference[k],
+                        "camera {cam}, frame {k} ({ffmpeg:?}): not the frame a plain decode gives"
+                    ),
+                    Decoded::Color { image: None, .. } => {
+                        panic!("camera {cam}, frame {k} ({ffmpeg:?}): no frame")
+                    }
+                    Decoded::Failed { message, .. } => {
+                        panic!("camera {cam}, frame {k} ({ffmpeg:?}): {message}")
+                    }
+                    _ => panic!("camera {cam}, frame {k}: not a colour frame"),
+                }
+            }
+        }
+    }
+}

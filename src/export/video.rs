@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -242,6 +242,8 @@ pub struct VideoDecoder {
     /// The video indices still to come, in order.
     pending: std::vec::IntoIter<u64>,
     done: bool,
+    /// The process has been waited for.
+    reaped: bool,
 }
 
 /// How to start a decoder.
@@ -295,37 +297,7 @@ impl VideoDecoder {
         for s in ["-fps_mode", "passthrough"] {
             a.push(s.into());
         }
-        let tail: Vec<String> = match cfg.output {
-            VideoOutput::Raw { .. } => vec!["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            VideoOutput::Png { level } => {
-                let mut v: Vec<String> = vec!["-c:v".into(), "png".into()];
-                if let Some(l) = level {
-                    v.push("-compression_level".into());
-                    v.push(l.min(9).to_string());
-                }
-                v.extend(
-                    ["-pix_fmt", "rgb24", "-f", "image2pipe", "-"]
-                        .into_iter()
-                        .map(String::from),
-                );
-                v
-            }
-            VideoOutput::Jpeg { qscale } => vec![
-                "-c:v".into(),
-                "mjpeg".into(),
-                "-q:v".into(),
-                qscale.clamp(2, 31).to_string(),
-                "-pix_fmt".into(),
-                "yuvj420p".into(),
-                "-f".into(),
-                "image2pipe".into(),
-                "-".into(),
-            ],
-        };
-        a.extend(tail.into_iter().map(Into::into));
+        a.extend(output_args(cfg.output));
         a
     }
 
@@ -337,9 +309,21 @@ impl VideoDecoder {
                 path.display()
             )));
         }
+        let (dec, _) = Self::spawn(Self::args(path, plan, cfg), false, path, plan, cfg)?;
+        Ok(dec)
+    }
+
+    /// Runs FFmpeg with `args`; its stdin is a pipe (returned) when `stdin` is true.
+    fn spawn(
+        args: Vec<std::ffi::OsString>,
+        stdin: bool,
+        path: &Path,
+        plan: &FramePlan,
+        cfg: &DecoderConfig,
+    ) -> Result<(Self, Option<ChildStdin>)> {
         let mut child = Command::new(&cfg.ffmpeg)
-            .args(Self::args(path, plan, cfg))
-            .stdin(Stdio::null())
+            .args(args)
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -381,7 +365,8 @@ impl VideoDecoder {
             }
         };
         let pending: Vec<u64> = plan.indices().collect();
-        Ok(Self {
+        let stdin = child.stdin.take();
+        let dec = Self {
             child,
             stdout,
             tail,
@@ -390,7 +375,9 @@ impl VideoDecoder {
             output: cfg.output,
             pending: pending.into_iter(),
             done: false,
-        })
+            reaped: false,
+        };
+        Ok((dec, stdin))
     }
 
     /// Reads the next frame into `buf`; returns its index in the video, or `None` when the
@@ -428,6 +415,7 @@ impl VideoDecoder {
         let status = self.child.wait().map_err(|e| {
             ExportError::Video(format!("waiting for ffmpeg ({}): {e}", self.path.display()))
         })?;
+        self.reaped = true;
         if let Some(h) = self.err_thread.take() {
             let _ = h.join();
         }
@@ -443,9 +431,21 @@ impl VideoDecoder {
     }
 }
 
+impl VideoDecoder {
+    /// Kills FFmpeg without waiting for it (dropping the decoder reaps it); no more frames.
+    pub fn abort(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            self.done = true;
+        }
+    }
+}
+
 impl Drop for VideoDecoder {
     fn drop(&mut self) {
-        if !self.done {
+        // Also after the last planned frame: FFmpeg may still be decoding (the rest of the
+        // video, or a standby process that has no end), blocked on its full stdout.
+        if !self.reaped {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
@@ -453,6 +453,150 @@ impl Drop for VideoDecoder {
             let _ = h.join();
         }
     }
+}
+
+/// An FFmpeg process started before it is known which video and frame it will decode.
+///
+/// Starting FFmpeg costs ~70-80 ms here before it reads a byte (it loads a few hundred
+/// shared libraries), more than decoding from a keyframe to the frame wanted. A standby
+/// process pays that in advance: it runs FFmpeg's concat demuxer on a script read from its
+/// stdin, so it waits in the demuxer until [`StandbyDecoder::begin`] writes a one-file
+/// script with an `inpoint` at the first wanted frame. The demuxer seeks to the keyframe
+/// before it; with `-copyts` the frames keep their times relative to the in-point, so a
+/// `select` half a frame before 0 drops the frames decoded on the way and the first frame
+/// out is exactly the one asked for (frame *i* of an rsrec colour video is at *i* / fps).
+pub struct StandbyDecoder {
+    dec: VideoDecoder,
+    stdin: ChildStdin,
+    fps: f64,
+}
+
+impl StandbyDecoder {
+    /// Starts FFmpeg waiting for its video. Fails if FFmpeg cannot be started; an FFmpeg
+    /// that cannot decode this way fails at [`Self::begin`] or at the first frame.
+    pub fn spawn(cfg: &DecoderConfig) -> Result<Self> {
+        if !(cfg.fps.is_finite() && cfg.fps > 0.0) {
+            return Err(ExportError::Video(format!(
+                "a standby decoder needs the video's frame rate, not {}",
+                cfg.fps
+            )));
+        }
+        let half = 0.5 / cfg.fps;
+        let mut a: Vec<std::ffi::OsString> = [
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-copyts",
+            "-protocol_whitelist",
+            "file,pipe",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            "pipe:0",
+            "-map",
+            "0:v:0",
+            "-an",
+            "-sn",
+            "-dn",
+            "-vf",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        a.push(format!("select='gte(t,-{half:.6})'").into());
+        a.extend(["-fps_mode", "passthrough"].iter().map(Into::into));
+        a.extend(output_args(cfg.output));
+        let (dec, stdin) =
+            VideoDecoder::spawn(a, true, Path::new("-"), &FramePlan::default(), cfg)?;
+        let stdin = stdin.expect("stdin was piped");
+        Ok(Self {
+            dec,
+            stdin,
+            fps: cfg.fps,
+        })
+    }
+
+    /// Starts decoding `path` from video index `first`; the decoder returns frames
+    /// `first..=last` (fewer if the video ends first).
+    pub fn begin(mut self, path: &Path, first: u64, last: u64) -> Result<VideoDecoder> {
+        use std::io::Write;
+        let abs = std::path::absolute(path)
+            .map_err(|e| ExportError::Video(format!("colour video {}: {e}", path.display())))?;
+        if !abs.is_file() {
+            return Err(ExportError::Video(format!(
+                "colour video {} is missing",
+                path.display()
+            )));
+        }
+        let name = abs.to_str().ok_or_else(|| {
+            ExportError::Video(format!(
+                "colour video {} has a name that is not UTF-8",
+                path.display()
+            ))
+        })?;
+        if name.contains(['\n', '\r']) {
+            return Err(ExportError::Video(format!(
+                "colour video {} has a line break in its name",
+                path.display()
+            )));
+        }
+        // In the script, a single-quoted string ends at `'`: a quote is written as '\''.
+        let script = format!(
+            "ffconcat version 1.0\nfile 'file:{}'\ninpoint {:.6}\n",
+            name.replace('\'', "'\\''"),
+            first as f64 / self.fps
+        );
+        let mut dec = self.dec;
+        dec.path = path.to_path_buf();
+        dec.pending = (first..=last.max(first)).collect::<Vec<_>>().into_iter();
+        let sent = self.stdin.write_all(script.as_bytes());
+        drop(self.stdin);
+        if let Err(e) = sent {
+            return Err(ExportError::Video(format!(
+                "ffmpeg (standby) did not take its input: {e}; {}",
+                lock(&dec.tail).summary()
+            )));
+        }
+        Ok(dec)
+    }
+}
+
+/// FFmpeg's output arguments for `output` (to stdout).
+fn output_args(output: VideoOutput) -> Vec<std::ffi::OsString> {
+    let tail: Vec<String> = match output {
+        VideoOutput::Raw { .. } => vec!["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        VideoOutput::Png { level } => {
+            let mut v: Vec<String> = vec!["-c:v".into(), "png".into()];
+            if let Some(l) = level {
+                v.push("-compression_level".into());
+                v.push(l.min(9).to_string());
+            }
+            v.extend(
+                ["-pix_fmt", "rgb24", "-f", "image2pipe", "-"]
+                    .into_iter()
+                    .map(String::from),
+            );
+            v
+        }
+        VideoOutput::Jpeg { qscale } => vec![
+            "-c:v".into(),
+            "mjpeg".into(),
+            "-q:v".into(),
+            qscale.clamp(2, 31).to_string(),
+            "-pix_fmt".into(),
+            "yuvj420p".into(),
+            "-f".into(),
+            "image2pipe".into(),
+            "-".into(),
+        ],
+    };
+    tail.into_iter().map(Into::into).collect()
 }
 
 /// Fills `buf` completely; `Ok(false)` on a clean end of stream before the first byte.

@@ -5,14 +5,16 @@
 //! Colour frame `k` of a camera is frame `index_in_video` of one of its videos. The source
 //! keeps one FFmpeg process reading forward from the last frame asked for, so playback and
 //! stepping forward read frames as they come; a frame behind it, in another video, or more
-//! than [`READ_AHEAD_LIMIT`] frames ahead starts a new process that seeks (`-ss`) to just
-//! before the frame and decodes at most [`CHUNK`] frames from there. The last few frames
-//! decoded are kept, and a new process starts [`BACK`] frames early, so stepping back
-//! through the video mostly finds its frames already decoded.
+//! than [`READ_AHEAD_LIMIT`] frames ahead is a seek: a new process decodes at most
+//! [`CHUNK`] frames from there. The last few frames decoded are kept, and stepping backwards
+//! starts the new process [`BACK`] frames early, so it does not restart FFmpeg at every step.
 //!
-//! A seek costs the FFmpeg start (~100 ms on a busy 2-core machine) plus decoding from the
-//! keyframe before the frame: the colour videos have a keyframe every 250 frames (x265's
-//! default), so up to ~8 s of video (~0.3 s here); see `examples/view_seek.rs`.
+//! Seeks use a standby FFmpeg process ([`StandbyDecoder`]) started after the previous seek:
+//! starting FFmpeg costs ~70-80 ms here before it decodes anything, which a standby process
+//! has already paid, so a seek costs opening the video and decoding from the keyframe before
+//! the frame (the recorder writes one every second). If the standby process fails, the
+//! source falls back to a fresh FFmpeg with an input seek (`-ss`) and stops using standby
+//! processes. `examples/view_seek.rs` measures seeks.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use super::model::Session;
 use super::worker::{Decoded, FrameId, FrameSource, RgbImage};
-use crate::export::video::{DecoderConfig, FramePlan, VideoDecoder, VideoOutput};
+use crate::export::video::{DecoderConfig, FramePlan, StandbyDecoder, VideoDecoder, VideoOutput};
 use crate::export::Stream;
 
 /// Frames one FFmpeg process is asked for before it is restarted further on.
@@ -39,24 +41,87 @@ pub struct ColorSource {
     ffmpeg: PathBuf,
     /// The running decoder: video segment, next index it will produce, last index planned.
     current: Option<(u32, u64, u64, VideoDecoder)>,
+    /// Whether `current` came from a standby process (retried without one if it fails).
+    current_standby: bool,
     /// The last frames decoded, by (video segment, index in video), at most `BACK + 1`.
     recent: VecDeque<((u32, u64), Vec<u8>)>,
+    /// The FFmpeg process waiting for the next seek.
+    standby: Option<StandbyDecoder>,
+    /// False once a standby process failed: seeks then start FFmpeg with `-ss`.
+    use_standby: bool,
 }
 
 impl ColorSource {
+    /// A source for camera `cam`; starts its first standby FFmpeg process at once.
     pub fn new(session: Arc<Session>, cam: usize, ffmpeg: PathBuf) -> Self {
-        Self {
+        let mut s = Self {
             session,
             cam,
             ffmpeg,
             current: None,
+            current_standby: false,
             recent: VecDeque::new(),
+            standby: None,
+            use_standby: true,
+        };
+        s.refill_standby();
+        s
+    }
+
+    /// The decoder settings of this camera's colour stream.
+    fn config(&self) -> Option<DecoderConfig> {
+        let desc = self
+            .session
+            .recording
+            .cameras
+            .get(self.cam)?
+            .color
+            .as_ref()?;
+        Some(DecoderConfig {
+            ffmpeg: self.ffmpeg.clone(),
+            output: VideoOutput::Raw {
+                width: desc.width,
+                height: desc.height,
+            },
+            fps: desc.fps,
+            seek_after_s: 0.0,
+        })
+    }
+
+    /// Starts a standby process for the next seek if there is none.
+    fn refill_standby(&mut self) {
+        if self.use_standby && self.standby.is_none() {
+            // An FFmpeg that cannot start fails again, with its message, at the next seek.
+            self.standby = self.config().and_then(|c| StandbyDecoder::spawn(&c).ok());
         }
     }
 
+    /// A decoder for frames `first..=last` of `path`: the standby process if there is one,
+    /// else a new FFmpeg that seeks with `-ss`.
+    fn start_decoder(
+        &mut self,
+        path: &std::path::Path,
+        first: u64,
+        last: u64,
+    ) -> Result<(VideoDecoder, bool), String> {
+        if let Some(standby) = self.standby.take().filter(|_| self.use_standby) {
+            match standby.begin(path, first, last) {
+                Ok(dec) => return Ok((dec, true)),
+                Err(_) => self.use_standby = false,
+            }
+        }
+        let cfg = self.config().ok_or("no colour stream")?;
+        let mut plan = FramePlan::default();
+        for i in first..=last {
+            plan.push(i);
+        }
+        let dec = VideoDecoder::start(path, &plan, &cfg).map_err(|e| e.to_string())?;
+        Ok((dec, false))
+    }
+
     fn frame(&mut self, k: usize) -> Result<Option<RgbImage>, String> {
-        let camera = self
-            .session
+        let session = Arc::clone(&self.session);
+        let camera = session
             .recording
             .cameras
             .get(self.cam)
@@ -77,29 +142,65 @@ impl ColorSource {
         let reuse = matches!(&self.current,
             Some((s, next, last, _)) if *s == seg && *next <= index && index <= *last
                 && index - *next <= READ_AHEAD_LIMIT);
+        let mut started = false;
+        let mut retired = None;
         if !reuse {
-            self.current = None;
+            // Just behind the running decoder: the user is stepping backwards.
+            let stepping_back = matches!(&self.current,
+                Some((s, next, _, _)) if *s == seg && index < *next
+                    && *next - index <= READ_AHEAD_LIMIT + BACK);
+            // Reaping a process and joining its stderr thread takes a while: the old one
+            // is killed now (so it stops decoding ahead) and reaped after the new frame.
+            retired = self.current.take();
+            if let Some((_, _, _, old)) = retired.as_mut() {
+                old.abort();
+            }
             let path = camera.videos.get(&seg).ok_or_else(|| {
                 format!(
                     "{}: colour video segment {seg} is not announced in the file",
                     camera.name
                 )
             })?;
-            let mut plan = FramePlan::default();
-            let last = index + CHUNK - 1;
-            for i in index.saturating_sub(BACK)..=last {
-                plan.push(i);
-            }
-            let cfg = DecoderConfig {
-                ffmpeg: self.ffmpeg.clone(),
-                output: VideoOutput::Raw { width, height },
-                fps: desc.fps,
-                seek_after_s: 0.0,
+            let path = path.clone();
+            let first = if stepping_back {
+                index.saturating_sub(BACK)
+            } else {
+                index
             };
-            let dec = VideoDecoder::start(path, &plan, &cfg).map_err(|e| e.to_string())?;
-            self.current = Some((seg, index, last, dec));
+            let last = index + CHUNK - 1;
+            let (dec, standby) = self.start_decoder(&path, first, last)?;
+            self.current = Some((seg, first, last, dec));
+            self.current_standby = standby;
+            started = true;
         }
-        let (_, next, _, dec) = self.current.as_mut().expect("a decoder is running");
+        let result = self.read_until(seg, index);
+        let result = match result {
+            Err(_) if started && self.current_standby => {
+                // The standby process failed (an FFmpeg without the concat demuxer, say):
+                // once more with a plain `-ss` decoder, and no more standby processes.
+                self.use_standby = false;
+                self.standby = None;
+                let path = camera.videos.get(&seg).cloned().unwrap_or_default();
+                let (dec, _) = self.start_decoder(&path, index, index + CHUNK - 1)?;
+                self.current = Some((seg, index, index + CHUNK - 1, dec));
+                self.current_standby = false;
+                self.read_until(seg, index)
+            }
+            r => r,
+        };
+        drop(retired);
+        if started {
+            // After the frame is out, so that FFmpeg's start does not compete with the seek.
+            self.refill_standby();
+        }
+        Ok(result?.map(image))
+    }
+
+    /// Reads from the running decoder until frame `index` of segment `seg`.
+    fn read_until(&mut self, seg: u32, index: u64) -> Result<Option<Vec<u8>>, String> {
+        let Some((_, next, _, dec)) = self.current.as_mut() else {
+            return Ok(None);
+        };
         loop {
             let mut buf = match self.recent.len() as u64 > BACK {
                 true => self.recent.pop_front().map(|(_, b)| b).unwrap_or_default(),
@@ -115,7 +216,7 @@ impl ColorSource {
                             .back()
                             .map(|(_, b)| b.clone())
                             .unwrap_or_default();
-                        return Ok(Some(image(rgb)));
+                        return Ok(Some(rgb));
                     }
                 }
                 Ok(None) => {
