@@ -8,6 +8,9 @@ mod cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if let Err(e) = args.validate() {
+        e.exit();
+    }
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {

@@ -287,9 +287,28 @@ fn import_with_an_error_bound_is_lossy_within_the_bound_and_says_so() {
         "--depth-max-error",
         "1mm",
     ]);
-    assert!(!o.status.success());
+    // A bad combination of arguments: exit code 2, like any other bad argument.
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("needs --depth-codec med-rans"),
+        "{}",
+        stderr(&o)
+    );
+    // The same for record, before any camera is opened.
+    let o = rsrec(&[
+        "record",
+        "--cameras",
+        "sim:1",
+        "--out",
+        p(&out),
+        "--depth-codec",
+        "raw",
+        "--depth-max-error",
+        "0.5%",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("needs --depth-codec med-rans, not raw"),
         "{}",
         stderr(&o)
     );

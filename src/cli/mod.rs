@@ -47,6 +47,21 @@ pub enum Command {
     View(view::Args),
 }
 
+impl Cli {
+    /// Checks between arguments that clap cannot express; the error exits with code 2 and
+    /// clap's usage line (`err.exit()`), like any other bad argument.
+    pub fn validate(&self) -> Result<(), clap::Error> {
+        use clap::CommandFactory;
+        let (codec, max_error) = match &self.command {
+            Command::Record(a) => (a.depth_codec, a.depth_max_error),
+            Command::Import(a) => (a.depth_codec, a.depth_max_error),
+            _ => return Ok(()),
+        };
+        rsrec::codec::check_lossy_codec(codec, max_error)
+            .map_err(|msg| Cli::command().error(clap::error::ErrorKind::ArgumentConflict, msg))
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Info(a) => info::run(a),

@@ -208,10 +208,17 @@ pub fn with_max_error(
     let Some(m) = max_error else {
         return Ok(codec);
     };
+    check_lossy_codec(codec, max_error)?;
     let bound = m.to_bound(metres_per_unit)?;
-    match codec {
-        DepthCodec::Lz4Planes | DepthCodec::MedRans { .. } => Ok(DepthCodec::MedRans { bound }),
-        other => Err(format!(
+    Ok(DepthCodec::MedRans { bound })
+}
+
+/// Whether `codec` can take an error bound: med-rans, or the default lz4-planes (which a
+/// bound turns into med-rans); raw and zstd-planes are lossless only.
+pub fn check_lossy_codec(codec: DepthCodec, max_error: Option<MaxError>) -> Result<(), String> {
+    match (codec, max_error) {
+        (_, None) | (DepthCodec::Lz4Planes | DepthCodec::MedRans { .. }, _) => Ok(()),
+        (other, Some(_)) => Err(format!(
             "--depth-max-error needs --depth-codec med-rans, not {other}"
         )),
     }
