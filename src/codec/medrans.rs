@@ -11,7 +11,9 @@
 use std::cell::RefCell;
 
 use super::bound::ErrorBound;
-use super::rans::{self, BitReader, BitWriter, DecTables, EncSym, NTOK, PROB_SCALE};
+use super::rans::{
+    self, BitReader, BitWriter, DecTables, EncSym, ENC_SLOTS, NTOK, PROB_SCALE, SYM_CTX_SHIFT,
+};
 use super::CodecError;
 pub use crate::container::format::med_rans::{ACT_THRESHOLDS, FLAG_PALETTE, HEADER_LEN, NCTX};
 
@@ -154,10 +156,13 @@ struct EncScratch {
     quant: Vec<u16>,
     lut: Option<(ErrorBound, Vec<u16>)>,
     rank: Vec<u16>,
-    symbols: Vec<(u8, u8)>,
+    symbols: Vec<u16>,
     bits: BitWriter,
     words: Vec<u16>,
     rows: Rows,
+    /// Residuals of a row (zigzag), at every pixel.
+    zs: Vec<u32>,
+    enc: Vec<EncSym>,
 }
 
 struct DecScratch {
@@ -183,10 +188,41 @@ thread_local! {
 }
 
 #[inline(always)]
-fn push_value(symbols: &mut Vec<(u8, u8)>, bits: &mut BitWriter, ctx: u8, v: u32) {
+fn push_value(symbols: &mut Vec<u16>, bits: &mut BitWriter, ctx: u8, v: u32) {
     let (t, n, e) = rans::tokenize(v);
-    symbols.push((ctx, t));
+    symbols.push((ctx as u16) << SYM_CTX_SHIFT | t as u16);
     bits.put(e, n);
+}
+
+/// The residuals (zigzag) of every valid pixel of a row into `zs`, computed for the whole row
+/// at once from the known values (branch-free, so that the compiler vectorises it). Pixels
+/// with no valid neighbour (left, up, up-left, up-right) predict from the last valid value
+/// before them; their residual is left wrong here. Returns true if the row has any.
+fn row_residuals(cm: &[u8], pm: &[u8], cv: &[u16], pv: &[u16], zs: &mut [u32]) -> bool {
+    let n = cm.len();
+    let (pm, cv, pv, zs) = (&pm[..n], &cv[..n], &pv[..n], &mut zs[..n]);
+    let mut lonely = 0u8;
+    // Selects with all-ones / all-zero masks, so that the compiler vectorises the loop.
+    let sel = |m: i32, x: i32, y: i32| (x & m) | (y & !m);
+    for x in 1..n - 1 {
+        let (va, vb, vc, vd) = (cm[x - 1], pm[x], pm[x - 1], pm[x + 1]);
+        let (ma, mb, mc) = (-(va as i32), -(vb as i32), -(vc as i32));
+        let (a, b, c, d) = (
+            cv[x - 1] as i32,
+            pv[x] as i32,
+            pv[x - 1] as i32,
+            pv[x + 1] as i32,
+        );
+        let med = (a + b - c).max(a.min(b)).min(a.max(b));
+        let avg = (a + b) >> 1;
+        let both = sel(mc, med, avg);
+        let not_a = sel(mb, b, sel(mc, c, d));
+        let p = sel(ma, sel(mb, both, a), not_a);
+        let r = cv[x] as i32 - p;
+        zs[x] = ((r << 1) ^ (r >> 31)) as u32;
+        lonely |= cm[x] & !(va | vb | vc | vd) & 1;
+    }
+    lonely != 0
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u32) {
@@ -214,6 +250,8 @@ pub(super) fn encode(
             bits,
             words,
             rows,
+            zs,
+            enc,
         } = s;
         // Lossy: map every value to its representative first (holes stay 0).
         let src: &[u16] = match bound {
@@ -276,6 +314,8 @@ pub(super) fn encode(
 
         // Residuals, row by row (§8.4.3).
         rows.reset(w);
+        zs.clear();
+        zs.resize(w + 2, 0);
         let mut last = 0u32;
         // The symbol buffer and the bit writer in locals, so that their lengths and bit
         // accumulator stay in registers instead of being reloaded after every store.
@@ -292,24 +332,60 @@ pub(super) fn encode(
                 ctx,
                 d,
             } = rows;
-            for (x, &v) in row.iter().enumerate() {
-                cm[x + 1] = (v != 0) as u8;
-                cv[x + 1] = if palette { rank[v as usize] } else { v };
+            if palette {
+                for ((m, c), &v) in cm[1..=w].iter_mut().zip(&mut cv[1..=w]).zip(row) {
+                    *m = (v != 0) as u8;
+                    *c = rank[v as usize];
+                }
+            } else {
+                for ((m, c), &v) in cm[1..=w].iter_mut().zip(&mut cv[1..=w]).zip(row) {
+                    *m = (v != 0) as u8;
+                    *c = v;
+                }
             }
             row_contexts(cm, pm, pv, pz, d, ctx);
-            for x in 1..=w {
-                if cm[x] == 0 {
-                    cz[x] = 0;
-                    continue;
+            if row_residuals(cm, pm, cv, pv, zs) {
+                // Pixels with no valid neighbour: predicted from the last valid value.
+                for x in 1..=w {
+                    if cm[x] == 0 {
+                        continue;
+                    }
+                    if cm[x - 1] | pm[x] | pm[x - 1] | pm[x + 1] == 0 {
+                        let r = cv[x] as i32 - last as i32;
+                        zs[x] = ((r << 1) ^ (r >> 31)) as u32;
+                    }
+                    last = cv[x] as u32;
                 }
-                let p = predict(x, cm[x - 1] != 0, cv[x - 1] as u32, pm, pv, last);
-                let v = cv[x] as u32;
-                last = v;
-                let r = v as i32 - p as i32;
-                let z = ((r << 1) ^ (r >> 31)) as u32;
-                cz[x] = sat(z);
-                push_value(&mut syms, &mut bw, ctx[x], z);
+            } else if let Some(x) = cm[1..=w].iter().rposition(|&m| m != 0) {
+                last = cv[x + 1] as u32;
             }
+            let base = syms.len();
+            syms.resize(base + w, 0);
+            let out = &mut syms[base..];
+            let mut k = 0usize;
+            for (((&m, &c), &z), zsat) in cm[1..=w]
+                .iter()
+                .zip(&ctx[1..=w])
+                .zip(&zs[1..=w])
+                .zip(&mut cz[1..=w])
+            {
+                // 0 at holes.
+                let z = z & 0u32.wrapping_sub(m as u32);
+                *zsat = sat(z);
+                let t = if z < rans::DIRECT {
+                    z
+                } else {
+                    let (t, nb, e) = rans::tokenize(z);
+                    bw.put(e, nb);
+                    t as u32
+                };
+                // Every pixel writes, valid ones advance: packs the valid pixels' symbols.
+                if let Some(o) = out.get_mut(k) {
+                    *o = (c as u16) << SYM_CTX_SHIFT | t as u16;
+                }
+                k += m as usize;
+            }
+            syms.truncate(base + k);
             rows.swap();
         }
         (*symbols, *bits) = (syms, bw);
@@ -317,23 +393,25 @@ pub(super) fn encode(
 
         // Symbol counts: four partial histograms, so that runs of one symbol do not wait on
         // the previous increment of the same counter.
-        let mut part = vec![[0u32; NCTX * NTOK]; 4];
+        let mut part = vec![[0u32; ENC_SLOTS]; 4];
         let mut chunks = symbols.chunks_exact(4);
         for c in &mut chunks {
-            for (h, &(ctx, t)) in part.iter_mut().zip(c) {
-                h[ctx as usize * NTOK + t as usize] += 1;
+            for (h, &s) in part.iter_mut().zip(c) {
+                h[s as usize & (ENC_SLOTS - 1)] += 1;
             }
         }
-        for &(ctx, t) in chunks.remainder() {
-            part[0][ctx as usize * NTOK + t as usize] += 1;
+        for &s in chunks.remainder() {
+            part[0][s as usize & (ENC_SLOTS - 1)] += 1;
         }
         let mut counts = vec![[0u32; NTOK]; NCTX];
-        for (i, c) in counts.iter_mut().flat_map(|c| c.iter_mut()).enumerate() {
-            *c = part.iter().map(|h| h[i]).sum();
+        for (c, cnt) in counts.iter_mut().enumerate() {
+            for (t, v) in cnt.iter_mut().enumerate() {
+                let i = c << SYM_CTX_SHIFT | t;
+                *v = part.iter().map(|h| h[i]).sum();
+            }
         }
 
         // Frequency tables and the rANS stream.
-        let mut enc = vec![[EncSym::default(); NTOK]; NCTX];
         out.clear();
         out.push(if palette { FLAG_PALETTE } else { 0 });
         let (kind, value) = bound.to_header();
@@ -343,16 +421,19 @@ pub(super) fn encode(
         out.extend_from_slice(&height.to_le_bytes());
         out.extend_from_slice(&(if palette { k } else { 0 }).to_le_bytes());
         out.extend_from_slice(&[0; 8]); // rans_len, bits_len: filled in below
-        for (c, e) in counts.iter().zip(enc.iter_mut()) {
+        enc.clear();
+        enc.resize(ENC_SLOTS, EncSym::default());
+        let enc: &mut [EncSym; ENC_SLOTS] = enc.as_mut_slice().try_into().expect("sized above");
+        for (i, c) in counts.iter().enumerate() {
             let mut f = [0u16; NTOK];
             let nsym = rans::normalize(c, &mut f);
-            rans::enc_table(&f, e);
+            rans::enc_table(i, &f, enc);
             out.push(nsym as u8);
             for &fr in &f[..nsym] {
                 put_varint(out, fr as u32);
             }
         }
-        let states = rans::encode(symbols, &enc, words);
+        let states = rans::encode(symbols, enc, words);
         let rans_len = (words.len() * 2) as u32;
         out[18..22].copy_from_slice(&rans_len.to_le_bytes());
         out[22..26].copy_from_slice(&(bits.bytes.len() as u32).to_le_bytes());

@@ -75,89 +75,97 @@ pub fn normalize(counts: &[u32; NTOK], freqs: &mut [u16; NTOK]) -> usize {
     NTOK - freqs.iter().rev().take_while(|&&f| f == 0).count()
 }
 
-/// Encoder-side symbol parameters: frequency, cumulative frequency and a reciprocal of the
-/// frequency, so that the encoder divides by multiplying (`x / freq ==
-/// (x * rcp) >> (32 + shift)` for every `x < 2^32`, Granlund-Montgomery round-up method).
+/// Encoder-side symbol parameters. The encoder divides by multiplying: `x / freq ==
+/// (x * (2^32 + rcp)) >> (32 + shift)` for every `x < 2^32` (Granlund-Montgomery round-up
+/// method; the reciprocal is always in `[2^32, 2^33)`, so only its low 32 bits are stored and
+/// the product fits in 64 bits as `x + (x * rcp >> 32)`).
 #[derive(Clone, Copy, Default)]
 pub struct EncSym {
-    pub freq: u32,
-    pub cum: u32,
-    pub rcp: u64,
-    pub shift: u32,
-    /// Renormalise (emit 16 bits) before coding when the state is at least this.
-    pub x_max: u64,
+    rcp: u32,
+    /// Renormalise (emit 16 bits) before coding when `state >> RENORM_SHIFT >= freq`.
+    freq: u16,
+    cum: u16,
+    /// `PROB_SCALE - freq`: the new state is `x + cum + (x / freq) * cmpl`.
+    cmpl: u16,
+    shift: u16,
 }
+
+/// `state >= freq << RENORM_SHIFT` is the renormalisation bound of a symbol of frequency
+/// `freq` (`((RANS_L >> PROB_BITS) << 16) * freq`).
+const RENORM_SHIFT: u32 = RANS_L.trailing_zeros() - PROB_BITS + 16;
 
 impl EncSym {
     pub fn new(freq: u32, cum: u32) -> Self {
         if freq == 0 {
-            return EncSym {
-                freq,
-                cum,
-                rcp: 0,
-                shift: 0,
-                x_max: 0,
-            };
+            return EncSym::default();
         }
-        // shift = ceil(log2 freq); rcp = ceil(2^(32 + shift) / freq) < 2^33.
+        // shift = ceil(log2 freq); rcp = ceil(2^(32 + shift) / freq) in [2^32, 2^33).
         let shift = 32 - (freq - 1).leading_zeros();
         let rcp = (1u128 << (32 + shift)).div_ceil(freq as u128);
+        debug_assert!(rcp >> 32 == 1);
         EncSym {
-            freq,
-            cum,
-            rcp: rcp as u64,
-            shift,
-            x_max: (((RANS_L >> PROB_BITS) as u64) << 16) * freq as u64,
+            rcp: rcp as u32,
+            freq: freq as u16,
+            cum: cum as u16,
+            cmpl: (PROB_SCALE - freq) as u16,
+            shift: shift as u16,
         }
     }
 
     /// `x / freq`.
     #[inline(always)]
     pub fn div(&self, x: u32) -> u32 {
-        ((x as u128 * self.rcp as u128) >> (32 + self.shift)) as u32
+        ((x as u64 + ((x as u64 * self.rcp as u64) >> 32)) >> self.shift) as u32
     }
 }
 
-/// Builds the encoder table of one context from its frequencies.
-pub fn enc_table(freqs: &[u16; NTOK], table: &mut [EncSym; NTOK]) {
+/// Symbols as the encoder takes them: `ctx << SYM_CTX_SHIFT | token`.
+pub const SYM_CTX_SHIFT: u32 = 7;
+/// Size of the encoder table, indexed by symbol.
+pub const ENC_SLOTS: usize = CTX_SLOTS << SYM_CTX_SHIFT;
+
+/// Builds the encoder table of context `ctx` from its frequencies.
+pub fn enc_table(ctx: usize, freqs: &[u16; NTOK], table: &mut [EncSym; ENC_SLOTS]) {
     let mut cum = 0u32;
-    for (f, e) in freqs.iter().zip(table.iter_mut()) {
+    for (f, e) in freqs.iter().zip(&mut table[ctx << SYM_CTX_SHIFT..]) {
         *e = EncSym::new(*f as u32, cum);
         cum += *f as u32;
     }
 }
 
-/// rANS-encodes `symbols` (context, token) given in **decode order**; appends the four
-/// initial states (`u32` each) and the `u16` words in the order the decoder reads them.
-pub fn encode(symbols: &[(u8, u8)], tables: &[[EncSym; NTOK]], words: &mut Vec<u16>) -> [u32; 4] {
+/// rANS-encodes `symbols` (see [`SYM_CTX_SHIFT`]) given in **decode order**; returns the four
+/// initial states and leaves in `words` the `u16` words in the order the decoder reads them.
+pub fn encode(symbols: &[u16], table: &[EncSym; ENC_SLOTS], words: &mut Vec<u16>) -> [u32; 4] {
     #[inline(always)]
-    fn put(st: &mut u32, s: EncSym, words: &mut Vec<u16>) {
+    fn put(st: &mut u32, s: u16, table: &[EncSym; ENC_SLOTS], words: &mut Vec<u16>) {
+        let s = table[s as usize & (ENC_SLOTS - 1)];
         debug_assert!(s.freq > 0);
-        if *st as u64 >= s.x_max {
-            words.push(*st as u16);
-            *st >>= 16;
+        let mut x = *st;
+        if x >> RENORM_SHIFT >= s.freq as u32 {
+            words.push(x as u16);
+            x >>= 16;
         }
-        let q = s.div(*st);
-        *st = (q << PROB_BITS) + (*st - q * s.freq) + s.cum;
+        let q = s.div(x);
+        *st = x
+            .wrapping_add(s.cum as u32)
+            .wrapping_add(q.wrapping_mul(s.cmpl as u32));
     }
     words.clear();
+    // At most one word per symbol: after emitting one, the state is below 2^16.
+    words.reserve(symbols.len());
     let mut x = [RANS_L; STATES];
-    let sym = |j: usize| {
-        let (ctx, tok) = symbols[j];
-        tables[ctx as usize][tok as usize]
-    };
     // The tail beyond the last multiple of 4, then groups of four with the states in locals
     // (symbol j always uses state j % 4).
     let full = symbols.len() / STATES * STATES;
     for j in (full..symbols.len()).rev() {
-        put(&mut x[j % STATES], sym(j), words);
+        put(&mut x[j % STATES], symbols[j], table, words);
     }
     let [mut x0, mut x1, mut x2, mut x3] = x;
-    for j in (0..full).step_by(STATES).rev() {
-        put(&mut x3, sym(j + 3), words);
-        put(&mut x2, sym(j + 2), words);
-        put(&mut x1, sym(j + 1), words);
-        put(&mut x0, sym(j), words);
+    for s in symbols[..full].chunks_exact(STATES).rev() {
+        put(&mut x3, s[3], table, words);
+        put(&mut x2, s[2], table, words);
+        put(&mut x1, s[1], table, words);
+        put(&mut x0, s[0], table, words);
     }
     x = [x0, x1, x2, x3];
     words.reverse();
@@ -443,16 +451,20 @@ mod tests {
         for &(c, t) in &syms {
             counts[c as usize][t as usize] += 1;
         }
-        let mut enc = [[EncSym::default(); NTOK]; 2];
+        let mut enc = [EncSym::default(); ENC_SLOTS];
         let mut dec = DecTables::default();
-        for c in 0..2 {
+        for (c, cnt) in counts.iter().enumerate() {
             let mut f = [0u16; NTOK];
-            normalize(&counts[c], &mut f);
-            enc_table(&f, &mut enc[c]);
+            normalize(cnt, &mut f);
+            enc_table(c, &f, &mut enc);
             dec.set(c, &f);
         }
         let mut words = Vec::new();
-        let states = encode(&syms, &enc, &mut words);
+        let packed: Vec<u16> = syms
+            .iter()
+            .map(|&(c, t)| (c as u16) << SYM_CTX_SHIFT | t as u16)
+            .collect();
+        let states = encode(&packed, &enc, &mut words);
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         let mut d = Decoder::new(states, &bytes);
         for &(c, t) in &syms {
