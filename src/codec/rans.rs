@@ -136,38 +136,46 @@ pub fn enc_table(ctx: usize, freqs: &[u16; NTOK], table: &mut [EncSym; ENC_SLOTS
 /// rANS-encodes `symbols` (see [`SYM_CTX_SHIFT`]) given in **decode order**; returns the four
 /// initial states and leaves in `words` the `u16` words in the order the decoder reads them.
 pub fn encode(symbols: &[u16], table: &[EncSym; ENC_SLOTS], words: &mut Vec<u16>) -> [u32; 4] {
+    /// Branch-free renormalisation: the low 16 bits of the state are always written at
+    /// `*wp`, which advances only when they are emitted.
     #[inline(always)]
-    fn put(st: &mut u32, s: u16, table: &[EncSym; ENC_SLOTS], words: &mut Vec<u16>) {
+    fn put(st: &mut u32, s: u16, table: &[EncSym; ENC_SLOTS], buf: &mut [u16], wp: &mut usize) {
         let s = table[s as usize & (ENC_SLOTS - 1)];
         debug_assert!(s.freq > 0);
-        let mut x = *st;
-        if x >> RENORM_SHIFT >= s.freq as u32 {
-            words.push(x as u16);
-            x >>= 16;
+        let x = *st;
+        let emit = x >> RENORM_SHIFT >= s.freq as u32;
+        if let Some(w) = buf.get_mut(*wp) {
+            *w = x as u16;
         }
+        *wp += emit as usize;
+        let x = x >> (16 * emit as u32);
         let q = s.div(x);
         *st = x
             .wrapping_add(s.cum as u32)
             .wrapping_add(q.wrapping_mul(s.cmpl as u32));
     }
+    // At most one word per symbol (after emitting one, the state is below 2^16), plus the
+    // slot that the last symbol writes without emitting.
     words.clear();
-    // At most one word per symbol: after emitting one, the state is below 2^16.
-    words.reserve(symbols.len());
+    words.resize(symbols.len() + 1, 0);
+    let buf = &mut words[..];
+    let mut wp = 0usize;
     let mut x = [RANS_L; STATES];
     // The tail beyond the last multiple of 4, then groups of four with the states in locals
     // (symbol j always uses state j % 4).
     let full = symbols.len() / STATES * STATES;
     for j in (full..symbols.len()).rev() {
-        put(&mut x[j % STATES], symbols[j], table, words);
+        put(&mut x[j % STATES], symbols[j], table, buf, &mut wp);
     }
     let [mut x0, mut x1, mut x2, mut x3] = x;
     for s in symbols[..full].chunks_exact(STATES).rev() {
-        put(&mut x3, s[3], table, words);
-        put(&mut x2, s[2], table, words);
-        put(&mut x1, s[1], table, words);
-        put(&mut x0, s[0], table, words);
+        put(&mut x3, s[3], table, buf, &mut wp);
+        put(&mut x2, s[2], table, buf, &mut wp);
+        put(&mut x1, s[1], table, buf, &mut wp);
+        put(&mut x0, s[0], table, buf, &mut wp);
     }
     x = [x0, x1, x2, x3];
+    words.truncate(wp);
     words.reverse();
     x
 }
