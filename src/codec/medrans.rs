@@ -655,12 +655,20 @@ pub(super) fn decode(
             } = rows;
             cm[1..=w].copy_from_slice(&mask[y * w..(y + 1) * w]);
             row_contexts(cm, pm, pv, pz, d, ctx);
-            // The contexts of the valid pixels, packed (branch-free: every pixel is written,
-            // the count advances on valid ones).
+            // The contexts of the valid pixels, packed: eight valid pixels in a row (the usual
+            // case) are copied at once; else every pixel is written and the count advances on
+            // valid ones.
             let mut nv = 0usize;
-            for (&m, &c) in cm[1..=w].iter().zip(&ctx[1..=w]) {
-                cc[nv] = c;
-                nv += m as usize;
+            for (m8, c8) in cm[1..=w].chunks(8).zip(ctx[1..=w].chunks(8)) {
+                if m8 == [1; 8] {
+                    cc[nv..nv + 8].copy_from_slice(c8);
+                    nv += 8;
+                } else {
+                    for (&m, &c) in m8.iter().zip(c8) {
+                        cc[nv] = c;
+                        nv += m as usize;
+                    }
+                }
             }
             if !dec.values(tables, &cc[..nv], &mut zc[..nv], &mut bits) {
                 return Err(corrupt("unused context in the residual stream"));
