@@ -11,7 +11,9 @@
 use std::cell::RefCell;
 
 use super::bound::ErrorBound;
-use super::rans::{self, BitReader, BitWriter, DecTable, EncSym, NTOK, PROB_SCALE};
+use super::rans::{
+    self, BitReader, BitWriter, DecTables, EncSym, ENC_SLOTS, NTOK, PROB_SCALE, SYM_CTX_SHIFT,
+};
 use super::CodecError;
 pub use crate::container::format::med_rans::{ACT_THRESHOLDS, FLAG_PALETTE, HEADER_LEN, NCTX};
 
@@ -30,32 +32,49 @@ fn corrupt(detail: impl Into<String>) -> CodecError {
 
 /// Contexts of every pixel of a row (§8.4.4) into `ctx[1..=w]`; index `x` is the pixel's
 /// position in the padded row buffers (`x = column + 1`). Every input is known before the row
-/// is coded (the row's hole mask and the row above), so this is one branch-free pass that the
-/// compiler vectorises. The value of a hole pixel's context is unused.
-fn row_contexts(cm: &[u8], pm: &[u8], pv: &[u32], pz: &[u32], ctx: &mut [u8]) {
+/// is coded (the row's hole mask and the row above), so these are branch-free passes that the
+/// compiler vectorises. The value of a hole pixel's context is unused. `d` is scratch.
+///
+/// In bytes: every term of the activity is saturated at 127 or more (`pz` is stored
+/// saturated, see [`sat`]), and the sum saturates at 255. A term is exact below 63 and at
+/// least 40 (the largest threshold) when the exact term is, so the sum reaches each threshold
+/// exactly when the exact sum does.
+fn row_contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8], ctx: &mut [u8]) {
     let n = ctx.len();
-    let (cm, pm, pv, pz) = (&cm[..n], &pm[..n], &pv[..n], &pz[..n]);
+    let (cm, pm, pv, pz, d) = (&cm[..n], &pm[..n], &pv[..n], &pz[..n], &mut d[..n]);
+    // d[x] = |pv[x] - pv[x - 1]|, saturated.
+    for ((o, &b), &c) in d[1..].iter_mut().zip(&pv[1..]).zip(&pv[..n - 1]) {
+        *o = b.abs_diff(c).min(127) as u8;
+    }
     for x in 1..n - 1 {
-        let b = pv[x];
+        let t2 = (pz[x - 1] + pz[x + 1]) >> 1;
+        let t3 = d[x] & 0u8.wrapping_sub(pm[x - 1]);
+        let t4 = d[x + 1] & 0u8.wrapping_sub(pm[x + 1]);
         let act = pz[x]
-            + ((pz[x - 1] + pz[x + 1]) >> 1)
-            + (b.abs_diff(pv[x - 1]) & 0u32.wrapping_sub(pm[x - 1] as u32))
-            + (b.abs_diff(pv[x + 1]) & 0u32.wrapping_sub(pm[x + 1] as u32));
+            .saturating_add(t2)
+            .saturating_add(t3)
+            .saturating_add(t4);
         // Bucket: how many activity thresholds `act` reaches (0..=7).
-        let mut bucket = 0u32;
+        let mut bucket = 0u8;
         for t in ACT_THRESHOLDS {
-            bucket += (act >= t) as u32;
+            bucket += (act >= t as u8) as u8;
         }
         // Hole pattern: left valid (bit 0), up valid (bit 1). Both valid: by activity;
         // else neither -> CTX_RES + 10, left only -> + 8, up only -> + 9.
-        let (l, u) = (cm[x - 1] as u32, pm[x] as u32);
-        let not_both = CTX_RES as u32 + 10 - 2 * (l & (u ^ 1)) - (u & (l ^ 1));
+        let (l, u) = (cm[x - 1], pm[x]);
+        let not_both = CTX_RES as u8 + 10 - 2 * (l & (u ^ 1)) - (u & (l ^ 1));
         ctx[x] = if l & u != 0 {
-            CTX_RES as u32 + bucket
+            CTX_RES as u8 + bucket
         } else {
             not_both
-        } as u8;
+        };
     }
+}
+
+/// `z` as stored for the contexts of the next row: saturated at 127 (see [`row_contexts`]).
+#[inline(always)]
+fn sat(z: u32) -> u8 {
+    z.min(127) as u8
 }
 
 /// MED prediction with fallbacks for hole neighbours (§8.4.3).
@@ -63,9 +82,9 @@ fn row_contexts(cm: &[u8], pm: &[u8], pv: &[u32], pz: &[u32], ctx: &mut [u8]) {
 /// Arithmetic wraps: in a corrupt frame the decoder's `a` may already be out of range (it is
 /// flagged and the row rejected after the loop), and that must not overflow here.
 #[inline(always)]
-fn predict(x: usize, va: bool, a: u32, pm: &[u8], pv: &[u32], last: u32) -> u32 {
+fn predict(x: usize, va: bool, a: u32, pm: &[u8], pv: &[u16], last: u32) -> u32 {
     let vb = pm[x] != 0;
-    let (b, c) = (pv[x], pv[x - 1]);
+    let (b, c) = (pv[x] as u32, pv[x - 1] as u32);
     if va && vb {
         if pm[x - 1] != 0 {
             // MED is `a + b - c` clamped to [min(a, b), max(a, b)]; branch-free, because
@@ -87,31 +106,40 @@ fn predict(x: usize, va: bool, a: u32, pm: &[u8], pv: &[u32], last: u32) -> u32 
     } else if pm[x - 1] != 0 {
         c
     } else if pm[x + 1] != 0 {
-        pv[x + 1]
+        pv[x + 1] as u32
     } else {
         last
     }
 }
 
-/// Padded row buffers: index 0 and `w + 1` are always holes.
+/// Padded row buffers: index 0 and `w + 1` are always holes. `cv`, `pv`: values (palette
+/// indices or depth); `cz`, `pz`: residuals saturated with [`sat`], for the contexts.
 #[derive(Default)]
 struct Rows {
     cm: Vec<u8>,
     pm: Vec<u8>,
-    cv: Vec<u32>,
-    pv: Vec<u32>,
-    cz: Vec<u32>,
-    pz: Vec<u32>,
+    cv: Vec<u16>,
+    pv: Vec<u16>,
+    cz: Vec<u8>,
+    pz: Vec<u8>,
     ctx: Vec<u8>,
+    d: Vec<u8>,
 }
 
 impl Rows {
     fn reset(&mut self, w: usize) {
-        for m in [&mut self.cm, &mut self.pm, &mut self.ctx] {
+        for m in [
+            &mut self.cm,
+            &mut self.pm,
+            &mut self.ctx,
+            &mut self.d,
+            &mut self.cz,
+            &mut self.pz,
+        ] {
             m.clear();
             m.resize(w + 2, 0);
         }
-        for v in [&mut self.cv, &mut self.pv, &mut self.cz, &mut self.pz] {
+        for v in [&mut self.cv, &mut self.pv] {
             v.clear();
             v.resize(w + 2, 0);
         }
@@ -128,17 +156,23 @@ struct EncScratch {
     quant: Vec<u16>,
     lut: Option<(ErrorBound, Vec<u16>)>,
     rank: Vec<u16>,
-    symbols: Vec<(u8, u8)>,
+    symbols: Vec<u16>,
     bits: BitWriter,
     words: Vec<u16>,
     rows: Rows,
+    /// Residuals of a row (zigzag), at every pixel.
+    zs: Vec<u32>,
+    enc: Vec<EncSym>,
 }
 
 struct DecScratch {
     mask: Vec<u8>,
     pal: Vec<u16>,
-    tables: Vec<DecTable>,
+    tables: DecTables,
     rows: Rows,
+    /// Contexts and values of the valid pixels of a row.
+    cc: Vec<u8>,
+    zc: Vec<u32>,
 }
 
 thread_local! {
@@ -146,16 +180,49 @@ thread_local! {
     static DEC: RefCell<DecScratch> = RefCell::new(DecScratch {
         mask: Vec::new(),
         pal: Vec::new(),
-        tables: (0..NCTX).map(|_| DecTable::default()).collect(),
+        tables: DecTables::default(),
         rows: Rows::default(),
+        cc: Vec::new(),
+        zc: Vec::new(),
     });
 }
 
 #[inline(always)]
-fn push_value(symbols: &mut Vec<(u8, u8)>, bits: &mut BitWriter, ctx: u8, v: u32) {
+fn push_value(symbols: &mut Vec<u16>, bits: &mut BitWriter, ctx: u8, v: u32) {
     let (t, n, e) = rans::tokenize(v);
-    symbols.push((ctx, t));
+    symbols.push((ctx as u16) << SYM_CTX_SHIFT | t as u16);
     bits.put(e, n);
+}
+
+/// The residuals (zigzag) of every valid pixel of a row into `zs`, computed for the whole row
+/// at once from the known values (branch-free, so that the compiler vectorises it). Pixels
+/// with no valid neighbour (left, up, up-left, up-right) predict from the last valid value
+/// before them; their residual is left wrong here. Returns true if the row has any.
+fn row_residuals(cm: &[u8], pm: &[u8], cv: &[u16], pv: &[u16], zs: &mut [u32]) -> bool {
+    let n = cm.len();
+    let (pm, cv, pv, zs) = (&pm[..n], &cv[..n], &pv[..n], &mut zs[..n]);
+    let mut lonely = 0u8;
+    // Selects with all-ones / all-zero masks, so that the compiler vectorises the loop.
+    let sel = |m: i32, x: i32, y: i32| (x & m) | (y & !m);
+    for x in 1..n - 1 {
+        let (va, vb, vc, vd) = (cm[x - 1], pm[x], pm[x - 1], pm[x + 1]);
+        let (ma, mb, mc) = (-(va as i32), -(vb as i32), -(vc as i32));
+        let (a, b, c, d) = (
+            cv[x - 1] as i32,
+            pv[x] as i32,
+            pv[x - 1] as i32,
+            pv[x + 1] as i32,
+        );
+        let med = (a + b - c).max(a.min(b)).min(a.max(b));
+        let avg = (a + b) >> 1;
+        let both = sel(mc, med, avg);
+        let not_a = sel(mb, b, sel(mc, c, d));
+        let p = sel(ma, sel(mb, both, a), not_a);
+        let r = cv[x] as i32 - p;
+        zs[x] = ((r << 1) ^ (r >> 31)) as u32;
+        lonely |= cm[x] & !(va | vb | vc | vd) & 1;
+    }
+    lonely != 0
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u32) {
@@ -183,6 +250,8 @@ pub(super) fn encode(
             bits,
             words,
             rows,
+            zs,
+            enc,
         } = s;
         // Lossy: map every value to its representative first (holes stay 0).
         let src: &[u16] = match bound {
@@ -245,6 +314,8 @@ pub(super) fn encode(
 
         // Residuals, row by row (§8.4.3).
         rows.reset(w);
+        zs.clear();
+        zs.resize(w + 2, 0);
         let mut last = 0u32;
         // The symbol buffer and the bit writer in locals, so that their lengths and bit
         // accumulator stay in registers instead of being reloaded after every store.
@@ -259,29 +330,62 @@ pub(super) fn encode(
                 cz,
                 pz,
                 ctx,
+                d,
             } = rows;
-            for (x, &v) in row.iter().enumerate() {
-                cm[x + 1] = (v != 0) as u8;
-                cv[x + 1] = if palette {
-                    rank[v as usize] as u32
-                } else {
-                    v as u32
-                };
-            }
-            row_contexts(cm, pm, pv, pz, ctx);
-            for x in 1..=w {
-                if cm[x] == 0 {
-                    cz[x] = 0;
-                    continue;
+            if palette {
+                for ((m, c), &v) in cm[1..=w].iter_mut().zip(&mut cv[1..=w]).zip(row) {
+                    *m = (v != 0) as u8;
+                    *c = rank[v as usize];
                 }
-                let p = predict(x, cm[x - 1] != 0, cv[x - 1], pm, pv, last);
-                let v = cv[x];
-                last = v;
-                let r = v as i32 - p as i32;
-                let z = ((r << 1) ^ (r >> 31)) as u32;
-                cz[x] = z;
-                push_value(&mut syms, &mut bw, ctx[x], z);
+            } else {
+                for ((m, c), &v) in cm[1..=w].iter_mut().zip(&mut cv[1..=w]).zip(row) {
+                    *m = (v != 0) as u8;
+                    *c = v;
+                }
             }
+            row_contexts(cm, pm, pv, pz, d, ctx);
+            if row_residuals(cm, pm, cv, pv, zs) {
+                // Pixels with no valid neighbour: predicted from the last valid value.
+                for x in 1..=w {
+                    if cm[x] == 0 {
+                        continue;
+                    }
+                    if cm[x - 1] | pm[x] | pm[x - 1] | pm[x + 1] == 0 {
+                        let r = cv[x] as i32 - last as i32;
+                        zs[x] = ((r << 1) ^ (r >> 31)) as u32;
+                    }
+                    last = cv[x] as u32;
+                }
+            } else if let Some(x) = cm[1..=w].iter().rposition(|&m| m != 0) {
+                last = cv[x + 1] as u32;
+            }
+            let base = syms.len();
+            syms.resize(base + w, 0);
+            let out = &mut syms[base..];
+            let mut k = 0usize;
+            for (((&m, &c), &z), zsat) in cm[1..=w]
+                .iter()
+                .zip(&ctx[1..=w])
+                .zip(&zs[1..=w])
+                .zip(&mut cz[1..=w])
+            {
+                // 0 at holes.
+                let z = z & 0u32.wrapping_sub(m as u32);
+                *zsat = sat(z);
+                let t = if z < rans::DIRECT {
+                    z
+                } else {
+                    let (t, nb, e) = rans::tokenize(z);
+                    bw.put(e, nb);
+                    t as u32
+                };
+                // Every pixel writes, valid ones advance: packs the valid pixels' symbols.
+                if let Some(o) = out.get_mut(k) {
+                    *o = (c as u16) << SYM_CTX_SHIFT | t as u16;
+                }
+                k += m as usize;
+            }
+            syms.truncate(base + k);
             rows.swap();
         }
         (*symbols, *bits) = (syms, bw);
@@ -289,23 +393,25 @@ pub(super) fn encode(
 
         // Symbol counts: four partial histograms, so that runs of one symbol do not wait on
         // the previous increment of the same counter.
-        let mut part = vec![[0u32; NCTX * NTOK]; 4];
+        let mut part = vec![[0u32; ENC_SLOTS]; 4];
         let mut chunks = symbols.chunks_exact(4);
         for c in &mut chunks {
-            for (h, &(ctx, t)) in part.iter_mut().zip(c) {
-                h[ctx as usize * NTOK + t as usize] += 1;
+            for (h, &s) in part.iter_mut().zip(c) {
+                h[s as usize & (ENC_SLOTS - 1)] += 1;
             }
         }
-        for &(ctx, t) in chunks.remainder() {
-            part[0][ctx as usize * NTOK + t as usize] += 1;
+        for &s in chunks.remainder() {
+            part[0][s as usize & (ENC_SLOTS - 1)] += 1;
         }
         let mut counts = vec![[0u32; NTOK]; NCTX];
-        for (i, c) in counts.iter_mut().flat_map(|c| c.iter_mut()).enumerate() {
-            *c = part.iter().map(|h| h[i]).sum();
+        for (c, cnt) in counts.iter_mut().enumerate() {
+            for (t, v) in cnt.iter_mut().enumerate() {
+                let i = c << SYM_CTX_SHIFT | t;
+                *v = part.iter().map(|h| h[i]).sum();
+            }
         }
 
         // Frequency tables and the rANS stream.
-        let mut enc = vec![[EncSym::default(); NTOK]; NCTX];
         out.clear();
         out.push(if palette { FLAG_PALETTE } else { 0 });
         let (kind, value) = bound.to_header();
@@ -315,16 +421,19 @@ pub(super) fn encode(
         out.extend_from_slice(&height.to_le_bytes());
         out.extend_from_slice(&(if palette { k } else { 0 }).to_le_bytes());
         out.extend_from_slice(&[0; 8]); // rans_len, bits_len: filled in below
-        for (c, e) in counts.iter().zip(enc.iter_mut()) {
+        enc.clear();
+        enc.resize(ENC_SLOTS, EncSym::default());
+        let enc: &mut [EncSym; ENC_SLOTS] = enc.as_mut_slice().try_into().expect("sized above");
+        for (i, c) in counts.iter().enumerate() {
             let mut f = [0u16; NTOK];
             let nsym = rans::normalize(c, &mut f);
-            rans::enc_table(&f, e);
+            rans::enc_table(i, &f, enc);
             out.push(nsym as u8);
             for &fr in &f[..nsym] {
                 put_varint(out, fr as u32);
             }
         }
-        let states = rans::encode(symbols, &enc, words);
+        let states = rans::encode(symbols, enc, words);
         let rans_len = (words.len() * 2) as u32;
         out[18..22].copy_from_slice(&rans_len.to_le_bytes());
         out[22..26].copy_from_slice(&(bits.bytes.len() as u32).to_le_bytes());
@@ -417,8 +526,10 @@ pub(super) fn decode(
             pal,
             tables,
             rows,
+            cc,
+            zc,
         } = s;
-        for table in tables.iter_mut() {
+        for ctx in 0..NCTX {
             let nsym = *payload
                 .get(pos)
                 .ok_or_else(|| corrupt("truncated tables"))? as usize;
@@ -454,7 +565,7 @@ pub(super) fn decode(
             if nsym > 0 && sum != PROB_SCALE {
                 return Err(corrupt(format!("frequencies sum to {sum}")));
             }
-            rans::dec_table(&f, table);
+            tables.set(ctx, &f);
         }
         let end = pos as u64 + 16 + hd.rans_len as u64 + hd.bits_len as u64;
         if end != payload.len() as u64 {
@@ -469,8 +580,8 @@ pub(super) fn decode(
         let mut dec = rans::Decoder::new(states, &payload[pos..pos + hd.rans_len]);
         let mut bits = BitReader::new(&payload[pos + hd.rans_len..]);
         let mut bad = false;
-        let mut value = |dec: &mut rans::Decoder, ctx: usize, bad: &mut bool| -> u32 {
-            let t = dec.get(&tables[ctx]);
+        let mut value = |dec: &mut rans::Decoder, ctx: u8, bad: &mut bool| -> u32 {
+            let t = dec.get(tables, ctx);
             if t < rans::DIRECT {
                 t
             } else if t as usize >= NTOK {
@@ -482,18 +593,20 @@ pub(super) fn decode(
             }
         };
 
-        // Palette, after a 0 for holes.
+        // Palette, after a 0 for holes; padded with zeros to 65537 entries, so that any
+        // `u16` index + 1 is in bounds.
         pal.clear();
         pal.push(0);
         let mut prev = 0u32;
         for _ in 0..hd.palette_len {
-            let v = prev + 1 + value(&mut dec, CTX_PALETTE as usize, &mut bad);
+            let v = prev + 1 + value(&mut dec, CTX_PALETTE, &mut bad);
             if v > 65535 {
                 return Err(corrupt("palette value above 65535"));
             }
             pal.push(v as u16);
             prev = v;
         }
+        pal.resize(65537, 0);
 
         // Hole mask.
         mask.clear();
@@ -503,7 +616,7 @@ pub(super) fn decode(
         let mut first = true;
         while i < n {
             let ctx = if valid { CTX_VALID_RUN } else { CTX_HOLE_RUN };
-            let run = value(&mut dec, ctx as usize, &mut bad) as usize;
+            let run = value(&mut dec, ctx, &mut bad) as usize;
             if bad || (run == 0 && !first) || run > n - i {
                 return Err(corrupt(format!("bad run of {run} at pixel {i}")));
             }
@@ -523,7 +636,11 @@ pub(super) fn decode(
             (1i32, 65535i32)
         };
         rows.reset(w);
-        let pal1 = &pal[..];
+        cc.clear();
+        cc.resize(w + 1, 0);
+        zc.clear();
+        zc.resize(w + 1, 0);
+        let pal1: &[u16; 65537] = pal[..65537].try_into().expect("padded above");
         let mut last = 0u32;
         for y in 0..h {
             let Rows {
@@ -534,55 +651,33 @@ pub(super) fn decode(
                 cz,
                 pz,
                 ctx,
+                d,
             } = rows;
             cm[1..=w].copy_from_slice(&mask[y * w..(y + 1) * w]);
-            row_contexts(cm, pm, pv, pz, ctx);
-            // The four rANS states in locals, rotated after every token.
-            let [mut x0, mut x1, mut x2, mut x3] = dec.states();
-            for ((z, &m), &c) in cz[1..=w].iter_mut().zip(&cm[1..=w]).zip(&ctx[1..=w]) {
-                if m == 0 {
-                    *z = 0;
-                    continue;
-                }
-                let t = dec.step(&mut x0, &tables[c as usize]);
-                (x0, x1, x2, x3) = (x1, x2, x3, x0);
-                *z = if t < rans::DIRECT {
-                    t
-                } else if t as usize >= NTOK {
-                    bad = true;
-                    0
+            row_contexts(cm, pm, pv, pz, d, ctx);
+            // The contexts of the valid pixels, packed: eight valid pixels in a row (the usual
+            // case) are copied at once; else every pixel is written and the count advances on
+            // valid ones.
+            let mut nv = 0usize;
+            for (m8, c8) in cm[1..=w].chunks(8).zip(ctx[1..=w].chunks(8)) {
+                if m8 == [1; 8] {
+                    cc[nv..nv + 8].copy_from_slice(c8);
+                    nv += 8;
                 } else {
-                    let (nb, base) = rans::token_base(t);
-                    base | bits.get(nb)
-                };
+                    for (&m, &c) in m8.iter().zip(c8) {
+                        cc[nv] = c;
+                        nv += m as usize;
+                    }
+                }
             }
-            dec.set_states([x0, x1, x2, x3]);
-            if bad {
+            if !dec.values(tables, &cc[..nv], &mut zc[..nv], &mut bits) {
                 return Err(corrupt("unused context in the residual stream"));
             }
-            // `a` (the left neighbour) stays in a register: it is the loop's critical path.
-            // Out-of-range values are only flagged here (`v - lo` wraps to a large value when
-            // `v < lo`) and reported after the row, before any is used as a palette index.
-            let mut a = 0u32;
-            let mut out_of_range = false;
-            let span = (hi - lo) as u32;
-            for x in 1..=w {
-                if cm[x] == 0 {
-                    cv[x] = 0;
-                    continue;
-                }
-                let p = predict(x, cm[x - 1] != 0, a, pm, pv, last) as i32;
-                let z = cz[x];
-                let v = p.wrapping_add((z >> 1) as i32 ^ -((z & 1) as i32));
-                out_of_range |= (v.wrapping_sub(lo) as u32) > span;
-                cv[x] = v as u32;
-                a = v as u32;
-                last = a;
-            }
-            if out_of_range {
-                let x = (1..=w)
-                    .find(|&x| cm[x] != 0 && !(lo..=hi).contains(&(cv[x] as i32)))
-                    .unwrap_or(1);
+            let row_last = last;
+            if !reconstruct(cm, pm, pv, cv, cz, zc, &mut last, lo, hi) {
+                // Find the first bad pixel again, for the message.
+                let mut l = row_last;
+                let x = first_out_of_range(cm, pm, pv, zc, &mut l, lo, hi);
                 return Err(corrupt(format!(
                     "pixel {} decodes out of range",
                     y * w + x - 1
@@ -592,12 +687,10 @@ pub(super) fn decode(
             if palette {
                 // `pal1[0]` is 0 (a hole), `pal1[i + 1]` the value of palette index `i`.
                 for ((o, &v), &m) in orow.iter_mut().zip(&cv[1..=w]).zip(&cm[1..=w]) {
-                    *o = pal1[((v + 1) & 0u32.wrapping_sub(m as u32)) as usize];
+                    *o = pal1[(v as usize + 1) & 0usize.wrapping_sub(m as usize)];
                 }
             } else {
-                for (o, &v) in orow.iter_mut().zip(&cv[1..=w]) {
-                    *o = v as u16;
-                }
+                orow.copy_from_slice(&cv[1..=w]);
             }
             rows.swap();
         }
@@ -608,4 +701,80 @@ pub(super) fn decode(
         }
         Ok(())
     })
+}
+
+/// Reconstructs one row from the values `zc` of its valid pixels (in order): the values into
+/// `cv` (0 at holes), the saturated residuals into `cz`. `last` is the last valid value
+/// before the row, and after it. Returns false if a value is outside `lo..=hi`; `cv` is then
+/// not usable.
+///
+/// `a` (the left neighbour) stays in a register: it is the loop's critical path.
+/// Out-of-range values are only flagged (`v - lo` wraps to a large value when `v < lo`).
+#[allow(clippy::too_many_arguments)]
+fn reconstruct(
+    cm: &[u8],
+    pm: &[u8],
+    pv: &[u16],
+    cv: &mut [u16],
+    cz: &mut [u8],
+    zc: &[u32],
+    last: &mut u32,
+    lo: i32,
+    hi: i32,
+) -> bool {
+    let n = cm.len();
+    let (pm, pv, cv, cz) = (&pm[..n], &pv[..n], &mut cv[..n], &mut cz[..n]);
+    let mut a = 0u32;
+    let mut l = *last;
+    let mut out_of_range = false;
+    let span = (hi - lo) as u32;
+    let mut k = 0usize;
+    for x in 1..n - 1 {
+        if cm[x] == 0 {
+            cv[x] = 0;
+            cz[x] = 0;
+            continue;
+        }
+        let p = predict(x, cm[x - 1] != 0, a, pm, pv, l) as i32;
+        let z = zc[k];
+        k += 1;
+        cz[x] = sat(z);
+        let v = p.wrapping_add((z >> 1) as i32 ^ -((z & 1) as i32));
+        out_of_range |= (v.wrapping_sub(lo) as u32) > span;
+        cv[x] = v as u16;
+        a = v as u32;
+        l = a;
+    }
+    *last = l;
+    !out_of_range
+}
+
+/// The padded index of the first pixel of a row whose value is outside `lo..=hi` (the slow
+/// path of [`reconstruct`], for the error message).
+fn first_out_of_range(
+    cm: &[u8],
+    pm: &[u8],
+    pv: &[u16],
+    zc: &[u32],
+    last: &mut u32,
+    lo: i32,
+    hi: i32,
+) -> usize {
+    let mut a = 0u32;
+    let mut k = 0usize;
+    for x in 1..cm.len() - 1 {
+        if cm[x] == 0 {
+            continue;
+        }
+        let p = predict(x, cm[x - 1] != 0, a, pm, pv, *last) as i32;
+        let z = zc[k];
+        k += 1;
+        let v = p.wrapping_add((z >> 1) as i32 ^ -((z & 1) as i32));
+        if !(lo..=hi).contains(&v) {
+            return x;
+        }
+        a = v as u32;
+        *last = a;
+    }
+    1
 }

@@ -75,99 +75,120 @@ pub fn normalize(counts: &[u32; NTOK], freqs: &mut [u16; NTOK]) -> usize {
     NTOK - freqs.iter().rev().take_while(|&&f| f == 0).count()
 }
 
-/// Encoder-side symbol parameters: frequency, cumulative frequency and a reciprocal of the
-/// frequency, so that the encoder divides by multiplying (`x / freq ==
-/// (x * rcp) >> (32 + shift)` for every `x < 2^32`, Granlund-Montgomery round-up method).
+/// Encoder-side symbol parameters. The encoder divides by multiplying: `x / freq ==
+/// (x * (2^32 + rcp)) >> (32 + shift)` for every `x < 2^32` (Granlund-Montgomery round-up
+/// method; the reciprocal is always in `[2^32, 2^33)`, so only its low 32 bits are stored and
+/// the product fits in 64 bits as `x + (x * rcp >> 32)`).
 #[derive(Clone, Copy, Default)]
 pub struct EncSym {
-    pub freq: u32,
-    pub cum: u32,
-    pub rcp: u64,
-    pub shift: u32,
-    /// Renormalise (emit 16 bits) before coding when the state is at least this.
-    pub x_max: u64,
+    rcp: u32,
+    /// Renormalise (emit 16 bits) before coding when `state >> RENORM_SHIFT >= freq`.
+    freq: u16,
+    cum: u16,
+    /// `PROB_SCALE - freq`: the new state is `x + cum + (x / freq) * cmpl`.
+    cmpl: u16,
+    shift: u16,
 }
+
+/// `state >= freq << RENORM_SHIFT` is the renormalisation bound of a symbol of frequency
+/// `freq` (`((RANS_L >> PROB_BITS) << 16) * freq`).
+const RENORM_SHIFT: u32 = RANS_L.trailing_zeros() - PROB_BITS + 16;
 
 impl EncSym {
     pub fn new(freq: u32, cum: u32) -> Self {
         if freq == 0 {
-            return EncSym {
-                freq,
-                cum,
-                rcp: 0,
-                shift: 0,
-                x_max: 0,
-            };
+            return EncSym::default();
         }
-        // shift = ceil(log2 freq); rcp = ceil(2^(32 + shift) / freq) < 2^33.
+        // shift = ceil(log2 freq); rcp = ceil(2^(32 + shift) / freq) in [2^32, 2^33).
         let shift = 32 - (freq - 1).leading_zeros();
         let rcp = (1u128 << (32 + shift)).div_ceil(freq as u128);
+        debug_assert!(rcp >> 32 == 1);
         EncSym {
-            freq,
-            cum,
-            rcp: rcp as u64,
-            shift,
-            x_max: (((RANS_L >> PROB_BITS) as u64) << 16) * freq as u64,
+            rcp: rcp as u32,
+            freq: freq as u16,
+            cum: cum as u16,
+            cmpl: (PROB_SCALE - freq) as u16,
+            shift: shift as u16,
         }
     }
 
     /// `x / freq`.
     #[inline(always)]
     pub fn div(&self, x: u32) -> u32 {
-        ((x as u128 * self.rcp as u128) >> (32 + self.shift)) as u32
+        ((x as u64 + ((x as u64 * self.rcp as u64) >> 32)) >> self.shift) as u32
     }
 }
 
-/// Builds the encoder table of one context from its frequencies.
-pub fn enc_table(freqs: &[u16; NTOK], table: &mut [EncSym; NTOK]) {
+/// Symbols as the encoder takes them: `ctx << SYM_CTX_SHIFT | token`.
+pub const SYM_CTX_SHIFT: u32 = 7;
+/// Size of the encoder table, indexed by symbol.
+pub const ENC_SLOTS: usize = CTX_SLOTS << SYM_CTX_SHIFT;
+
+/// Builds the encoder table of context `ctx` from its frequencies.
+pub fn enc_table(ctx: usize, freqs: &[u16; NTOK], table: &mut [EncSym; ENC_SLOTS]) {
     let mut cum = 0u32;
-    for (f, e) in freqs.iter().zip(table.iter_mut()) {
+    for (f, e) in freqs.iter().zip(&mut table[ctx << SYM_CTX_SHIFT..]) {
         *e = EncSym::new(*f as u32, cum);
         cum += *f as u32;
     }
 }
 
-/// rANS-encodes `symbols` (context, token) given in **decode order**; appends the four
-/// initial states (`u32` each) and the `u16` words in the order the decoder reads them.
-pub fn encode(symbols: &[(u8, u8)], tables: &[[EncSym; NTOK]], words: &mut Vec<u16>) -> [u32; 4] {
+/// rANS-encodes `symbols` (see [`SYM_CTX_SHIFT`]) given in **decode order**; returns the four
+/// initial states and leaves in `words` the `u16` words in the order the decoder reads them.
+pub fn encode(symbols: &[u16], table: &[EncSym; ENC_SLOTS], words: &mut Vec<u16>) -> [u32; 4] {
+    /// Branch-free renormalisation: the low 16 bits of the state are always written at
+    /// `*wp`, which advances only when they are emitted.
     #[inline(always)]
-    fn put(st: &mut u32, s: EncSym, words: &mut Vec<u16>) {
+    fn put(st: &mut u32, s: u16, table: &[EncSym; ENC_SLOTS], buf: &mut [u16], wp: &mut usize) {
+        let s = table[s as usize & (ENC_SLOTS - 1)];
         debug_assert!(s.freq > 0);
-        if *st as u64 >= s.x_max {
-            words.push(*st as u16);
-            *st >>= 16;
+        let x = *st;
+        let emit = x >> RENORM_SHIFT >= s.freq as u32;
+        if let Some(w) = buf.get_mut(*wp) {
+            *w = x as u16;
         }
-        let q = s.div(*st);
-        *st = (q << PROB_BITS) + (*st - q * s.freq) + s.cum;
+        *wp += emit as usize;
+        let x = x >> (16 * emit as u32);
+        let q = s.div(x);
+        *st = x
+            .wrapping_add(s.cum as u32)
+            .wrapping_add(q.wrapping_mul(s.cmpl as u32));
     }
+    // At most one word per symbol (after emitting one, the state is below 2^16), plus the
+    // slot that the last symbol writes without emitting.
     words.clear();
+    words.resize(symbols.len() + 1, 0);
+    let buf = &mut words[..];
+    let mut wp = 0usize;
     let mut x = [RANS_L; STATES];
-    let sym = |j: usize| {
-        let (ctx, tok) = symbols[j];
-        tables[ctx as usize][tok as usize]
-    };
     // The tail beyond the last multiple of 4, then groups of four with the states in locals
     // (symbol j always uses state j % 4).
     let full = symbols.len() / STATES * STATES;
     for j in (full..symbols.len()).rev() {
-        put(&mut x[j % STATES], sym(j), words);
+        put(&mut x[j % STATES], symbols[j], table, buf, &mut wp);
     }
     let [mut x0, mut x1, mut x2, mut x3] = x;
-    for j in (0..full).step_by(STATES).rev() {
-        put(&mut x3, sym(j + 3), words);
-        put(&mut x2, sym(j + 2), words);
-        put(&mut x1, sym(j + 1), words);
-        put(&mut x0, sym(j), words);
+    for s in symbols[..full].chunks_exact(STATES).rev() {
+        put(&mut x3, s[3], table, buf, &mut wp);
+        put(&mut x2, s[2], table, buf, &mut wp);
+        put(&mut x1, s[1], table, buf, &mut wp);
+        put(&mut x0, s[0], table, buf, &mut wp);
     }
     x = [x0, x1, x2, x3];
+    words.truncate(wp);
     words.reverse();
     x
 }
 
-/// Decoder table of one context: for every slot, `token | freq << 8 | (slot - cum) << 20`,
-/// so that a decode step needs a single table load (8 KiB per context).
-pub struct DecTable {
-    slot: [u32; PROB_SCALE as usize],
+/// Contexts rounded up to a power of two: a context index is masked to 4 bits, so that every
+/// table lookup is in bounds by construction.
+const CTX_SLOTS: usize = 16;
+
+/// Decoder tables of all contexts in one flat array: for context `c` and slot `s`, entry
+/// `c << PROB_BITS | s` is `token | freq << 8 | (slot - cum) << 20`, so that a decode step
+/// needs a single table load (8 KiB per context).
+pub struct DecTables {
+    slot: Box<[u32; CTX_SLOTS << PROB_BITS]>,
 }
 
 /// Entry of an unused context: the sentinel token, and a step that leaves the state as is.
@@ -175,30 +196,69 @@ const fn bad_entry(slot: u32) -> u32 {
     BAD_TOKEN as u32 | PROB_SCALE << 8 | slot << 20
 }
 
-impl Default for DecTable {
+impl Default for DecTables {
     fn default() -> Self {
-        let mut slot = [0; PROB_SCALE as usize];
-        for (i, e) in slot.iter_mut().enumerate() {
-            *e = bad_entry(i as u32);
+        let v: Vec<u32> = (0..CTX_SLOTS << PROB_BITS)
+            .map(|i| bad_entry(i as u32 & (PROB_SCALE - 1)))
+            .collect();
+        DecTables {
+            slot: v.into_boxed_slice().try_into().expect("length"),
         }
-        DecTable { slot }
     }
 }
 
-/// Fills the decoder table of one context; an unused context gets the sentinel token.
-pub fn dec_table(freqs: &[u16; NTOK], table: &mut DecTable) {
-    let mut cum = 0usize;
-    for (tok, &f) in freqs.iter().enumerate() {
-        for (i, e) in table.slot[cum..cum + f as usize].iter_mut().enumerate() {
-            *e = tok as u32 | (f as u32) << 8 | (i as u32) << 20;
+impl DecTables {
+    /// Fills the table of context `ctx` (`< 16`); an unused context gets the sentinel token.
+    pub fn set(&mut self, ctx: usize, freqs: &[u16; NTOK]) {
+        let table = &mut self.slot[ctx << PROB_BITS..(ctx + 1) << PROB_BITS];
+        let mut cum = 0usize;
+        for (tok, &f) in freqs.iter().enumerate() {
+            for (i, e) in table[cum..cum + f as usize].iter_mut().enumerate() {
+                *e = tok as u32 | (f as u32) << 8 | (i as u32) << 20;
+            }
+            cum += f as usize;
         }
-        cum += f as usize;
-    }
-    if cum == 0 {
-        for (i, e) in table.slot.iter_mut().enumerate() {
-            *e = bad_entry(i as u32);
+        if cum == 0 {
+            for (i, e) in table.iter_mut().enumerate() {
+                *e = bad_entry(i as u32);
+            }
         }
     }
+
+    #[inline(always)]
+    fn entry(&self, ctx: u8, x: u32) -> u32 {
+        self.slot[((ctx as usize) & (CTX_SLOTS - 1)) << PROB_BITS | (x & (PROB_SCALE - 1)) as usize]
+    }
+}
+
+/// One rANS decode step of state `x` with table entry `e`; renormalises from `words` at
+/// `*pos`. Reading past the end yields zeros; the position still advances, so that
+/// [`Decoder::finish`] sees the overrun.
+#[inline(always)]
+fn step(x: &mut u32, e: u32, words: &[u8], pos: &mut usize) -> u32 {
+    let mut y = ((e >> 8) & 0xFFF) * (*x >> PROB_BITS) + (e >> 20);
+    if y < RANS_L {
+        let w = match words.get(*pos..*pos + 2) {
+            Some(b) => u16::from_le_bytes([b[0], b[1]]) as u32,
+            None => 0,
+        };
+        *pos += 2;
+        y = y << 16 | w;
+    }
+    *x = y;
+    e & 0xFF
+}
+
+/// The value of token `t` (`>= DIRECT`), with its extra bits; `None` for a token outside the
+/// alphabet (the sentinel of an unused context).
+#[cold]
+#[inline(never)]
+fn slow_value(t: u32, bits: &mut BitReader) -> Option<u32> {
+    if t as usize >= NTOK {
+        return None;
+    }
+    let (nb, base) = token_base(t);
+    Some(base | bits.get(nb))
 }
 
 /// Four interleaved rANS states reading `u16` words forward.
@@ -208,7 +268,6 @@ pub struct Decoder<'a> {
     x: [u32; STATES],
     words: &'a [u8],
     pos: usize,
-    overrun: bool,
 }
 
 impl<'a> Decoder<'a> {
@@ -218,53 +277,66 @@ impl<'a> Decoder<'a> {
             x: states,
             words,
             pos: 0,
-            overrun: false,
         }
     }
 
-    /// Decodes the next token with the given context's table.
+    /// Decodes the next token with context `ctx`'s table.
     #[inline(always)]
-    pub fn get(&mut self, table: &DecTable) -> u32 {
+    pub fn get(&mut self, tables: &DecTables, ctx: u8) -> u32 {
         let mut x = self.x[0];
-        let s = self.step(&mut x, table);
+        let e = tables.entry(ctx, x);
+        let s = step(&mut x, e, self.words, &mut self.pos);
         self.x = [self.x[1], self.x[2], self.x[3], x];
         s
     }
 
-    /// The four states, next one first; for a hot loop that keeps them in locals, rotates them
-    /// after every [`Decoder::step`] and hands them back with [`Decoder::set_states`].
-    pub fn states(&self) -> [u32; STATES] {
-        self.x
-    }
-
-    pub fn set_states(&mut self, x: [u32; STATES]) {
-        self.x = x;
-    }
-
-    /// Decodes one token with state `x` (which must be the next one in rotation).
-    #[inline(always)]
-    pub fn step(&mut self, x: &mut u32, table: &DecTable) -> u32 {
-        let slot = *x & (PROB_SCALE - 1);
-        let e = table.slot[slot as usize];
-        let mut y = ((e >> 8) & 0xFFF) * (*x >> PROB_BITS) + (e >> 20);
-        if y < RANS_L {
-            let w = match self.words.get(self.pos..self.pos + 2) {
-                Some(b) => u16::from_le_bytes([b[0], b[1]]) as u32,
-                None => {
-                    self.overrun = true;
+    /// Decodes one value (token and extra bits) per entry of `ctxs` into `out` (same length).
+    /// Returns false if a token is outside the alphabet (a corrupt stream).
+    pub fn values(
+        &mut self,
+        tables: &DecTables,
+        ctxs: &[u8],
+        out: &mut [u32],
+        bits: &mut BitReader,
+    ) -> bool {
+        let [mut x0, mut x1, mut x2, mut x3] = self.x;
+        let words = self.words;
+        let mut pos = self.pos;
+        let mut ok = true;
+        let mut value = |x: &mut u32, c: u8, pos: &mut usize| -> u32 {
+            let e = tables.entry(c, *x);
+            let t = step(x, e, words, pos);
+            if t < DIRECT {
+                t
+            } else {
+                slow_value(t, bits).unwrap_or_else(|| {
+                    ok = false;
                     0
-                }
-            };
-            self.pos += 2;
-            y = y << 16 | w;
+                })
+            }
+        };
+        let n = ctxs.len().min(out.len());
+        let (ctxs, out) = (&ctxs[..n], &mut out[..n]);
+        let mut cs = ctxs.chunks_exact(STATES);
+        let mut os = out.chunks_exact_mut(STATES);
+        for (c, o) in (&mut cs).zip(&mut os) {
+            o[0] = value(&mut x0, c[0], &mut pos);
+            o[1] = value(&mut x1, c[1], &mut pos);
+            o[2] = value(&mut x2, c[2], &mut pos);
+            o[3] = value(&mut x3, c[3], &mut pos);
         }
-        *x = y;
-        e & 0xFF
+        for (&c, o) in cs.remainder().iter().zip(os.into_remainder()) {
+            *o = value(&mut x0, c, &mut pos);
+            (x0, x1, x2, x3) = (x1, x2, x3, x0);
+        }
+        self.x = [x0, x1, x2, x3];
+        self.pos = pos;
+        ok
     }
 
     /// True if the stream was consumed exactly and every state is back at its start value.
     pub fn finish(&self) -> bool {
-        !self.overrun && self.pos == self.words.len() && self.x.iter().all(|&x| x == RANS_L)
+        self.pos == self.words.len() && self.x.iter().all(|&x| x == RANS_L)
     }
 }
 
@@ -387,20 +459,24 @@ mod tests {
         for &(c, t) in &syms {
             counts[c as usize][t as usize] += 1;
         }
-        let mut enc = [[EncSym::default(); NTOK]; 2];
-        let mut dec = [DecTable::default(), DecTable::default()];
-        for c in 0..2 {
+        let mut enc = [EncSym::default(); ENC_SLOTS];
+        let mut dec = DecTables::default();
+        for (c, cnt) in counts.iter().enumerate() {
             let mut f = [0u16; NTOK];
-            normalize(&counts[c], &mut f);
-            enc_table(&f, &mut enc[c]);
-            dec_table(&f, &mut dec[c]);
+            normalize(cnt, &mut f);
+            enc_table(c, &f, &mut enc);
+            dec.set(c, &f);
         }
         let mut words = Vec::new();
-        let states = encode(&syms, &enc, &mut words);
+        let packed: Vec<u16> = syms
+            .iter()
+            .map(|&(c, t)| (c as u16) << SYM_CTX_SHIFT | t as u16)
+            .collect();
+        let states = encode(&packed, &enc, &mut words);
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         let mut d = Decoder::new(states, &bytes);
         for &(c, t) in &syms {
-            assert_eq!(d.get(&dec[c as usize]), t as u32);
+            assert_eq!(d.get(&dec, c), t as u32);
         }
         assert!(d.finish());
     }
