@@ -2,27 +2,9 @@
 
 mod common;
 
+use common::{p, rsrec, stderr, stdout};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn rsrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rsrec"))
-        .args(args)
-        .output()
-        .expect("run rsrec")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// A dataset folder with `depth/1.png`, `depth/2.png`, `depth/10.png` (distinct frames).
 fn dataset(root: &Path) -> (PathBuf, Vec<Vec<u16>>) {

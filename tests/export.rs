@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::{p, rsrec, skip, stderr};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -22,32 +24,6 @@ use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn rsrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rsrec"))
-        .args(args)
-        .output()
-        .expect("run rsrec")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn skip(why: &str) {
-    if ci() {
-        panic!("{why}; CI requires it");
-    }
-    eprintln!("\n**********\nWARNING: {why}: SKIPPING (part of) this test\n**********\n");
-}
 
 fn have_ffmpeg() -> bool {
     let ok = Command::new("ffmpeg")

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::{p, skip};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -17,17 +19,6 @@ use rsrec::container::record::decode_imu_batch;
 use rsrec::container::scan::{scan, ScanMode};
 use rsrec::container::{ColorFrameEntry, OpenedVia, Reader, StreamKind, VideoSegment};
 use serde_json::Value;
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn skip(why: &str) {
-    if ci() {
-        panic!("{why}; CI requires it");
-    }
-    eprintln!("\n**********\nWARNING: {why}: SKIPPING this test\n**********\n");
-}
 
 fn python() -> Option<PathBuf> {
     match std::env::var_os("RSREC_PYTHON") {
@@ -48,10 +39,6 @@ fn have_ffmpeg() -> bool {
 
 fn tools_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 fn rsrec_ok(args: &[&str]) {

@@ -18,35 +18,15 @@
 
 mod common;
 
+use common::{p, rsrec, skip};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn rsrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rsrec"))
-        .args(args)
-        .output()
-        .expect("run rsrec")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn skip(why: &str) {
-    if ci() {
-        panic!("{why}; CI requires it");
-    }
-    eprintln!("\n**********\nWARNING: {why}: SKIPPING this test\n**********\n");
-}
 
 fn have(program: &str, arg: &str) -> bool {
     Command::new(program)

@@ -264,10 +264,7 @@ fn lock(m: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
 impl VideoDecoder {
     /// The FFmpeg arguments for decoding `plan` of `path`.
     pub fn args(path: &Path, plan: &FramePlan, cfg: &DecoderConfig) -> Vec<std::ffi::OsString> {
-        let mut a: Vec<std::ffi::OsString> = ["-hide_banner", "-nostdin", "-loglevel", "error"]
-            .iter()
-            .map(Into::into)
-            .collect();
+        let mut input: Vec<std::ffi::OsString> = Vec::new();
         let first = plan.first().unwrap_or(0);
         let fps = if cfg.fps.is_finite() && cfg.fps > 0.0 {
             cfg.fps
@@ -281,24 +278,16 @@ impl VideoDecoder {
             // Seek a little before the first wanted frame; after an input seek FFmpeg's
             // times count from the seek point, so frame i is at i / fps - ss.
             let ss = t_first - SEEK_MARGIN_S;
-            a.push("-ss".into());
-            a.push(format!("{ss:.6}").into());
+            input.push("-ss".into());
+            input.push(format!("{ss:.6}").into());
             let cut = (first as f64 - 0.5) / fps - ss;
             filters.push(format!("select='gte(t,{cut:.6})'"));
             base = first;
         }
-        a.push("-i".into());
-        a.push(path.as_os_str().to_owned());
+        input.push("-i".into());
+        input.push(path.as_os_str().to_owned());
         filters.push(format!("select='{}'", plan.expression(base)));
-        for s in ["-map", "0:v:0", "-an", "-sn", "-dn", "-vf"] {
-            a.push(s.into());
-        }
-        a.push(filters.join(",").into());
-        for s in ["-fps_mode", "passthrough"] {
-            a.push(s.into());
-        }
-        a.extend(output_args(cfg.output));
-        a
+        ffmpeg_args(input, &filters.join(","), cfg.output)
     }
 
     /// Starts FFmpeg on `path` for the frames of `plan`.
@@ -482,11 +471,7 @@ impl StandbyDecoder {
             )));
         }
         let half = 0.5 / cfg.fps;
-        let mut a: Vec<std::ffi::OsString> = [
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
+        let input = [
             "-copyts",
             "-protocol_whitelist",
             "file,pipe",
@@ -496,19 +481,9 @@ impl StandbyDecoder {
             "0",
             "-i",
             "pipe:0",
-            "-map",
-            "0:v:0",
-            "-an",
-            "-sn",
-            "-dn",
-            "-vf",
         ]
-        .iter()
-        .map(Into::into)
-        .collect();
-        a.push(format!("select='gte(t,-{half:.6})'").into());
-        a.extend(["-fps_mode", "passthrough"].iter().map(Into::into));
-        a.extend(output_args(cfg.output));
+        .map(Into::into);
+        let a = ffmpeg_args(input, &format!("select='gte(t,-{half:.6})'"), cfg.output);
         let (dec, stdin) =
             VideoDecoder::spawn(a, true, Path::new("-"), &FramePlan::default(), cfg)?;
         let stdin = stdin.expect("stdin was piped");
@@ -562,6 +537,24 @@ impl StandbyDecoder {
         }
         Ok(dec)
     }
+}
+
+/// A decoding FFmpeg's arguments: quiet, `input` (options and `-i`), the first video
+/// stream through `filter`, every frame that passes it written to stdout as `output`.
+fn ffmpeg_args(
+    input: impl IntoIterator<Item = std::ffi::OsString>,
+    filter: &str,
+    output: VideoOutput,
+) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = ["-hide_banner", "-nostdin", "-loglevel", "error"]
+        .map(Into::into)
+        .to_vec();
+    a.extend(input);
+    a.extend(["-map", "0:v:0", "-an", "-sn", "-dn", "-vf"].map(Into::into));
+    a.push(filter.into());
+    a.extend(["-fps_mode", "passthrough"].map(Into::into));
+    a.extend(output_args(output));
+    a
 }
 
 /// FFmpeg's output arguments for `output` (to stdout).

@@ -41,13 +41,12 @@ pub struct ColorSource {
     ffmpeg: PathBuf,
     /// The running decoder: video segment, next index it will produce, last index planned.
     current: Option<(u32, u64, u64, VideoDecoder)>,
-    /// Whether `current` came from a standby process (retried without one if it fails).
-    current_standby: bool,
     /// The last frames decoded, by (video segment, index in video), at most `BACK + 1`.
     recent: VecDeque<((u32, u64), Vec<u8>)>,
     /// The FFmpeg process waiting for the next seek.
     standby: Option<StandbyDecoder>,
-    /// False once a standby process failed: seeks then start FFmpeg with `-ss`.
+    /// False once a standby process failed: seeks then start FFmpeg with `-ss` (and the
+    /// spare process is dropped).
     use_standby: bool,
 }
 
@@ -59,7 +58,6 @@ impl ColorSource {
             cam,
             ffmpeg,
             current: None,
-            current_standby: false,
             recent: VecDeque::new(),
             standby: None,
             use_standby: true,
@@ -88,9 +86,12 @@ impl ColorSource {
         })
     }
 
-    /// Starts a standby process for the next seek if there is none.
+    /// Starts a standby process for the next seek if there is none (drops it when standby
+    /// processes are off).
     fn refill_standby(&mut self) {
-        if self.use_standby && self.standby.is_none() {
+        if !self.use_standby {
+            self.standby = None;
+        } else if self.standby.is_none() {
             // An FFmpeg that cannot start fails again, with its message, at the next seek.
             self.standby = self.config().and_then(|c| StandbyDecoder::spawn(&c).ok());
         }
@@ -104,7 +105,7 @@ impl ColorSource {
         first: u64,
         last: u64,
     ) -> Result<(VideoDecoder, bool), String> {
-        if let Some(standby) = self.standby.take().filter(|_| self.use_standby) {
+        if let Some(standby) = self.standby.take() {
             match standby.begin(path, first, last) {
                 Ok(dec) => return Ok((dec, true)),
                 Err(_) => self.use_standby = false,
@@ -142,7 +143,9 @@ impl ColorSource {
         let reuse = matches!(&self.current,
             Some((s, next, last, _)) if *s == seg && *next <= index && index <= *last
                 && index - *next <= READ_AHEAD_LIMIT);
-        let mut started = false;
+        // Set when this call starts a decoder: its video, first frame, and whether it is a
+        // standby process (retried without one if it fails).
+        let mut started = None;
         let mut retired = None;
         if !reuse {
             // Just behind the running decoder: the user is stepping backwards.
@@ -161,35 +164,26 @@ impl ColorSource {
                     camera.name
                 )
             })?;
-            let path = path.clone();
             let first = if stepping_back {
                 index.saturating_sub(BACK)
             } else {
                 index
             };
-            let last = index + CHUNK - 1;
-            let (dec, standby) = self.start_decoder(&path, first, last)?;
-            self.current = Some((seg, first, last, dec));
-            self.current_standby = standby;
-            started = true;
+            let (dec, via_standby) = self.start_decoder(path, first, index + CHUNK - 1)?;
+            self.current = Some((seg, first, index + CHUNK - 1, dec));
+            started = Some((path, first, via_standby));
         }
-        let result = self.read_until(seg, index);
-        let result = match result {
-            Err(_) if started && self.current_standby => {
-                // The standby process failed (an FFmpeg without the concat demuxer, say):
-                // once more with a plain `-ss` decoder, and no more standby processes.
-                self.use_standby = false;
-                self.standby = None;
-                let path = camera.videos.get(&seg).cloned().unwrap_or_default();
-                let (dec, _) = self.start_decoder(&path, index, index + CHUNK - 1)?;
-                self.current = Some((seg, index, index + CHUNK - 1, dec));
-                self.current_standby = false;
-                self.read_until(seg, index)
-            }
-            r => r,
-        };
+        let mut result = self.read_until(seg, index);
+        if let (Err(_), Some((path, first, true))) = (&result, started) {
+            // The standby process failed (an FFmpeg without the concat demuxer, say): once
+            // more with a plain `-ss` decoder, and no more standby processes.
+            self.use_standby = false;
+            let (dec, _) = self.start_decoder(path, first, index + CHUNK - 1)?;
+            self.current = Some((seg, first, index + CHUNK - 1, dec));
+            result = self.read_until(seg, index);
+        }
         drop(retired);
-        if started {
+        if started.is_some() {
             // After the frame is out, so that FFmpeg's start does not compete with the seek.
             self.refill_standby();
         }

@@ -1,7 +1,41 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Whether the tests run under CI (`CI=true`), where a missing tool or data set fails.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A loud skip of (part of) a test, or a failure under CI.
+pub fn skip(why: &str) {
+    if ci() {
+        panic!("{why}; CI requires it");
+    }
+    eprintln!("\n**********\nWARNING: {why}: SKIPPING (part of) this test\n**********\n");
+}
+
+/// Runs the rsrec binary built for these tests.
+pub fn rsrec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rsrec"))
+        .args(args)
+        .output()
+        .expect("run rsrec")
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
 
 /// The real RealSense depth sets with PNG frames (see ../shared/data/README.md).
 pub const PNG_SETS: [&str; 3] = [
@@ -19,7 +53,7 @@ pub fn data_dir() -> Option<PathBuf> {
     if dir.join(PNG_SETS[0]).is_dir() {
         return Some(dir);
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+    if ci() {
         panic!(
             "real RealSense data not found at {} (set RSREC_DATA_DIR); CI requires it",
             dir.display()
