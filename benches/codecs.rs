@@ -215,6 +215,7 @@ fn main() {
         Subject::Png,
         Subject::Rvl,
         Subject::Rsrec(DepthCodec::MED_RANS),
+        Subject::Rsrec(DepthCodec::GRAD_RANS),
     ];
     subjects.extend(lossy.iter().map(|c| Subject::Rsrec(*c)));
     let only = std::env::var("RSREC_BENCH_ONLY").ok();

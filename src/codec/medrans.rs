@@ -1,6 +1,9 @@
-//! The `med-rans` depth codec (`format-spec.md` §8.4): palette of the frame's distinct depth
-//! values, hole mask as run lengths, MED prediction of each valid pixel's palette index from
-//! valid neighbours only, residuals in 14 contexts, all entropy-coded with static rANS.
+//! The `med-rans` (`format-spec.md` §8.4) and `grad-rans` (§8.5) depth codecs: palette of
+//! the frame's distinct depth values, hole mask as run lengths, prediction of each valid
+//! pixel's palette index, residuals in 14 contexts, all entropy-coded with static rANS.
+//! `med-rans` predicts with MED from valid neighbours only; `grad-rans` predicts from the left
+//! neighbour plus the gradient of the row above in a "filled" image (holes take their
+//! prediction), so that decoding a row is a running sum instead of a chain of MED selects.
 //!
 //! Why: real D4xx depth takes few distinct values (stereo depth is quantised in disparity), so
 //! coding ranks in the sorted value set instead of millimetres halves the residuals at range;
@@ -16,19 +19,45 @@ use super::rans::{
 };
 use super::CodecError;
 pub use crate::container::format::med_rans::{ACT_THRESHOLDS, FLAG_PALETTE, HEADER_LEN, NCTX};
+use crate::container::format::{grad_rans, med_rans};
 
-const C: &str = "med-rans";
+/// The member of the codec family: they share the payload layout and the entropy coding.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `med-rans` (codec 4, §8.4).
+    Med,
+    /// `grad-rans` (codec 5, §8.5).
+    Grad,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Med => "med-rans",
+            Kind::Grad => "grad-rans",
+        }
+    }
+
+    /// Number of interleaved rANS states.
+    pub fn states(self) -> usize {
+        match self {
+            Kind::Med => med_rans::STATES,
+            Kind::Grad => grad_rans::STATES,
+        }
+    }
+
+    fn corrupt(self, detail: impl Into<String>) -> CodecError {
+        CodecError::Corrupt {
+            codec: self.name(),
+            detail: detail.into(),
+        }
+    }
+}
+
 const CTX_PALETTE: u8 = 0;
 const CTX_VALID_RUN: u8 = 1;
 const CTX_HOLE_RUN: u8 = 2;
 const CTX_RES: usize = 3;
-
-fn corrupt(detail: impl Into<String>) -> CodecError {
-    CodecError::Corrupt {
-        codec: C,
-        detail: detail.into(),
-    }
-}
 
 /// Contexts of every pixel of a row (§8.4.4) into `ctx[1..=w]`; index `x` is the pixel's
 /// position in the padded row buffers (`x = column + 1`). Every input is known before the row
@@ -54,21 +83,167 @@ fn row_contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8], ctx: 
             .saturating_add(t2)
             .saturating_add(t3)
             .saturating_add(t4);
-        // Bucket: how many activity thresholds `act` reaches (0..=7).
-        let mut bucket = 0u8;
-        for t in ACT_THRESHOLDS {
-            bucket += (act >= t as u8) as u8;
-        }
-        // Hole pattern: left valid (bit 0), up valid (bit 1). Both valid: by activity;
-        // else neither -> CTX_RES + 10, left only -> + 8, up only -> + 9.
-        let (l, u) = (cm[x - 1], pm[x]);
-        let not_both = CTX_RES as u8 + 10 - 2 * (l & (u ^ 1)) - (u & (l ^ 1));
-        ctx[x] = if l & u != 0 {
-            CTX_RES as u8 + bucket
-        } else {
-            not_both
-        };
+        ctx[x] = context(act, cm[x - 1], pm[x]);
     }
+}
+
+/// A residual's context from the activity and whether the left (`l`) and upper (`u`)
+/// neighbours are valid (0 or 1).
+#[inline(always)]
+fn context(act: u8, l: u8, u: u8) -> u8 {
+    // Bucket: how many activity thresholds `act` reaches (0..=7).
+    let mut bucket = 0u8;
+    for t in ACT_THRESHOLDS {
+        bucket += (act >= t as u8) as u8;
+    }
+    // Both valid: by activity; else neither -> CTX_RES + 10, left only -> + 8, up only -> + 9.
+    let not_both = CTX_RES as u8 + 10 - 2 * (l & (u ^ 1)) - (u & (l ^ 1));
+    if l & u != 0 {
+        CTX_RES as u8 + bucket
+    } else {
+        not_both
+    }
+}
+
+/// `grad-rans` contexts (§8.5.3) of every pixel of a row into `ctx[1..=w]`, like
+/// [`row_contexts`] but on the filled row above: the gradient terms are there for every
+/// pixel but at the frame's left and right edges. `d` is scratch.
+#[inline(never)]
+fn grad_contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8], ctx: &mut [u8]) {
+    let n = ctx.len();
+    let (cm, pm, pv, pz, d) = (&cm[..n], &pm[..n], &pv[..n], &pz[..n], &mut d[..n]);
+    // d[x] = |pv[x] - pv[x - 1]| (16-bit wrapping difference), saturated; 0 across the edges.
+    for ((o, &b), &c) in d[1..].iter_mut().zip(&pv[1..]).zip(&pv[..n - 1]) {
+        *o = (b.wrapping_sub(c) as i16).unsigned_abs().min(127) as u8;
+    }
+    d[1] = 0;
+    d[n - 1] = 0;
+    for x in 1..n - 1 {
+        let t2 = (pz[x - 1] + pz[x + 1]) >> 1;
+        let act = pz[x]
+            .saturating_add(t2)
+            .saturating_add(d[x])
+            .saturating_add(d[x + 1]);
+        ctx[x] = context(act, cm[x - 1], pm[x]);
+    }
+}
+
+/// `grad-rans` row gradient (§8.5.2) into `g[1..=w]` from the filled row above `pv`: the
+/// prediction of column x > 0 is `left + g`, of column 0 `0 + g` (the value above).
+#[inline(never)]
+fn grad_gradient(pv: &[u16], g: &mut [u16]) {
+    let n = pv.len();
+    let w = n - 2;
+    let g = &mut g[..n];
+    for ((o, &d), &c) in g[1..=w].iter_mut().zip(&pv[2..]).zip(&pv[..w]) {
+        *o = (d.wrapping_sub(c) as i16 >> 1) as u16;
+    }
+    if w >= 2 {
+        g[w] = pv[w].wrapping_sub(pv[w - 1]);
+    }
+    g[1] = pv[1];
+}
+
+/// `grad-rans` encoder: the residuals (zigzag, 0 at holes) of a row into `zs`, and the row
+/// filled (holes take their prediction) into `cv`. The only serial chain is one add and
+/// one select per pixel.
+#[inline(never)]
+fn grad_residuals(cm: &[u8], cv: &mut [u16], g: &[u16], zs: &mut [u32]) {
+    let n = cm.len();
+    let (cv, g, zs) = (&mut cv[..n], &g[..n], &mut zs[..n]);
+    let mut f = 0u16;
+    for x in 1..n - 1 {
+        let p = f.wrapping_add(g[x]);
+        let v = cv[x];
+        let r = v.wrapping_sub(p) as i16 as i32;
+        let m = 0u32.wrapping_sub(cm[x] as u32);
+        zs[x] = ((r << 1) ^ (r >> 31)) as u32 & m;
+        f = if cm[x] != 0 { v } else { p };
+        cv[x] = f;
+    }
+}
+
+/// `grad-rans` decoder: reconstructs the filled row into `cv` from the values `zc` of its
+/// valid pixels (in order), the saturated residuals into `cz`; `t` is scratch. Returns the
+/// padded index of the first valid pixel whose value is outside `lo..=lo + span` or whose
+/// residual is not a 16-bit zigzag value, if any.
+///
+/// Three passes, so that only the running sum is serial: spread the residuals to their
+/// pixels and add the gradient; the running sum; the range check.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn grad_reconstruct(
+    cm: &[u8],
+    g: &[u16],
+    zc: &[u32],
+    cv: &mut [u16],
+    cz: &mut [u8],
+    t: &mut [u16],
+    lo: u16,
+    span: u16,
+) -> Option<usize> {
+    let n = cm.len();
+    let w = n - 2;
+    let (cm, g, cv, cz, t) = (
+        &cm[1..=w],
+        &g[1..=w],
+        &mut cv[1..=w],
+        &mut cz[1..=w],
+        &mut t[1..=w],
+    );
+    // Spread: eight valid pixels in a row (the usual case) take eight values at once.
+    let mut k = 0usize;
+    let mut big = 0u32;
+    for ((m8, t8), (g8, z8)) in cm
+        .chunks(8)
+        .zip(t.chunks_mut(8))
+        .zip(g.chunks(8).zip(cz.chunks_mut(8)))
+    {
+        if m8 == [1; 8] {
+            let Some(v8) = zc.get(k..k + 8) else {
+                return Some(1);
+            };
+            for (((o, &z), &gx), s) in t8.iter_mut().zip(v8).zip(g8).zip(z8.iter_mut()) {
+                big |= z;
+                *o = gx.wrapping_add(((z >> 1) ^ 0u32.wrapping_sub(z & 1)) as u16);
+                *s = sat(z);
+            }
+            k += 8;
+        } else {
+            for (((o, &m), &gx), s) in t8.iter_mut().zip(m8).zip(g8).zip(z8.iter_mut()) {
+                let z = zc.get(k).copied().unwrap_or(0) & 0u32.wrapping_sub(m as u32);
+                k += m as usize;
+                big |= z;
+                *o = gx.wrapping_add(((z >> 1) ^ 0u32.wrapping_sub(z & 1)) as u16);
+                *s = sat(z);
+            }
+        }
+    }
+    // The running sum.
+    let mut f = 0u16;
+    for (o, &d) in cv.iter_mut().zip(t.iter()) {
+        f = f.wrapping_add(d);
+        *o = f;
+    }
+    // Range check of the valid pixels.
+    let mut bad = 0u8;
+    for (&v, &m) in cv.iter().zip(cm) {
+        bad |= (v.wrapping_sub(lo) > span) as u8 & m;
+    }
+    if big >> 16 == 0 && bad == 0 {
+        return None;
+    }
+    // Slow path, for the message: the first bad pixel.
+    let mut k = 0usize;
+    for (x, (&m, &v)) in cm.iter().zip(cv.iter()).enumerate() {
+        if m != 0 {
+            if zc[k] >> 16 != 0 || v.wrapping_sub(lo) > span {
+                return Some(x + 1);
+            }
+            k += 1;
+        }
+    }
+    Some(1)
 }
 
 /// `z` as stored for the contexts of the next row: saturated at 127 (see [`row_contexts`]).
@@ -124,6 +299,9 @@ struct Rows {
     pz: Vec<u8>,
     ctx: Vec<u8>,
     d: Vec<u8>,
+    /// `grad-rans`: the row's gradient term, and scratch.
+    g: Vec<u16>,
+    t: Vec<u16>,
 }
 
 impl Rows {
@@ -139,7 +317,7 @@ impl Rows {
             m.clear();
             m.resize(w + 2, 0);
         }
-        for v in [&mut self.cv, &mut self.pv] {
+        for v in [&mut self.cv, &mut self.pv, &mut self.g, &mut self.t] {
             v.clear();
             v.resize(w + 2, 0);
         }
@@ -235,6 +413,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u32) {
 
 /// Encodes one frame (`depth.len() == width * height`, already checked by the caller).
 pub(super) fn encode(
+    kind: Kind,
     depth: &[u16],
     width: u32,
     height: u32,
@@ -331,6 +510,8 @@ pub(super) fn encode(
                 pz,
                 ctx,
                 d,
+                g,
+                ..
             } = rows;
             if palette {
                 for ((m, c), &v) in cm[1..=w].iter_mut().zip(&mut cv[1..=w]).zip(row) {
@@ -343,21 +524,30 @@ pub(super) fn encode(
                     *c = v;
                 }
             }
-            row_contexts(cm, pm, pv, pz, d, ctx);
-            if row_residuals(cm, pm, cv, pv, zs) {
-                // Pixels with no valid neighbour: predicted from the last valid value.
-                for x in 1..=w {
-                    if cm[x] == 0 {
-                        continue;
+            match kind {
+                Kind::Med => {
+                    row_contexts(cm, pm, pv, pz, d, ctx);
+                    if row_residuals(cm, pm, cv, pv, zs) {
+                        // Pixels with no valid neighbour: predicted from the last valid value.
+                        for x in 1..=w {
+                            if cm[x] == 0 {
+                                continue;
+                            }
+                            if cm[x - 1] | pm[x] | pm[x - 1] | pm[x + 1] == 0 {
+                                let r = cv[x] as i32 - last as i32;
+                                zs[x] = ((r << 1) ^ (r >> 31)) as u32;
+                            }
+                            last = cv[x] as u32;
+                        }
+                    } else if let Some(x) = cm[1..=w].iter().rposition(|&m| m != 0) {
+                        last = cv[x + 1] as u32;
                     }
-                    if cm[x - 1] | pm[x] | pm[x - 1] | pm[x + 1] == 0 {
-                        let r = cv[x] as i32 - last as i32;
-                        zs[x] = ((r << 1) ^ (r >> 31)) as u32;
-                    }
-                    last = cv[x] as u32;
                 }
-            } else if let Some(x) = cm[1..=w].iter().rposition(|&m| m != 0) {
-                last = cv[x + 1] as u32;
+                Kind::Grad => {
+                    grad_contexts(cm, pm, pv, pz, d, ctx);
+                    grad_gradient(pv, g);
+                    grad_residuals(cm, cv, g, zs);
+                }
             }
             let base = syms.len();
             syms.resize(base + w, 0);
@@ -414,8 +604,8 @@ pub(super) fn encode(
         // Frequency tables and the rANS stream.
         out.clear();
         out.push(if palette { FLAG_PALETTE } else { 0 });
-        let (kind, value) = bound.to_header();
-        out.push(kind);
+        let (bound_kind, value) = bound.to_header();
+        out.push(bound_kind);
         out.extend_from_slice(&value.to_le_bytes());
         out.extend_from_slice(&width.to_le_bytes());
         out.extend_from_slice(&height.to_le_bytes());
@@ -433,7 +623,10 @@ pub(super) fn encode(
                 put_varint(out, fr as u32);
             }
         }
-        let states = rans::encode(symbols, enc, words);
+        let states = match kind {
+            Kind::Med => rans::encode::<{ med_rans::STATES }>(symbols, enc, words).to_vec(),
+            Kind::Grad => rans::encode::<{ grad_rans::STATES }>(symbols, enc, words).to_vec(),
+        };
         let rans_len = (words.len() * 2) as u32;
         out[18..22].copy_from_slice(&rans_len.to_le_bytes());
         out[22..26].copy_from_slice(&(bits.bytes.len() as u32).to_le_bytes());
@@ -463,23 +656,30 @@ pub struct Header {
 }
 
 /// Checks the fixed header against the frame size without allocating (§8.4.1).
-pub fn parse_header(payload: &[u8], width: u32, height: u32) -> Result<Header, CodecError> {
-    if payload.len() < HEADER_LEN + NCTX + 16 {
+pub fn parse_header(
+    kind: Kind,
+    payload: &[u8],
+    width: u32,
+    height: u32,
+) -> Result<Header, CodecError> {
+    let corrupt = |d: &str| kind.corrupt(d);
+    let min = HEADER_LEN + NCTX + 4 * kind.states();
+    if payload.len() < min {
         return Err(CodecError::BadPayloadLen {
-            codec: C,
-            expected: HEADER_LEN + NCTX + 16,
+            codec: kind.name(),
+            expected: min,
             actual: payload.len(),
         });
     }
     let flags = payload[0];
     if flags & !FLAG_PALETTE != 0 {
-        return Err(corrupt(format!("unknown flags 0x{flags:02x}")));
+        return Err(corrupt(&format!("unknown flags 0x{flags:02x}")));
     }
     let bound = ErrorBound::from_header(payload[1], u32_at(payload, 2))
-        .ok_or_else(|| corrupt(format!("bad error bound kind {}", payload[1])))?;
+        .ok_or_else(|| corrupt(&format!("bad error bound kind {}", payload[1])))?;
     let (pw, ph) = (u32_at(payload, 6), u32_at(payload, 10));
     if (pw, ph) != (width, height) {
-        return Err(corrupt(format!(
+        return Err(corrupt(&format!(
             "payload is for a {pw}x{ph} frame, the stream is {width}x{height}"
         )));
     }
@@ -491,12 +691,14 @@ pub fn parse_header(payload: &[u8], width: u32, height: u32) -> Result<Header, C
         palette_len == 0
     };
     if !pal_ok {
-        return Err(corrupt(format!("bad palette size {palette_len}")));
+        return Err(corrupt(&format!("bad palette size {palette_len}")));
     }
     let rans_len = u32_at(payload, 18) as usize;
     let bits_len = u32_at(payload, 22) as usize;
-    if rans_len % 2 != 0 || rans_len as u64 + bits_len as u64 + 16 > payload.len() as u64 {
-        return Err(corrupt(format!(
+    if rans_len % 2 != 0
+        || rans_len as u64 + bits_len as u64 + 4 * kind.states() as u64 > payload.len() as u64
+    {
+        return Err(corrupt(&format!(
             "stream lengths {rans_len} + {bits_len} exceed the payload"
         )));
     }
@@ -511,12 +713,29 @@ pub fn parse_header(payload: &[u8], width: u32, height: u32) -> Result<Header, C
 
 /// Decodes one frame into `out` (`out.len() == width * height`, checked by the caller).
 pub(super) fn decode(
+    kind: Kind,
     payload: &[u8],
     width: u32,
     height: u32,
     out: &mut [u16],
 ) -> Result<(), CodecError> {
-    let hd = parse_header(payload, width, height)?;
+    match kind {
+        Kind::Med => decode_with::<{ med_rans::STATES }>(kind, payload, width, height, out),
+        Kind::Grad => decode_with::<{ grad_rans::STATES }>(kind, payload, width, height, out),
+    }
+}
+
+/// [`decode`] with `N = kind.states()` rANS states.
+fn decode_with<const N: usize>(
+    kind: Kind,
+    payload: &[u8],
+    width: u32,
+    height: u32,
+    out: &mut [u16],
+) -> Result<(), CodecError> {
+    debug_assert_eq!(N, kind.states());
+    let corrupt = |d: &str| kind.corrupt(d);
+    let hd = parse_header(kind, payload, width, height)?;
     let (w, h, n) = (width as usize, height as usize, out.len());
     // Tables.
     let mut pos = HEADER_LEN;
@@ -535,7 +754,7 @@ pub(super) fn decode(
                 .ok_or_else(|| corrupt("truncated tables"))? as usize;
             pos += 1;
             if nsym > NTOK {
-                return Err(corrupt(format!("table with {nsym} symbols")));
+                return Err(corrupt(&format!("table with {nsym} symbols")));
             }
             let mut f = [0u16; NTOK];
             let mut sum = 0u32;
@@ -557,30 +776,30 @@ pub(super) fn decode(
                     }
                 }
                 if v > PROB_SCALE {
-                    return Err(corrupt(format!("frequency {v} > {PROB_SCALE}")));
+                    return Err(corrupt(&format!("frequency {v} > {PROB_SCALE}")));
                 }
                 *fr = v as u16;
                 sum += v;
             }
             if nsym > 0 && sum != PROB_SCALE {
-                return Err(corrupt(format!("frequencies sum to {sum}")));
+                return Err(corrupt(&format!("frequencies sum to {sum}")));
             }
             tables.set(ctx, &f);
         }
-        let end = pos as u64 + 16 + hd.rans_len as u64 + hd.bits_len as u64;
+        let end = pos as u64 + 4 * N as u64 + hd.rans_len as u64 + hd.bits_len as u64;
         if end != payload.len() as u64 {
             return Err(CodecError::BadPayloadLen {
-                codec: C,
+                codec: kind.name(),
                 expected: end as usize,
                 actual: payload.len(),
             });
         }
-        let states = [0, 1, 2, 3].map(|i| u32_at(payload, pos + 4 * i));
-        pos += 16;
-        let mut dec = rans::Decoder::new(states, &payload[pos..pos + hd.rans_len]);
+        let states: [u32; N] = std::array::from_fn(|i| u32_at(payload, pos + 4 * i));
+        pos += 4 * N;
+        let mut dec = rans::Decoder::<N>::new(states, &payload[pos..pos + hd.rans_len]);
         let mut bits = BitReader::new(&payload[pos + hd.rans_len..]);
         let mut bad = false;
-        let mut value = |dec: &mut rans::Decoder, ctx: u8, bad: &mut bool| -> u32 {
+        let mut value = |dec: &mut rans::Decoder<N>, ctx: u8, bad: &mut bool| -> u32 {
             let t = dec.get(tables, ctx);
             if t < rans::DIRECT {
                 t
@@ -618,7 +837,7 @@ pub(super) fn decode(
             let ctx = if valid { CTX_VALID_RUN } else { CTX_HOLE_RUN };
             let run = value(&mut dec, ctx, &mut bad) as usize;
             if bad || (run == 0 && !first) || run > n - i {
-                return Err(corrupt(format!("bad run of {run} at pixel {i}")));
+                return Err(corrupt(&format!("bad run of {run} at pixel {i}")));
             }
             if valid {
                 mask[i..i + run].fill(1);
@@ -635,6 +854,7 @@ pub(super) fn decode(
         } else {
             (1i32, 65535i32)
         };
+        let span = (hi - lo) as u16;
         rows.reset(w);
         cc.clear();
         cc.resize(w + 1, 0);
@@ -652,9 +872,17 @@ pub(super) fn decode(
                 pz,
                 ctx,
                 d,
+                g,
+                t,
             } = rows;
             cm[1..=w].copy_from_slice(&mask[y * w..(y + 1) * w]);
-            row_contexts(cm, pm, pv, pz, d, ctx);
+            match kind {
+                Kind::Med => row_contexts(cm, pm, pv, pz, d, ctx),
+                Kind::Grad => {
+                    grad_contexts(cm, pm, pv, pz, d, ctx);
+                    grad_gradient(pv, g);
+                }
+            }
             // The contexts of the valid pixels, packed: eight valid pixels in a row (the usual
             // case) are copied at once; else every pixel is written and the count advances on
             // valid ones.
@@ -673,16 +901,26 @@ pub(super) fn decode(
             if !dec.values(tables, &cc[..nv], &mut zc[..nv], &mut bits) {
                 return Err(corrupt("unused context in the residual stream"));
             }
-            let row_last = last;
-            if !reconstruct(cm, pm, pv, cv, cz, zc, &mut last, lo, hi) {
-                // Find the first bad pixel again, for the message.
-                let mut l = row_last;
-                let x = first_out_of_range(cm, pm, pv, zc, &mut l, lo, hi);
-                return Err(corrupt(format!(
+            let bad_pixel = match kind {
+                Kind::Med => {
+                    let row_last = last;
+                    if reconstruct(cm, pm, pv, cv, cz, zc, &mut last, lo, hi) {
+                        None
+                    } else {
+                        // Find the first bad pixel again, for the message.
+                        let mut l = row_last;
+                        Some(first_out_of_range(cm, pm, pv, zc, &mut l, lo, hi))
+                    }
+                }
+                Kind::Grad => grad_reconstruct(cm, g, &zc[..nv], cv, cz, t, lo as u16, span),
+            };
+            if let Some(x) = bad_pixel {
+                return Err(corrupt(&format!(
                     "pixel {} decodes out of range",
                     y * w + x - 1
                 )));
             }
+            // Holes are 0 (`grad-rans` keeps its fill values in `cv`).
             let orow = &mut out[y * w..(y + 1) * w];
             if palette {
                 // `pal1[0]` is 0 (a hole), `pal1[i + 1]` the value of palette index `i`.
@@ -690,7 +928,9 @@ pub(super) fn decode(
                     *o = pal1[(v as usize + 1) & 0usize.wrapping_sub(m as usize)];
                 }
             } else {
-                orow.copy_from_slice(&cv[1..=w]);
+                for ((o, &v), &m) in orow.iter_mut().zip(&cv[1..=w]).zip(&cm[1..=w]) {
+                    *o = v & 0u16.wrapping_sub(m as u16);
+                }
             }
             rows.swap();
         }

@@ -31,6 +31,8 @@ impl CodecId {
     pub const ZSTD_PLANES: CodecId = CodecId(3);
     /// §8.4 Palette, hole runs, MED prediction and rANS; lossless or with an error bound.
     pub const MED_RANS: CodecId = CodecId(4);
+    /// §8.5 Like `med-rans` with a gradient prediction decoded as a running sum; faster.
+    pub const GRAD_RANS: CodecId = CodecId(5);
 
     /// The codec's name as the CLI and `rsrec info` spell it.
     pub fn name(self) -> &'static str {
@@ -40,6 +42,7 @@ impl CodecId {
             Self::LZ4_PLANES => "lz4-planes",
             Self::ZSTD_PLANES => "zstd-planes",
             Self::MED_RANS => "med-rans",
+            Self::GRAD_RANS => "grad-rans",
             _ => "unknown",
         }
     }
@@ -93,14 +96,22 @@ pub enum DepthCodec {
     MedRans {
         bound: ErrorBound,
     },
+    /// `bound` is [`ErrorBound::Lossless`] for bit-exact coding.
+    GradRans {
+        bound: ErrorBound,
+    },
 }
 
 impl DepthCodec {
     /// Every codec name that [`FromStr`] accepts, for help texts.
     pub const NAMES: &'static str =
-        "raw, lz4-planes, zstd-planes, zstd-planes:LEVEL (1-22), med-rans, med-rans:BOUND (N depth units or P%)";
+        "raw, lz4-planes, zstd-planes, zstd-planes:LEVEL (1-22), med-rans, med-rans:BOUND, grad-rans, grad-rans:BOUND (BOUND: N depth units or P%)";
     /// The lossless `med-rans` codec.
     pub const MED_RANS: DepthCodec = DepthCodec::MedRans {
+        bound: ErrorBound::Lossless,
+    };
+    /// The lossless `grad-rans` codec.
+    pub const GRAD_RANS: DepthCodec = DepthCodec::GradRans {
         bound: ErrorBound::Lossless,
     };
     pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
@@ -111,13 +122,14 @@ impl DepthCodec {
             Self::Lz4Planes => CodecId::LZ4_PLANES,
             Self::ZstdPlanes { .. } => CodecId::ZSTD_PLANES,
             Self::MedRans { .. } => CodecId::MED_RANS,
+            Self::GradRans { .. } => CodecId::GRAD_RANS,
         }
     }
 
     /// The error bound of the decoded depth (lossless for every codec but lossy `med-rans`).
     pub fn bound(self) -> ErrorBound {
         match self {
-            Self::MedRans { bound } => bound,
+            Self::MedRans { bound } | Self::GradRans { bound } => bound,
             _ => ErrorBound::Lossless,
         }
     }
@@ -148,7 +160,12 @@ impl DepthCodec {
             }
             Self::Lz4Planes => planes::encode_lz4(depth, out),
             Self::ZstdPlanes { level } => planes::encode_zstd(depth, level, out),
-            Self::MedRans { bound } => medrans::encode(depth, width, height, bound, out),
+            Self::MedRans { bound } => {
+                medrans::encode(medrans::Kind::Med, depth, width, height, bound, out)
+            }
+            Self::GradRans { bound } => {
+                medrans::encode(medrans::Kind::Grad, depth, width, height, bound, out)
+            }
         }
     }
 }
@@ -158,6 +175,7 @@ impl fmt::Display for DepthCodec {
         match self {
             Self::ZstdPlanes { level } => write!(f, "zstd-planes:{level}"),
             Self::MedRans { bound } if !bound.is_lossless() => write!(f, "med-rans:{bound}"),
+            Self::GradRans { bound } if !bound.is_lossless() => write!(f, "grad-rans:{bound}"),
             other => f.write_str(other.id().name()),
         }
     }
@@ -187,6 +205,8 @@ impl FromStr for DepthCodec {
             }
             ("med-rans", None) => Self::MED_RANS,
             ("med-rans", Some(b)) => Self::MedRans { bound: b.parse()? },
+            ("grad-rans", None) => Self::GRAD_RANS,
+            ("grad-rans", Some(b)) => Self::GradRans { bound: b.parse()? },
             _ => {
                 return Err(format!(
                     "unknown depth codec '{s}' (known: {})",
@@ -198,8 +218,9 @@ impl FromStr for DepthCodec {
     }
 }
 
-/// Applies `--depth-max-error` to the chosen codec: a bound needs `med-rans` (the default
-/// `lz4-planes` is switched to it; `raw` and `zstd-planes` are an error).
+/// Applies `--depth-max-error` to the chosen codec: a bound needs `med-rans` or `grad-rans`
+/// (the default `lz4-planes` is switched to `med-rans`; `raw` and `zstd-planes` are an
+/// error).
 pub fn with_max_error(
     codec: DepthCodec,
     max_error: Option<MaxError>,
@@ -210,16 +231,22 @@ pub fn with_max_error(
     };
     check_lossy_codec(codec, max_error)?;
     let bound = m.to_bound(metres_per_unit)?;
-    Ok(DepthCodec::MedRans { bound })
+    Ok(match codec {
+        DepthCodec::GradRans { .. } => DepthCodec::GradRans { bound },
+        _ => DepthCodec::MedRans { bound },
+    })
 }
 
-/// Whether `codec` can take an error bound: med-rans, or the default lz4-planes (which a
-/// bound turns into med-rans); raw and zstd-planes are lossless only.
+/// Whether `codec` can take an error bound: med-rans, grad-rans, or the default lz4-planes
+/// (which a bound turns into med-rans); raw and zstd-planes are lossless only.
 pub fn check_lossy_codec(codec: DepthCodec, max_error: Option<MaxError>) -> Result<(), String> {
     match (codec, max_error) {
-        (_, None) | (DepthCodec::Lz4Planes | DepthCodec::MedRans { .. }, _) => Ok(()),
+        (_, None)
+        | (DepthCodec::Lz4Planes | DepthCodec::MedRans { .. } | DepthCodec::GradRans { .. }, _) => {
+            Ok(())
+        }
         (other, Some(_)) => Err(format!(
-            "--depth-max-error needs --depth-codec med-rans, not {other}"
+            "--depth-max-error needs --depth-codec med-rans or grad-rans, not {other}"
         )),
     }
 }
@@ -247,7 +274,12 @@ pub fn precheck(codec: CodecId, payload: &[u8], width: u32, height: u32) -> Resu
         }),
         CodecId::LZ4_PLANES => planes::precheck_lz4(payload, n),
         CodecId::ZSTD_PLANES => planes::precheck_zstd(payload, n),
-        CodecId::MED_RANS => medrans::parse_header(payload, width, height).map(|_| ()),
+        CodecId::MED_RANS => {
+            medrans::parse_header(medrans::Kind::Med, payload, width, height).map(|_| ())
+        }
+        CodecId::GRAD_RANS => {
+            medrans::parse_header(medrans::Kind::Grad, payload, width, height).map(|_| ())
+        }
         other => Err(CodecError::UnknownCodec(other.0)),
     }
 }
@@ -262,7 +294,12 @@ pub fn payload_bound(
 ) -> Result<ErrorBound, CodecError> {
     precheck(codec, payload, width, height)?;
     match codec {
-        CodecId::MED_RANS => Ok(medrans::parse_header(payload, width, height)?.bound),
+        CodecId::MED_RANS => {
+            Ok(medrans::parse_header(medrans::Kind::Med, payload, width, height)?.bound)
+        }
+        CodecId::GRAD_RANS => {
+            Ok(medrans::parse_header(medrans::Kind::Grad, payload, width, height)?.bound)
+        }
         _ => Ok(ErrorBound::Lossless),
     }
 }
@@ -299,7 +336,8 @@ pub fn decode(
         }
         CodecId::LZ4_PLANES => planes::decode_lz4(payload, out),
         CodecId::ZSTD_PLANES => planes::decode_zstd(payload, out),
-        CodecId::MED_RANS => medrans::decode(payload, width, height, out),
+        CodecId::MED_RANS => medrans::decode(medrans::Kind::Med, payload, width, height, out),
+        CodecId::GRAD_RANS => medrans::decode(medrans::Kind::Grad, payload, width, height, out),
         other => Err(CodecError::UnknownCodec(other.0)),
     }
 }
@@ -322,12 +360,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALL: [DepthCodec; 5] = [
+    const ALL: [DepthCodec; 6] = [
         DepthCodec::Raw,
         DepthCodec::Lz4Planes,
         DepthCodec::ZstdPlanes { level: 1 },
         DepthCodec::ZstdPlanes { level: 19 },
         DepthCodec::MED_RANS,
+        DepthCodec::GRAD_RANS,
     ];
 
     fn round_trip(codec: DepthCodec, depth: &[u16], w: u32, h: u32) {

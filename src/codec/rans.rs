@@ -6,7 +6,7 @@
 //! and sets a flag, and a token from an unused context is a sentinel. Callers check
 //! [`Decoder::finish`] and [`BitReader::bad`] once per frame.
 
-pub use crate::container::format::med_rans::{DIRECT, NTOK, PROB_BITS, RANS_L, STATES};
+pub use crate::container::format::med_rans::{DIRECT, NTOK, PROB_BITS, RANS_L};
 
 /// Sum of every used context's frequencies.
 pub const PROB_SCALE: u32 = 1 << PROB_BITS;
@@ -133,9 +133,15 @@ pub fn enc_table(ctx: usize, freqs: &[u16; NTOK], table: &mut [EncSym; ENC_SLOTS
     }
 }
 
-/// rANS-encodes `symbols` (see [`SYM_CTX_SHIFT`]) given in **decode order**; returns the four
-/// initial states and leaves in `words` the `u16` words in the order the decoder reads them.
-pub fn encode(symbols: &[u16], table: &[EncSym; ENC_SLOTS], words: &mut Vec<u16>) -> [u32; 4] {
+/// rANS-encodes `symbols` (see [`SYM_CTX_SHIFT`]) given in **decode order** with `N`
+/// interleaved states (symbol j uses state `j % N`); returns the `N` initial states and leaves
+/// in `words` the `u16` words in the order the decoder reads them.
+#[inline(never)]
+pub fn encode<const N: usize>(
+    symbols: &[u16],
+    table: &[EncSym; ENC_SLOTS],
+    words: &mut Vec<u16>,
+) -> [u32; N] {
     /// Branch-free renormalisation: the low 16 bits of the state are always written at
     /// `*wp`, which advances only when they are emitted.
     #[inline(always)]
@@ -160,21 +166,18 @@ pub fn encode(symbols: &[u16], table: &[EncSym; ENC_SLOTS], words: &mut Vec<u16>
     words.resize(symbols.len() + 1, 0);
     let buf = &mut words[..];
     let mut wp = 0usize;
-    let mut x = [RANS_L; STATES];
-    // The tail beyond the last multiple of 4, then groups of four with the states in locals
-    // (symbol j always uses state j % 4).
-    let full = symbols.len() / STATES * STATES;
+    let mut x = [RANS_L; N];
+    // The tail beyond the last multiple of N, then groups of N with the states in a local
+    // array (symbol j always uses state j % N).
+    let full = symbols.len() / N * N;
     for j in (full..symbols.len()).rev() {
-        put(&mut x[j % STATES], symbols[j], table, buf, &mut wp);
+        put(&mut x[j % N], symbols[j], table, buf, &mut wp);
     }
-    let [mut x0, mut x1, mut x2, mut x3] = x;
-    for s in symbols[..full].chunks_exact(STATES).rev() {
-        put(&mut x3, s[3], table, buf, &mut wp);
-        put(&mut x2, s[2], table, buf, &mut wp);
-        put(&mut x1, s[1], table, buf, &mut wp);
-        put(&mut x0, s[0], table, buf, &mut wp);
+    for s in symbols[..full].chunks_exact(N).rev() {
+        for j in (0..N).rev() {
+            put(&mut x[j], s[j], table, buf, &mut wp);
+        }
     }
-    x = [x0, x1, x2, x3];
     words.truncate(wp);
     words.reverse();
     x
@@ -184,25 +187,32 @@ pub fn encode(symbols: &[u16], table: &[EncSym; ENC_SLOTS], words: &mut Vec<u16>
 /// table lookup is in bounds by construction.
 const CTX_SLOTS: usize = 16;
 
-/// Decoder tables of all contexts in one flat array: for context `c` and slot `s`, entry
-/// `c << PROB_BITS | s` is `token | freq << 8 | (slot - cum) << 20`, so that a decode step
-/// needs a single table load (8 KiB per context).
+/// Decoder tables of all contexts, small enough to stay in the L1 cache: for context `c` and
+/// slot `s`, `tok[c << PROB_BITS | s]` is the token (2 KiB per context), and
+/// `sym[c << 8 | token]` is `freq | cum << 16`. A decode step is two dependent loads that hit
+/// the cache, instead of one load from a 4-byte-per-slot table (8 KiB per context) that
+/// misses it.
 pub struct DecTables {
-    slot: Box<[u32; CTX_SLOTS << PROB_BITS]>,
+    tok: Box<[u8; CTX_SLOTS << PROB_BITS]>,
+    sym: Box<[u32; CTX_SLOTS << 8]>,
 }
 
-/// Entry of an unused context: the sentinel token, and a step that leaves the state as is.
-const fn bad_entry(slot: u32) -> u32 {
-    BAD_TOKEN as u32 | PROB_SCALE << 8 | slot << 20
-}
+/// `sym` entry of the sentinel token of an unused context: a step that leaves the state as
+/// it is (`freq = PROB_SCALE`, `cum = 0`).
+const BAD_SYM: u32 = PROB_SCALE;
 
 impl Default for DecTables {
     fn default() -> Self {
-        let v: Vec<u32> = (0..CTX_SLOTS << PROB_BITS)
-            .map(|i| bad_entry(i as u32 & (PROB_SCALE - 1)))
-            .collect();
+        let mut sym = vec![0u32; CTX_SLOTS << 8];
+        for c in 0..CTX_SLOTS {
+            sym[c << 8 | BAD_TOKEN as usize] = BAD_SYM;
+        }
         DecTables {
-            slot: v.into_boxed_slice().try_into().expect("length"),
+            tok: vec![BAD_TOKEN; CTX_SLOTS << PROB_BITS]
+                .into_boxed_slice()
+                .try_into()
+                .expect("length"),
+            sym: sym.into_boxed_slice().try_into().expect("length"),
         }
     }
 }
@@ -210,33 +220,29 @@ impl Default for DecTables {
 impl DecTables {
     /// Fills the table of context `ctx` (`< 16`); an unused context gets the sentinel token.
     pub fn set(&mut self, ctx: usize, freqs: &[u16; NTOK]) {
-        let table = &mut self.slot[ctx << PROB_BITS..(ctx + 1) << PROB_BITS];
+        let table = &mut self.tok[ctx << PROB_BITS..(ctx + 1) << PROB_BITS];
         let mut cum = 0usize;
         for (tok, &f) in freqs.iter().enumerate() {
-            for (i, e) in table[cum..cum + f as usize].iter_mut().enumerate() {
-                *e = tok as u32 | (f as u32) << 8 | (i as u32) << 20;
-            }
+            table[cum..cum + f as usize].fill(tok as u8);
+            self.sym[ctx << 8 | tok] = f as u32 | (cum as u32) << 16;
             cum += f as usize;
         }
         if cum == 0 {
-            for (i, e) in table.iter_mut().enumerate() {
-                *e = bad_entry(i as u32);
-            }
+            table.fill(BAD_TOKEN);
         }
-    }
-
-    #[inline(always)]
-    fn entry(&self, ctx: u8, x: u32) -> u32 {
-        self.slot[((ctx as usize) & (CTX_SLOTS - 1)) << PROB_BITS | (x & (PROB_SCALE - 1)) as usize]
     }
 }
 
-/// One rANS decode step of state `x` with table entry `e`; renormalises from `words` at
-/// `*pos`. Reading past the end yields zeros; the position still advances, so that
+/// One rANS decode step of state `x` in context `ctx`; renormalises from `words` at `*pos`.
+/// Reading past the end yields zeros; the position still advances, so that
 /// [`Decoder::finish`] sees the overrun.
 #[inline(always)]
-fn step(x: &mut u32, e: u32, words: &[u8], pos: &mut usize) -> u32 {
-    let mut y = ((e >> 8) & 0xFFF) * (*x >> PROB_BITS) + (e >> 20);
+fn step(x: &mut u32, tables: &DecTables, ctx: u8, words: &[u8], pos: &mut usize) -> u32 {
+    let c = (ctx as usize) & (CTX_SLOTS - 1);
+    let slot = *x & (PROB_SCALE - 1);
+    let t = tables.tok[c << PROB_BITS | slot as usize];
+    let e = tables.sym[c << 8 | t as usize];
+    let mut y = (e & 0xFFFF) * (*x >> PROB_BITS) + slot - (e >> 16);
     if y < RANS_L {
         let w = match words.get(*pos..*pos + 2) {
             Some(b) => u16::from_le_bytes([b[0], b[1]]) as u32,
@@ -246,7 +252,7 @@ fn step(x: &mut u32, e: u32, words: &[u8], pos: &mut usize) -> u32 {
         y = y << 16 | w;
     }
     *x = y;
-    e & 0xFF
+    t as u32
 }
 
 /// The value of token `t` (`>= DIRECT`), with its extra bits; `None` for a token outside the
@@ -261,20 +267,21 @@ fn slow_value(t: u32, bits: &mut BitReader) -> Option<u32> {
     Some(base | bits.get(nb))
 }
 
-/// Four interleaved rANS states reading `u16` words forward.
-/// Symbol j uses state `j % 4`: the states rotate after every symbol, so that the compiler
-/// can keep them in registers.
-pub struct Decoder<'a> {
-    x: [u32; STATES],
+/// `N` interleaved rANS states reading `u16` words forward. Symbol j uses state `j % N`.
+pub struct Decoder<'a, const N: usize> {
+    x: [u32; N],
+    /// Index of the state that decodes the next symbol.
+    next: usize,
     words: &'a [u8],
     pos: usize,
 }
 
-impl<'a> Decoder<'a> {
-    /// `states` are the four initial states, `words` the little-endian `u16` words.
-    pub fn new(states: [u32; STATES], words: &'a [u8]) -> Self {
+impl<'a, const N: usize> Decoder<'a, N> {
+    /// `states` are the initial states, `words` the little-endian `u16` words.
+    pub fn new(states: [u32; N], words: &'a [u8]) -> Self {
         Decoder {
             x: states,
+            next: 0,
             words,
             pos: 0,
         }
@@ -283,15 +290,15 @@ impl<'a> Decoder<'a> {
     /// Decodes the next token with context `ctx`'s table.
     #[inline(always)]
     pub fn get(&mut self, tables: &DecTables, ctx: u8) -> u32 {
-        let mut x = self.x[0];
-        let e = tables.entry(ctx, x);
-        let s = step(&mut x, e, self.words, &mut self.pos);
-        self.x = [self.x[1], self.x[2], self.x[3], x];
+        let x = &mut self.x[self.next % N];
+        let s = step(x, tables, ctx, self.words, &mut self.pos);
+        self.next = (self.next + 1) % N;
         s
     }
 
     /// Decodes one value (token and extra bits) per entry of `ctxs` into `out` (same length).
     /// Returns false if a token is outside the alphabet (a corrupt stream).
+    #[inline(never)]
     pub fn values(
         &mut self,
         tables: &DecTables,
@@ -299,13 +306,16 @@ impl<'a> Decoder<'a> {
         out: &mut [u32],
         bits: &mut BitReader,
     ) -> bool {
-        let [mut x0, mut x1, mut x2, mut x3] = self.x;
+        // Rotate the states so that the next symbol's state is first: the unrolled loop
+        // below then always starts at lane 0.
+        self.x.rotate_left(self.next);
+        self.next = 0;
+        let mut x = self.x;
         let words = self.words;
         let mut pos = self.pos;
         let mut ok = true;
         let mut value = |x: &mut u32, c: u8, pos: &mut usize| -> u32 {
-            let e = tables.entry(c, *x);
-            let t = step(x, e, words, pos);
+            let t = step(x, tables, c, words, pos);
             if t < DIRECT {
                 t
             } else {
@@ -317,19 +327,35 @@ impl<'a> Decoder<'a> {
         };
         let n = ctxs.len().min(out.len());
         let (ctxs, out) = (&ctxs[..n], &mut out[..n]);
-        let mut cs = ctxs.chunks_exact(STATES);
-        let mut os = out.chunks_exact_mut(STATES);
-        for (c, o) in (&mut cs).zip(&mut os) {
-            o[0] = value(&mut x0, c[0], &mut pos);
-            o[1] = value(&mut x1, c[1], &mut pos);
-            o[2] = value(&mut x2, c[2], &mut pos);
-            o[3] = value(&mut x3, c[3], &mut pos);
+        let mut cs = ctxs.chunks_exact(N);
+        let mut os = out.chunks_exact_mut(N);
+        // The states in locals (registers), one statement per lane.
+        macro_rules! lanes {
+            ($($j:literal),*) => {{
+                let mut xs = [$(x[$j]),*];
+                for (c, o) in (&mut cs).zip(&mut os) {
+                    $(o[$j] = value(&mut xs[$j], c[$j], &mut pos);)*
+                }
+                x[..xs.len()].copy_from_slice(&xs);
+            }};
         }
-        for (&c, o) in cs.remainder().iter().zip(os.into_remainder()) {
-            *o = value(&mut x0, c, &mut pos);
-            (x0, x1, x2, x3) = (x1, x2, x3, x0);
+        match N {
+            8 => lanes!(0, 1, 2, 3, 4, 5, 6, 7),
+            4 => lanes!(0, 1, 2, 3),
+            _ => {
+                for (c, o) in (&mut cs).zip(&mut os) {
+                    for j in 0..N {
+                        o[j] = value(&mut x[j], c[j], &mut pos);
+                    }
+                }
+            }
         }
-        self.x = [x0, x1, x2, x3];
+        let rest = cs.remainder().len();
+        for (j, (&c, o)) in cs.remainder().iter().zip(os.into_remainder()).enumerate() {
+            *o = value(&mut x[j], c, &mut pos);
+        }
+        self.x = x;
+        self.next = rest;
         self.pos = pos;
         ok
     }
@@ -450,8 +476,9 @@ mod tests {
         assert!(c.iter().zip(&f).all(|(&c, &f)| (c > 0) == (f > 0)));
     }
 
-    #[test]
-    fn rans_round_trip() {
+    /// Encodes with `N` states, decodes the first half one token at a time and the rest
+    /// in chunks of odd sizes, so that the state rotation of both paths is exercised.
+    fn rans_round_trip_with<const N: usize>() {
         let syms: Vec<(u8, u8)> = (0..10_000u32)
             .map(|i| ((i % 2) as u8, ((i * 7919) % 13 % (5 + i % 2 * 30)) as u8))
             .collect();
@@ -472,13 +499,35 @@ mod tests {
             .iter()
             .map(|&(c, t)| (c as u16) << SYM_CTX_SHIFT | t as u16)
             .collect();
-        let states = encode(&packed, &enc, &mut words);
+        let states = encode::<N>(&packed, &enc, &mut words);
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         let mut d = Decoder::new(states, &bytes);
-        for &(c, t) in &syms {
+        let (first, rest) = syms.split_at(syms.len() / 2 + 1);
+        for &(c, t) in first {
             assert_eq!(d.get(&dec, c), t as u32);
         }
+        let mut bits = BitReader::new(&[]);
+        for (k, chunk) in rest.chunks(13).enumerate() {
+            let ctxs: Vec<u8> = chunk.iter().map(|&(c, _)| c).collect();
+            let mut out = vec![0u32; chunk.len()];
+            if k % 3 == 2 {
+                for (o, &c) in out.iter_mut().zip(&ctxs) {
+                    *o = d.get(&dec, c);
+                }
+            } else {
+                assert!(d.values(&dec, &ctxs, &mut out, &mut bits));
+            }
+            let want: Vec<u32> = chunk.iter().map(|&(_, t)| t as u32).collect();
+            assert_eq!(out, want, "chunk {k}");
+        }
         assert!(d.finish());
+    }
+
+    #[test]
+    fn rans_round_trip() {
+        rans_round_trip_with::<4>();
+        rans_round_trip_with::<8>();
+        rans_round_trip_with::<1>();
     }
 
     #[test]

@@ -133,3 +133,11 @@ pub mod med_rans {
     /// §8.4.6 Largest relative bound, in parts per million (10 %).
     pub const MAX_RELATIVE_PPM: u32 = 100_000;
 }
+
+/// §8.5 The `grad-rans` codec (codec id 5): the layout, palette, hole runs, tokens, tables
+/// and rANS of §8.4 (constants in [`med_rans`]), with a prediction whose decoding is a running
+/// sum along the row, contexts from the row above only, and more rANS states.
+pub mod grad_rans {
+    /// §8.5 Interleaved rANS states (codec 4 has 4): more independent chains for the CPU.
+    pub const STATES: usize = 8;
+}
