@@ -108,7 +108,6 @@ fn context(act: u8, l: u8, u: u8) -> u8 {
 /// `grad-rans` contexts (§8.5.3) of every pixel of a row into `ctx[1..=w]`, like
 /// [`row_contexts`] but on the filled row above: the gradient terms are there for every
 /// pixel but at the frame's left and right edges. `d` is scratch.
-#[inline(never)]
 fn grad_contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8], ctx: &mut [u8]) {
     let n = ctx.len();
     let (cm, pm, pv, pz, d) = (&cm[..n], &pm[..n], &pv[..n], &pz[..n], &mut d[..n]);
@@ -130,7 +129,6 @@ fn grad_contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8], ctx:
 
 /// `grad-rans` row gradient (§8.5.2) into `g[1..=w]` from the filled row above `pv`: the
 /// prediction of column x > 0 is `left + g`, of column 0 `0 + g` (the value above).
-#[inline(never)]
 fn grad_gradient(pv: &[u16], g: &mut [u16]) {
     let n = pv.len();
     let w = n - 2;
@@ -147,7 +145,6 @@ fn grad_gradient(pv: &[u16], g: &mut [u16]) {
 /// `grad-rans` encoder: the residuals (zigzag, 0 at holes) of a row into `zs`, and the row
 /// filled (holes take their prediction) into `cv`. The only serial chain is one add and
 /// one select per pixel.
-#[inline(never)]
 fn grad_residuals(cm: &[u8], cv: &mut [u16], g: &[u16], zs: &mut [u32]) {
     let n = cm.len();
     let (cv, g, zs) = (&mut cv[..n], &g[..n], &mut zs[..n]);
@@ -171,7 +168,6 @@ fn grad_residuals(cm: &[u8], cv: &mut [u16], g: &[u16], zs: &mut [u32]) {
 /// Three passes, so that only the running sum is serial: spread the residuals to their
 /// pixels and add the gradient; the running sum; the range check.
 #[allow(clippy::too_many_arguments)]
-#[inline(never)]
 fn grad_reconstruct(
     cm: &[u8],
     g: &[u16],
@@ -333,6 +329,7 @@ impl Rows {
 struct EncScratch {
     quant: Vec<u16>,
     lut: Option<(ErrorBound, Vec<u16>)>,
+    seen: Vec<u8>,
     rank: Vec<u16>,
     symbols: Vec<u16>,
     bits: BitWriter,
@@ -403,6 +400,25 @@ fn row_residuals(cm: &[u8], pm: &[u8], cv: &[u16], pv: &[u16], zs: &mut [u32]) -
     lonely != 0
 }
 
+/// The end of the run of valid (non-zero) or hole (zero) samples that starts at `i`: 32
+/// samples at a time while a whole block continues the run (a branch-free count that the
+/// compiler vectorises), then one at a time.
+fn run_end(src: &[u16], mut i: usize, valid: bool) -> usize {
+    const B: usize = 32;
+    let want = if valid { 0 } else { B as u8 };
+    while let Some(block) = src.get(i..i + B) {
+        let zeros: u8 = block.iter().map(|&v| (v == 0) as u8).sum();
+        if zeros != want {
+            break;
+        }
+        i += B;
+    }
+    while i < src.len() && (src[i] != 0) == valid {
+        i += 1;
+    }
+    i
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u32) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -424,6 +440,7 @@ pub(super) fn encode(
         let EncScratch {
             quant,
             lut,
+            seen,
             rank,
             symbols,
             bits,
@@ -450,20 +467,36 @@ pub(super) fn encode(
         symbols.reserve(n + 1024);
         bits.clear();
 
-        // Palette (§8.4.2): distinct non-zero values, sorted.
-        rank.clear();
-        rank.resize(65536, 0);
+        // Palette (§8.4.2): distinct non-zero values, sorted. The values present are marked
+        // with plain byte stores (no read-modify-write chain between neighbouring pixels,
+        // which mostly hit the same bitset word), then folded into a bitset; `rank` is
+        // written for the values present only, and only those are looked up (holes never
+        // use theirs).
+        seen.clear();
+        seen.resize(65536, 0);
         for &v in src {
-            rank[v as usize] = 1;
+            seen[v as usize] = 1;
         }
-        rank[0] = 0;
-        let k = rank.iter().map(|&p| p as u32).sum::<u32>();
+        let mut present = [0u64; 1024];
+        for (p, s) in present.iter_mut().zip(seen.chunks_exact(64)) {
+            *p = s
+                .iter()
+                .enumerate()
+                .fold(0u64, |a, (i, &b)| a | (b as u64) << i);
+        }
+        present[0] &= !1;
+        let k: u32 = present.iter().map(|w| w.count_ones()).sum();
         let palette = k > 0 && (k as usize) * 2 <= n;
         if palette {
+            rank.resize(65536, 0);
+            rank[0] = 0;
             let mut next = 0u16;
             let mut prev = 0u32;
-            for v in 1..65536u32 {
-                if rank[v as usize] != 0 {
+            for (i, &word) in present.iter().enumerate() {
+                let mut b = word;
+                while b != 0 {
+                    let v = (i as u32) << 6 | b.trailing_zeros();
+                    b &= b - 1;
                     rank[v as usize] = next;
                     next += 1;
                     push_value(symbols, bits, CTX_PALETTE, v - prev - 1);
@@ -477,15 +510,7 @@ pub(super) fn encode(
         let mut valid = true;
         while i < n {
             let start = i;
-            if valid {
-                while i < n && src[i] != 0 {
-                    i += 1;
-                }
-            } else {
-                while i < n && src[i] == 0 {
-                    i += 1;
-                }
-            }
+            i = run_end(src, i, valid);
             let ctx = if valid { CTX_VALID_RUN } else { CTX_HOLE_RUN };
             push_value(symbols, bits, ctx, (i - start) as u32);
             valid = !valid;

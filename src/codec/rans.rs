@@ -136,7 +136,6 @@ pub fn enc_table(ctx: usize, freqs: &[u16; NTOK], table: &mut [EncSym; ENC_SLOTS
 /// rANS-encodes `symbols` (see [`SYM_CTX_SHIFT`]) given in **decode order** with `N`
 /// interleaved states (symbol j uses state `j % N`); returns the `N` initial states and leaves
 /// in `words` the `u16` words in the order the decoder reads them.
-#[inline(never)]
 pub fn encode<const N: usize>(
     symbols: &[u16],
     table: &[EncSym; ENC_SLOTS],
@@ -298,7 +297,6 @@ impl<'a, const N: usize> Decoder<'a, N> {
 
     /// Decodes one value (token and extra bits) per entry of `ctxs` into `out` (same length).
     /// Returns false if a token is outside the alphabet (a corrupt stream).
-    #[inline(never)]
     pub fn values(
         &mut self,
         tables: &DecTables,
