@@ -160,6 +160,16 @@ fn grad_residuals(cm: &[u8], cv: &mut [u16], g: &[u16], zs: &mut [u32]) {
     }
 }
 
+/// One pixel of [`grad_reconstruct`]'s spread pass: the running-sum term `g + r` and the
+/// saturated residual, from the value `z` (0 at holes); `big` collects `z` for the check
+/// that every residual is a 16-bit zigzag value.
+#[inline(always)]
+fn spread(z: u32, g: u16, big: &mut u32) -> (u16, u8) {
+    *big |= z;
+    let r = (z >> 1) ^ 0u32.wrapping_sub(z & 1);
+    (g.wrapping_add(r as u16), sat(z))
+}
+
 /// `grad-rans` decoder: reconstructs the filled row into `cv` from the values `zc` of its
 /// valid pixels (in order), the saturated residuals into `cz`; `t` is scratch. Returns the
 /// padded index of the first valid pixel whose value is outside `lo..=lo + span` or whose
@@ -200,18 +210,14 @@ fn grad_reconstruct(
                 return Some(1);
             };
             for (((o, &z), &gx), s) in t8.iter_mut().zip(v8).zip(g8).zip(z8.iter_mut()) {
-                big |= z;
-                *o = gx.wrapping_add(((z >> 1) ^ 0u32.wrapping_sub(z & 1)) as u16);
-                *s = sat(z);
+                (*o, *s) = spread(z, gx, &mut big);
             }
             k += 8;
         } else {
             for (((o, &m), &gx), s) in t8.iter_mut().zip(m8).zip(g8).zip(z8.iter_mut()) {
                 let z = zc.get(k).copied().unwrap_or(0) & 0u32.wrapping_sub(m as u32);
                 k += m as usize;
-                big |= z;
-                *o = gx.wrapping_add(((z >> 1) ^ 0u32.wrapping_sub(z & 1)) as u16);
-                *s = sat(z);
+                (*o, *s) = spread(z, gx, &mut big);
             }
         }
     }
@@ -468,35 +474,23 @@ pub(super) fn encode(
         bits.clear();
 
         // Palette (§8.4.2): distinct non-zero values, sorted. The values present are marked
-        // with plain byte stores (no read-modify-write chain between neighbouring pixels,
-        // which mostly hit the same bitset word), then folded into a bitset; `rank` is
-        // written for the values present only, and only those are looked up (holes never
-        // use theirs).
+        // with plain byte stores (64 KiB; no read-modify-write chain between neighbouring
+        // pixels); `rank` is written for the values present only, and only those are looked
+        // up (holes never use theirs).
         seen.clear();
         seen.resize(65536, 0);
         for &v in src {
             seen[v as usize] = 1;
         }
-        let mut present = [0u64; 1024];
-        for (p, s) in present.iter_mut().zip(seen.chunks_exact(64)) {
-            *p = s
-                .iter()
-                .enumerate()
-                .fold(0u64, |a, (i, &b)| a | (b as u64) << i);
-        }
-        present[0] &= !1;
-        let k: u32 = present.iter().map(|w| w.count_ones()).sum();
+        let k: u32 = seen[1..].iter().map(|&b| b as u32).sum();
         let palette = k > 0 && (k as usize) * 2 <= n;
         if palette {
             rank.resize(65536, 0);
             rank[0] = 0;
             let mut next = 0u16;
             let mut prev = 0u32;
-            for (i, &word) in present.iter().enumerate() {
-                let mut b = word;
-                while b != 0 {
-                    let v = (i as u32) << 6 | b.trailing_zeros();
-                    b &= b - 1;
+            for v in 1..65536u32 {
+                if seen[v as usize] != 0 {
                     rank[v as usize] = next;
                     next += 1;
                     push_value(symbols, bits, CTX_PALETTE, v - prev - 1);
