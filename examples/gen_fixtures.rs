@@ -108,11 +108,12 @@ fn depth_frame(i: u64) -> Vec<u16> {
         .collect()
 }
 
-const CODECS: [DepthCodec; 4] = [
+const CODECS: [DepthCodec; 5] = [
     DepthCodec::Raw,
     DepthCodec::Lz4Planes,
     DepthCodec::ZstdPlanes { level: 3 },
     DepthCodec::MED_RANS,
+    DepthCodec::GRAD_RANS,
 ];
 const FRAMES: u64 = 6;
 

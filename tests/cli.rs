@@ -219,41 +219,48 @@ fn recover_exit_codes_distinguish_torn_tail_from_damage() {
     assert_eq!(v["gaps"][0]["first_frame"], 1);
 }
 
-/// `--depth-max-error`: lossy med-rans within the bound, recorded in the file, shown by
-/// `info`; a bound with a codec that cannot honour it is an error.
+/// `--depth-max-error`: lossy med-rans (the default codec with a bound) or grad-rans within the
+/// bound, recorded in the file, shown by `info`; a bound with a codec that cannot honour it is
+/// an error.
 #[test]
 fn import_with_an_error_bound_is_lossy_within_the_bound_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, frames) = dataset(tmp.path());
     let out = tmp.path().join("out");
-    let o = rsrec(&[
-        "import",
-        p(&dir),
-        "--fps",
-        "30",
-        "--out",
-        p(&out),
-        "--depth-max-error",
-        "2mm",
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let file = out.join("myset.rsrec");
-    let info = stdout(&rsrec(&["info", p(&file), "--json"]));
-    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
-    let depth = &v["streams"][0];
-    assert_eq!(depth["codec"], "med-rans", "{info}");
-    assert_eq!(depth["bit_exact"], false, "{info}");
-    assert_eq!(depth["depth_max_error"], "2", "{info}");
-    assert!(stdout(&rsrec(&["info", p(&file)])).contains("LOSSY"));
-    let reader = rsrec::container::Reader::open(&file).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        let got = reader.read_depth(0, i).unwrap().data;
-        for (&o, &v) in got.iter().zip(f) {
-            assert!(
-                (o == 0) == (v == 0) && o.abs_diff(v) <= 2,
-                "frame {i}: {v} -> {o}"
-            );
+    for (codec_args, codec) in [
+        (&[][..], "med-rans"),
+        (&["--depth-codec", "grad-rans"], "grad-rans"),
+    ] {
+        let mut args = vec![
+            "import",
+            p(&dir),
+            "--fps",
+            "30",
+            "--out",
+            p(&out),
+            "--force",
+        ];
+        args.extend_from_slice(codec_args);
+        args.extend_from_slice(&["--depth-max-error", "2mm", "--quiet"]);
+        let o = rsrec(&args);
+        assert!(o.status.success(), "{codec}: {}", stderr(&o));
+        let file = out.join("myset.rsrec");
+        let info = stdout(&rsrec(&["info", p(&file), "--json"]));
+        let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+        let depth = &v["streams"][0];
+        assert_eq!(depth["codec"], codec, "{info}");
+        assert_eq!(depth["bit_exact"], false, "{info}");
+        assert_eq!(depth["depth_max_error"], "2", "{info}");
+        assert!(stdout(&rsrec(&["info", p(&file)])).contains("LOSSY"));
+        let reader = rsrec::container::Reader::open(&file).unwrap();
+        for (i, f) in frames.iter().enumerate() {
+            let got = reader.read_depth(0, i).unwrap().data;
+            for (&o, &v) in got.iter().zip(f) {
+                assert!(
+                    (o == 0) == (v == 0) && o.abs_diff(v) <= 2,
+                    "{codec} frame {i}: {v} -> {o}"
+                );
+            }
         }
     }
     let o = rsrec(&[

@@ -554,6 +554,8 @@ fn python_and_rust_agree_on_every_codec_with_real_data() {
         "zstd-planes:3",
         "zstd-planes:19",
         "med-rans",
+        "grad-rans",
+        "grad-rans:1",
     ]
     .iter()
     .enumerate()
@@ -574,12 +576,14 @@ fn python_and_rust_agree_on_every_codec_with_real_data() {
         ]);
         files.push(out.join("d4xx-848x480-desk-holes.rsrec"));
     }
+    // Bit for bit against the Rust reader, the lossy grad-rans:1 frames included.
     let report = agree(&py, &files);
     for line in &report {
         eprintln!("agree: {line}");
         assert!(line.contains("25 depth frames (0 bad)"), "{line}");
     }
-    // And the frames are the original PNGs (Pillow, mode I;16).
+    // And the frames are the original PNGs (Pillow, mode I;16); lossy frames (after "--")
+    // are within their declared bound of them, holes exact.
     let out = py_ok(
         &py,
         r#"
@@ -590,15 +594,30 @@ import rsrec_reader as rr
 key = lambda s: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 src = os.path.join(sys.argv[1], "depth")
 names = sorted(os.listdir(src), key=key)
+lossy = False
 for path in sys.argv[2:]:
+    if path == "--":
+        lossy = True
+        continue
     with rr.RsrecFile(path) as f:
-        codecs = set()
+        codecs, bounds = set(), set()
         for fr, name in zip(f, names):
             img = Image.open(os.path.join(src, name))
             assert img.mode == "I;16", img.mode
-            assert np.array_equal(fr.data, np.array(img)), (path, name)
+            want = np.array(img)
+            if lossy:
+                _, payload = f.read_record(f.depth_stream, rr.DEPTH_FRAME, fr.index)
+                bound = rr.med_rans_bound(payload)
+                bounds.add(bound)
+                assert bound[0] == "units", bound
+                err = np.abs(fr.data.astype(np.int64) - want.astype(np.int64))
+                assert np.array_equal(fr.data == 0, want == 0), (path, name)
+                assert err.max() <= bound[1], (path, name, int(err.max()))
+                assert not np.array_equal(fr.data, want), (path, name)
+            else:
+                assert np.array_equal(fr.data, want), (path, name)
             codecs.add(rr.CODECS[fr.codec])
-        print(path, sorted(codecs))
+        print(path, sorted(codecs), "lossy" if lossy else "exact", sorted(bounds))
 "#,
         &[
             p(&data.join("d4xx-848x480-desk-holes")),
@@ -606,13 +625,18 @@ for path in sys.argv[2:]:
             p(&files[1]),
             p(&files[2]),
             p(&files[4]),
+            p(&files[5]),
+            "--",
+            p(&files[6]),
         ],
     );
     assert!(
         out.contains("['raw']")
             && out.contains("['lz4-planes']")
             && out.contains("['zstd-planes']")
-            && out.contains("['med-rans']"),
+            && out.contains("['med-rans']")
+            && out.contains("['grad-rans'] exact")
+            && out.contains("['grad-rans'] lossy [('units', 1)]"),
         "{out}"
     );
 }

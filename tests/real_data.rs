@@ -10,12 +10,13 @@ use rsrec::container::Reader;
 use rsrec::import::{import_png_dir, ImportOptions};
 use rsrec::pngdir::{depth_dir, list_pngs, read_depth_png};
 
-const CODECS: [DepthCodec; 5] = [
+const CODECS: [DepthCodec; 6] = [
     DepthCodec::Raw,
     DepthCodec::Lz4Planes,
     DepthCodec::ZstdPlanes { level: 1 },
     DepthCodec::ZstdPlanes { level: 3 },
     DepthCodec::MED_RANS,
+    DepthCodec::GRAD_RANS,
 ];
 
 #[test]
@@ -45,6 +46,7 @@ fn every_real_frame_round_trips_through_every_codec_and_file() {
             DepthCodec::Lz4Planes,
             DepthCodec::ZstdPlanes { level: 3 },
             DepthCodec::MED_RANS,
+            DepthCodec::GRAD_RANS,
         ] {
             let opts = ImportOptions {
                 fps: 30.0,
@@ -100,10 +102,10 @@ fn ceiling_set_intrinsics_are_imported() {
     assert_eq!(reader.header().streams[0].depth_units, 0.001);
 }
 
-/// Lossy med-rans: every decoded pixel of every real frame within the bound, holes exact,
-/// and every payload declares its bound.
+/// Lossy med-rans and grad-rans: every decoded pixel of every real frame within the bound,
+/// holes exact, and every payload declares its bound.
 #[test]
-fn lossy_med_rans_stays_within_the_bound_on_every_real_frame() {
+fn lossy_rans_codecs_stay_within_the_bound_on_every_real_frame() {
     let Some(data) = common::data_dir() else {
         return;
     };
@@ -116,8 +118,13 @@ fn lossy_med_rans_stays_within_the_bound_on_every_real_frame() {
         let files = list_pngs(&depth_dir(&data.join(set))).unwrap();
         for (i, file) in files.iter().enumerate() {
             let f = read_depth_png(file).unwrap();
-            for &bound in &bounds {
-                let codec = DepthCodec::MedRans { bound };
+            for codec in bounds.iter().flat_map(|&bound| {
+                [
+                    DepthCodec::MedRans { bound },
+                    DepthCodec::GradRans { bound },
+                ]
+            }) {
+                let bound = codec.bound();
                 codec.encode(&f.data, f.width, f.height, &mut enc).unwrap();
                 assert_eq!(
                     payload_bound(codec.id(), &enc, f.width, f.height).unwrap(),
@@ -127,7 +134,7 @@ fn lossy_med_rans_stays_within_the_bound_on_every_real_frame() {
                 for (&o, &v) in back.iter().zip(&f.data) {
                     assert!(
                         (o == 0) == (v == 0) && o.abs_diff(v) as u32 <= bound.allowed(v),
-                        "{set} frame {i}, bound {bound}: {v} decoded as {o}"
+                        "{set} frame {i}, {codec}: {v} decoded as {o}"
                     );
                 }
             }

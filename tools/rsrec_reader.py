@@ -5,7 +5,7 @@ Written from ``format-spec.md`` alone: no Rust, only numpy, lz4 and zstandard
 (``pip install -r tools/requirements.txt``). It opens closed files in O(1) through the final
 index, and unclosed files (writer killed, power lost, disk full) through the chain of index
 blocks or a forward scan, exactly as the spec's §10 describes; it checks every CRC-32C it
-reads and decodes the four depth codecs (raw, lz4-planes, zstd-planes, med-rans).
+reads and decodes the five depth codecs (raw, lz4-planes, zstd-planes, med-rans, grad-rans).
 
     from rsrec_reader import RsrecFile
 
@@ -81,7 +81,7 @@ RECORD_TYPES = {
 
 SORTED_BY_FRAME, SORTED_BY_DEVICE_TS, SORTED_BY_HOST_TS = 0x01, 0x02, 0x04
 
-CODECS = {0: "none", 1: "raw", 2: "lz4-planes", 3: "zstd-planes", 4: "med-rans"}
+CODECS = {0: "none", 1: "raw", 2: "lz4-planes", 3: "zstd-planes", 4: "med-rans", 5: "grad-rans"}
 STREAM_KINDS = {1: "depth", 2: "color", 3: "infrared", 4: "gyro", 5: "accel"}
 PIXEL_FORMATS = {
     1: "z16", 2: "rgb8", 3: "bgr8", 4: "rgba8", 5: "bgra8",
@@ -483,6 +483,8 @@ def decode_depth(codec, payload, width, height):
         return np.frombuffer(payload, dtype="<u2").astype(np.uint16).reshape(height, width)
     if codec == 4:
         return decode_med_rans(payload, width, height)
+    if codec == 5:
+        return decode_grad_rans(payload, width, height)
     if codec not in (2, 3):
         raise FrameError(f"unknown codec id {codec}")
     name = CODECS[codec]
@@ -525,130 +527,168 @@ def decode_depth(codec, payload, width, height):
     return ((hi.astype(np.uint16) << 8) | lo).reshape(height, width)
 
 
-# med-rans (§8.4): a pure-Python decoder. The entropy decoding and the prediction are
-# sequential by nature, so this takes about a second per 640x480 frame; numpy does the rest.
+# med-rans (§8.4) and grad-rans (§8.5): pure-Python decoders sharing the payload layout and
+# the entropy coding. The entropy decoding is sequential by nature, so a 640x480 frame takes
+# a few tenths of a second (med-rans: also its prediction, pixel by pixel); numpy does the
+# rest (for grad-rans: the contexts, the gradient and the running sum of each row).
 
 _MR_NCTX = 14
 _MR_PROB_BITS = 11
 _MR_SCALE = 1 << _MR_PROB_BITS
 _MR_L = 1 << 16
 _MR_NTOK = 80
-_MR_BUCKET = [sum(1 for t in (1, 2, 4, 7, 12, 20, 40) if a >= t) for a in range(41)]
+_MR_THRESHOLDS = (1, 2, 4, 7, 12, 20, 40)
+_MR_BUCKET = [sum(1 for t in _MR_THRESHOLDS if a >= t) for a in range(41)]
 
 
 def med_rans_bound(payload):
-    """The error bound a med-rans payload declares (§8.4.1): None if lossless, else
-    ("units", N) or ("relative_ppm", P)."""
+    """The error bound a med-rans or grad-rans payload declares (§8.4.1): None if lossless,
+    else ("units", N) or ("relative_ppm", P)."""
     kind, value = payload[1], struct.unpack_from("<I", payload, 2)[0]
     return None if kind == 0 else (("units", value) if kind == 1 else ("relative_ppm", value))
 
 
+class _MrStream:
+    """The shared part of codecs 4 and 5: the fixed header (§8.4.1), the frequency tables,
+    tokens and interleaved rANS states (§8.4.5, `nstates` of them), the palette and the hole
+    mask (§8.4.2). Values are read with value() / values() in the order of §8.4.2."""
+
+    def __init__(self, payload, width, height, name, nstates):
+        self.name = name
+        p = bytes(payload)
+        n = width * height
+        if len(p) < 26 + _MR_NCTX + 4 * nstates:
+            raise self.bad(f"payload of {len(p)} bytes is too short")
+        flags, kind = p[0], p[1]
+        value, pw, ph, k, rans_len, bits_len = struct.unpack_from("<6I", p, 2)
+        if flags & ~1 or kind > 2 or (kind == 0) != (value == 0):
+            raise self.bad(f"bad flags {flags} or bound {kind}/{value}")
+        if (pw, ph) != (width, height):
+            raise self.bad(f"payload is for {pw}x{ph}, the stream is {width}x{height}")
+        self.palette = bool(flags & 1)
+        if (self.palette and not 1 <= k <= min(65535, n)) or (not self.palette and k != 0):
+            raise self.bad(f"bad palette size {k}")
+        # §8.4.5 frequency tables
+        pos = 26
+        tables = []
+        for _ in range(_MR_NCTX):
+            if pos >= len(p):
+                raise self.bad("truncated tables")
+            nsym = p[pos]
+            pos += 1
+            if nsym > _MR_NTOK:
+                raise self.bad(f"table with {nsym} symbols")
+            freqs = []
+            for _ in range(nsym):
+                v, shift = 0, 0
+                while True:
+                    if pos >= len(p) or shift > 14:
+                        raise self.bad("bad frequency")
+                    b = p[pos]
+                    pos += 1
+                    v |= (b & 0x7F) << shift
+                    shift += 7
+                    if not b & 0x80:
+                        break
+                freqs.append(v)
+            if nsym and sum(freqs) != _MR_SCALE:
+                raise self.bad(f"frequencies sum to {sum(freqs)}")
+            cums = [0]
+            for f in freqs:
+                cums.append(cums[-1] + f)
+            # slot -> (token, freq, cum)
+            slots = [None] * _MR_SCALE
+            for t, f in enumerate(freqs):
+                for s in range(cums[t], cums[t] + f):
+                    slots[s] = (t, f, cums[t])
+            tables.append(slots if nsym else None)
+        if pos + 4 * nstates + rans_len + bits_len != len(p) or rans_len % 2:
+            raise self.bad("stream lengths do not match the payload")
+        self.tables = tables
+        self.x = list(struct.unpack_from(f"<{nstates}I", p, pos))
+        pos += 4 * nstates
+        self.nstates = nstates
+        self.words = p[pos:pos + rans_len]
+        self.bits = p[pos + rans_len:] + bytes(5)  # zeros past the end (checked in finish)
+        self.bits_len = bits_len
+        self.j = self.w = self.bitpos = 0
+        # §8.4.2 palette and hole mask
+        self.k = k
+        self.pal = np.zeros(k, dtype=np.int64)
+        prev = 0
+        for i, u in enumerate(self.values([0] * k)):
+            prev += 1 + u
+            if prev > 65535:
+                raise self.bad("palette value above 65535")
+            self.pal[i] = prev
+        runs, total, valid = [], 0, True
+        while total < n:
+            r = self.value(1 if valid else 2)
+            if (r == 0 and runs) or r > n - total:
+                raise self.bad(f"bad run of {r} at pixel {total}")
+            runs.append(r)
+            total += r
+            valid = not valid
+        self.mask = np.repeat(np.arange(len(runs)) % 2 == 0, runs).reshape(height, width)
+
+    def bad(self, msg):
+        return FrameError(f"{self.name}: {msg}")
+
+    def value(self, ctx):
+        return self.values((ctx,))[0]
+
+    def values(self, ctxs):
+        """One value (token and extra bits) per context in `ctxs`, in order."""
+        tables, x, words, bits = self.tables, self.x, self.words, self.bits
+        ns, j, w, bitpos = self.nstates, self.j, self.w, self.bitpos
+        out = []
+        for ctx in ctxs:
+            t = tables[ctx]
+            if t is None:
+                raise self.bad(f"symbol in unused context {ctx}")
+            i = j % ns
+            j += 1
+            xs = x[i]
+            slot = xs & (_MR_SCALE - 1)
+            tok, f, c = t[slot]
+            xs = f * (xs >> _MR_PROB_BITS) + slot - c
+            if xs < _MR_L:
+                if w + 2 > len(words):
+                    raise self.bad("rANS stream too short")
+                xs = (xs << 16) | words[w] | (words[w + 1] << 8)
+                w += 2
+            x[i] = xs
+            if tok < 32:
+                out.append(tok)
+                continue
+            kbits = (tok - 32) // 2 + 6
+            nb = kbits - 2
+            at = bitpos >> 3
+            extra = (int.from_bytes(bits[at:at + 5], "little") >> (bitpos & 7)) & ((1 << nb) - 1)
+            bitpos += nb
+            out.append((1 << (kbits - 1)) | ((tok & 1) << nb) | extra)
+        self.j, self.w, self.bitpos = j, w, bitpos
+        return out
+
+    def finish(self):
+        """§8.4.5: every state back at 2^16, every word read, no whole unread byte of bits."""
+        if self.w != len(self.words) or any(v != _MR_L for v in self.x) or \
+                (self.bitpos + 7) // 8 != self.bits_len:
+            raise self.bad("entropy-coded streams do not end where they should")
+
+    def samples(self, idx):
+        """The samples of the decoded indices `idx` (holes 0)."""
+        idx = np.where(self.mask, idx, 0)
+        out = self.pal[idx] if self.palette else idx
+        return np.where(self.mask, out, 0).astype(np.uint16)
+
+
 def decode_med_rans(payload, width, height):
     """Decodes a med-rans payload (§8.4) into an (height, width) uint16 array."""
-    def bad(msg):
-        return FrameError(f"med-rans: {msg}")
-
-    p = bytes(payload)
-    n = width * height
-    if len(p) < 26 + _MR_NCTX + 16:
-        raise bad(f"payload of {len(p)} bytes is too short")
-    flags, kind = p[0], p[1]
-    value, pw, ph, k, rans_len, bits_len = struct.unpack_from("<6I", p, 2)
-    if flags & ~1 or kind > 2 or (kind == 0) != (value == 0):
-        raise bad(f"bad flags {flags} or bound {kind}/{value}")
-    if (pw, ph) != (width, height):
-        raise bad(f"payload is for {pw}x{ph}, the stream is {width}x{height}")
-    palette = bool(flags & 1)
-    if (palette and not 1 <= k <= min(65535, n)) or (not palette and k != 0):
-        raise bad(f"bad palette size {k}")
-    # §8.4.5 frequency tables
-    pos = 26
-    tables = []
-    for _ in range(_MR_NCTX):
-        if pos >= len(p):
-            raise bad("truncated tables")
-        nsym = p[pos]
-        pos += 1
-        if nsym > _MR_NTOK:
-            raise bad(f"table with {nsym} symbols")
-        freqs = []
-        for _ in range(nsym):
-            v, shift = 0, 0
-            while True:
-                if pos >= len(p) or shift > 14:
-                    raise bad("bad frequency")
-                b = p[pos]
-                pos += 1
-                v |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
-            freqs.append(v)
-        if nsym and sum(freqs) != _MR_SCALE:
-            raise bad(f"frequencies sum to {sum(freqs)}")
-        cums = [0]
-        for f in freqs:
-            cums.append(cums[-1] + f)
-        # slot -> (token, freq, cum)
-        slots = [None] * _MR_SCALE
-        for t, f in enumerate(freqs):
-            for s in range(cums[t], cums[t] + f):
-                slots[s] = (t, f, cums[t])
-        tables.append(slots if nsym else None)
-    if pos + 16 + rans_len + bits_len != len(p) or rans_len % 2:
-        raise bad("stream lengths do not match the payload")
-    x = list(struct.unpack_from("<4I", p, pos))
-    pos += 16
-    words = p[pos:pos + rans_len]
-    bits = int.from_bytes(p[pos + rans_len:], "little")
-    st = {"j": 0, "w": 0, "bitpos": 0}
-
-    def token(ctx):
-        t = tables[ctx]
-        if t is None:
-            raise bad(f"symbol in unused context {ctx}")
-        i = st["j"] & 3
-        st["j"] += 1
-        xs = x[i]
-        tok, f, c = t[xs & (_MR_SCALE - 1)]
-        xs = f * (xs >> _MR_PROB_BITS) + (xs & (_MR_SCALE - 1)) - c
-        if xs < _MR_L:
-            if st["w"] + 2 > len(words):
-                raise bad("rANS stream too short")
-            xs = (xs << 16) | words[st["w"]] | (words[st["w"] + 1] << 8)
-            st["w"] += 2
-        x[i] = xs
-        return tok
-
-    def value(ctx):
-        t = token(ctx)
-        if t < 32:
-            return t
-        kbits = (t - 32) // 2 + 6
-        nb = kbits - 2
-        extra = (bits >> st["bitpos"]) & ((1 << nb) - 1)
-        st["bitpos"] += nb
-        return (1 << (kbits - 1)) | ((t & 1) << nb) | extra
-
-    # §8.4.2 palette and hole runs
-    pal = np.zeros(k, dtype=np.int64)
-    prev = 0
-    for i in range(k):
-        prev += 1 + value(0)
-        if prev > 65535:
-            raise bad("palette value above 65535")
-        pal[i] = prev
-    runs, total, valid = [], 0, True
-    while total < n:
-        r = value(1 if valid else 2)
-        if (r == 0 and runs) or r > n - total:
-            raise bad(f"bad run of {r} at pixel {total}")
-        runs.append(r)
-        total += r
-        valid = not valid
-    mask = np.repeat(np.arange(len(runs)) % 2 == 0, runs).reshape(height, width)
+    s = _MrStream(payload, width, height, "med-rans", 4)
+    mask, bad = s.mask, s.bad
     # §8.4.3-8.4.4 residuals row by row
-    lo, hi = (0, k - 1) if palette else (1, 65535)
+    lo, hi = (0, s.k - 1) if s.palette else (1, 65535)
     idx = np.zeros((height, width), dtype=np.int64)
     pm = [0] * (width + 2)
     pv = [0] * (width + 2)
@@ -672,7 +712,7 @@ def decode_med_rans(payload, width, height):
                 ctx = 3 + _MR_BUCKET[min(act, 40)]
             else:
                 ctx = 11 if va else (12 if vb else 13)
-            z = value(ctx)
+            z = s.value(ctx)
             cz[xx] = z
             a, c = cv[xx - 1], pv[xx - 1]
             if va and vb:
@@ -698,11 +738,63 @@ def decode_med_rans(payload, width, height):
             last = v
         idx[y] = cv[1:width + 1]
         pm, pv, pz = cm, cv, cz
-    if st["w"] != len(words) or any(v != _MR_L for v in x) or \
-            (st["bitpos"] + 7) // 8 != len(p) - pos - rans_len:
-        raise bad("entropy-coded streams do not end where they should")
-    out = pal[idx] if palette else idx
-    return np.where(mask, out, 0).astype(np.uint16)
+    s.finish()
+    return s.samples(idx)
+
+
+_GR_THRESHOLDS = np.array(_MR_THRESHOLDS, dtype=np.int64)
+
+
+def decode_grad_rans(payload, width, height):
+    """Decodes a grad-rans payload (§8.5) into an (height, width) uint16 array.
+
+    Row by row: the contexts (§8.5.3) and the gradient terms g (§8.5.2) of the whole row come
+    from the filled row above with numpy; the residuals of the row's valid pixels are read in
+    one go; the filled row is then the running sum of g + r (r = 0 at holes), modulo 2^16."""
+    s = _MrStream(payload, width, height, "grad-rans", 8)
+    mask, bad = s.mask, s.bad
+    lo, hi = (0, s.k - 1) if s.palette else (1, 65535)
+    filled = np.zeros((height, width), dtype=np.int64)
+    up = np.zeros(width, dtype=np.uint16)            # P: the filled row above (0 above row 0)
+    up_valid = np.zeros(width, dtype=bool)           # the hole mask of the row above
+    up_z = np.zeros(width + 2, dtype=np.int64)       # its values z, padded: 0 at holes/edges
+    diff = np.zeros(width + 1, dtype=np.int64)       # D(0..width), D(0) = D(width) = 0
+    g = np.empty(width, dtype=np.uint16)
+    for y in range(height):
+        m = mask[y]
+        # §8.5.2 gradient terms; uint16 arrays wrap modulo 2^16, int16 >> 1 is arithmetic.
+        if width > 2:
+            g[1:-1] = ((up[2:] - up[:-2]).view(np.int16) >> 1).view(np.uint16)
+        if width > 1:
+            g[-1:] = up[-1:] - up[-2:-1]
+            diff[1:width] = np.abs((up[1:] - up[:-1]).view(np.int16).astype(np.int64))
+        g[0] = up[0]
+        # §8.5.3 contexts
+        act = up_z[1:-1] + ((up_z[:-2] + up_z[2:]) >> 1) + diff[:-1] + diff[1:]
+        bucket = np.searchsorted(_GR_THRESHOLDS, act, side="right")
+        left = np.zeros(width, dtype=bool)
+        left[1:] = m[:-1]
+        ctx = np.where(left & up_valid, 3 + bucket,
+                       np.where(left, 11, np.where(up_valid, 12, 13)))
+        z = np.array(s.values(ctx[m].tolist()), dtype=np.int64)
+        if z.size and z.max() >= 65536:
+            x = int(np.flatnonzero(m)[np.argmax(z >= 65536)])
+            raise bad(f"pixel {y * width + x}: residual value {int(z[z >= 65536][0])} >= 65536")
+        t = g.astype(np.int64)
+        t[m] += (z >> 1) ^ -(z & 1)
+        row = np.cumsum(t) & 0xFFFF
+        v = row[m]
+        out = (v < lo) | (v > hi)
+        if out.any():
+            x = int(np.flatnonzero(m)[np.argmax(out)])
+            raise bad(f"pixel {y * width + x} decodes out of range")
+        filled[y] = row
+        up = row.astype(np.uint16)
+        up_valid = m
+        up_z = np.zeros(width + 2, dtype=np.int64)
+        up_z[1:-1][m] = z
+    s.finish()
+    return s.samples(filled)
 
 
 # ---------------------------------------------------------------------------------------

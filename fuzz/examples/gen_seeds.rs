@@ -190,6 +190,7 @@ fn seeds(out: &Path) {
         ("lz4", DepthCodec::Lz4Planes),
         ("zstd", DepthCodec::ZstdPlanes { level: 1 }),
         ("med-rans", DepthCodec::MED_RANS),
+        ("grad-rans", DepthCodec::GRAD_RANS),
     ] {
         files.push((format!("closed-{cname}"), write_file(&tmp, codec, 4, true)));
     }
@@ -268,6 +269,8 @@ fn seeds(out: &Path) {
         ("decode_zstd_planes", DepthCodec::ZstdPlanes { level: 1 }),
         ("decode_med_rans", DepthCodec::MED_RANS),
         ("decode_med_rans", "med-rans:3".parse().unwrap()),
+        ("decode_grad_rans", DepthCodec::GRAD_RANS),
+        ("decode_grad_rans", "grad-rans:3".parse().unwrap()),
     ] {
         for (w, h, s) in [(1, 1, 0), (8, 6, 1), (64, 64, 2), (13, 7, 3), (64, 1, 4)] {
             let f = frame(s, w, h);

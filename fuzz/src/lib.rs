@@ -215,6 +215,7 @@ pub fn exercise_decode(codec: CodecId, data: &[u8]) {
             CodecId::LZ4_PLANES => DepthCodec::Lz4Planes,
             // A lossy frame decodes to exact values, which lossless med-rans keeps.
             CodecId::MED_RANS => DepthCodec::MED_RANS,
+            CodecId::GRAD_RANS => DepthCodec::GRAD_RANS,
             _ => DepthCodec::ZstdPlanes { level: 1 },
         };
         let mut enc = Vec::new();
@@ -246,22 +247,30 @@ pub fn exercise_roundtrip(data: &[u8]) {
         DepthCodec::Lz4Planes,
         DepthCodec::ZstdPlanes { level: 1 },
         DepthCodec::MED_RANS,
+        DepthCodec::GRAD_RANS,
     ] {
         let mut enc = Vec::new();
         c.encode(&depth, w, h, &mut enc).expect("encode");
         let back = codec::decode_to_vec(c.id(), &enc, w, h).expect("decode");
         assert_eq!(back, depth, "{c} round trip {w}x{h}");
     }
-    // Lossy med-rans: within the bound, holes exact.
+    // Lossy med-rans and grad-rans: within the bound, holes exact.
     let bound = codec::ErrorBound::Absolute {
         units: 1 + (w % 7) as u16,
     };
-    let c = DepthCodec::MedRans { bound };
-    let mut enc = Vec::new();
-    c.encode(&depth, w, h, &mut enc).expect("encode");
-    let back = codec::decode_to_vec(c.id(), &enc, w, h).expect("decode");
-    for (&o, &v) in back.iter().zip(&depth) {
-        assert!((o == 0) == (v == 0) && o.abs_diff(v) as u32 <= bound.allowed(v));
+    for c in [
+        DepthCodec::MedRans { bound },
+        DepthCodec::GradRans { bound },
+    ] {
+        let mut enc = Vec::new();
+        c.encode(&depth, w, h, &mut enc).expect("encode");
+        let back = codec::decode_to_vec(c.id(), &enc, w, h).expect("decode");
+        for (&o, &v) in back.iter().zip(&depth) {
+            assert!(
+                (o == 0) == (v == 0) && o.abs_diff(v) as u32 <= bound.allowed(v),
+                "{c} {w}x{h}: {v} decoded as {o}"
+            );
+        }
     }
 }
 
