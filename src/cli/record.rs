@@ -203,7 +203,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                         DepthCodec::Raw => 1.0,
                         DepthCodec::Lz4Planes => 2.7,
                         DepthCodec::ZstdPlanes { .. } => 4.0,
-                        DepthCodec::MedRans { .. } | DepthCodec::GradRans { .. } => 8.0,
+                        DepthCodec::MedRans { .. }
+                        | DepthCodec::GradRans { .. }
+                        | DepthCodec::GradRans32 { .. } => 8.0,
                     };
                     expected_rate += st.width as f64 * st.height as f64 * 2.0 * st.fps / ratio;
                 }

@@ -19,7 +19,7 @@ use super::rans::{
 };
 use super::CodecError;
 pub use crate::container::format::med_rans::{ACT_THRESHOLDS, FLAG_PALETTE, HEADER_LEN, NCTX};
-use crate::container::format::{grad_rans, med_rans};
+use crate::container::format::{grad_rans, grad_rans32, med_rans};
 
 /// The member of the codec family: they share the payload layout and the entropy coding.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub enum Kind {
     Med,
     /// `grad-rans` (codec 5, §8.5).
     Grad,
+    /// `grad-rans32` (codec 6, §8.6): `grad-rans` with 32 rANS states.
+    Grad32,
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
         match self {
             Kind::Med => "med-rans",
             Kind::Grad => "grad-rans",
+            Kind::Grad32 => "grad-rans32",
         }
     }
 
@@ -43,6 +46,7 @@ impl Kind {
         match self {
             Kind::Med => med_rans::STATES,
             Kind::Grad => grad_rans::STATES,
+            Kind::Grad32 => grad_rans32::STATES,
         }
     }
 
@@ -562,7 +566,7 @@ pub(super) fn encode(
                         last = cv[x + 1] as u32;
                     }
                 }
-                Kind::Grad => {
+                Kind::Grad | Kind::Grad32 => {
                     grad_contexts(cm, pm, pv, pz, d, ctx);
                     grad_gradient(pv, g);
                     grad_residuals(cm, cv, g, zs);
@@ -645,6 +649,7 @@ pub(super) fn encode(
         let states = match kind {
             Kind::Med => rans::encode::<{ med_rans::STATES }>(symbols, enc, words).to_vec(),
             Kind::Grad => rans::encode::<{ grad_rans::STATES }>(symbols, enc, words).to_vec(),
+            Kind::Grad32 => rans::encode::<{ grad_rans32::STATES }>(symbols, enc, words).to_vec(),
         };
         let rans_len = (words.len() * 2) as u32;
         out[18..22].copy_from_slice(&rans_len.to_le_bytes());
@@ -741,6 +746,7 @@ pub(super) fn decode(
     match kind {
         Kind::Med => decode_with::<{ med_rans::STATES }>(kind, payload, width, height, out),
         Kind::Grad => decode_with::<{ grad_rans::STATES }>(kind, payload, width, height, out),
+        Kind::Grad32 => decode_with::<{ grad_rans32::STATES }>(kind, payload, width, height, out),
     }
 }
 
@@ -897,7 +903,7 @@ fn decode_with<const N: usize>(
             cm[1..=w].copy_from_slice(&mask[y * w..(y + 1) * w]);
             match kind {
                 Kind::Med => row_contexts(cm, pm, pv, pz, d, ctx),
-                Kind::Grad => {
+                Kind::Grad | Kind::Grad32 => {
                     grad_contexts(cm, pm, pv, pz, d, ctx);
                     grad_gradient(pv, g);
                 }
@@ -931,7 +937,9 @@ fn decode_with<const N: usize>(
                         Some(first_out_of_range(cm, pm, pv, zc, &mut l, lo, hi))
                     }
                 }
-                Kind::Grad => grad_reconstruct(cm, g, &zc[..nv], cv, cz, t, lo as u16, span),
+                Kind::Grad | Kind::Grad32 => {
+                    grad_reconstruct(cm, g, &zc[..nv], cv, cz, t, lo as u16, span)
+                }
             };
             if let Some(x) = bad_pixel {
                 return Err(corrupt(&format!(

@@ -10,6 +10,8 @@ pub mod bound;
 mod medrans;
 mod planes;
 mod rans;
+#[cfg(target_arch = "x86_64")]
+mod rans_x86;
 
 pub use bound::{ErrorBound, MaxError};
 
@@ -33,6 +35,8 @@ impl CodecId {
     pub const MED_RANS: CodecId = CodecId(4);
     /// §8.5 Like `med-rans` with a gradient prediction decoded as a running sum; faster.
     pub const GRAD_RANS: CodecId = CodecId(5);
+    /// §8.6 `grad-rans` with 32 rANS states: the same ratio, SIMD decoding.
+    pub const GRAD_RANS32: CodecId = CodecId(6);
 
     /// The codec's name as the CLI and `rsrec info` spell it.
     pub fn name(self) -> &'static str {
@@ -43,6 +47,7 @@ impl CodecId {
             Self::ZSTD_PLANES => "zstd-planes",
             Self::MED_RANS => "med-rans",
             Self::GRAD_RANS => "grad-rans",
+            Self::GRAD_RANS32 => "grad-rans32",
             _ => "unknown",
         }
     }
@@ -100,18 +105,26 @@ pub enum DepthCodec {
     GradRans {
         bound: ErrorBound,
     },
+    /// `bound` is [`ErrorBound::Lossless`] for bit-exact coding.
+    GradRans32 {
+        bound: ErrorBound,
+    },
 }
 
 impl DepthCodec {
     /// Every codec name that [`FromStr`] accepts, for help texts.
     pub const NAMES: &'static str =
-        "raw, lz4-planes, zstd-planes, zstd-planes:LEVEL (1-22), med-rans, med-rans:BOUND, grad-rans, grad-rans:BOUND (BOUND: N depth units or P%)";
+        "raw, lz4-planes, zstd-planes, zstd-planes:LEVEL (1-22), med-rans, med-rans:BOUND, grad-rans, grad-rans:BOUND, grad-rans32, grad-rans32:BOUND (BOUND: N depth units or P%)";
     /// The lossless `med-rans` codec.
     pub const MED_RANS: DepthCodec = DepthCodec::MedRans {
         bound: ErrorBound::Lossless,
     };
     /// The lossless `grad-rans` codec.
     pub const GRAD_RANS: DepthCodec = DepthCodec::GradRans {
+        bound: ErrorBound::Lossless,
+    };
+    /// The lossless `grad-rans32` codec.
+    pub const GRAD_RANS32: DepthCodec = DepthCodec::GradRans32 {
         bound: ErrorBound::Lossless,
     };
     pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
@@ -123,13 +136,16 @@ impl DepthCodec {
             Self::ZstdPlanes { .. } => CodecId::ZSTD_PLANES,
             Self::MedRans { .. } => CodecId::MED_RANS,
             Self::GradRans { .. } => CodecId::GRAD_RANS,
+            Self::GradRans32 { .. } => CodecId::GRAD_RANS32,
         }
     }
 
     /// The error bound of the decoded depth (lossless for every codec but lossy `med-rans`).
     pub fn bound(self) -> ErrorBound {
         match self {
-            Self::MedRans { bound } | Self::GradRans { bound } => bound,
+            Self::MedRans { bound } | Self::GradRans { bound } | Self::GradRans32 { bound } => {
+                bound
+            }
             _ => ErrorBound::Lossless,
         }
     }
@@ -166,6 +182,9 @@ impl DepthCodec {
             Self::GradRans { bound } => {
                 medrans::encode(medrans::Kind::Grad, depth, width, height, bound, out)
             }
+            Self::GradRans32 { bound } => {
+                medrans::encode(medrans::Kind::Grad32, depth, width, height, bound, out)
+            }
         }
     }
 }
@@ -176,6 +195,9 @@ impl fmt::Display for DepthCodec {
             Self::ZstdPlanes { level } => write!(f, "zstd-planes:{level}"),
             Self::MedRans { bound } if !bound.is_lossless() => write!(f, "med-rans:{bound}"),
             Self::GradRans { bound } if !bound.is_lossless() => write!(f, "grad-rans:{bound}"),
+            Self::GradRans32 { bound } if !bound.is_lossless() => {
+                write!(f, "grad-rans32:{bound}")
+            }
             other => f.write_str(other.id().name()),
         }
     }
@@ -207,6 +229,8 @@ impl FromStr for DepthCodec {
             ("med-rans", Some(b)) => Self::MedRans { bound: b.parse()? },
             ("grad-rans", None) => Self::GRAD_RANS,
             ("grad-rans", Some(b)) => Self::GradRans { bound: b.parse()? },
+            ("grad-rans32", None) => Self::GRAD_RANS32,
+            ("grad-rans32", Some(b)) => Self::GradRans32 { bound: b.parse()? },
             _ => {
                 return Err(format!(
                     "unknown depth codec '{s}' (known: {})",
@@ -218,9 +242,9 @@ impl FromStr for DepthCodec {
     }
 }
 
-/// Applies `--depth-max-error` to the chosen codec: a bound needs `med-rans` or `grad-rans`
-/// (the default `lz4-planes` is switched to `med-rans`; `raw` and `zstd-planes` are an
-/// error).
+/// Applies `--depth-max-error` to the chosen codec: a bound needs `med-rans`, `grad-rans` or
+/// `grad-rans32` (the default `lz4-planes` is switched to `med-rans`; `raw` and
+/// `zstd-planes` are an error).
 pub fn with_max_error(
     codec: DepthCodec,
     max_error: Option<MaxError>,
@@ -233,20 +257,25 @@ pub fn with_max_error(
     let bound = m.to_bound(metres_per_unit)?;
     Ok(match codec {
         DepthCodec::GradRans { .. } => DepthCodec::GradRans { bound },
+        DepthCodec::GradRans32 { .. } => DepthCodec::GradRans32 { bound },
         _ => DepthCodec::MedRans { bound },
     })
 }
 
-/// Whether `codec` can take an error bound: med-rans, grad-rans, or the default lz4-planes
+/// Whether `codec` can take an error bound: med-rans, grad-rans(32), or the default lz4-planes
 /// (which a bound turns into med-rans); raw and zstd-planes are lossless only.
 pub fn check_lossy_codec(codec: DepthCodec, max_error: Option<MaxError>) -> Result<(), String> {
     match (codec, max_error) {
         (_, None)
-        | (DepthCodec::Lz4Planes | DepthCodec::MedRans { .. } | DepthCodec::GradRans { .. }, _) => {
-            Ok(())
-        }
+        | (
+            DepthCodec::Lz4Planes
+            | DepthCodec::MedRans { .. }
+            | DepthCodec::GradRans { .. }
+            | DepthCodec::GradRans32 { .. },
+            _,
+        ) => Ok(()),
         (other, Some(_)) => Err(format!(
-            "--depth-max-error needs --depth-codec med-rans or grad-rans, not {other}"
+            "--depth-max-error needs --depth-codec med-rans, grad-rans or grad-rans32, not {other}"
         )),
     }
 }
@@ -274,13 +303,10 @@ pub fn precheck(codec: CodecId, payload: &[u8], width: u32, height: u32) -> Resu
         }),
         CodecId::LZ4_PLANES => planes::precheck_lz4(payload, n),
         CodecId::ZSTD_PLANES => planes::precheck_zstd(payload, n),
-        CodecId::MED_RANS => {
-            medrans::parse_header(medrans::Kind::Med, payload, width, height).map(|_| ())
-        }
-        CodecId::GRAD_RANS => {
-            medrans::parse_header(medrans::Kind::Grad, payload, width, height).map(|_| ())
-        }
-        other => Err(CodecError::UnknownCodec(other.0)),
+        other => match rans_kind(other) {
+            Some(kind) => medrans::parse_header(kind, payload, width, height).map(|_| ()),
+            None => Err(CodecError::UnknownCodec(other.0)),
+        },
     }
 }
 
@@ -293,14 +319,19 @@ pub fn payload_bound(
     height: u32,
 ) -> Result<ErrorBound, CodecError> {
     precheck(codec, payload, width, height)?;
+    match rans_kind(codec) {
+        Some(kind) => Ok(medrans::parse_header(kind, payload, width, height)?.bound),
+        None => Ok(ErrorBound::Lossless),
+    }
+}
+
+/// The member of the rANS codec family (§8.4-§8.6) that `codec` is, if any.
+fn rans_kind(codec: CodecId) -> Option<medrans::Kind> {
     match codec {
-        CodecId::MED_RANS => {
-            Ok(medrans::parse_header(medrans::Kind::Med, payload, width, height)?.bound)
-        }
-        CodecId::GRAD_RANS => {
-            Ok(medrans::parse_header(medrans::Kind::Grad, payload, width, height)?.bound)
-        }
-        _ => Ok(ErrorBound::Lossless),
+        CodecId::MED_RANS => Some(medrans::Kind::Med),
+        CodecId::GRAD_RANS => Some(medrans::Kind::Grad),
+        CodecId::GRAD_RANS32 => Some(medrans::Kind::Grad32),
+        _ => None,
     }
 }
 
@@ -336,9 +367,10 @@ pub fn decode(
         }
         CodecId::LZ4_PLANES => planes::decode_lz4(payload, out),
         CodecId::ZSTD_PLANES => planes::decode_zstd(payload, out),
-        CodecId::MED_RANS => medrans::decode(medrans::Kind::Med, payload, width, height, out),
-        CodecId::GRAD_RANS => medrans::decode(medrans::Kind::Grad, payload, width, height, out),
-        other => Err(CodecError::UnknownCodec(other.0)),
+        other => match rans_kind(other) {
+            Some(kind) => medrans::decode(kind, payload, width, height, out),
+            None => Err(CodecError::UnknownCodec(other.0)),
+        },
     }
 }
 
@@ -360,13 +392,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALL: [DepthCodec; 6] = [
+    const ALL: [DepthCodec; 7] = [
         DepthCodec::Raw,
         DepthCodec::Lz4Planes,
         DepthCodec::ZstdPlanes { level: 1 },
         DepthCodec::ZstdPlanes { level: 19 },
         DepthCodec::MED_RANS,
         DepthCodec::GRAD_RANS,
+        DepthCodec::GRAD_RANS32,
     ];
 
     fn round_trip(codec: DepthCodec, depth: &[u16], w: u32, h: u32) {
@@ -478,7 +511,7 @@ mod tests {
 
         #[test]
         fn random_payloads_never_panic(
-            id in 0u8..6, w in 1u32..64, h in 1u32..64,
+            id in 0u8..8, w in 1u32..64, h in 1u32..64,
             payload in proptest::collection::vec(any::<u8>(), 0..600),
         ) {
             let mut out = vec![0u16; (w * h) as usize];

@@ -192,13 +192,17 @@ const CTX_SLOTS: usize = 16;
 /// the cache, instead of one load from a 4-byte-per-slot table (8 KiB per context) that
 /// misses it.
 pub struct DecTables {
-    tok: Box<[u8; CTX_SLOTS << PROB_BITS]>,
+    tok: Box<[u8; TOK_LEN]>,
     sym: Box<[u32; CTX_SLOTS << 8]>,
 }
 
 /// `sym` entry of the sentinel token of an unused context: a step that leaves the state as
 /// it is (`freq = PROB_SCALE`, `cum = 0`).
 const BAD_SYM: u32 = PROB_SCALE;
+
+/// Length of the token table: one byte per slot of every context, plus padding so that a
+/// 32-bit load at any slot (the SIMD decoder's gather) stays in bounds.
+const TOK_LEN: usize = (CTX_SLOTS << PROB_BITS) + 4;
 
 impl Default for DecTables {
     fn default() -> Self {
@@ -207,7 +211,7 @@ impl Default for DecTables {
             sym[c << 8 | BAD_TOKEN as usize] = BAD_SYM;
         }
         DecTables {
-            tok: vec![BAD_TOKEN; CTX_SLOTS << PROB_BITS]
+            tok: vec![BAD_TOKEN; TOK_LEN]
                 .into_boxed_slice()
                 .try_into()
                 .expect("length"),
@@ -217,6 +221,12 @@ impl Default for DecTables {
 }
 
 impl DecTables {
+    /// The token table (padded, see [`TOK_LEN`]) and the symbol table.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn raw(&self) -> (&[u8], &[u32]) {
+        (&self.tok[..], &self.sym[..])
+    }
+
     /// Fills the table of context `ctx` (`< 16`); an unused context gets the sentinel token.
     pub fn set(&mut self, ctx: usize, freqs: &[u16; NTOK]) {
         let table = &mut self.tok[ctx << PROB_BITS..(ctx + 1) << PROB_BITS];
@@ -258,7 +268,7 @@ fn step(x: &mut u32, tables: &DecTables, ctx: u8, words: &[u8], pos: &mut usize)
 /// alphabet (the sentinel of an unused context).
 #[cold]
 #[inline(never)]
-fn slow_value(t: u32, bits: &mut BitReader) -> Option<u32> {
+pub(super) fn slow_value(t: u32, bits: &mut BitReader) -> Option<u32> {
     if t as usize >= NTOK {
         return None;
     }
@@ -308,6 +318,35 @@ impl<'a, const N: usize> Decoder<'a, N> {
         // below then always starts at lane 0.
         self.x.rotate_left(self.next);
         self.next = 0;
+        #[cfg(target_arch = "x86_64")]
+        if N % 8 == 0 && N >= 16 && super::rans_x86::available() {
+            let n = ctxs.len().min(out.len());
+            // SAFETY: the CPU supports AVX2 (checked above).
+            let ok = unsafe {
+                super::rans_x86::values(
+                    &mut self.x,
+                    tables,
+                    self.words,
+                    &mut self.pos,
+                    ctxs,
+                    out,
+                    bits,
+                )
+            };
+            self.next = n % N;
+            return ok;
+        }
+        self.values_scalar(tables, ctxs, out, bits)
+    }
+
+    /// [`Self::values`] without SIMD; the states are rotated so that `x[0]` is next.
+    fn values_scalar(
+        &mut self,
+        tables: &DecTables,
+        ctxs: &[u8],
+        out: &mut [u32],
+        bits: &mut BitReader,
+    ) -> bool {
         let mut x = self.x;
         let words = self.words;
         let mut pos = self.pos;
@@ -404,6 +443,7 @@ impl BitWriter {
 }
 
 /// LSB-first bit reader; past the end it reads zeros and remembers the overrun.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BitReader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -526,6 +566,71 @@ mod tests {
         rans_round_trip_with::<4>();
         rans_round_trip_with::<8>();
         rans_round_trip_with::<1>();
+        rans_round_trip_with::<32>();
+    }
+
+    /// The SIMD decoder (where the CPU has it) against the scalar one on random, mostly
+    /// corrupt input: random tables (some contexts unused), states, words, contexts, chunk
+    /// sizes and extra bits. Every output, the states, both stream positions and the
+    /// corrupt-token flag must agree.
+    #[test]
+    fn simd_values_match_scalar() {
+        #[cfg(target_arch = "x86_64")]
+        if !super::super::rans_x86::available() {
+            eprintln!("SKIP simd_values_match_scalar: this CPU has no AVX2");
+            return;
+        }
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..300 {
+            let mut dec = DecTables::default();
+            for c in 0..CTX_SLOTS {
+                if rnd() % 4 == 0 {
+                    continue; // unused context
+                }
+                let mut cnt = [0u32; NTOK];
+                let used = 1 + rnd() as usize % NTOK;
+                for x in cnt.iter_mut().take(used) {
+                    *x = (rnd() % 1000) as u32 * (rnd() % 3 != 0) as u32;
+                }
+                cnt[rnd() as usize % used] += 1;
+                let mut f = [0u16; NTOK];
+                normalize(&cnt, &mut f);
+                dec.set(c, &f);
+            }
+            let nwords = rnd() as usize % 3000 + case % 7;
+            let words: Vec<u8> = (0..nwords).map(|_| rnd() as u8).collect();
+            let bits: Vec<u8> = (0..rnd() as usize % 2000).map(|_| rnd() as u8).collect();
+            let states: [u32; 32] = std::array::from_fn(|_| match rnd() % 4 {
+                0 => RANS_L,
+                1 => rnd() as u32 | RANS_L,
+                _ => rnd() as u32,
+            });
+            let mut a = Decoder::<32>::new(states, &words);
+            let mut b = Decoder::<32>::new(states, &words);
+            let (mut ba, mut bb) = (BitReader::new(&bits), BitReader::new(&bits));
+            for _ in 0..20 {
+                let n = rnd() as usize % 100;
+                let ctxs: Vec<u8> = (0..n).map(|_| rnd() as u8).collect();
+                let (mut oa, mut ob) = (vec![0u32; n], vec![0u32; n]);
+                let ka = a.values(&dec, &ctxs, &mut oa, &mut ba);
+                b.x.rotate_left(b.next);
+                b.next = 0;
+                let kb = b.values_scalar(&dec, &ctxs, &mut ob, &mut bb);
+                assert_eq!((ka, &oa), (kb, &ob), "case {case}");
+                a.x.rotate_left(a.next);
+                a.next = 0;
+                b.x.rotate_left(b.next);
+                b.next = 0;
+                assert_eq!((a.x, a.pos), (b.x, b.pos), "case {case}");
+                assert_eq!(ba, bb, "case {case}");
+            }
+        }
     }
 
     #[test]

@@ -141,3 +141,10 @@ pub mod grad_rans {
     /// §8.5 Interleaved rANS states (codec 4 has 4): more independent chains for the CPU.
     pub const STATES: usize = 8;
 }
+
+/// §8.6 The `grad-rans32` codec (codec id 6): exactly §8.5 with 32 rANS states, so that a
+/// decoder can run the states as four 8-lane SIMD vectors.
+pub mod grad_rans32 {
+    /// §8.6 Interleaved rANS states: four vectors of eight 32-bit lanes.
+    pub const STATES: usize = 32;
+}

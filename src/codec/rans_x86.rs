@@ -1,0 +1,161 @@
+//! AVX2 decoding of N (a multiple of 8: 32 for `grad-rans32`) interleaved rANS states
+//! (`format-spec.md` §8.4.5 step): the states are N/8 vectors of eight lanes, eight values
+//! take two table gathers, and the renormalisation words go to the lanes that need them through a
+//! permutation looked up by the lanes' mask. Produces exactly what the scalar decoder in
+//! [`super::rans`] produces, for valid and corrupt streams alike (same overrun rules, same
+//! sentinel for unused contexts); the tests compare the two.
+
+#![allow(unsafe_code)]
+
+use super::rans::{BitReader, DecTables, DIRECT, PROB_BITS, PROB_SCALE};
+use std::arch::x86_64::*;
+
+/// For each 8-bit lane mask, the index of the word each set lane takes: the number of set
+/// lanes below it (8 bytes per mask, widened on load).
+static EXPAND: [[u8; 8]; 256] = {
+    let mut t = [[0u8; 8]; 256];
+    let mut m = 0;
+    while m < 256 {
+        let mut k = 0u8;
+        let mut i = 0;
+        while i < 8 {
+            if m >> i & 1 != 0 {
+                t[m][i] = k;
+                k += 1;
+            }
+            i += 1;
+        }
+        m += 1;
+    }
+    t
+};
+
+/// True if this CPU runs [`values`].
+#[inline]
+pub fn available() -> bool {
+    std::is_x86_feature_detected!("avx2")
+}
+
+/// Decodes one value per entry of `ctxs` into `out` (same length) with the `N` states `x`
+/// (`N` a multiple of 8, at most 128), where `x[0]` decodes the first value and value j uses
+/// `x[j % N]`; the caller keeps track of which state is next. `pos` is the byte position
+/// in `words`. Returns false if a token is outside the alphabet.
+///
+/// # Safety
+/// The CPU must support AVX2 ([`available`]).
+#[target_feature(enable = "avx2,popcnt")]
+pub unsafe fn values<const N: usize>(
+    x: &mut [u32; N],
+    tables: &DecTables,
+    words: &[u8],
+    pos: &mut usize,
+    ctxs: &[u8],
+    out: &mut [u32],
+    bits: &mut BitReader,
+) -> bool {
+    assert!(N % 8 == 0 && N <= 128, "{N} states");
+    let n = ctxs.len().min(out.len());
+    let (tok, sym) = tables.raw();
+    let tok = tok.as_ptr() as *const i32;
+    let sym = sym.as_ptr() as *const i32;
+    let mut v = [_mm256_setzero_si256(); 16];
+    for (k, vk) in v.iter_mut().enumerate().take(N / 8) {
+        *vk = _mm256_loadu_si256(x.as_ptr().add(8 * k) as *const __m256i);
+    }
+    let slot_mask = _mm256_set1_epi32((PROB_SCALE - 1) as i32);
+    let ctx_mask = _mm256_set1_epi32(15);
+    let byte_mask = _mm256_set1_epi32(0xFF);
+    let low16 = _mm256_set1_epi32(0xFFFF);
+    let direct = _mm256_set1_epi32(DIRECT as i32 - 1);
+    let lane_ids = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let zero = _mm256_setzero_si256();
+    let mut p = *pos;
+    let mut ok = true;
+    let mut i = 0usize;
+    while i < n {
+        for vk in v.iter_mut().take(N / 8) {
+            if i >= n {
+                break;
+            }
+            let lanes = (n - i).min(8);
+            // Contexts of the (up to) eight values.
+            let c8 = if lanes == 8 {
+                _mm_loadl_epi64(ctxs.as_ptr().add(i) as *const __m128i)
+            } else {
+                let mut b = [0u8; 8];
+                b[..lanes].copy_from_slice(&ctxs[i..i + lanes]);
+                _mm_loadl_epi64(b.as_ptr() as *const __m128i)
+            };
+            let c = _mm256_and_si256(_mm256_cvtepu8_epi32(c8), ctx_mask);
+            let xv = *vk;
+            let slot = _mm256_and_si256(xv, slot_mask);
+            let ti = _mm256_or_si256(_mm256_slli_epi32(c, PROB_BITS as i32), slot);
+            let t = _mm256_and_si256(_mm256_i32gather_epi32::<1>(tok, ti), byte_mask);
+            let e = _mm256_i32gather_epi32::<4>(sym, _mm256_or_si256(_mm256_slli_epi32(c, 8), t));
+            let freq = _mm256_and_si256(e, low16);
+            let cum = _mm256_srli_epi32(e, 16);
+            let y = _mm256_sub_epi32(
+                _mm256_add_epi32(
+                    _mm256_mullo_epi32(freq, _mm256_srli_epi32(xv, PROB_BITS as i32)),
+                    slot,
+                ),
+                cum,
+            );
+            // Lanes whose state fell below 2^16 read the next words, in lane order.
+            let mut need = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);
+            let active = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), lane_ids);
+            need = _mm256_and_si256(need, active);
+            let m = _mm256_movemask_ps(_mm256_castsi256_ps(need)) as u32;
+            let w16 = if p + 16 <= words.len() {
+                _mm_loadu_si128(words.as_ptr().add(p) as *const __m128i)
+            } else {
+                let mut b = [0u8; 16];
+                if p < words.len() {
+                    // Whole words only: a trailing odd byte reads as nothing (like the
+                    // scalar decoder).
+                    let r = &words[p..];
+                    let r = &r[..r.len() & !1];
+                    b[..r.len()].copy_from_slice(r);
+                }
+                _mm_loadu_si128(b.as_ptr() as *const __m128i)
+            };
+            let idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                EXPAND.as_ptr().add(m as usize) as *const __m128i
+            ));
+            let wv = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(w16), idx);
+            p += 2 * m.count_ones() as usize;
+            let y = _mm256_blendv_epi8(y, _mm256_or_si256(_mm256_slli_epi32(y, 16), wv), need);
+            *vk = _mm256_blendv_epi8(xv, y, active);
+            // Values: the token itself below DIRECT; else extra bits, in lane order.
+            let big = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(t, direct))) as u32
+                & ((1u32 << lanes) - 1);
+            if lanes == 8 {
+                _mm256_storeu_si256(out.as_mut_ptr().add(i) as *mut __m256i, t);
+            } else {
+                let mut b = [0u32; 8];
+                _mm256_storeu_si256(b.as_mut_ptr() as *mut __m256i, t);
+                out[i..i + lanes].copy_from_slice(&b[..lanes]);
+            }
+            if big != 0 {
+                let mut b = big;
+                while b != 0 {
+                    let l = b.trailing_zeros() as usize;
+                    b &= b - 1;
+                    match super::rans::slow_value(out[i + l], bits) {
+                        Some(val) => out[i + l] = val,
+                        None => {
+                            ok = false;
+                            out[i + l] = 0;
+                        }
+                    }
+                }
+            }
+            i += lanes;
+        }
+    }
+    for (k, vk) in v.iter().enumerate().take(N / 8) {
+        _mm256_storeu_si256(x.as_mut_ptr().add(8 * k) as *mut __m256i, *vk);
+    }
+    *pos = p;
+    ok
+}
