@@ -297,7 +297,7 @@ fn import_with_an_error_bound_is_lossy_within_the_bound_and_says_so() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("needs --depth-codec med-rans or grad-rans, not raw"),
+        stderr(&o).contains("needs --depth-codec med-rans, grad-rans or grad-rans32, not raw"),
         "{}",
         stderr(&o)
     );
