@@ -7,6 +7,8 @@
 //! hostile payload yields a [`CodecError`], never a panic.
 
 pub mod bound;
+#[cfg(target_arch = "x86_64")]
+mod grad_x86;
 mod medrans;
 mod planes;
 mod rans;
@@ -280,6 +282,23 @@ pub fn check_lossy_codec(codec: DepthCodec, max_error: Option<MaxError>) -> Resu
     }
 }
 
+thread_local! {
+    static SCALAR_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes the decoders on this thread use their portable scalar code even where the CPU has
+/// SIMD (AVX2) code paths, or allows SIMD again. Both produce identical output; this is for
+/// tests that compare them and for benchmarks of the portable code.
+pub fn set_scalar_only(on: bool) {
+    SCALAR_ONLY.with(|c| c.set(on));
+}
+
+/// Whether this thread may use SIMD code paths (see [`set_scalar_only`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn simd_allowed() -> bool {
+    !SCALAR_ONLY.with(|c| c.get())
+}
+
 /// Number of samples in a `width x height` frame, rejecting empty and oversized frames.
 pub fn frame_len(width: u32, height: u32) -> Result<usize, CodecError> {
     const MAX_DIM: u32 = crate::container::format::MAX_DIMENSION;
@@ -506,6 +525,28 @@ mod tests {
                 codec.encode(&depth, w, h, &mut enc).unwrap();
                 let back = decode_to_vec(codec.id(), &enc, w, h).unwrap();
                 prop_assert_eq!(&back, &depth);
+            }
+        }
+
+        /// The SIMD decoders (where the CPU has them) and the scalar ones agree on every
+        /// frame, valid or corrupted: the same samples or the same error.
+        #[test]
+        fn simd_and_scalar_decoders_agree(
+            (w, h, depth) in frames(),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        ) {
+            for codec in [DepthCodec::GRAD_RANS32, DepthCodec::GRAD_RANS, DepthCodec::MED_RANS] {
+                let mut enc = Vec::new();
+                codec.encode(&depth, w, h, &mut enc).unwrap();
+                for &(at, x) in &flips {
+                    let i = at % enc.len();
+                    enc[i] ^= x;
+                }
+                let simd = decode_to_vec(codec.id(), &enc, w, h);
+                set_scalar_only(true);
+                let scalar = decode_to_vec(codec.id(), &enc, w, h);
+                set_scalar_only(false);
+                prop_assert_eq!(format!("{simd:?}"), format!("{scalar:?}"));
             }
         }
 

@@ -194,15 +194,25 @@ const CTX_SLOTS: usize = 16;
 pub struct DecTables {
     tok: Box<[u8; TOK_LEN]>,
     sym: Box<[u32; CTX_SLOTS << 8]>,
+    /// For the SIMD decoder, one gather per step: `packed[c << PROB_BITS | s]` is
+    /// `freq | (s - cum) << 12 | token << 23` (see [`pack_slot`]); filled by
+    /// [`DecTables::set_packed`] only.
+    packed: Box<[u32; CTX_SLOTS << PROB_BITS]>,
+}
+
+/// A [`DecTables::packed`] entry: with it, a step is `x' = freq * (x >> PROB_BITS) + bias`
+/// (12 + 11 + 8 bits).
+#[inline]
+const fn pack_slot(freq: u32, bias: u32, token: u32) -> u32 {
+    freq | bias << 12 | token << 23
 }
 
 /// `sym` entry of the sentinel token of an unused context: a step that leaves the state as
 /// it is (`freq = PROB_SCALE`, `cum = 0`).
 const BAD_SYM: u32 = PROB_SCALE;
 
-/// Length of the token table: one byte per slot of every context, plus padding so that a
-/// 32-bit load at any slot (the SIMD decoder's gather) stays in bounds.
-const TOK_LEN: usize = (CTX_SLOTS << PROB_BITS) + 4;
+/// Length of the token table: one byte per slot of every context.
+const TOK_LEN: usize = CTX_SLOTS << PROB_BITS;
 
 impl Default for DecTables {
     fn default() -> Self {
@@ -216,15 +226,40 @@ impl Default for DecTables {
                 .try_into()
                 .expect("length"),
             sym: sym.into_boxed_slice().try_into().expect("length"),
+            packed: (0..CTX_SLOTS << PROB_BITS)
+                .map(|i| pack_slot(PROB_SCALE, i as u32 & (PROB_SCALE - 1), BAD_TOKEN as u32))
+                .collect::<Box<[u32]>>()
+                .try_into()
+                .expect("length"),
         }
     }
 }
 
 impl DecTables {
-    /// The token table (padded, see [`TOK_LEN`]) and the symbol table.
+    /// The packed table (see [`DecTables::set_packed`]).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub(super) fn raw(&self) -> (&[u8], &[u32]) {
-        (&self.tok[..], &self.sym[..])
+    pub(super) fn packed(&self) -> &[u32; CTX_SLOTS << PROB_BITS] {
+        &self.packed
+    }
+
+    /// Fills the packed table of context `ctx` (`< 16`) for the SIMD decoder, which reads
+    /// only this one; an unused context gets the sentinel token and a step that leaves the
+    /// state as it is (`freq = PROB_SCALE`, `bias = slot`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub fn set_packed(&mut self, ctx: usize, freqs: &[u16; NTOK]) {
+        let table = &mut self.packed[ctx << PROB_BITS..(ctx + 1) << PROB_BITS];
+        let mut cum = 0usize;
+        for (tok, &f) in freqs.iter().enumerate() {
+            for (bias, e) in table[cum..cum + f as usize].iter_mut().enumerate() {
+                *e = pack_slot(f as u32, bias as u32, tok as u32);
+            }
+            cum += f as usize;
+        }
+        if cum == 0 {
+            for (slot, e) in table.iter_mut().enumerate() {
+                *e = pack_slot(PROB_SCALE, slot as u32, BAD_TOKEN as u32);
+            }
+        }
     }
 
     /// Fills the table of context `ctx` (`< 16`); an unused context gets the sentinel token.
@@ -279,6 +314,8 @@ pub(super) fn slow_value(t: u32, bits: &mut BitReader) -> Option<u32> {
 /// `N` interleaved rANS states reading `u16` words forward. Symbol j uses state `j % N`.
 pub struct Decoder<'a, const N: usize> {
     x: [u32; N],
+    /// [`Decoder::values`] runs the SIMD decoder (see [`Decoder::simd`]).
+    simd: bool,
     /// Index of the state that decodes the next symbol.
     next: usize,
     words: &'a [u8],
@@ -290,9 +327,24 @@ impl<'a, const N: usize> Decoder<'a, N> {
     pub fn new(states: [u32; N], words: &'a [u8]) -> Self {
         Decoder {
             x: states,
+            simd: Self::simd(),
             next: 0,
             words,
             pos: 0,
+        }
+    }
+
+    /// True if decoders with `N` states use the SIMD decoder on this thread, which reads
+    /// the packed tables ([`DecTables::set_packed`]) instead of the others. Fixed for a
+    /// thread unless [`super::set_scalar_only`] changes it.
+    pub fn simd() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            N % 8 == 0 && N >= 16 && super::rans_x86::available()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
         }
     }
 
@@ -319,7 +371,7 @@ impl<'a, const N: usize> Decoder<'a, N> {
         self.x.rotate_left(self.next);
         self.next = 0;
         #[cfg(target_arch = "x86_64")]
-        if N % 8 == 0 && N >= 16 && super::rans_x86::available() {
+        if self.simd {
             let n = ctxs.len().min(out.len());
             // SAFETY: the CPU supports AVX2 (checked above).
             let ok = unsafe {
@@ -531,6 +583,7 @@ mod tests {
             normalize(cnt, &mut f);
             enc_table(c, &f, &mut enc);
             dec.set(c, &f);
+            dec.set_packed(c, &f);
         }
         let mut words = Vec::new();
         let packed: Vec<u16> = syms
@@ -602,6 +655,7 @@ mod tests {
                 let mut f = [0u16; NTOK];
                 normalize(&cnt, &mut f);
                 dec.set(c, &f);
+                dec.set_packed(c, &f);
             }
             let nwords = rnd() as usize % 3000 + case % 7;
             let words: Vec<u8> = (0..nwords).map(|_| rnd() as u8).collect();
@@ -613,6 +667,7 @@ mod tests {
             });
             let mut a = Decoder::<32>::new(states, &words);
             let mut b = Decoder::<32>::new(states, &words);
+            assert!(a.simd);
             let (mut ba, mut bb) = (BitReader::new(&bits), BitReader::new(&bits));
             for _ in 0..20 {
                 let n = rnd() as usize % 100;

@@ -1,7 +1,7 @@
 //! AVX2 decoding of N (a multiple of 8: 32 for `grad-rans32`) interleaved rANS states
 //! (`format-spec.md` §8.4.5 step): the states are N/8 vectors of eight lanes, eight values
-//! take two table gathers, and the renormalisation words go to the lanes that need them through a
-//! permutation looked up by the lanes' mask. Produces exactly what the scalar decoder in
+//! take one gather from the packed decoding table, and the renormalisation words go to the
+//! lanes that need them through a permutation looked up by the lanes' mask. Produces exactly what the scalar decoder in
 //! [`super::rans`] produces, for valid and corrupt streams alike (same overrun rules, same
 //! sentinel for unused contexts); the tests compare the two.
 
@@ -12,7 +12,7 @@ use std::arch::x86_64::*;
 
 /// For each 8-bit lane mask, the index of the word each set lane takes: the number of set
 /// lanes below it (8 bytes per mask, widened on load).
-static EXPAND: [[u8; 8]; 256] = {
+pub(super) static EXPAND: [[u8; 8]; 256] = {
     let mut t = [[0u8; 8]; 256];
     let mut m = 0;
     while m < 256 {
@@ -30,10 +30,32 @@ static EXPAND: [[u8; 8]; 256] = {
     t
 };
 
-/// True if this CPU runs [`values`].
+/// Adds the extra bits of the values whose lanes are set in `big` (tokens >= DIRECT), in
+/// lane order; false if one is outside the alphabet (it becomes 0).
+#[cold]
+#[inline(never)]
+fn extra_bits(out: &mut [u32], big: u32, bits: &mut BitReader) -> bool {
+    let mut ok = true;
+    let mut b = big;
+    while b != 0 {
+        let l = b.trailing_zeros() as usize;
+        b &= b - 1;
+        match super::rans::slow_value(out[l], bits) {
+            Some(val) => out[l] = val,
+            None => {
+                ok = false;
+                out[l] = 0;
+            }
+        }
+    }
+    ok
+}
+
+/// True if this CPU runs [`values`] and this thread allows SIMD
+/// ([`super::set_scalar_only`]).
 #[inline]
 pub fn available() -> bool {
-    std::is_x86_feature_detected!("avx2")
+    super::simd_allowed() && std::is_x86_feature_detected!("avx2")
 }
 
 /// Decodes one value per entry of `ctxs` into `out` (same length) with the `N` states `x`
@@ -55,30 +77,25 @@ pub unsafe fn values<const N: usize>(
 ) -> bool {
     assert!(N % 8 == 0 && N <= 128, "{N} states");
     let n = ctxs.len().min(out.len());
-    let (tok, sym) = tables.raw();
-    let tok = tok.as_ptr() as *const i32;
-    let sym = sym.as_ptr() as *const i32;
+    let packed = tables.packed().as_ptr() as *const i32;
     let mut v = [_mm256_setzero_si256(); 16];
     for (k, vk) in v.iter_mut().enumerate().take(N / 8) {
         *vk = _mm256_loadu_si256(x.as_ptr().add(8 * k) as *const __m256i);
     }
     let slot_mask = _mm256_set1_epi32((PROB_SCALE - 1) as i32);
     let ctx_mask = _mm256_set1_epi32(15);
-    let byte_mask = _mm256_set1_epi32(0xFF);
-    let low16 = _mm256_set1_epi32(0xFFFF);
+    let mask12 = _mm256_set1_epi32(0xFFF);
     let direct = _mm256_set1_epi32(DIRECT as i32 - 1);
     let lane_ids = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let zero = _mm256_setzero_si256();
     let mut p = *pos;
     let mut ok = true;
-    let mut i = 0usize;
-    while i < n {
-        for vk in v.iter_mut().take(N / 8) {
-            if i >= n {
-                break;
-            }
-            let lanes = (n - i).min(8);
-            // Contexts of the (up to) eight values.
+    // One step of the eight states `$xv` for the values `$i..$i + $lanes` (`$lanes` <= 8;
+    // the other lanes keep their state and read no word). A macro, not a closure, so that
+    // the intrinsics are compiled with AVX2.
+    macro_rules! step {
+        ($xv:expr, $i:expr, $lanes:expr) => {{
+            let (xv, i, lanes): (__m256i, usize, usize) = ($xv, $i, $lanes);
             let c8 = if lanes == 8 {
                 _mm_loadl_epi64(ctxs.as_ptr().add(i) as *const __m128i)
             } else {
@@ -87,24 +104,22 @@ pub unsafe fn values<const N: usize>(
                 _mm_loadl_epi64(b.as_ptr() as *const __m128i)
             };
             let c = _mm256_and_si256(_mm256_cvtepu8_epi32(c8), ctx_mask);
-            let xv = *vk;
             let slot = _mm256_and_si256(xv, slot_mask);
             let ti = _mm256_or_si256(_mm256_slli_epi32(c, PROB_BITS as i32), slot);
-            let t = _mm256_and_si256(_mm256_i32gather_epi32::<1>(tok, ti), byte_mask);
-            let e = _mm256_i32gather_epi32::<4>(sym, _mm256_or_si256(_mm256_slli_epi32(c, 8), t));
-            let freq = _mm256_and_si256(e, low16);
-            let cum = _mm256_srli_epi32(e, 16);
-            let y = _mm256_sub_epi32(
-                _mm256_add_epi32(
-                    _mm256_mullo_epi32(freq, _mm256_srli_epi32(xv, PROB_BITS as i32)),
-                    slot,
-                ),
-                cum,
+            let e = _mm256_i32gather_epi32::<4>(packed, ti);
+            let t = _mm256_srli_epi32(e, 23);
+            let freq = _mm256_and_si256(e, mask12);
+            let bias = _mm256_and_si256(_mm256_srli_epi32(e, 12), slot_mask);
+            let y = _mm256_add_epi32(
+                _mm256_mullo_epi32(freq, _mm256_srli_epi32(xv, PROB_BITS as i32)),
+                bias,
             );
             // Lanes whose state fell below 2^16 read the next words, in lane order.
             let mut need = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);
             let active = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), lane_ids);
-            need = _mm256_and_si256(need, active);
+            if lanes < 8 {
+                need = _mm256_and_si256(need, active);
+            }
             let m = _mm256_movemask_ps(_mm256_castsi256_ps(need)) as u32;
             let w16 = if p + 16 <= words.len() {
                 _mm_loadu_si128(words.as_ptr().add(p) as *const __m128i)
@@ -125,7 +140,6 @@ pub unsafe fn values<const N: usize>(
             let wv = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(w16), idx);
             p += 2 * m.count_ones() as usize;
             let y = _mm256_blendv_epi8(y, _mm256_or_si256(_mm256_slli_epi32(y, 16), wv), need);
-            *vk = _mm256_blendv_epi8(xv, y, active);
             // Values: the token itself below DIRECT; else extra bits, in lane order.
             let big = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(t, direct))) as u32
                 & ((1u32 << lanes) - 1);
@@ -137,19 +151,35 @@ pub unsafe fn values<const N: usize>(
                 out[i..i + lanes].copy_from_slice(&b[..lanes]);
             }
             if big != 0 {
-                let mut b = big;
-                while b != 0 {
-                    let l = b.trailing_zeros() as usize;
-                    b &= b - 1;
-                    match super::rans::slow_value(out[i + l], bits) {
-                        Some(val) => out[i + l] = val,
-                        None => {
-                            ok = false;
-                            out[i + l] = 0;
-                        }
-                    }
-                }
+                ok &= extra_bits(&mut out[i..i + lanes], big, bits);
             }
+            if lanes < 8 {
+                _mm256_blendv_epi8(xv, y, active)
+            } else {
+                y
+            }
+        }};
+    }
+    let mut i = 0usize;
+    if N == 32 {
+        // The usual case, unrolled: the four vectors stay in registers.
+        let [mut v0, mut v1, mut v2, mut v3] = [v[0], v[1], v[2], v[3]];
+        while i + 32 <= n {
+            v0 = step!(v0, i, 8);
+            v1 = step!(v1, i + 8, 8);
+            v2 = step!(v2, i + 16, 8);
+            v3 = step!(v3, i + 24, 8);
+            i += 32;
+        }
+        [v[0], v[1], v[2], v[3]] = [v0, v1, v2, v3];
+    }
+    while i < n {
+        for vk in v.iter_mut().take(N / 8) {
+            if i >= n {
+                break;
+            }
+            let lanes = (n - i).min(8);
+            *vk = step!(*vk, i, lanes);
             i += lanes;
         }
     }

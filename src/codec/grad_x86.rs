@@ -1,0 +1,220 @@
+//! AVX2 row passes of the `grad-rans` decoders (`format-spec.md` §8.5): the contexts of a
+//! row, the packing of the valid pixels' contexts, and the reconstruction (residuals spread
+//! to their pixels, the running sum, the range check and the output samples). Each
+//! produces exactly what its scalar twin in [`super::medrans`] produces; the tests there
+//! compare the two on real and random rows.
+
+#![allow(unsafe_code)]
+
+use super::rans_x86::EXPAND;
+use std::arch::x86_64::*;
+
+/// True if this CPU runs the functions of this module and this thread allows SIMD
+/// ([`super::set_scalar_only`]).
+#[inline]
+pub fn available() -> bool {
+    super::simd_allowed() && std::is_x86_feature_detected!("avx2")
+}
+
+/// For each 8-bit mask, the byte shuffle that moves the set lanes' bytes to the front, in
+/// order (the rest of the bytes are don't-care).
+static COMPRESS: [[u8; 8]; 256] = {
+    let mut t = [[0u8; 8]; 256];
+    let mut m = 0;
+    while m < 256 {
+        let mut k = 0;
+        let mut i = 0;
+        while i < 8 {
+            if m >> i & 1 != 0 {
+                t[m][k] = i as u8;
+                k += 1;
+            }
+            i += 1;
+        }
+        m += 1;
+    }
+    t
+};
+
+/// The 8-bit mask of the non-zero bytes among the 8 at `p`.
+#[inline(always)]
+unsafe fn mask8(p: *const u8) -> u32 {
+    let v = _mm_loadl_epi64(p as *const __m128i);
+    let z = _mm_cmpeq_epi8(v, _mm_setzero_si128());
+    !(_mm_movemask_epi8(z) as u32) & 0xFF
+}
+
+/// Packs the contexts `ctx[x]` of the valid pixels (`cm[x] != 0`) to the front of `cc`, in
+/// order; returns their number. `cm` and `ctx` are a row (same length); `cc` must have room
+/// for the row plus 8 bytes.
+///
+/// # Safety
+/// AVX2 ([`available`]).
+#[target_feature(enable = "avx2,popcnt")]
+pub unsafe fn pack_contexts(cm: &[u8], ctx: &[u8], cc: &mut [u8]) -> usize {
+    let n = cm.len().min(ctx.len());
+    assert!(cc.len() >= n + 8);
+    let mut k = 0usize;
+    let mut x = 0usize;
+    while x + 8 <= n {
+        let m = mask8(cm.as_ptr().add(x));
+        let c = _mm_loadl_epi64(ctx.as_ptr().add(x) as *const __m128i);
+        let s = _mm_loadl_epi64(COMPRESS.as_ptr().add(m as usize) as *const __m128i);
+        _mm_storel_epi64(
+            cc.as_mut_ptr().add(k) as *mut __m128i,
+            _mm_shuffle_epi8(c, s),
+        );
+        k += m.count_ones() as usize;
+        x += 8;
+    }
+    for (&m, &c) in cm[x..n].iter().zip(&ctx[x..n]) {
+        cc[k] = c;
+        k += (m != 0) as usize;
+    }
+    k
+}
+
+/// The reconstruction of one `grad-rans` row, as the scalar `grad_reconstruct` plus the
+/// output step: `cm`, `g` (the gradient terms), `cv` (the filled row), `cz` (saturated
+/// residuals, 0 at holes) and `out` (the samples) are the row's `w` pixels; `zc` holds the
+/// values of the valid pixels in order and at least 8 more entries (any content). With
+/// `pal` (65540 entries: 0, then the palette, then zeros) a valid pixel's sample is
+/// `pal[v + 1]`, else `v`; holes are 0. Returns false if a residual is not a 16-bit zigzag
+/// value or a valid pixel's value is outside `lo..=lo + span`; the outputs are then not
+/// usable (the caller finds the bad pixel with the scalar code, for the message).
+///
+/// # Safety
+/// AVX2 ([`available`]).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,popcnt")]
+pub unsafe fn reconstruct(
+    cm: &[u8],
+    g: &[u16],
+    zc: &[u32],
+    cv: &mut [u16],
+    cz: &mut [u8],
+    out: &mut [u16],
+    pal: Option<&[u16; 65540]>,
+    lo: u16,
+    span: u16,
+) -> bool {
+    let w = cm.len();
+    assert!(g.len() == w && cv.len() == w && cz.len() == w && out.len() == w);
+    let nv = cm.iter().filter(|&&m| m != 0).count();
+    assert!(zc.len() >= nv + 8);
+    let one32 = _mm256_set1_epi32(1);
+    let low16 = _mm256_set1_epi32(0xFFFF);
+    let c127 = _mm256_set1_epi32(127);
+    let lo16 = _mm256_set1_epi16(lo as i16);
+    let span16 = _mm256_set1_epi16(span as i16);
+    let ones16 = _mm256_set1_epi16(1);
+    // Broadcasts the last u16 of each 128-bit half within that half.
+    let last_in_half = _mm256_setr_epi8(
+        14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14,
+        15, 14, 15, 14, 15, 14, 15, 14, 15,
+    );
+    let mut big = _mm256_setzero_si256();
+    let mut bad = _mm256_setzero_si256();
+    let mut carry = _mm256_setzero_si256();
+    let mut k = 0usize;
+    let mut x = 0usize;
+    // The values of the 8 pixels at `x`: the valid ones take the next values in order, holes
+    // 0. (Macros, not closures, so that the intrinsics are compiled with AVX2.)
+    macro_rules! spread8 {
+        ($x:expr) => {{
+            let m = mask8(cm.as_ptr().add($x));
+            let idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                EXPAND.as_ptr().add(m as usize) as *const __m128i
+            ));
+            let z = _mm256_permutevar8x32_epi32(
+                _mm256_loadu_si256(zc.as_ptr().add(k) as *const __m256i),
+                idx,
+            );
+            let valid = _mm256_cmpgt_epi32(
+                _mm256_cvtepu8_epi32(_mm_loadl_epi64(cm.as_ptr().add($x) as *const __m128i)),
+                _mm256_setzero_si256(),
+            );
+            k += m.count_ones() as usize;
+            _mm256_and_si256(z, valid)
+        }};
+    }
+    // r = (z >> 1) ^ -(z & 1), truncated to 16 bits.
+    macro_rules! unzig {
+        ($z:expr) => {{
+            let z = $z;
+            let neg = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_and_si256(z, one32));
+            _mm256_and_si256(_mm256_xor_si256(_mm256_srli_epi32(z, 1), neg), low16)
+        }};
+    }
+    while x + 16 <= w {
+        let za = spread8!(x);
+        let zb = spread8!(x + 8);
+        big = _mm256_or_si256(big, _mm256_or_si256(za, zb));
+        // The two eight-lane halves are packed (in-lane) and put back in pixel order.
+        let r =
+            _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(unzig!(za), unzig!(zb)));
+        let s = _mm256_min_epu32(za, c127);
+        let sb = _mm256_min_epu32(zb, c127);
+        let s16 = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(s, sb));
+        let s8 = _mm256_packus_epi16(s16, s16);
+        let s8 = _mm256_permute4x64_epi64::<0b11_01_10_00>(s8);
+        _mm_storeu_si128(
+            cz.as_mut_ptr().add(x) as *mut __m128i,
+            _mm256_castsi256_si128(s8),
+        );
+        // Running sum of g + r.
+        let mut t = _mm256_add_epi16(_mm256_loadu_si256(g.as_ptr().add(x) as *const __m256i), r);
+        t = _mm256_add_epi16(t, _mm256_slli_si256::<2>(t));
+        t = _mm256_add_epi16(t, _mm256_slli_si256::<4>(t));
+        t = _mm256_add_epi16(t, _mm256_slli_si256::<8>(t));
+        let low_total = _mm256_shuffle_epi8(_mm256_permute2x128_si256::<0x08>(t, t), last_in_half);
+        t = _mm256_add_epi16(_mm256_add_epi16(t, low_total), carry);
+        carry = _mm256_shuffle_epi8(_mm256_permute2x128_si256::<0x11>(t, t), last_in_half);
+        _mm256_storeu_si256(cv.as_mut_ptr().add(x) as *mut __m256i, t);
+        // Range check of the valid pixels.
+        let m16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(cm.as_ptr().add(x) as *const __m128i));
+        let valid16 = _mm256_cmpgt_epi16(m16, _mm256_setzero_si256());
+        let off = _mm256_subs_epu16(_mm256_sub_epi16(t, lo16), span16);
+        bad = _mm256_or_si256(bad, _mm256_and_si256(off, valid16));
+        // Samples.
+        let o = match pal {
+            Some(p) => {
+                let idx = _mm256_and_si256(_mm256_add_epi16(t, ones16), valid16);
+                let lo8 = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(idx));
+                let hi8 = _mm256_cvtepu16_epi32(_mm256_extracti128_si256::<1>(idx));
+                let base = p.as_ptr() as *const i32;
+                let a = _mm256_and_si256(_mm256_i32gather_epi32::<2>(base, lo8), low16);
+                let b = _mm256_and_si256(_mm256_i32gather_epi32::<2>(base, hi8), low16);
+                _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(a, b))
+            }
+            None => _mm256_and_si256(t, valid16),
+        };
+        _mm256_storeu_si256(out.as_mut_ptr().add(x) as *mut __m256i, o);
+        x += 16;
+    }
+    let mut f = _mm256_extract_epi16::<0>(carry) as u16;
+    let mut big = {
+        let mut a = [0u32; 8];
+        _mm256_storeu_si256(a.as_mut_ptr() as *mut __m256i, big);
+        a.iter().fold(0, |acc, &v| acc | v)
+    };
+    let mut ok = _mm256_testz_si256(bad, bad) == 1;
+    // The last pixels one by one.
+    for x in x..w {
+        let m = cm[x] != 0;
+        let z = if m { zc[k] } else { 0 };
+        k += m as usize;
+        big |= z;
+        let r = (z >> 1) ^ 0u32.wrapping_sub(z & 1);
+        f = f.wrapping_add(g[x]).wrapping_add(r as u16);
+        cv[x] = f;
+        cz[x] = z.min(127) as u8;
+        ok &= !m || f.wrapping_sub(lo) <= span;
+        out[x] = match (m, pal) {
+            (false, _) => 0,
+            (true, Some(p)) => p[f as usize + 1],
+            (true, None) => f,
+        };
+    }
+    ok && big >> 16 == 0
+}
