@@ -78,7 +78,7 @@ pub unsafe fn pack_contexts(cm: &[u8], ctx: &[u8], cc: &mut [u8]) -> usize {
 /// output step: `cm`, `g` (the gradient terms), `cv` (the filled row), `cz` (saturated
 /// residuals, 0 at holes) and `out` (the samples) are the row's `w` pixels; `zc` holds the
 /// values of the valid pixels in order and at least 8 more entries (any content). With
-/// `pal` (65540 entries: 0, then the palette, then zeros) a valid pixel's sample is
+/// `pal` (65537 entries: 0, then the palette, then zeros) a valid pixel's sample is
 /// `pal[v + 1]`, else `v`; holes are 0. Returns false if a residual is not a 16-bit zigzag
 /// value or a valid pixel's value is outside `lo..=lo + span`; the outputs are then not
 /// usable (the caller finds the bad pixel with the scalar code, for the message).
@@ -94,7 +94,7 @@ pub unsafe fn reconstruct(
     cv: &mut [u16],
     cz: &mut [u8],
     out: &mut [u16],
-    pal: Option<&[u16; 65540]>,
+    pal: Option<&[u16; 65537]>,
     lo: u16,
     span: u16,
 ) -> bool {
@@ -177,20 +177,19 @@ pub unsafe fn reconstruct(
         let off = _mm256_subs_epu16(_mm256_sub_epi16(t, lo16), span16);
         bad = _mm256_or_si256(bad, _mm256_and_si256(off, valid16));
         // Samples.
+        // With a palette, the index into `pal` (0 at holes) for now: a scalar pass looks the
+        // samples up after the loop, which is faster than 8-lane gathers.
         let o = match pal {
-            Some(p) => {
-                let idx = _mm256_and_si256(_mm256_add_epi16(t, ones16), valid16);
-                let lo8 = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(idx));
-                let hi8 = _mm256_cvtepu16_epi32(_mm256_extracti128_si256::<1>(idx));
-                let base = p.as_ptr() as *const i32;
-                let a = _mm256_and_si256(_mm256_i32gather_epi32::<2>(base, lo8), low16);
-                let b = _mm256_and_si256(_mm256_i32gather_epi32::<2>(base, hi8), low16);
-                _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(a, b))
-            }
+            Some(_) => _mm256_and_si256(_mm256_add_epi16(t, ones16), valid16),
             None => _mm256_and_si256(t, valid16),
         };
         _mm256_storeu_si256(out.as_mut_ptr().add(x) as *mut __m256i, o);
         x += 16;
+    }
+    if let Some(p) = pal {
+        for o in out[..x].iter_mut() {
+            *o = p[*o as usize];
+        }
     }
     let mut f = _mm256_extract_epi16::<0>(carry) as u16;
     let mut big = {

@@ -279,8 +279,8 @@ fn pack_contexts(cm: &[u8], ctx: &[u8], cc: &mut [u8]) -> usize {
 }
 
 /// Length of the decoder's padded palette: 0 (holes), up to 65535 entries, and zeros, so
-/// that any `u16` + 1 is an index and a 32-bit load there (the SIMD gather) is in bounds.
-const PAL_LEN: usize = 65540;
+/// that any `u16` + 1 is an index.
+const PAL_LEN: usize = 65537;
 
 /// MED prediction with fallbacks for hole neighbours (§8.4.3).
 ///
