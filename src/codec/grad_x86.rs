@@ -217,3 +217,93 @@ pub unsafe fn reconstruct(
     }
     ok && big >> 16 == 0
 }
+
+/// `grad-rans` contexts of a row (§8.5.3), exactly as the scalar `grad_contexts`: the
+/// padded row buffers (`n = w + 2` entries, pixel x at index x + 1) of the row's mask `cm`,
+/// the row above's mask `pm`, filled values `pv` and saturated residuals `pz`; `d` is
+/// scratch; the contexts go to `ctx[1..=w]`.
+///
+/// # Safety
+/// AVX2 ([`available`]).
+#[target_feature(enable = "avx2")]
+pub unsafe fn contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8], ctx: &mut [u8]) {
+    use super::medrans::{context, ACT_THRESHOLDS, CTX_RES};
+    let n = ctx.len();
+    assert!(n >= 3 && cm.len() == n && pm.len() == n && pv.len() == n && pz.len() == n);
+    assert!(d.len() == n);
+    // d[x] = |pv[x] - pv[x - 1]| (16-bit wrapping difference), saturated at 127; 0 across
+    // the edges (d[1], d[n - 1]).
+    let c127 = _mm256_set1_epi16(127);
+    let mut x = 1usize;
+    while x + 16 <= n {
+        let a = _mm256_loadu_si256(pv.as_ptr().add(x) as *const __m256i);
+        let b = _mm256_loadu_si256(pv.as_ptr().add(x - 1) as *const __m256i);
+        let v = _mm256_min_epu16(_mm256_abs_epi16(_mm256_sub_epi16(a, b)), c127);
+        let v8 = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi16(v, v));
+        _mm_storeu_si128(
+            d.as_mut_ptr().add(x) as *mut __m128i,
+            _mm256_castsi256_si128(v8),
+        );
+        x += 16;
+    }
+    for x in x..n {
+        d[x] = (pv[x].wrapping_sub(pv[x - 1]) as i16)
+            .unsigned_abs()
+            .min(127) as u8;
+    }
+    d[1] = 0;
+    d[n - 1] = 0;
+    // act = pz[x] + (pz[x - 1] + pz[x + 1]) / 2 + d[x] + d[x + 1], saturating; the bucket is
+    // the number of thresholds that act reaches.
+    let ones = _mm256_set1_epi8(1);
+    let zero = _mm256_setzero_si256();
+    let res = _mm256_set1_epi8(CTX_RES as i8);
+    let not_both_base = _mm256_set1_epi8(CTX_RES as i8 + 10);
+    let mut thr = [zero; ACT_THRESHOLDS.len()];
+    for (v, &t) in thr.iter_mut().zip(&ACT_THRESHOLDS) {
+        *v = _mm256_set1_epi8(t as i8);
+    }
+    macro_rules! load {
+        ($s:expr, $i:expr) => {
+            _mm256_loadu_si256($s.as_ptr().add($i) as *const __m256i)
+        };
+    }
+    let mut x = 1usize;
+    while x + 33 <= n {
+        let (a, b, c) = (load!(pz, x - 1), load!(pz, x), load!(pz, x + 1));
+        let t2 = _mm256_sub_epi8(
+            _mm256_avg_epu8(a, c),
+            _mm256_and_si256(_mm256_xor_si256(a, c), ones),
+        );
+        let act = _mm256_adds_epu8(
+            _mm256_adds_epu8(_mm256_adds_epu8(b, t2), load!(d, x)),
+            load!(d, x + 1),
+        );
+        let mut bucket = zero;
+        for t in thr {
+            // act >= t: 0xFF (-1) per byte.
+            let ge = _mm256_cmpeq_epi8(_mm256_max_epu8(act, t), act);
+            bucket = _mm256_sub_epi8(bucket, ge);
+        }
+        let l = load!(cm, x - 1);
+        let u = load!(pm, x);
+        let both = _mm256_cmpeq_epi8(_mm256_and_si256(l, u), ones);
+        let l_only = _mm256_andnot_si256(u, l);
+        let u_only = _mm256_andnot_si256(l, u);
+        let not_both = _mm256_sub_epi8(
+            _mm256_sub_epi8(not_both_base, _mm256_add_epi8(l_only, l_only)),
+            u_only,
+        );
+        let cx = _mm256_blendv_epi8(not_both, _mm256_add_epi8(res, bucket), both);
+        _mm256_storeu_si256(ctx.as_mut_ptr().add(x) as *mut __m256i, cx);
+        x += 32;
+    }
+    for x in x..n - 1 {
+        let t2 = (pz[x - 1] + pz[x + 1]) >> 1;
+        let act = pz[x]
+            .saturating_add(t2)
+            .saturating_add(d[x])
+            .saturating_add(d[x + 1]);
+        ctx[x] = context(act, cm[x - 1], pm[x]);
+    }
+}

@@ -61,7 +61,7 @@ impl Kind {
 const CTX_PALETTE: u8 = 0;
 const CTX_VALID_RUN: u8 = 1;
 const CTX_HOLE_RUN: u8 = 2;
-const CTX_RES: usize = 3;
+pub(super) const CTX_RES: usize = 3;
 
 /// Contexts of every pixel of a row (§8.4.4) into `ctx[1..=w]`; index `x` is the pixel's
 /// position in the padded row buffers (`x = column + 1`). Every input is known before the row
@@ -94,7 +94,7 @@ fn row_contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8], ctx: 
 /// A residual's context from the activity and whether the left (`l`) and upper (`u`)
 /// neighbours are valid (0 or 1).
 #[inline(always)]
-fn context(act: u8, l: u8, u: u8) -> u8 {
+pub(super) fn context(act: u8, l: u8, u: u8) -> u8 {
     // Bucket: how many activity thresholds `act` reaches (0..=7).
     let mut bucket = 0u8;
     for t in ACT_THRESHOLDS {
@@ -934,6 +934,14 @@ fn decode_with<const N: usize>(
             match kind {
                 Kind::Med => row_contexts(cm, pm, pv, pz, d, ctx),
                 Kind::Grad | Kind::Grad32 => {
+                    #[cfg(target_arch = "x86_64")]
+                    if simd {
+                        // SAFETY: the CPU has AVX2 (checked above).
+                        unsafe { super::grad_x86::contexts(cm, pm, pv, pz, d, ctx) };
+                    } else {
+                        grad_contexts(cm, pm, pv, pz, d, ctx);
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
                     grad_contexts(cm, pm, pv, pz, d, ctx);
                     grad_gradient(pv, g);
                 }
@@ -1115,8 +1123,8 @@ mod simd_tests {
 
     /// The AVX2 row passes against the scalar ones on random rows: masks from all-valid to
     /// all-holes, residuals up to 2^17 (so some are not 16-bit zigzag values), values that
-    /// leave the valid range, with and without a palette, widths around the 8/16-pixel
-    /// chunks.
+    /// leave the valid range, with and without a palette, widths around the 8/16/32-pixel
+    /// chunks; contexts from random rows above.
     #[test]
     fn simd_row_passes_match_scalar() {
         if !grad_x86::available() {
@@ -1203,6 +1211,21 @@ mod simd_tests {
             // SAFETY: AVX2 checked above.
             let n2 = unsafe { grad_x86::pack_contexts(&cm[1..=w], &ctx, &mut c2) };
             assert_eq!((n1, &c1[..n1]), (n2, &c2[..n2]), "case {case}");
+            // Contexts, from the row above (`g` stands in for its values, `cz` for its
+            // saturated residuals) and this row's mask.
+            let mut pm = vec![0u8; w + 2];
+            for m in &mut pm[1..=w] {
+                *m = (rnd() % 4 >= hole_rate) as u8;
+            }
+            let pz: Vec<u8> = (0..w + 2)
+                .map(|x| if x == 0 || x == w + 1 { 0 } else { cz[x] })
+                .collect();
+            let (mut d1, mut d2) = (vec![0u8; w + 2], vec![0u8; w + 2]);
+            let (mut x1, mut x2) = (vec![0u8; w + 2], vec![0u8; w + 2]);
+            grad_contexts(&cm, &pm, &g, &pz, &mut d1, &mut x1);
+            // SAFETY: AVX2 checked above.
+            unsafe { grad_x86::contexts(&cm, &pm, &g, &pz, &mut d2, &mut x2) };
+            assert_eq!(&x1[1..=w], &x2[1..=w], "case {case}");
         }
         // Both outcomes were exercised.
         assert!(
