@@ -6,6 +6,7 @@
 
 #![allow(unsafe_code)]
 
+use super::rans::{tokenize, BitWriter, DIRECT, SYM_CTX_SHIFT};
 use super::rans_x86::EXPAND;
 use std::arch::x86_64::*;
 
@@ -306,4 +307,124 @@ pub unsafe fn contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8]
             .saturating_add(d[x + 1]);
         ctx[x] = context(act, cm[x - 1], pm[x]);
     }
+}
+
+/// The `grad-rans` encoder's pass over one row, exactly as the scalar code in
+/// `medrans::encode` (`grad_residuals` and the token loop): `cm`, `ctx`, `g` are the row's
+/// mask, contexts and gradient terms; `cv` holds the row's values and receives the filled
+/// row; `cz` receives the saturated residuals (0 at holes); the symbols of the valid
+/// pixels (`ctx << SYM_CTX_SHIFT | token`) go to `syms` (room for the row plus 16) and
+/// their extra bits to `bits`. Returns the number of symbols.
+///
+/// Sixteen valid pixels in a row (the usual case) are done at once: their prediction is the
+/// left neighbour (known) plus `g`; other chunks go pixel by pixel.
+///
+/// # Safety
+/// AVX2 ([`available`]).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+pub unsafe fn encode_row(
+    cm: &[u8],
+    ctx: &[u8],
+    g: &[u16],
+    cv: &mut [u16],
+    cz: &mut [u8],
+    syms: &mut [u16],
+    bits: &mut BitWriter,
+) -> usize {
+    let w = cm.len();
+    assert!(ctx.len() == w && g.len() == w && cv.len() == w && cz.len() == w);
+    assert!(syms.len() >= w + 16);
+    let c31 = _mm256_set1_epi16(31);
+    let c127 = _mm256_set1_epi16(127);
+    let shift = _mm_cvtsi32_si128(SYM_CTX_SHIFT as i32);
+    let mut k = 0usize;
+    let mut f = 0u16;
+    // One pixel, as the scalar encoder does it.
+    macro_rules! pixel {
+        ($x:expr) => {{
+            let x = $x;
+            let valid = cm[x] != 0;
+            let p = f.wrapping_add(g[x]);
+            let v = cv[x];
+            let r = v.wrapping_sub(p) as i16 as i32;
+            let z = if valid {
+                ((r << 1) ^ (r >> 31)) as u32
+            } else {
+                0
+            };
+            f = if valid { v } else { p };
+            cv[x] = f;
+            cz[x] = z.min(127) as u8;
+            let t = if z < DIRECT {
+                z
+            } else {
+                let (t, nb, e) = tokenize(z);
+                bits.put(e, nb);
+                t as u32
+            };
+            syms[k] = (ctx[x] as u16) << SYM_CTX_SHIFT | t as u16;
+            k += valid as usize;
+        }};
+    }
+    let mut x = 0usize;
+    while x + 16 <= w {
+        let all_valid = _mm_test_all_ones(_mm_cmpeq_epi8(
+            _mm_min_epu8(
+                _mm_loadu_si128(cm.as_ptr().add(x) as *const __m128i),
+                _mm_set1_epi8(1),
+            ),
+            _mm_set1_epi8(1),
+        )) == 1;
+        if !all_valid {
+            for x in x..x + 16 {
+                pixel!(x);
+            }
+            x += 16;
+            continue;
+        }
+        let v = _mm256_loadu_si256(cv.as_ptr().add(x) as *const __m256i);
+        // The left neighbours: [f, v0, ..., v14].
+        let lo_hi = _mm256_insert_epi16::<7>(_mm256_permute2x128_si256::<0x08>(v, v), f as i16);
+        let left = _mm256_alignr_epi8::<14>(v, lo_hi);
+        let pred = _mm256_add_epi16(
+            left,
+            _mm256_loadu_si256(g.as_ptr().add(x) as *const __m256i),
+        );
+        let r = _mm256_sub_epi16(v, pred);
+        let z = _mm256_xor_si256(_mm256_slli_epi16::<1>(r), _mm256_srai_epi16::<15>(r));
+        let s = _mm256_min_epu16(z, c127);
+        let s8 = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi16(s, s));
+        _mm_storeu_si128(
+            cz.as_mut_ptr().add(x) as *mut __m128i,
+            _mm256_castsi256_si128(s8),
+        );
+        let small = _mm256_testz_si256(_mm256_subs_epu16(z, c31), _mm256_subs_epu16(z, c31)) == 1;
+        if small {
+            let c = _mm256_cvtepu8_epi16(_mm_loadu_si128(ctx.as_ptr().add(x) as *const __m128i));
+            let sym = _mm256_or_si256(_mm256_sll_epi16(c, shift), z);
+            _mm256_storeu_si256(syms.as_mut_ptr().add(k) as *mut __m256i, sym);
+        } else {
+            let mut zs = [0u16; 16];
+            _mm256_storeu_si256(zs.as_mut_ptr() as *mut __m256i, z);
+            for (i, &z) in zs.iter().enumerate() {
+                let z = z as u32;
+                let t = if z < DIRECT {
+                    z
+                } else {
+                    let (t, nb, e) = tokenize(z);
+                    bits.put(e, nb);
+                    t as u32
+                };
+                syms[k + i] = (ctx[x + i] as u16) << SYM_CTX_SHIFT | t as u16;
+            }
+        }
+        k += 16;
+        f = cv[x + 15];
+        x += 16;
+    }
+    for x in x..w {
+        pixel!(x);
+    }
+    k
 }

@@ -546,6 +546,8 @@ pub(super) fn encode(
         // The symbol buffer and the bit writer in locals, so that their lengths and bit
         // accumulator stay in registers instead of being reloaded after every store.
         let (mut syms, mut bw) = (std::mem::take(symbols), std::mem::take(bits));
+        #[cfg(target_arch = "x86_64")]
+        let simd = super::grad_x86::available();
         for y in 0..h {
             let row = &src[y * w..(y + 1) * w];
             let Rows {
@@ -591,6 +593,29 @@ pub(super) fn encode(
                     }
                 }
                 Kind::Grad | Kind::Grad32 => {
+                    #[cfg(target_arch = "x86_64")]
+                    if simd {
+                        // SAFETY: the CPU has AVX2 (checked above).
+                        unsafe { super::grad_x86::contexts(cm, pm, pv, pz, d, ctx) };
+                        grad_gradient(pv, g);
+                        let base = syms.len();
+                        syms.resize(base + w + 16, 0);
+                        // SAFETY: as above.
+                        let k = unsafe {
+                            super::grad_x86::encode_row(
+                                &cm[1..=w],
+                                &ctx[1..=w],
+                                &g[1..=w],
+                                &mut cv[1..=w],
+                                &mut cz[1..=w],
+                                &mut syms[base..],
+                                &mut bw,
+                            )
+                        };
+                        syms.truncate(base + k);
+                        rows.swap();
+                        continue;
+                    }
                     grad_contexts(cm, pm, pv, pz, d, ctx);
                     grad_gradient(pv, g);
                     grad_residuals(cm, cv, g, zs);

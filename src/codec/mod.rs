@@ -286,9 +286,9 @@ thread_local! {
     static SCALAR_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Makes the decoders on this thread use their portable scalar code even where the CPU has
-/// SIMD (AVX2) code paths, or allows SIMD again. Both produce identical output; this is for
-/// tests that compare them and for benchmarks of the portable code.
+/// Makes the encoders and decoders on this thread use their portable scalar code even where
+/// the CPU has SIMD (AVX2) code paths, or allows SIMD again. Both produce identical output;
+/// this is for tests that compare them and for benchmarks of the portable code.
 pub fn set_scalar_only(on: bool) {
     SCALAR_ONLY.with(|c| c.set(on));
 }
@@ -528,8 +528,9 @@ mod tests {
             }
         }
 
-        /// The SIMD decoders (where the CPU has them) and the scalar ones agree on every
-        /// frame, valid or corrupted: the same samples or the same error.
+        /// The SIMD encoders and decoders (where the CPU has them) and the scalar ones agree
+        /// on every frame: the same bytes, and for valid or corrupted payloads the same
+        /// samples or the same error.
         #[test]
         fn simd_and_scalar_decoders_agree(
             (w, h, depth) in frames(),
@@ -538,6 +539,11 @@ mod tests {
             for codec in [DepthCodec::GRAD_RANS32, DepthCodec::GRAD_RANS, DepthCodec::MED_RANS] {
                 let mut enc = Vec::new();
                 codec.encode(&depth, w, h, &mut enc).unwrap();
+                let mut enc_scalar = Vec::new();
+                set_scalar_only(true);
+                codec.encode(&depth, w, h, &mut enc_scalar).unwrap();
+                set_scalar_only(false);
+                prop_assert_eq!(&enc, &enc_scalar);
                 for &(at, x) in &flips {
                     let i = at % enc.len();
                     enc[i] ^= x;
