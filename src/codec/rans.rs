@@ -92,7 +92,7 @@ pub struct EncSym {
 
 /// `state >= freq << RENORM_SHIFT` is the renormalisation bound of a symbol of frequency
 /// `freq` (`((RANS_L >> PROB_BITS) << 16) * freq`).
-const RENORM_SHIFT: u32 = RANS_L.trailing_zeros() - PROB_BITS + 16;
+pub(super) const RENORM_SHIFT: u32 = RANS_L.trailing_zeros() - PROB_BITS + 16;
 
 impl EncSym {
     pub fn new(freq: u32, cum: u32) -> Self {
@@ -110,6 +110,15 @@ impl EncSym {
             cmpl: (PROB_SCALE - freq) as u16,
             shift: shift as u16,
         }
+    }
+
+    /// The SIMD encoder's view: the reciprocal, and `freq | cum << 12 | shift << 23`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn packed(&self) -> (u32, u32) {
+        (
+            self.rcp,
+            self.freq as u32 | (self.cum as u32) << 12 | (self.shift as u32) << 23,
+        )
     }
 
     /// `x / freq`.
@@ -133,6 +142,32 @@ pub fn enc_table(ctx: usize, freqs: &[u16; NTOK], table: &mut [EncSym; ENC_SLOTS
     }
 }
 
+/// One encoder step of state `st` with symbol `s`: renormalises (the low 16 bits of the state
+/// are always written at `buf[*wp]`, and `*wp` advances only when they are emitted), then
+/// codes the symbol.
+#[inline(always)]
+pub(super) fn put(
+    st: &mut u32,
+    s: u16,
+    table: &[EncSym; ENC_SLOTS],
+    buf: &mut [u16],
+    wp: &mut usize,
+) {
+    let s = table[s as usize & (ENC_SLOTS - 1)];
+    debug_assert!(s.freq > 0);
+    let x = *st;
+    let emit = x >> RENORM_SHIFT >= s.freq as u32;
+    if let Some(w) = buf.get_mut(*wp) {
+        *w = x as u16;
+    }
+    *wp += emit as usize;
+    let x = x >> (16 * emit as u32);
+    let q = s.div(x);
+    *st = x
+        .wrapping_add(s.cum as u32)
+        .wrapping_add(q.wrapping_mul(s.cmpl as u32));
+}
+
 /// rANS-encodes `symbols` (see [`SYM_CTX_SHIFT`]) given in **decode order** with `N`
 /// interleaved states (symbol j uses state `j % N`); returns the `N` initial states and leaves
 /// in `words` the `u16` words in the order the decoder reads them.
@@ -141,23 +176,10 @@ pub fn encode<const N: usize>(
     table: &[EncSym; ENC_SLOTS],
     words: &mut Vec<u16>,
 ) -> [u32; N] {
-    /// Branch-free renormalisation: the low 16 bits of the state are always written at
-    /// `*wp`, which advances only when they are emitted.
-    #[inline(always)]
-    fn put(st: &mut u32, s: u16, table: &[EncSym; ENC_SLOTS], buf: &mut [u16], wp: &mut usize) {
-        let s = table[s as usize & (ENC_SLOTS - 1)];
-        debug_assert!(s.freq > 0);
-        let x = *st;
-        let emit = x >> RENORM_SHIFT >= s.freq as u32;
-        if let Some(w) = buf.get_mut(*wp) {
-            *w = x as u16;
-        }
-        *wp += emit as usize;
-        let x = x >> (16 * emit as u32);
-        let q = s.div(x);
-        *st = x
-            .wrapping_add(s.cum as u32)
-            .wrapping_add(q.wrapping_mul(s.cmpl as u32));
+    #[cfg(target_arch = "x86_64")]
+    if N % 8 == 0 && N >= 16 && super::rans_x86::available() {
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { super::rans_x86::encode::<N>(symbols, table, words) };
     }
     // At most one word per symbol (after emitting one, the state is below 2^16), plus the
     // slot that the last symbol writes without emitting.
@@ -684,6 +706,79 @@ mod tests {
                 b.next = 0;
                 assert_eq!((a.x, a.pos), (b.x, b.pos), "case {case}");
                 assert_eq!(ba, bb, "case {case}");
+            }
+        }
+    }
+
+    /// The SIMD encoder (where the CPU has it) writes exactly the scalar encoder's words and
+    /// states: random tables with frequencies from 1 to 2048 (a context with one symbol),
+    /// random symbol streams of every length around the group size.
+    #[test]
+    fn simd_encode_matches_scalar() {
+        #[cfg(target_arch = "x86_64")]
+        if !super::super::rans_x86::available() {
+            eprintln!("SKIP simd_encode_matches_scalar: this CPU has no AVX2");
+            return;
+        }
+        let mut seed = 0x853C_49E6_748F_EA9Bu64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..200 {
+            let mut enc = [EncSym::default(); ENC_SLOTS];
+            let mut used: Vec<Vec<u8>> = Vec::new();
+            for c in 0..CTX_SLOTS {
+                let mut cnt = [0u32; NTOK];
+                match rnd() % 4 {
+                    0 => cnt[rnd() as usize % NTOK] = 1, // one symbol: frequency 2048
+                    // Frequencies 2047 and 1: states near 2^32, the largest `x + x * rcp >> 32`.
+                    3 => (cnt[0], cnt[1]) = (1_000_000, 1),
+                    1 => cnt.iter_mut().for_each(|x| *x = 1), // many frequencies of 25-26
+                    _ => {
+                        for x in cnt.iter_mut() {
+                            *x = [0, 1, 1, 5, 1000, 100_000][rnd() as usize % 6];
+                        }
+                        cnt[0] += 1;
+                    }
+                }
+                let mut f = [0u16; NTOK];
+                normalize(&cnt, &mut f);
+                enc_table(c, &f, &mut enc);
+                used.push((0..NTOK as u8).filter(|&t| f[t as usize] > 0).collect());
+            }
+            let len = rnd() as usize % 4000 + case % 64;
+            let syms: Vec<u16> = (0..len)
+                .map(|_| {
+                    let c = rnd() as usize % CTX_SLOTS;
+                    let t = used[c][rnd() as usize % used[c].len()];
+                    (c as u16) << SYM_CTX_SHIFT | t as u16
+                })
+                .collect();
+            let (mut wa, mut wb) = (Vec::new(), Vec::new());
+            let a = encode::<32>(&syms, &enc, &mut wa);
+            super::super::set_scalar_only(true);
+            let b = encode::<32>(&syms, &enc, &mut wb);
+            super::super::set_scalar_only(false);
+            assert_eq!((a, &wa), (b, &wb), "case {case}");
+        }
+    }
+
+    /// The SIMD encoder divides in 32 bits: for every frequency and every state it can
+    /// meet (below `freq << RENORM_SHIFT` after renormalisation), `x + (x * rcp >> 32)`
+    /// does not overflow.
+    #[test]
+    fn reciprocal_division_fits_32_bits_below_the_renormalisation_bound() {
+        for f in 1..=PROB_SCALE {
+            let (rcp, info) = EncSym::new(f, 0).packed();
+            let shift = info >> 23;
+            let top = (f << RENORM_SHIFT) - 1;
+            for x in [top, top - 1, top / 2, top - f, RANS_L, 1 << 16 | 12345, 0] {
+                let sum = x as u64 + ((x as u64 * rcp as u64) >> 32);
+                assert!(sum < 1 << 32, "f {f} x {x}");
+                assert_eq!((sum as u32) >> shift, x / f, "f {f} x {x}");
             }
         }
     }

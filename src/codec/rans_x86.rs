@@ -7,7 +7,10 @@
 
 #![allow(unsafe_code)]
 
-use super::rans::{BitReader, DecTables, DIRECT, PROB_BITS, PROB_SCALE};
+use super::rans::{
+    put, BitReader, DecTables, EncSym, DIRECT, ENC_SLOTS, PROB_BITS, PROB_SCALE, RANS_L,
+    RENORM_SHIFT,
+};
 use std::arch::x86_64::*;
 
 /// For each 8-bit lane mask, the index of the word each set lane takes: the number of set
@@ -188,4 +191,113 @@ pub unsafe fn values<const N: usize>(
     }
     *pos = p;
     ok
+}
+
+/// For each 8-bit lane mask, the set lanes in descending order (the rest don't-care): the
+/// order in which the encoder emits the words of one vector's lanes.
+static DESCENDING: [[u8; 8]; 256] = {
+    let mut t = [[0u8; 8]; 256];
+    let mut m = 0;
+    while m < 256 {
+        let mut k = 0;
+        let mut i = 8;
+        while i > 0 {
+            i -= 1;
+            if m >> i & 1 != 0 {
+                t[m][k] = i as u8;
+                k += 1;
+            }
+        }
+        m += 1;
+    }
+    t
+};
+
+/// [`super::rans::encode`] with the `N` states (a multiple of 8, at most 128) as vectors of
+/// eight lanes: the same words and states. Within a group of N symbols the scalar encoder
+/// codes symbol j = N-1 down to 0; here each vector's eight states step at once (they are
+/// independent) and the words of the lanes that emit are written in descending lane order,
+/// which is the order the scalar encoder writes them in.
+///
+/// # Safety
+/// AVX2 ([`available`]).
+#[target_feature(enable = "avx2,popcnt")]
+pub unsafe fn encode<const N: usize>(
+    symbols: &[u16],
+    table: &[EncSym; ENC_SLOTS],
+    words: &mut Vec<u16>,
+) -> [u32; N] {
+    assert!(N % 8 == 0 && N <= 128, "{N} states");
+    let mut rcp = vec![0u32; ENC_SLOTS];
+    let mut info = vec![0u32; ENC_SLOTS];
+    for ((r, i), e) in rcp.iter_mut().zip(info.iter_mut()).zip(table.iter()) {
+        (*r, *i) = e.packed();
+    }
+    // One word per symbol at most, plus room for an 8-word store.
+    words.clear();
+    words.resize(symbols.len() + 16, 0);
+    let mut wp = 0usize;
+    let mut x = [RANS_L; N];
+    let full = symbols.len() / N * N;
+    for j in (full..symbols.len()).rev() {
+        put(&mut x[j % N], symbols[j], table, words, &mut wp);
+    }
+    let mut v = [_mm256_setzero_si256(); 16];
+    for (k, vk) in v.iter_mut().enumerate().take(N / 8) {
+        *vk = _mm256_loadu_si256(x.as_ptr().add(8 * k) as *const __m256i);
+    }
+    let slot_mask = _mm256_set1_epi32((ENC_SLOTS - 1) as i32);
+    let mask12 = _mm256_set1_epi32(0xFFF);
+    let mask11 = _mm256_set1_epi32(0x7FF);
+    let low16 = _mm256_set1_epi32(0xFFFF);
+    let scale = _mm256_set1_epi32(PROB_SCALE as i32);
+    let one = _mm256_set1_epi32(1);
+    let buf = words.as_mut_ptr();
+    for group in symbols[..full].chunks_exact(N).rev() {
+        for k in (0..N / 8).rev() {
+            let s = _mm256_and_si256(
+                _mm256_cvtepu16_epi32(_mm_loadu_si128(group.as_ptr().add(8 * k) as *const __m128i)),
+                slot_mask,
+            );
+            let r = _mm256_i32gather_epi32::<4>(rcp.as_ptr() as *const i32, s);
+            let inf = _mm256_i32gather_epi32::<4>(info.as_ptr() as *const i32, s);
+            let freq = _mm256_and_si256(inf, mask12);
+            let cum = _mm256_and_si256(_mm256_srli_epi32::<12>(inf), mask11);
+            let shift = _mm256_srli_epi32::<23>(inf);
+            let xv = v[k];
+            // Renormalise: x >> RENORM_SHIFT >= freq (both far below 2^31).
+            let emit = _mm256_cmpgt_epi32(
+                _mm256_srli_epi32::<{ RENORM_SHIFT as i32 }>(xv),
+                _mm256_sub_epi32(freq, one),
+            );
+            let m = _mm256_movemask_ps(_mm256_castsi256_ps(emit)) as u32;
+            let idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                DESCENDING.as_ptr().add(m as usize) as *const __m128i
+            ));
+            let wv = _mm256_permutevar8x32_epi32(_mm256_and_si256(xv, low16), idx);
+            let w8 = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(
+                wv,
+                _mm256_setzero_si256(),
+            ));
+            _mm_storeu_si128(buf.add(wp) as *mut __m128i, _mm256_castsi256_si128(w8));
+            wp += m.count_ones() as usize;
+            let xs = _mm256_blendv_epi8(xv, _mm256_srli_epi32::<16>(xv), emit);
+            // q = (xs + (xs * rcp >> 32)) >> shift. The sum fits in 32 bits: it is below
+            // xs * 2^shift / freq + 1 <= 2^(21 + shift) with xs < freq << 21 (after
+            // renormalisation) and shift <= 11, and at freq = 2048 the reciprocal's low
+            // part is 0.
+            let he = _mm256_srli_epi64::<32>(_mm256_mul_epu32(xs, r));
+            let ho = _mm256_mul_epu32(_mm256_srli_epi64::<32>(xs), _mm256_srli_epi64::<32>(r));
+            let hi = _mm256_blend_epi32::<0b1010_1010>(he, ho);
+            let q = _mm256_srlv_epi32(_mm256_add_epi32(xs, hi), shift);
+            let cmpl = _mm256_sub_epi32(scale, freq);
+            v[k] = _mm256_add_epi32(_mm256_add_epi32(xs, cum), _mm256_mullo_epi32(q, cmpl));
+        }
+    }
+    for (k, vk) in v.iter().enumerate().take(N / 8) {
+        _mm256_storeu_si256(x.as_mut_ptr().add(8 * k) as *mut __m256i, *vk);
+    }
+    words.truncate(wp);
+    words.reverse();
+    x
 }
