@@ -124,19 +124,26 @@ pub unsafe fn reconstruct(
     macro_rules! spread8 {
         ($x:expr) => {{
             let m = mask8(cm.as_ptr().add($x));
-            let idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                EXPAND.as_ptr().add(m as usize) as *const __m128i
-            ));
-            let z = _mm256_permutevar8x32_epi32(
-                _mm256_loadu_si256(zc.as_ptr().add(k) as *const __m256i),
-                idx,
-            );
-            let valid = _mm256_cmpgt_epi32(
-                _mm256_cvtepu8_epi32(_mm_loadl_epi64(cm.as_ptr().add($x) as *const __m128i)),
-                _mm256_setzero_si256(),
-            );
-            k += m.count_ones() as usize;
-            _mm256_and_si256(z, valid)
+            if m == 0xFF {
+                // Eight valid pixels: the next eight values as they are.
+                let z = _mm256_loadu_si256(zc.as_ptr().add(k) as *const __m256i);
+                k += 8;
+                z
+            } else {
+                let idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                    EXPAND.as_ptr().add(m as usize) as *const __m128i
+                ));
+                let z = _mm256_permutevar8x32_epi32(
+                    _mm256_loadu_si256(zc.as_ptr().add(k) as *const __m256i),
+                    idx,
+                );
+                let valid = _mm256_cmpgt_epi32(
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(cm.as_ptr().add($x) as *const __m128i)),
+                    _mm256_setzero_si256(),
+                );
+                k += m.count_ones() as usize;
+                _mm256_and_si256(z, valid)
+            }
         }};
     }
     // r = (z >> 1) ^ -(z & 1), truncated to 16 bits.
