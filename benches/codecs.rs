@@ -216,6 +216,7 @@ fn main() {
         Subject::Rvl,
         Subject::Rsrec(DepthCodec::MED_RANS),
         Subject::Rsrec(DepthCodec::GRAD_RANS),
+        Subject::Rsrec(DepthCodec::GRAD_RANS32),
     ];
     subjects.extend(lossy.iter().map(|c| Subject::Rsrec(*c)));
     let only = std::env::var("RSREC_BENCH_ONLY").ok();

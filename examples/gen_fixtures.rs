@@ -108,14 +108,18 @@ fn depth_frame(i: u64) -> Vec<u16> {
         .collect()
 }
 
-const CODECS: [DepthCodec; 5] = [
+/// Written frame k uses `CODECS[k]`. A new codec goes at the end, with one more frame, so
+/// that the frames already in the fixtures stay exactly as they are.
+const CODECS: [DepthCodec; 6] = [
     DepthCodec::Raw,
     DepthCodec::Lz4Planes,
     DepthCodec::ZstdPlanes { level: 3 },
     DepthCodec::MED_RANS,
     DepthCodec::GRAD_RANS,
+    DepthCodec::GRAD_RANS32,
 ];
-const FRAMES: u64 = 6;
+/// Frame numbers 0..FRAMES; number 3 is a gap, so FRAMES - 1 depth frames are written.
+const FRAMES: u64 = CODECS.len() as u64 + 1;
 
 fn rec(t: u8, stream: u8, frame: u64, codec: CodecId) -> RecordHeader {
     RecordHeader {

@@ -58,7 +58,7 @@ for n in range(3):
             for i in range(w * h)]
     png16(os.path.join(sys.argv[1], f"{n}.png"), w, h, vals)
 PY
-for codec in raw lz4-planes zstd-planes:1 med-rans grad-rans; do
+for codec in raw lz4-planes zstd-planes:1 med-rans grad-rans grad-rans32; do
     name="import-${codec%%:*}"
     "$RSREC" import "$TMP/pngs" --fps 30 --out "$TMP/out" --name "$name" \
         --depth-codec "$codec" --force --quiet >/dev/null

@@ -219,17 +219,20 @@ fn recover_exit_codes_distinguish_torn_tail_from_damage() {
     assert_eq!(v["gaps"][0]["first_frame"], 1);
 }
 
-/// `--depth-max-error`: lossy med-rans (the default codec with a bound) or grad-rans within the
-/// bound, recorded in the file, shown by `info`; a bound with a codec that cannot honour it is
-/// an error.
+/// `--depth-max-error`: lossy grad-rans32 (the default codec with a bound selects it),
+/// med-rans, grad-rans or grad-rans32 within the bound, recorded in the file, shown by
+/// `info`; a bound with a codec that cannot honour it is an error.
 #[test]
 fn import_with_an_error_bound_is_lossy_within_the_bound_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, frames) = dataset(tmp.path());
     let out = tmp.path().join("out");
     for (codec_args, codec) in [
-        (&[][..], "med-rans"),
+        (&[][..], "grad-rans32"),
+        (&["--depth-codec", "lz4-planes"], "grad-rans32"),
+        (&["--depth-codec", "med-rans"], "med-rans"),
         (&["--depth-codec", "grad-rans"], "grad-rans"),
+        (&["--depth-codec", "grad-rans32"], "grad-rans32"),
     ] {
         let mut args = vec![
             "import",
@@ -263,6 +266,36 @@ fn import_with_an_error_bound_is_lossy_within_the_bound_and_says_so() {
             }
         }
     }
+    // record: the default codec with a bound is lossy grad-rans32 as well.
+    let o = rsrec(&[
+        "record",
+        "--cameras",
+        "sim:1",
+        "--duration",
+        "1s",
+        "--depth",
+        "64x48@30",
+        "--color",
+        "off",
+        "--out",
+        p(&out),
+        "--session",
+        "lossy",
+        "--depth-max-error",
+        "2mm",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "record: {}", stderr(&o));
+    let files: Vec<_> = std::fs::read_dir(out.join("lossy"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|e| e == "rsrec"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let info = stdout(&rsrec(&["info", p(&files[0]), "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(v["streams"][0]["codec"], "grad-rans32", "{info}");
+    assert_eq!(v["streams"][0]["depth_max_error"], "2", "{info}");
     let o = rsrec(&[
         "import",
         p(&dir),

@@ -48,11 +48,11 @@ fn closed_v1_fixture_reads_as_expected() {
     assert_eq!((k.fx, k.ppy, k.coeffs[4]), (8.5, 5.75, 0.0625));
     let n = content["depth_frames"].as_array().unwrap().len();
     check_frames(&reader, content, n);
-    // Every codec appears: raw, lz4-planes, zstd-planes, med-rans, grad-rans.
+    // Every codec appears: raw, lz4-planes, zstd-planes, med-rans, grad-rans, grad-rans32.
     let codecs: std::collections::BTreeSet<u8> = (0..n)
         .map(|i| reader.read_depth(0, i).unwrap().header.codec.0)
         .collect();
-    assert_eq!(codecs.into_iter().collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(codecs.into_iter().collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
     assert_eq!(
         reader.count(1, record_type::COLOR_FRAME) as u64,
         content["color_frames"].as_u64().unwrap()

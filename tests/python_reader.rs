@@ -556,6 +556,8 @@ fn python_and_rust_agree_on_every_codec_with_real_data() {
         "med-rans",
         "grad-rans",
         "grad-rans:1",
+        "grad-rans32",
+        "grad-rans32:1",
     ]
     .iter()
     .enumerate()
@@ -576,7 +578,8 @@ fn python_and_rust_agree_on_every_codec_with_real_data() {
         ]);
         files.push(out.join("d4xx-848x480-desk-holes.rsrec"));
     }
-    // Bit for bit against the Rust reader, the lossy grad-rans:1 frames included.
+    // Bit for bit against the Rust reader, the lossy grad-rans:1 and grad-rans32:1 frames
+    // included.
     let report = agree(&py, &files);
     for line in &report {
         eprintln!("agree: {line}");
@@ -626,8 +629,10 @@ for path in sys.argv[2:]:
             p(&files[2]),
             p(&files[4]),
             p(&files[5]),
+            p(&files[7]),
             "--",
             p(&files[6]),
+            p(&files[8]),
         ],
     );
     assert!(
@@ -636,7 +641,9 @@ for path in sys.argv[2:]:
             && out.contains("['zstd-planes']")
             && out.contains("['med-rans']")
             && out.contains("['grad-rans'] exact")
-            && out.contains("['grad-rans'] lossy [('units', 1)]"),
+            && out.contains("['grad-rans'] lossy [('units', 1)]")
+            && out.contains("['grad-rans32'] exact")
+            && out.contains("['grad-rans32'] lossy [('units', 1)]"),
         "{out}"
     );
 }

@@ -10,13 +10,14 @@ use rsrec::container::Reader;
 use rsrec::import::{import_png_dir, ImportOptions};
 use rsrec::pngdir::{depth_dir, list_pngs, read_depth_png};
 
-const CODECS: [DepthCodec; 6] = [
+const CODECS: [DepthCodec; 7] = [
     DepthCodec::Raw,
     DepthCodec::Lz4Planes,
     DepthCodec::ZstdPlanes { level: 1 },
     DepthCodec::ZstdPlanes { level: 3 },
     DepthCodec::MED_RANS,
     DepthCodec::GRAD_RANS,
+    DepthCodec::GRAD_RANS32,
 ];
 
 #[test]
@@ -47,6 +48,7 @@ fn every_real_frame_round_trips_through_every_codec_and_file() {
             DepthCodec::ZstdPlanes { level: 3 },
             DepthCodec::MED_RANS,
             DepthCodec::GRAD_RANS,
+            DepthCodec::GRAD_RANS32,
         ] {
             let opts = ImportOptions {
                 fps: 30.0,
@@ -102,8 +104,8 @@ fn ceiling_set_intrinsics_are_imported() {
     assert_eq!(reader.header().streams[0].depth_units, 0.001);
 }
 
-/// Lossy med-rans and grad-rans: every decoded pixel of every real frame within the bound,
-/// holes exact, and every payload declares its bound.
+/// Lossy med-rans, grad-rans and grad-rans32: every decoded pixel of every real frame within
+/// the bound, holes exact, and every payload declares its bound.
 #[test]
 fn lossy_rans_codecs_stay_within_the_bound_on_every_real_frame() {
     let Some(data) = common::data_dir() else {
@@ -122,6 +124,7 @@ fn lossy_rans_codecs_stay_within_the_bound_on_every_real_frame() {
                 [
                     DepthCodec::MedRans { bound },
                     DepthCodec::GradRans { bound },
+                    DepthCodec::GradRans32 { bound },
                 ]
             }) {
                 let bound = codec.bound();

@@ -5,7 +5,8 @@ Written from ``format-spec.md`` alone: no Rust, only numpy, lz4 and zstandard
 (``pip install -r tools/requirements.txt``). It opens closed files in O(1) through the final
 index, and unclosed files (writer killed, power lost, disk full) through the chain of index
 blocks or a forward scan, exactly as the spec's §10 describes; it checks every CRC-32C it
-reads and decodes the five depth codecs (raw, lz4-planes, zstd-planes, med-rans, grad-rans).
+reads and decodes the six depth codecs (raw, lz4-planes, zstd-planes, med-rans, grad-rans,
+grad-rans32).
 
     from rsrec_reader import RsrecFile
 
@@ -81,7 +82,8 @@ RECORD_TYPES = {
 
 SORTED_BY_FRAME, SORTED_BY_DEVICE_TS, SORTED_BY_HOST_TS = 0x01, 0x02, 0x04
 
-CODECS = {0: "none", 1: "raw", 2: "lz4-planes", 3: "zstd-planes", 4: "med-rans", 5: "grad-rans"}
+CODECS = {0: "none", 1: "raw", 2: "lz4-planes", 3: "zstd-planes", 4: "med-rans", 5: "grad-rans",
+          6: "grad-rans32"}
 STREAM_KINDS = {1: "depth", 2: "color", 3: "infrared", 4: "gyro", 5: "accel"}
 PIXEL_FORMATS = {
     1: "z16", 2: "rgb8", 3: "bgr8", 4: "rgba8", 5: "bgra8",
@@ -485,6 +487,8 @@ def decode_depth(codec, payload, width, height):
         return decode_med_rans(payload, width, height)
     if codec == 5:
         return decode_grad_rans(payload, width, height)
+    if codec == 6:
+        return decode_grad_rans(payload, width, height, nstates=32)
     if codec not in (2, 3):
         raise FrameError(f"unknown codec id {codec}")
     name = CODECS[codec]
@@ -527,8 +531,8 @@ def decode_depth(codec, payload, width, height):
     return ((hi.astype(np.uint16) << 8) | lo).reshape(height, width)
 
 
-# med-rans (§8.4) and grad-rans (§8.5): pure-Python decoders sharing the payload layout and
-# the entropy coding. The entropy decoding is sequential by nature, so a 640x480 frame takes
+# med-rans (§8.4), grad-rans (§8.5) and grad-rans32 (§8.6): pure-Python decoders sharing the
+# payload layout and the entropy coding. The entropy decoding is sequential by nature, so a 640x480 frame takes
 # a few tenths of a second (med-rans: also its prediction, pixel by pixel); numpy does the
 # rest (for grad-rans: the contexts, the gradient and the running sum of each row).
 
@@ -542,14 +546,14 @@ _MR_BUCKET = [sum(1 for t in _MR_THRESHOLDS if a >= t) for a in range(41)]
 
 
 def med_rans_bound(payload):
-    """The error bound a med-rans or grad-rans payload declares (§8.4.1): None if lossless,
-    else ("units", N) or ("relative_ppm", P)."""
+    """The error bound a med-rans, grad-rans or grad-rans32 payload declares (§8.4.1): None if
+    lossless, else ("units", N) or ("relative_ppm", P)."""
     kind, value = payload[1], struct.unpack_from("<I", payload, 2)[0]
     return None if kind == 0 else (("units", value) if kind == 1 else ("relative_ppm", value))
 
 
 class _MrStream:
-    """The shared part of codecs 4 and 5: the fixed header (§8.4.1), the frequency tables,
+    """The shared part of codecs 4, 5 and 6: the fixed header (§8.4.1), the frequency tables,
     tokens and interleaved rANS states (§8.4.5, `nstates` of them), the palette and the hole
     mask (§8.4.2). Values are read with value() / values() in the order of §8.4.2."""
 
@@ -745,13 +749,16 @@ def decode_med_rans(payload, width, height):
 _GR_THRESHOLDS = np.array(_MR_THRESHOLDS, dtype=np.int64)
 
 
-def decode_grad_rans(payload, width, height):
-    """Decodes a grad-rans payload (§8.5) into an (height, width) uint16 array.
+def decode_grad_rans(payload, width, height, nstates=8):
+    """Decodes a grad-rans payload (§8.5; with ``nstates=32`` a grad-rans32 payload, §8.6,
+    which differs only in its number of rANS states) into an (height, width) uint16 array.
 
     Row by row: the contexts (§8.5.3) and the gradient terms g (§8.5.2) of the whole row come
     from the filled row above with numpy; the residuals of the row's valid pixels are read in
     one go; the filled row is then the running sum of g + r (r = 0 at holes), modulo 2^16."""
-    s = _MrStream(payload, width, height, "grad-rans", 8)
+    if nstates not in (8, 32):
+        raise ValueError(f"grad-rans has 8 rANS states, grad-rans32 32, not {nstates}")
+    s = _MrStream(payload, width, height, "grad-rans" if nstates == 8 else "grad-rans32", nstates)
     mask, bad = s.mask, s.bad
     lo, hi = (0, s.k - 1) if s.palette else (1, 65535)
     filled = np.zeros((height, width), dtype=np.int64)

@@ -191,6 +191,7 @@ fn seeds(out: &Path) {
         ("zstd", DepthCodec::ZstdPlanes { level: 1 }),
         ("med-rans", DepthCodec::MED_RANS),
         ("grad-rans", DepthCodec::GRAD_RANS),
+        ("grad-rans32", DepthCodec::GRAD_RANS32),
     ] {
         files.push((format!("closed-{cname}"), write_file(&tmp, codec, 4, true)));
     }
@@ -201,7 +202,14 @@ fn seeds(out: &Path) {
         "unclosed-noblocks".into(),
         write_file(&tmp, DepthCodec::Raw, 1 << 20, false),
     ));
-    let closed = files[1].1.clone();
+    // Looked up by name: positions move whenever a codec is added above.
+    fn file<'a>(files: &'a [(String, Vec<u8>)], name: &str) -> &'a (String, Vec<u8>) {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no seed file {name}"))
+    }
+    let closed = file(&files, "closed-lz4").1.clone();
     // Final index cut off: opens through the index blocks.
     files.push(("closed-cut".into(), closed[..closed.len() - 40].to_vec()));
     // A flipped byte in the middle: damage that verify must report.
@@ -218,7 +226,7 @@ fn seeds(out: &Path) {
         put(&records, &format!("{name}-all"), &bytes[first..]);
     }
     // Every single record and payload of one closed and one unclosed file.
-    for (name, bytes) in [&files[1], &files[3]] {
+    for (name, bytes) in [file(&files, "closed-lz4"), file(&files, "unclosed-blocks")] {
         let (_, first, _) = FileHeader::decode(bytes).unwrap();
         let mut at = first;
         let mut i = 0;
@@ -271,6 +279,8 @@ fn seeds(out: &Path) {
         ("decode_med_rans", "med-rans:3".parse().unwrap()),
         ("decode_grad_rans", DepthCodec::GRAD_RANS),
         ("decode_grad_rans", "grad-rans:3".parse().unwrap()),
+        ("decode_grad_rans32", DepthCodec::GRAD_RANS32),
+        ("decode_grad_rans32", "grad-rans32:3".parse().unwrap()),
     ] {
         for (w, h, s) in [(1, 1, 0), (8, 6, 1), (64, 64, 2), (13, 7, 3), (64, 1, 4)] {
             let f = frame(s, w, h);

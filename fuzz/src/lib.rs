@@ -216,6 +216,7 @@ pub fn exercise_decode(codec: CodecId, data: &[u8]) {
             // A lossy frame decodes to exact values, which lossless med-rans keeps.
             CodecId::MED_RANS => DepthCodec::MED_RANS,
             CodecId::GRAD_RANS => DepthCodec::GRAD_RANS,
+            CodecId::GRAD_RANS32 => DepthCodec::GRAD_RANS32,
             _ => DepthCodec::ZstdPlanes { level: 1 },
         };
         let mut enc = Vec::new();
@@ -248,19 +249,21 @@ pub fn exercise_roundtrip(data: &[u8]) {
         DepthCodec::ZstdPlanes { level: 1 },
         DepthCodec::MED_RANS,
         DepthCodec::GRAD_RANS,
+        DepthCodec::GRAD_RANS32,
     ] {
         let mut enc = Vec::new();
         c.encode(&depth, w, h, &mut enc).expect("encode");
         let back = codec::decode_to_vec(c.id(), &enc, w, h).expect("decode");
         assert_eq!(back, depth, "{c} round trip {w}x{h}");
     }
-    // Lossy med-rans and grad-rans: within the bound, holes exact.
+    // Lossy med-rans, grad-rans and grad-rans32: within the bound, holes exact.
     let bound = codec::ErrorBound::Absolute {
         units: 1 + (w % 7) as u16,
     };
     for c in [
         DepthCodec::MedRans { bound },
         DepthCodec::GradRans { bound },
+        DepthCodec::GradRans32 { bound },
     ] {
         let mut enc = Vec::new();
         c.encode(&depth, w, h, &mut enc).expect("encode");

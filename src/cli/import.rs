@@ -34,12 +34,13 @@ pub struct Args {
     /// Output folder (created if missing).
     #[arg(long)]
     pub out: PathBuf,
-    /// Depth codec: raw, lz4-planes, grad-rans, med-rans, zstd-planes or zstd-planes:LEVEL.
+    /// Depth codec: raw, lz4-planes, grad-rans32, grad-rans, med-rans, zstd-planes or
+    /// zstd-planes:LEVEL.
     #[arg(long, default_value = "lz4-planes")]
     pub depth_codec: DepthCodec,
     /// Lossy depth with a guaranteed bound: Nmm (e.g. 1mm) or P% of the distance (e.g. 0.5%);
-    /// selects med-rans (grad-rans with --depth-codec grad-rans). Holes stay exact; the bound
-    /// is recorded in the file.
+    /// with the default codec it selects grad-rans32 (with --depth-codec med-rans, grad-rans
+    /// or grad-rans32 that codec). Holes stay exact; the bound is recorded in the file.
     #[arg(long, value_name = "BOUND")]
     pub depth_max_error: Option<rsrec::codec::MaxError>,
     /// Metres per depth unit of the PNG values.

@@ -52,12 +52,12 @@ pub struct Args {
     /// Record IMU (gyro and accel) where the camera has one.
     #[arg(long)]
     pub imu: bool,
-    /// Depth codec: lz4-planes, grad-rans, med-rans, zstd-planes[:LEVEL] or raw.
+    /// Depth codec: lz4-planes, grad-rans32, grad-rans, med-rans, zstd-planes[:LEVEL] or raw.
     #[arg(long, default_value = "lz4-planes")]
     pub depth_codec: DepthCodec,
     /// Lossy depth with a guaranteed bound: Nmm (e.g. 1mm) or P% of the distance (e.g. 0.5%);
-    /// selects med-rans (grad-rans with --depth-codec grad-rans). Holes stay exact; the bound
-    /// is recorded in the file.
+    /// with the default codec it selects grad-rans32 (with --depth-codec med-rans, grad-rans
+    /// or grad-rans32 that codec). Holes stay exact; the bound is recorded in the file.
     #[arg(long, value_name = "BOUND")]
     pub depth_max_error: Option<rsrec::codec::MaxError>,
     #[command(flatten)]

@@ -245,8 +245,9 @@ impl FromStr for DepthCodec {
 }
 
 /// Applies `--depth-max-error` to the chosen codec: a bound needs `med-rans`, `grad-rans` or
-/// `grad-rans32` (the default `lz4-planes` is switched to `med-rans`; `raw` and
-/// `zstd-planes` are an error).
+/// `grad-rans32`, which keep their kind and take the bound; the default `lz4-planes` is
+/// switched to `grad-rans32` (a better ratio than `med-rans` and faster); `raw` and
+/// `zstd-planes` are an error.
 pub fn with_max_error(
     codec: DepthCodec,
     max_error: Option<MaxError>,
@@ -258,14 +259,15 @@ pub fn with_max_error(
     check_lossy_codec(codec, max_error)?;
     let bound = m.to_bound(metres_per_unit)?;
     Ok(match codec {
+        DepthCodec::MedRans { .. } => DepthCodec::MedRans { bound },
         DepthCodec::GradRans { .. } => DepthCodec::GradRans { bound },
-        DepthCodec::GradRans32 { .. } => DepthCodec::GradRans32 { bound },
-        _ => DepthCodec::MedRans { bound },
+        // grad-rans32 itself and the default lz4-planes (the others were rejected above).
+        _ => DepthCodec::GradRans32 { bound },
     })
 }
 
 /// Whether `codec` can take an error bound: med-rans, grad-rans(32), or the default lz4-planes
-/// (which a bound turns into med-rans); raw and zstd-planes are lossless only.
+/// (which a bound turns into grad-rans32); raw and zstd-planes are lossless only.
 pub fn check_lossy_codec(codec: DepthCodec, max_error: Option<MaxError>) -> Result<(), String> {
     match (codec, max_error) {
         (_, None)
@@ -515,6 +517,51 @@ mod tests {
                 });
             (Just(w), Just(h), prop_oneof![noise, smooth])
         })
+    }
+
+    #[test]
+    fn max_error_selects_grad_rans32_for_the_default_and_keeps_a_rans_codec() {
+        let mm: MaxError = "2mm".parse().unwrap();
+        let two = ErrorBound::Absolute { units: 2 };
+        let pct: MaxError = "0.5%".parse().unwrap();
+        let half = pct.to_bound(0.001).unwrap();
+        for (chosen, want) in [
+            (DepthCodec::Lz4Planes, DepthCodec::GradRans32 { bound: two }),
+            (DepthCodec::MED_RANS, DepthCodec::MedRans { bound: two }),
+            (DepthCodec::GRAD_RANS, DepthCodec::GradRans { bound: two }),
+            (
+                DepthCodec::GRAD_RANS32,
+                DepthCodec::GradRans32 { bound: two },
+            ),
+            // An explicit bound in the codec name is replaced by --depth-max-error.
+            (
+                "med-rans:7".parse().unwrap(),
+                DepthCodec::MedRans { bound: two },
+            ),
+        ] {
+            assert_eq!(
+                with_max_error(chosen, Some(mm), 0.001),
+                Ok(want),
+                "{chosen}"
+            );
+        }
+        assert_eq!(
+            with_max_error(DepthCodec::Lz4Planes, Some(pct), 0.001),
+            Ok(DepthCodec::GradRans32 { bound: half })
+        );
+        assert!(!half.is_lossless());
+        // No bound: every codec stays as it is.
+        for codec in ALL {
+            assert_eq!(with_max_error(codec, None, 0.001), Ok(codec));
+        }
+        // Lossless-only codecs are an error, naming the codecs that take a bound.
+        for codec in [DepthCodec::Raw, DepthCodec::ZstdPlanes { level: 3 }] {
+            let e = with_max_error(codec, Some(mm), 0.001).unwrap_err();
+            assert!(
+                e.contains("grad-rans32") && e.contains(&codec.to_string()),
+                "{e}"
+            );
+        }
     }
 
     proptest! {
