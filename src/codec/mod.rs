@@ -142,7 +142,8 @@ impl DepthCodec {
         }
     }
 
-    /// The error bound of the decoded depth (lossless for every codec but lossy `med-rans`).
+    /// The error bound of the decoded depth (lossless for every codec but the lossy rANS
+    /// codecs: `med-rans`, `grad-rans` and `grad-rans32` with a bound).
     pub fn bound(self) -> ErrorBound {
         match self {
             Self::MedRans { bound } | Self::GradRans { bound } | Self::GradRans32 { bound } => {
@@ -331,8 +332,9 @@ pub fn precheck(codec: CodecId, payload: &[u8], width: u32, height: u32) -> Resu
     }
 }
 
-/// The error bound a frame's payload declares: lossless for every codec but `med-rans`
-/// frames coded with a bound (§8.4.6). Errors if the payload header is not valid.
+/// The error bound a frame's payload declares: lossless for every codec but `med-rans`,
+/// `grad-rans` and `grad-rans32` frames coded with a bound (§8.4.6). Errors if the payload
+/// header is not valid.
 pub fn payload_bound(
     codec: CodecId,
     payload: &[u8],
