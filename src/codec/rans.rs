@@ -774,7 +774,8 @@ mod tests {
         for f in 1..=PROB_SCALE {
             let (rcp, info) = EncSym::new(f, 0).packed();
             let shift = info >> 23;
-            let top = (f << RENORM_SHIFT) - 1;
+            // The largest state: (f << RENORM_SHIFT) - 1, which is u32::MAX at f = 2048.
+            let top = (((f as u64) << RENORM_SHIFT) - 1) as u32;
             for x in [top, top - 1, top / 2, top - f, RANS_L, 1 << 16 | 12345, 0] {
                 let sum = x as u64 + ((x as u64 * rcp as u64) >> 32);
                 assert!(sum < 1 << 32, "f {f} x {x}");
