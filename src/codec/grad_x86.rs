@@ -6,7 +6,8 @@
 
 #![allow(unsafe_code)]
 
-use super::rans::{tokenize, BitWriter, DIRECT, SYM_CTX_SHIFT};
+use super::medrans::spread;
+use super::rans::{token_with_bits, BitWriter, SYM_CTX_SHIFT};
 use super::rans_x86::EXPAND;
 use std::arch::x86_64::*;
 
@@ -78,7 +79,8 @@ pub unsafe fn pack_contexts(cm: &[u8], ctx: &[u8], cc: &mut [u8]) -> usize {
 /// The reconstruction of one `grad-rans` row, as the scalar `grad_reconstruct` plus the
 /// output step: `cm`, `g` (the gradient terms), `cv` (the filled row), `cz` (saturated
 /// residuals, 0 at holes) and `out` (the samples) are the row's `w` pixels; `zc` holds the
-/// values of the valid pixels in order and at least 8 more entries (any content). With
+/// values of the valid pixels in order, and has at least `w + 8` entries (any content past
+/// the valid pixels' values). With
 /// `pal` (65537 entries: 0, then the palette, then zeros) a valid pixel's sample is
 /// `pal[v + 1]`, else `v`; holes are 0. Returns false if a residual is not a 16-bit zigzag
 /// value or a valid pixel's value is outside `lo..=lo + span`; the outputs are then not
@@ -101,8 +103,8 @@ pub unsafe fn reconstruct(
 ) -> bool {
     let w = cm.len();
     assert!(g.len() == w && cv.len() == w && cz.len() == w && out.len() == w);
-    let nv = cm.iter().filter(|&&m| m != 0).count();
-    assert!(zc.len() >= nv + 8);
+    // The vector loads read at most 8 values past the valid pixels seen so far (<= w).
+    assert!(zc.len() >= w + 8);
     let one32 = _mm256_set1_epi32(1);
     let low16 = _mm256_set1_epi32(0xFFFF);
     let c127 = _mm256_set1_epi32(127);
@@ -211,11 +213,10 @@ pub unsafe fn reconstruct(
         let m = cm[x] != 0;
         let z = if m { zc[k] } else { 0 };
         k += m as usize;
-        big |= z;
-        let r = (z >> 1) ^ 0u32.wrapping_sub(z & 1);
-        f = f.wrapping_add(g[x]).wrapping_add(r as u16);
+        let (d, s) = spread(z, g[x], &mut big);
+        f = f.wrapping_add(d);
         cv[x] = f;
-        cz[x] = z.min(127) as u8;
+        cz[x] = s;
         ok &= !m || f.wrapping_sub(lo) <= span;
         out[x] = match (m, pal) {
             (false, _) => 0,
@@ -235,7 +236,7 @@ pub unsafe fn reconstruct(
 /// AVX2 ([`available`]).
 #[target_feature(enable = "avx2")]
 pub unsafe fn contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8], ctx: &mut [u8]) {
-    use super::medrans::{context, ACT_THRESHOLDS, CTX_RES};
+    use super::medrans::{grad_context, grad_diff, ACT_THRESHOLDS, CTX_RES};
     let n = ctx.len();
     assert!(n >= 3 && cm.len() == n && pm.len() == n && pv.len() == n && pz.len() == n);
     assert!(d.len() == n);
@@ -255,9 +256,7 @@ pub unsafe fn contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8]
         x += 16;
     }
     for x in x..n {
-        d[x] = (pv[x].wrapping_sub(pv[x - 1]) as i16)
-            .unsigned_abs()
-            .min(127) as u8;
+        d[x] = grad_diff(pv[x], pv[x - 1]);
     }
     d[1] = 0;
     d[n - 1] = 0;
@@ -306,13 +305,13 @@ pub unsafe fn contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8]
         _mm256_storeu_si256(ctx.as_mut_ptr().add(x) as *mut __m256i, cx);
         x += 32;
     }
-    for x in x..n - 1 {
-        let t2 = (pz[x - 1] + pz[x + 1]) >> 1;
-        let act = pz[x]
-            .saturating_add(t2)
-            .saturating_add(d[x])
-            .saturating_add(d[x + 1]);
-        ctx[x] = context(act, cm[x - 1], pm[x]);
+    for (x, c) in ctx.iter_mut().enumerate().take(n - 1).skip(x) {
+        *c = grad_context(
+            [pz[x - 1], pz[x], pz[x + 1]],
+            [d[x], d[x + 1]],
+            cm[x - 1],
+            pm[x],
+        );
     }
 }
 
@@ -363,13 +362,7 @@ pub unsafe fn encode_row(
             f = if valid { v } else { p };
             cv[x] = f;
             cz[x] = z.min(127) as u8;
-            let t = if z < DIRECT {
-                z
-            } else {
-                let (t, nb, e) = tokenize(z);
-                bits.put(e, nb);
-                t as u32
-            };
+            let t = token_with_bits(z, bits);
             syms[k] = (ctx[x] as u16) << SYM_CTX_SHIFT | t as u16;
             k += valid as usize;
         }};
@@ -415,14 +408,7 @@ pub unsafe fn encode_row(
             let mut zs = [0u16; 16];
             _mm256_storeu_si256(zs.as_mut_ptr() as *mut __m256i, z);
             for (i, &z) in zs.iter().enumerate() {
-                let z = z as u32;
-                let t = if z < DIRECT {
-                    z
-                } else {
-                    let (t, nb, e) = tokenize(z);
-                    bits.put(e, nb);
-                    t as u32
-                };
+                let t = token_with_bits(z as u32, bits);
                 syms[k + i] = (ctx[x + i] as u16) << SYM_CTX_SHIFT | t as u16;
             }
         }

@@ -117,18 +117,38 @@ fn grad_contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8], ctx:
     let (cm, pm, pv, pz, d) = (&cm[..n], &pm[..n], &pv[..n], &pz[..n], &mut d[..n]);
     // d[x] = |pv[x] - pv[x - 1]| (16-bit wrapping difference), saturated; 0 across the edges.
     for ((o, &b), &c) in d[1..].iter_mut().zip(&pv[1..]).zip(&pv[..n - 1]) {
-        *o = (b.wrapping_sub(c) as i16).unsigned_abs().min(127) as u8;
+        *o = grad_diff(b, c);
     }
     d[1] = 0;
     d[n - 1] = 0;
     for x in 1..n - 1 {
-        let t2 = (pz[x - 1] + pz[x + 1]) >> 1;
-        let act = pz[x]
-            .saturating_add(t2)
-            .saturating_add(d[x])
-            .saturating_add(d[x + 1]);
-        ctx[x] = context(act, cm[x - 1], pm[x]);
+        // Indexing the slices re-cut to `n` above lets the compiler vectorise this loop.
+        ctx[x] = grad_context(
+            [pz[x - 1], pz[x], pz[x + 1]],
+            [d[x], d[x + 1]],
+            cm[x - 1],
+            pm[x],
+        );
     }
+}
+
+/// `|b - c|` (16-bit wrapping difference, read as signed), saturated at 127 (§8.5.3 `D`).
+#[inline(always)]
+pub(super) fn grad_diff(b: u16, c: u16) -> u8 {
+    (b.wrapping_sub(c) as i16).unsigned_abs().min(127) as u8
+}
+
+/// The `grad-rans` context of a pixel from the saturated residuals above-left, above and
+/// above-right `z`, the differences `d` ([`grad_diff`]) at the pixel and its right
+/// neighbour, and whether the left (`l`) and upper (`u`) neighbours are valid.
+#[inline(always)]
+pub(super) fn grad_context(z: [u8; 3], d: [u8; 2], l: u8, u: u8) -> u8 {
+    let t2 = (z[0] + z[2]) >> 1;
+    let act = z[1]
+        .saturating_add(t2)
+        .saturating_add(d[0])
+        .saturating_add(d[1]);
+    context(act, l, u)
 }
 
 /// `grad-rans` row gradient (§8.5.2) into `g[1..=w]` from the filled row above `pv`: the
@@ -168,7 +188,7 @@ fn grad_residuals(cm: &[u8], cv: &mut [u16], g: &[u16], zs: &mut [u32]) {
 /// saturated residual, from the value `z` (0 at holes); `big` collects `z` for the check
 /// that every residual is a 16-bit zigzag value.
 #[inline(always)]
-fn spread(z: u32, g: u16, big: &mut u32) -> (u16, u8) {
+pub(super) fn spread(z: u32, g: u16, big: &mut u32) -> (u16, u8) {
     *big |= z;
     let r = (z >> 1) ^ 0u32.wrapping_sub(z & 1);
     (g.wrapping_add(r as u16), sat(z))
@@ -398,9 +418,8 @@ thread_local! {
 
 #[inline(always)]
 fn push_value(symbols: &mut Vec<u16>, bits: &mut BitWriter, ctx: u8, v: u32) {
-    let (t, n, e) = rans::tokenize(v);
+    let t = rans::token_with_bits(v, bits);
     symbols.push((ctx as u16) << SYM_CTX_SHIFT | t as u16);
-    bits.put(e, n);
 }
 
 /// The residuals (zigzag) of every valid pixel of a row into `zs`, computed for the whole row
@@ -634,13 +653,7 @@ pub(super) fn encode(
                 // 0 at holes.
                 let z = z & 0u32.wrapping_sub(m as u32);
                 *zsat = sat(z);
-                let t = if z < rans::DIRECT {
-                    z
-                } else {
-                    let (t, nb, e) = rans::tokenize(z);
-                    bw.put(e, nb);
-                    t as u32
-                };
+                let t = rans::token_with_bits(z, &mut bw);
                 // Every pixel writes, valid ones advance: packs the valid pixels' symbols.
                 if let Some(o) = out.get_mut(k) {
                     *o = (c as u16) << SYM_CTX_SHIFT | t as u16;
@@ -1137,15 +1150,6 @@ mod simd_tests {
     use super::*;
     use crate::codec::grad_x86;
 
-    fn rng(mut seed: u64) -> impl FnMut() -> u64 {
-        move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        }
-    }
-
     /// The AVX2 row passes against the scalar ones on random rows: masks from all-valid to
     /// all-holes, residuals up to 2^17 (so some are not 16-bit zigzag values), values that
     /// leave the valid range, with and without a palette, widths around the 8/16/32-pixel
@@ -1156,7 +1160,7 @@ mod simd_tests {
             eprintln!("SKIP simd_row_passes_match_scalar: this CPU has no AVX2");
             return;
         }
-        let mut rnd = rng(0x9E37_79B9_7F4A_7C15);
+        let mut rnd = crate::codec::xorshift(0x9E37_79B9_7F4A_7C15);
         let mut pal = vec![0u16; PAL_LEN];
         for (i, p) in pal.iter_mut().enumerate().skip(1).take(65535) {
             *p = (i as u16).wrapping_mul(7);
@@ -1172,7 +1176,7 @@ mod simd_tests {
             }
             let nv = cm.iter().filter(|&&m| m != 0).count();
             let big = rnd() % 8 == 0;
-            let mut zc: Vec<u32> = (0..nv + 8)
+            let mut zc: Vec<u32> = (0..w + 8)
                 .map(|_| match rnd() % 16 {
                     0 if big => (rnd() % (1 << 17)) as u32,
                     0..=3 => (rnd() % 65536) as u32,

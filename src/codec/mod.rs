@@ -410,6 +410,17 @@ pub fn decode_to_vec(
     Ok(out)
 }
 
+/// A xorshift64 generator for the codec tests (deterministic, no dependency).
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

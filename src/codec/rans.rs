@@ -26,6 +26,18 @@ pub fn tokenize(v: u32) -> (u8, u32, u32) {
     }
 }
 
+/// The token of value `v`; its extra bits (if any) go to `bits`.
+#[inline(always)]
+pub fn token_with_bits(v: u32, bits: &mut BitWriter) -> u32 {
+    if v < DIRECT {
+        v
+    } else {
+        let (t, n, e) = tokenize(v);
+        bits.put(e, n);
+        t as u32
+    }
+}
+
 /// Number of extra bits of token `t` (`t < NTOK`) and the value without them.
 #[inline]
 pub fn token_base(t: u32) -> (u32, u32) {
@@ -655,13 +667,7 @@ mod tests {
             eprintln!("SKIP simd_values_match_scalar: this CPU has no AVX2");
             return;
         }
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rnd = super::super::xorshift(0x2545_F491_4F6C_DD1Du64);
         for case in 0..300 {
             let mut dec = DecTables::default();
             for c in 0..CTX_SLOTS {
@@ -720,13 +726,7 @@ mod tests {
             eprintln!("SKIP simd_encode_matches_scalar: this CPU has no AVX2");
             return;
         }
-        let mut seed = 0x853C_49E6_748F_EA9Bu64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rnd = super::super::xorshift(0x853C_49E6_748F_EA9Bu64);
         for case in 0..200 {
             let mut enc = [EncSym::default(); ENC_SLOTS];
             let mut used: Vec<Vec<u8>> = Vec::new();

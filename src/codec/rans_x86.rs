@@ -228,8 +228,8 @@ pub unsafe fn encode<const N: usize>(
     words: &mut Vec<u16>,
 ) -> [u32; N] {
     assert!(N % 8 == 0 && N <= 128, "{N} states");
-    let mut rcp = vec![0u32; ENC_SLOTS];
-    let mut info = vec![0u32; ENC_SLOTS];
+    let mut rcp = [0u32; ENC_SLOTS];
+    let mut info = [0u32; ENC_SLOTS];
     for ((r, i), e) in rcp.iter_mut().zip(info.iter_mut()).zip(table.iter()) {
         (*r, *i) = e.packed();
     }
