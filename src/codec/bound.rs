@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 /// Parts per million in 100 %.
 const PPM: u64 = 1_000_000;
-pub use crate::container::format::med_rans::MAX_RELATIVE_PPM;
+pub use super::spec::med_rans::MAX_RELATIVE_PPM;
 
 /// How far a decoded depth value may be from the original.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]

@@ -17,9 +17,9 @@ use super::bound::ErrorBound;
 use super::rans::{
     self, BitReader, BitWriter, DecTables, EncSym, ENC_SLOTS, NTOK, PROB_SCALE, SYM_CTX_SHIFT,
 };
+pub use super::spec::med_rans::{ACT_THRESHOLDS, FLAG_PALETTE, HEADER_LEN, NCTX};
+use super::spec::{grad_rans, grad_rans32, med_rans};
 use super::CodecError;
-pub use crate::container::format::med_rans::{ACT_THRESHOLDS, FLAG_PALETTE, HEADER_LEN, NCTX};
-use crate::container::format::{grad_rans, grad_rans32, med_rans};
 
 /// The member of the codec family: they share the payload layout and the entropy coding.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -1147,8 +1147,8 @@ fn first_out_of_range(
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod simd_tests {
+    use super::super::grad_x86;
     use super::*;
-    use crate::codec::grad_x86;
 
     /// The AVX2 row passes against the scalar ones on random rows: masks from all-valid to
     /// all-holes, residuals up to 2^17 (so some are not 16-bit zigzag values), values that
@@ -1160,7 +1160,7 @@ mod simd_tests {
             eprintln!("SKIP simd_row_passes_match_scalar: this CPU has no AVX2");
             return;
         }
-        let mut rnd = crate::codec::xorshift(0x9E37_79B9_7F4A_7C15);
+        let mut rnd = super::super::xorshift(0x9E37_79B9_7F4A_7C15);
         let mut pal = vec![0u16; PAL_LEN];
         for (i, p) in pal.iter_mut().enumerate().skip(1).take(65535) {
             *p = (i as u16).wrapping_mul(7);

@@ -14,6 +14,7 @@ mod planes;
 mod rans;
 #[cfg(target_arch = "x86_64")]
 mod rans_x86;
+pub mod spec;
 
 pub use bound::{ErrorBound, MaxError};
 
@@ -304,7 +305,7 @@ fn simd_allowed() -> bool {
 
 /// Number of samples in a `width x height` frame, rejecting empty and oversized frames.
 pub fn frame_len(width: u32, height: u32) -> Result<usize, CodecError> {
-    const MAX_DIM: u32 = crate::container::format::MAX_DIMENSION;
+    const MAX_DIM: u32 = spec::MAX_DIMENSION;
     if width == 0 || height == 0 || width > MAX_DIM || height > MAX_DIM {
         return Err(CodecError::BadDimensions { width, height });
     }

@@ -6,7 +6,7 @@
 //! and sets a flag, and a token from an unused context is a sentinel. Callers check
 //! [`Decoder::finish`] and [`BitReader::bad`] once per frame.
 
-pub use crate::container::format::med_rans::{DIRECT, NTOK, PROB_BITS, RANS_L};
+pub use super::spec::med_rans::{DIRECT, NTOK, PROB_BITS, RANS_L};
 
 /// Sum of every used context's frequencies.
 pub const PROB_SCALE: u32 = 1 << PROB_BITS;
