@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rsrec::codec::{decode, DepthCodec, ErrorBound};
-use rsrec::pngdir::{depth_dir, list_pngs, read_depth_png, DepthImage};
+use rsrec::source::pngdir::{depth_dir, list_pngs, read_depth_png, DepthImage};
 
 const SETS: [&str; 3] = [
     "d4xx-lab-robot",

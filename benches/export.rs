@@ -32,11 +32,11 @@ fn data_dir() -> Option<PathBuf> {
 fn frames(bench: bool) -> (u32, u32, Vec<Vec<u16>>, &'static str) {
     if bench {
         if let Some(d) = data_dir() {
-            let dir = rsrec::pngdir::depth_dir(&d.join("d4xx-lab-robot"));
-            let files = rsrec::pngdir::list_pngs(&dir).unwrap();
+            let dir = rsrec::source::pngdir::depth_dir(&d.join("d4xx-lab-robot"));
+            let files = rsrec::source::pngdir::list_pngs(&dir).unwrap();
             let imgs: Vec<_> = files
                 .iter()
-                .map(|f| rsrec::pngdir::read_depth_png(f).unwrap())
+                .map(|f| rsrec::source::pngdir::read_depth_png(f).unwrap())
                 .collect();
             let (w, h) = (imgs[0].width, imgs[0].height);
             return (

@@ -16,8 +16,9 @@ use rsrec::codec::DepthCodec;
 use rsrec::container::{FsyncPolicy, WriterOptions};
 use rsrec::record::color::{ffmpeg_factory, FfmpegSettings};
 use rsrec::record::{Pipeline, PipelineConfig};
-use rsrec::source::sim::{Pacing, SimConfig, SimSource, StreamMode};
+use rsrec::source::sim::{SimConfig, SimSource};
 use rsrec::source::Source;
+use rsrec::source::{Pacing, StreamMode};
 
 /// Resident memory of this process in MiB (from /proc/self/status).
 fn rss_mib() -> f64 {

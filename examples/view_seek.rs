@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     let session = match Session::open(&path) {
         Ok(s) => Arc::new(s),
         Err(e) => {
-            eprintln!("view_seek: {}", rsrec::container::error::error_chain(&e));
+            eprintln!("view_seek: {}", rsrec::error::chain(&e));
             return ExitCode::FAILURE;
         }
     };

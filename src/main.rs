@@ -1,5 +1,7 @@
 //! The `rsrec` command: parses arguments, runs the subcommand, prints errors on one line.
 
+#![deny(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,7 +17,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("rsrec: error: {err:#}");
-            ExitCode::from(cli::EXIT_ERROR)
+            if err.downcast_ref::<cli::util::UsageError>().is_some() {
+                ExitCode::from(cli::EXIT_USAGE)
+            } else {
+                ExitCode::from(cli::EXIT_ERROR)
+            }
         }
     }
 }

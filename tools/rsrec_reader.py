@@ -340,6 +340,25 @@ Intrinsics = namedtuple("Intrinsics", "fx fy ppx ppy model model_name coeffs")
 Extrinsics = namedtuple("Extrinsics", "to_stream rotation translation")
 
 
+def stream_description(s):
+    """A stream descriptor in the JSON shape rsrec uses everywhere (`rsrec info --json`,
+    export's intrinsics.json, session.json): the same keys and meanings."""
+    intr = None
+    if s.intrinsics:
+        i = s.intrinsics
+        intr = {"fx": i.fx, "fy": i.fy, "ppx": i.ppx, "ppy": i.ppy, "model": i.model_name,
+                "coeffs": list(i.coeffs)}
+    extr = None
+    if s.extrinsics:
+        e = s.extrinsics
+        extr = {"to_stream": e.to_stream, "rotation": list(e.rotation),
+                "translation": list(e.translation)}
+    return {"id": s.id, "kind": s.kind_name, "name": s.name, "width": s.width,
+            "height": s.height, "format": s.format_name, "fps": s.fps,
+            "depth_units": s.depth_units, "intrinsics": intr, "extrinsics": extr,
+            "properties": dict(s.properties)}
+
+
 class Stream(namedtuple("Stream", "id kind kind_name name width height format format_name fps "
                                    "depth_units intrinsics extrinsics properties")):
     """A stream descriptor (§3.2). `properties` is a list of (key, value) pairs."""
@@ -1259,12 +1278,9 @@ class RsrecFile:
         """A JSON-friendly description of the file."""
         streams = []
         for s in self.streams:
-            d = {"id": s.id, "kind": s.kind_name, "name": s.name, "width": s.width,
-                 "height": s.height, "format": s.format_name, "fps": s.fps,
-                 "depth_units": s.depth_units,
-                 "intrinsics": s.intrinsics._asdict() if s.intrinsics else None,
-                 "records": {RECORD_TYPES.get(rt, f"type_{rt:#04x}"): self.count(s.id, rt)
-                             for (sid, rt) in sorted(self.sections) if sid == s.id}}
+            d = stream_description(s)
+            d["records"] = {RECORD_TYPES.get(rt, f"type_{rt:#04x}"): self.count(s.id, rt)
+                            for (sid, rt) in sorted(self.sections) if sid == s.id}
             rt = DEPTH_FRAME if s.kind == 1 else COLOR_FRAME
             e = self.entries(s.id, rt)
             if len(e):

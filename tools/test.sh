@@ -61,6 +61,8 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 step "build without default features (no viewer, no display stack)"
 cargo clippy --no-default-features --all-targets -- -D warnings
+step "cargo doc (the API documentation builds without warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 # ---- tests -----------------------------------------------------------------------------
 step "cargo test (unit, property, integration, benchmarks in test mode)"
@@ -86,7 +88,7 @@ if [ "${RSREC_SKIP_REALSENSE:-0}" != 1 ] || [ "${CI:-}" = true ]; then
     step "cargo clippy ${rs_features[*]} --all-targets -- -D warnings"
     cargo clippy "${rs_features[@]}" --all-targets -- -D warnings
     step "cargo test ${rs_features[*]} (RealSense backend, librealsense playback)"
-    cargo test "${rs_features[@]}" --lib --bins --test realsense
+    cargo test "${rs_features[@]}" --lib --bins --test it realsense::
   )
 fi
 

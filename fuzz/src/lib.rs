@@ -118,10 +118,11 @@ pub fn header_pass2(data: &[u8]) -> Vec<u8> {
     fix_header(body)
 }
 
-/// Opens `bytes` as a file and, if that works, uses every read API on it. Must not panic.
-pub fn exercise_reader(bytes: Vec<u8>) {
+/// Opens `bytes` as a file and, if that works, uses every read API on it and returns the
+/// reader. Must not panic. (`tests/it/fuzz_regressions.rs` runs this same function.)
+pub fn exercise_reader(bytes: Vec<u8>) -> Option<Reader> {
     let Ok(reader) = Reader::from_bytes(bytes) else {
-        return;
+        return None;
     };
     let depth_ids: Vec<u8> = reader
         .header()
@@ -172,6 +173,7 @@ pub fn exercise_reader(bytes: Vec<u8>) {
     let _ = reader.torn_tail_bytes();
     let report = verify(&reader);
     assert!(report.problems.len() as u64 <= report.problem_count);
+    Some(reader)
 }
 
 /// Decodes `data` as a file header; a header that decodes must re-encode, and decoding the

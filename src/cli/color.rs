@@ -46,8 +46,7 @@ pub fn factory(
 ) -> anyhow::Result<ColorSinkFactory> {
     let codec: ColorCodec = codec
         .parse()
-        .map_err(anyhow::Error::msg)
-        .context("--color-codec")?;
+        .map_err(|e| super::util::usage(format!("--color-codec: {e}")))?;
     let info = video::probe(ffmpeg)
         .context("colour needs FFmpeg (apt-get install ffmpeg, or --color off)")?;
     let resolved = video::resolve(codec, &info, ffmpeg).context("choosing the colour encoder")?;

@@ -27,14 +27,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let devices = list_devices().context("listing RealSense devices")?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&devices)?);
+        super::util::outln!("{}", serde_json::to_string_pretty(&devices)?);
         if devices.is_empty() {
             eprintln!("no RealSense devices found");
         }
         return Ok(ExitCode::SUCCESS);
     }
     if devices.is_empty() {
-        println!("no RealSense devices found");
+        super::util::outln!("no RealSense devices found");
         return Ok(ExitCode::SUCCESS);
     }
     print!("{}", text(&devices));

@@ -5,12 +5,12 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rsrec::export::progress::{TerminalBar, WarningsOnly};
+use super::progress::{ExportBar, WarningsOnly};
 use rsrec::export::{
     ExportOptions, Format, FrameRange, ImageFormat, PngCompression, Progress, TimeRange, Window,
 };
 
-use super::util::fmt_bytes;
+use super::util::{fmt_bytes, outln, usage};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum To {
@@ -126,12 +126,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         To::Color => Format::Color,
     };
     if args.with_color && format != Format::Npy {
-        anyhow::bail!(
-            "--with-color applies to --to npy (ply is coloured by default; --to color exports colour)"
-        );
+        return Err(usage(
+            "--with-color applies to --to npy (ply is coloured by default; --to color exports colour)",
+        ));
     }
     if args.no_color && format != Format::Ply {
-        anyhow::bail!("--no-color applies to --to ply");
+        return Err(usage("--no-color applies to --to ply"));
     }
     let mut opts = ExportOptions::new(format, &args.out);
     opts.cameras = args.cameras.clone();
@@ -160,7 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     opts.ffmpeg = args.ffmpeg.clone();
     opts.force = args.force;
 
-    let mut bar = TerminalBar::new();
+    let mut bar = ExportBar::new();
     let mut warnings = WarningsOnly;
     let progress: &mut dyn Progress = if !args.quiet && std::io::stderr().is_terminal() {
         &mut bar
@@ -174,7 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ => "depth frames",
         };
         for c in &report.cameras {
-            println!(
+            outln!(
                 "{}: {} {what} -> {} ({} written)",
                 c.camera,
                 c.frames,
@@ -183,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         let secs = report.elapsed.as_secs_f64().max(1e-9);
-        println!(
+        outln!(
             "exported {} frames ({} raw) in {:.2} s: {:.0} frames/s, {:.1} MB/s of raw {}",
             report.frames(),
             fmt_bytes(report.raw_bytes()),

@@ -6,20 +6,17 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rsrec::codec::DepthCodec;
-use rsrec::container::{FsyncPolicy, StreamKind, WriterOptions};
-use rsrec::record::{Pipeline, PipelineConfig};
+use rsrec::container::StreamKind;
+use rsrec::record::import::{import, ImportPlan};
 use rsrec::source::png::PngSource;
-use rsrec::source::sim::Pacing;
-use rsrec::source::{Sample, Source, SourceError, SourceInfo};
+use rsrec::source::{Pacing, Source};
 use serde_json::json;
 
-use super::util::fmt_bytes;
+use super::util::{fmt_bytes, outln, usage};
 
 /// Convert a folder of 16-bit depth PNGs (DIR or DIR/depth/, natural sort; colour from
 /// DIR/color/) or a librealsense .bag into OUT_DIR/<name>.rsrec, losslessly and as fast as
@@ -52,6 +49,9 @@ pub struct Args {
     /// Intrinsics JSON (Open3D camera_intrinsic.json) [default: DIR/camera_intrinsic.json if present].
     #[arg(long)]
     pub intrinsics: Option<PathBuf>,
+    /// `off`: import depth only, as `record --color off` (same as `--color-codec off`).
+    #[arg(long = "color", value_name = "off", value_parser = ["off"])]
+    pub color_off: Option<String>,
     #[command(flatten)]
     pub color: super::color::ColorArgs,
     /// Replace existing output files.
@@ -60,18 +60,6 @@ pub struct Args {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
-}
-
-/// A source under another name (the output file's).
-struct Renamed(Box<dyn Source>, SourceInfo);
-
-impl Source for Renamed {
-    fn info(&self) -> &SourceInfo {
-        &self.1
-    }
-    fn next(&mut self) -> Result<Option<Sample>, SourceError> {
-        self.0.next()
-    }
 }
 
 fn stem(p: &Path) -> String {
@@ -84,11 +72,16 @@ fn stem(p: &Path) -> String {
 pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let input = &args.input;
     let (source, total): (Box<dyn Source>, Option<usize>) = if input.is_file() {
-        (super::bag::open(input, Pacing::AsFastAsPossible)?, None)
+        let bag = rsrec::source::bag::BagSource::open(input, Pacing::AsFastAsPossible)
+            .with_context(|| format!("{}", input.display()))?;
+        (Box::new(bag) as Box<dyn Source>, None)
     } else if input.is_dir() {
-        let fps = args
-            .fps
-            .context("--fps is required for a PNG folder (the rate its frames were captured at)")?;
+        let fps = args.fps.ok_or_else(|| {
+            usage("--fps is required for a PNG folder (the rate its frames were captured at)")
+        })?;
+        if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
+            return Err(usage(format!("--fps {fps}: use a frame rate in 0..1000")));
+        }
         let src = PngSource::open(
             input,
             fps,
@@ -103,107 +96,56 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         bail!("importing {}: not a directory or file", input.display());
     };
     let name = args.name.clone().unwrap_or_else(|| stem(input));
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        bail!("--name '{name}' is not a usable file name");
+    if let Err(why) = rsrec::record::check_plain_name(&name) {
+        return Err(usage(format!(
+            "--name '{name}' is not a usable file name: it {why}"
+        )));
     }
-    let mut info = source.info().clone();
-    info.name = name.clone();
+    let info = source.info();
     if let Some(d) = info.stream(StreamKind::Depth) {
         args.depth_codec =
             rsrec::codec::with_max_error(args.depth_codec, args.depth_max_error, d.depth_units)
                 .map_err(anyhow::Error::msg)?;
     }
-    let has_color = info.stream(StreamKind::Color).is_some() && args.color.color_codec != "off";
+    let has_color = info.stream(StreamKind::Color).is_some()
+        && args.color.color_codec != "off"
+        && args.color_off.is_none();
     let color = if has_color {
         Some(
             args.color
                 .factory()
-                .context("the input has colour (use --color-codec off to import depth only)")?,
+                .context("the input has colour (use --color off to import depth only)")?,
         )
     } else {
         None
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let target = args.out.join(format!("{name}.rsrec"));
-    if target.exists() && !args.force {
-        bail!(
-            "{} already exists (use --force to replace it)",
-            target.display()
-        );
-    }
-    // Everything is written into a staging folder and moved into place at the end, so a
-    // failed import leaves nothing that looks complete.
-    let staging = args.out.join(format!(".{name}.import.partial"));
-    let _ = std::fs::remove_dir_all(&staging);
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let cfg = PipelineConfig {
-        session_dir: staging.clone(),
+    let plan = ImportPlan {
+        source,
+        name,
+        out: args.out.clone(),
         depth_codec: args.depth_codec,
-        queue_frames: 16,
-        workers: cores,
-        writer: WriterOptions {
-            fsync: FsyncPolicy::OnClose,
-            ..WriterOptions::default()
-        },
-        segment: None,
-        lossless: true,
         color,
+        force: args.force,
         metadata: json!({"import": {"source": input.display().to_string(), "fps": args.fps}}),
-        reconnect: None,
+        workers: None,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let t0 = Instant::now();
-    let pipeline = Pipeline::start(vec![Box::new(Renamed(source, info))], cfg, stop)
-        .context("starting the import")?;
     let show = !args.quiet && std::io::stderr().is_terminal();
-    while !pipeline.all_finished() {
-        std::thread::sleep(Duration::from_millis(200));
-        if show {
-            let s = &pipeline.stats()[0].1;
-            let rate = s.depth_written as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            match total {
-                Some(n) => eprint!(
-                    "\rimporting {}/{n} frames ({:.0}%), {rate:.0} frames/s, ETA {:.0}s   ",
-                    s.depth_written,
-                    100.0 * s.depth_written as f64 / n.max(1) as f64,
-                    n.saturating_sub(s.depth_written as usize) as f64 / rate.max(1e-9)
-                ),
-                None => eprint!(
-                    "\rimporting: {} frames, {rate:.0} frames/s   ",
-                    s.depth_written
-                ),
-            }
+    let t0 = Instant::now();
+    let bar = show.then(|| super::util::progress_bar(total.map(|n| n as u64), "frames"));
+    let outcome = import(plan, |s| {
+        if let Some(b) = &bar {
+            b.set_position(s.depth_written);
         }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
     }
-    if show {
-        eprintln!();
-    }
-    let outcome = pipeline.finish().remove(0);
-    if let Some(e) = &outcome.stats.error {
-        let _ = std::fs::remove_dir_all(&staging);
-        bail!("importing {}: {e}", input.display());
-    }
-    let mut moved = Vec::new();
-    for f in outcome
-        .files
-        .iter()
-        .map(|f| f.to_path_buf())
-        .chain(outcome.videos.iter().map(|v| staging.join(v)))
-    {
-        let dest = args
-            .out
-            .join(f.file_name().expect("pipeline files have names"));
-        std::fs::rename(&f, &dest)
-            .with_context(|| format!("moving {} into place", dest.display()))?;
-        moved.push(dest);
-    }
-    let _ = std::fs::remove_dir_all(&staging);
+    let outcome = outcome.with_context(|| format!("importing {}", input.display()))?;
     if !args.quiet {
         let s = &outcome.stats;
-        println!(
+        outln!(
             "{}: {} depth frames, {} raw -> {} ({}, ratio {:.2}x){} in {:.1}s",
-            target.display(),
+            outcome.path.display(),
             s.depth_written,
             fmt_bytes(s.depth_raw_bytes),
             fmt_bytes(s.file_bytes),
@@ -213,7 +155,12 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                 format!(
                     ", {} colour frames -> {}",
                     s.color_queued,
-                    outcome.videos.join(", ")
+                    outcome
+                        .videos
+                        .iter()
+                        .filter_map(|v| v.file_name().map(|n| n.to_string_lossy().into_owned()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             } else {
                 String::new()

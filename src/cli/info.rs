@@ -1,4 +1,4 @@
-//! `rsrec info FILE [--json]`: streams, counts, times, codecs, sizes, gaps, closed or not.
+//! `rsrec info FILE|SESSION [--json]`: streams, counts, times, codecs, sizes, gaps, closed or not.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,15 +7,16 @@ use anyhow::Context;
 use rsrec::codec::CodecId;
 use rsrec::container::format::{record_type, ts_domain};
 use rsrec::container::{Reader, StreamKind};
+use rsrec::session::Recording;
 use serde_json::json;
 
-use super::util::{fmt_bytes, fmt_utc};
+use super::util::{fmt_bytes, fmt_num, fmt_utc, human, outln};
 
-/// Show what a .rsrec file holds: streams, frame counts, duration, timestamps, codec,
+/// Show what a .rsrec file (or every file of a session folder) holds: streams, frame counts, duration, timestamps, codec,
 /// compression ratio, gaps, and whether it was closed cleanly.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The .rsrec file.
+    /// The .rsrec file, or a session folder.
     pub file: PathBuf,
     /// Print machine-readable JSON.
     #[arg(long)]
@@ -34,19 +35,17 @@ fn domain_name(d: u8) -> &'static str {
 }
 
 fn record_type_name(t: u8) -> String {
-    match t {
-        record_type::DEPTH_FRAME => "depth_frames".into(),
-        record_type::COLOR_FRAME => "color_frames".into(),
-        record_type::IMU_BATCH => "imu_batches".into(),
-        record_type::GAP => "gaps".into(),
-        record_type::EVENT => "events".into(),
-        record_type::VIDEO_SEGMENT => "video_segments".into(),
-        t => format!("type_{t:#04x}"),
-    }
+    rsrec::container::RecordKind::from_code(t).plural_name()
 }
 
 fn props(p: &[(String, String)]) -> serde_json::Map<String, serde_json::Value> {
     p.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
+}
+
+/// `t` as a JSON value, through text, so that f32 values keep their shortest decimal form
+/// (0.001, not the 0.0010000000474974513 of an f32 widened to f64 by `to_value`).
+fn json_value<T: serde::Serialize>(t: &T) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::from_str(&serde_json::to_string(t)?)?)
 }
 
 /// Builds the whole report as JSON; the text output is rendered from it.
@@ -65,22 +64,11 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
             _ => record_type::IMU_BATCH,
         };
         let n = reader.count(s.id, main);
-        let mut v = json!({
-            "id": s.id,
-            "kind": s.kind.name(),
-            "name": s.name,
-            "width": s.width,
-            "height": s.height,
-            "format": s.format,
-            "nominal_fps": s.fps,
-            // Shortest decimal that reads back as the stored f32 (0.001, not 0.0010000000474...).
-            "depth_units_m": s.depth_units.to_string().parse::<f64>().unwrap_or(0.0),
-            "intrinsics": s.intrinsics,
-            "extrinsics": s.extrinsics,
-            "properties": props(&s.properties),
-            "records": records,
-            "frames": n,
-        });
+        // The stream's description in the one JSON shape rsrec uses everywhere (export's
+        // intrinsics.json, session.json, the Python reader's --json), then its counts.
+        let mut v = json_value(s)?;
+        v["records"] = json!(records);
+        v["frames"] = json!(n);
         if n > 0 {
             let first = reader.entry(s.id, main, 0).expect("n > 0");
             let last = reader.entry(s.id, main, n - 1).expect("n > 0");
@@ -164,35 +152,35 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
 
 fn print_text(r: &serde_json::Value) {
     let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
-    println!("file:     {}", s(&r["file"]));
-    println!(
+    outln!("file:     {}", s(&r["file"]));
+    outln!(
         "format:   v{}, written by {}, created {}",
         r["format_version"],
         s(&r["writer"]),
         s(&r["created_utc"])
     );
     if r["closed_cleanly"].as_bool() == Some(true) {
-        println!("status:   closed cleanly");
+        outln!("status:   closed cleanly");
     } else {
-        println!(
+        outln!(
             "status:   NOT CLOSED (writer did not finish; {} bytes of incomplete record at the end) - run `rsrec recover`",
             r["torn_tail_bytes"]
         );
     }
     let d = &r["device"];
-    println!(
+    outln!(
         "device:   {} (serial {}, model {}, firmware {})",
         s(&d["name"]),
         s(&d["serial"]),
         s(&d["model"]),
         s(&d["firmware"])
     );
-    println!(
+    outln!(
         "size:     {}",
         fmt_bytes(r["file_bytes"].as_u64().unwrap_or(0))
     );
     for st in r["streams"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "stream {} {} \"{}\": {}x{} {} @ {} fps{}",
             st["id"],
             s(&st["kind"]),
@@ -200,44 +188,53 @@ fn print_text(r: &serde_json::Value) {
             st["width"],
             st["height"],
             s(&st["format"]),
-            st["nominal_fps"],
+            fmt_num(st["fps"].as_f64().unwrap_or(0.0), 3),
             if s(&st["kind"]) == "depth" {
-                format!(", depth units {} m", st["depth_units_m"])
+                format!(
+                    ", depth units {} m",
+                    fmt_num(st["depth_units"].as_f64().unwrap_or(0.0), 9)
+                )
             } else {
                 String::new()
             }
         );
         if let Some(k) = st["intrinsics"].as_object() {
-            println!(
+            let f = |key: &str| fmt_num(k[key].as_f64().unwrap_or(0.0), 2);
+            outln!(
                 "  intrinsics: fx {} fy {} ppx {} ppy {} ({})",
-                k["fx"], k["fy"], k["ppx"], k["ppy"], k["model"]
+                f("fx"),
+                f("fy"),
+                f("ppx"),
+                f("ppy"),
+                human(k["model"].as_str().unwrap_or("other"))
             );
         }
-        println!("  frames:   {}", st["frames"]);
+        outln!("  frames:   {}", st["frames"]);
         if st["frames"].as_u64().unwrap_or(0) > 0 {
-            println!(
+            outln!(
                 "  numbers:  {} .. {}",
-                st["first_frame_number"], st["last_frame_number"]
+                st["first_frame_number"],
+                st["last_frame_number"]
             );
-            println!(
+            outln!(
                 "  device:   {:.3} .. {:.3} ms ({}), duration {:.3} s{}",
                 st["first_device_ts_ms"].as_f64().unwrap_or(0.0),
                 st["last_device_ts_ms"].as_f64().unwrap_or(0.0),
-                s(&st["timestamp_domain"]),
+                human(&s(&st["timestamp_domain"])),
                 st["duration_s"].as_f64().unwrap_or(0.0),
                 st["measured_fps"]
                     .as_f64()
                     .map(|f| format!(", {f:.2} fps"))
                     .unwrap_or_default()
             );
-            println!(
+            outln!(
                 "  host:     {} .. {}",
                 s(&st["first_host_time_utc"]),
                 s(&st["last_host_time_utc"])
             );
         }
         if let Some(ratio) = st["compression_ratio"].as_f64() {
-            println!(
+            outln!(
                 "  codec:    {}, {} stored for {} raw (ratio {ratio:.2}x)",
                 s(&st["codec"]),
                 fmt_bytes(st["stored_bytes"].as_u64().unwrap_or(0)),
@@ -249,49 +246,88 @@ fn print_text(r: &serde_json::Value) {
                 Some(p) => format!("{p} % of the distance"),
                 None => format!("{m} depth units"),
             };
-            println!("  LOSSY:    not bit-exact; every depth value within {what}, holes exact");
+            outln!("  LOSSY:    not bit-exact; every depth value within {what}, holes exact");
         }
     }
     let gaps = r["gaps"].as_array().cloned().unwrap_or_default();
     if gaps.is_empty() {
-        println!("gaps:     none");
+        outln!("gaps:     none");
     } else {
-        println!(
+        outln!(
             "gaps:     {} ({} frames lost)",
             gaps.len(),
             r["frames_lost"]
         );
         for g in gaps.iter().take(20) {
-            println!(
+            outln!(
                 "  stream {} frames {}..{} ({}): {} {}",
                 g["stream"],
                 g["first_frame"],
                 g["last_frame"],
                 g["count"],
-                s(&g["reason"]),
+                human(&s(&g["reason"])),
                 s(&g["detail"])
             );
         }
         if gaps.len() > 20 {
-            println!("  ... {} more (see --json)", gaps.len() - 20);
+            outln!("  ... {} more (see --json)", gaps.len() - 20);
         }
     }
     let events = r["events"].as_array().cloned().unwrap_or_default();
     if !events.is_empty() {
-        println!("events:   {}", events.len());
+        outln!("events:   {}", events.len());
         for e in events.iter().take(20) {
-            println!("  {}: {}", s(&e["kind"]), s(&e["message"]));
+            outln!("  {}: {}", human(&s(&e["kind"])), s(&e["message"]));
         }
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let reader = super::util::open_reader(&args.file)?;
-    let r = report(&reader).with_context(|| format!("{}", args.file.display()))?;
+    if args.file.is_file() && args.file.file_name().is_none_or(|n| n != "session.json") {
+        let reader = super::util::open_reader(&args.file)?;
+        let r = report(&reader).with_context(|| format!("{}", args.file.display()))?;
+        if args.json {
+            outln!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            print_text(&r);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // A session folder (or a folder of .rsrec files): every file of every camera.
+    let rec = Recording::open(&args.file)?;
+    let mut files = Vec::new();
+    for cam in &rec.cameras {
+        for f in &cam.files {
+            let r = report(&f.reader).with_context(|| format!("{}", f.path.display()))?;
+            files.push((cam.name.clone(), r));
+        }
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        print_text(&r);
+        let v = json!({
+            "input": rec.description,
+            "session": json_value(&rec.manifest)?,
+            "files": files.iter().map(|(cam, r)| json!({"camera": cam, "info": r})).collect::<Vec<_>>(),
+        });
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("{}", rec.description);
+    if let Some(m) = &rec.manifest {
+        outln!(
+            "  {} camera(s), status {}, started {}{}",
+            m.cameras.len(),
+            m.status,
+            m.start_utc,
+            m.stop_utc
+                .as_deref()
+                .map(|s| format!(", stopped {s}"))
+                .unwrap_or_default()
+        );
+    }
+    for (cam, r) in &files {
+        outln!();
+        outln!("camera:   {cam}");
+        print_text(r);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,22 +4,25 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod bag;
 mod camera_config;
 mod color;
+mod completions;
 mod devices;
 mod export;
 mod import;
 mod info;
+mod man;
+mod progress;
 mod record;
 mod recover;
-mod sources;
-mod util;
+pub mod util;
 mod verify;
 mod view;
 
 /// Exit code for any error (bad input, a file that fails verification, I/O errors).
 pub const EXIT_ERROR: u8 = 1;
+/// Exit code for bad arguments (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
 /// Exit code of `rsrec recover` when records in the middle of the file had to be discarded.
 pub const EXIT_LOSSY_RECOVERY: u8 = 3;
 
@@ -45,6 +48,8 @@ pub enum Command {
     Export(export::Args),
     Devices(devices::Args),
     View(view::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 impl Cli {
@@ -72,6 +77,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(a),
         Command::Devices(a) => devices::run(a),
         Command::View(a) => view::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }
 

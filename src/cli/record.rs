@@ -1,24 +1,36 @@
 //! `rsrec record`: record cameras into a session folder until Ctrl+C, `--duration` or the end
 //! of finite sources, with a live status line per camera and a summary at the end.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rsrec::codec::DepthCodec;
 use rsrec::container::{FsyncPolicy, StreamKind, WriterOptions};
-use rsrec::record::session::{self, free_bytes};
-use rsrec::record::{parse_duration, Pipeline, PipelineConfig, SegmentLimit, StatsSnapshot};
-use rsrec::source::sim::{Pacing, StreamMode};
+use rsrec::record::{
+    parse_duration, parse_size, stop_on_signals, CameraPlan, RecordError, RecordPlan, Recorder,
+    SegmentLimit, StatsSnapshot,
+};
+use rsrec::session::SessionStatus;
+use rsrec::source::{Pacing, StreamMode};
 use serde_json::json;
 
-use super::camera_config::{self, ConfigFile};
-use super::sources::{open_sources, CameraSpec, SourceSettings};
-use super::util::fmt_bytes;
+use super::util::{fmt_bytes, usage};
+use rsrec::source::config::{self as camera_config, ConfigFile};
+use rsrec::source::spec::{open_sources, CameraSpec, SourceSettings};
+
+/// `println!` whose errors are ignored: a summary that cannot be printed (a closed pipe)
+/// must not turn a finished recording into a failure or hide a camera error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 /// Exit code when recording stopped early because the disk was nearly full (files are
 /// closed and indexed).
@@ -80,8 +92,8 @@ pub struct Args {
     #[arg(long, default_value = "flush")]
     pub fsync: FsyncPolicy,
     /// Stop cleanly when free disk space falls below this (e.g. 2GB).
-    #[arg(long, default_value = "2GB")]
-    pub min_free: SegmentLimit,
+    #[arg(long, default_value = "2GB", value_parser = parse_size)]
+    pub min_free: u64,
     /// No status lines and no summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -114,15 +126,12 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         "off" | "none" => None,
         m => Some(
             m.parse::<StreamMode>()
-                .map_err(anyhow::Error::msg)
-                .context("--color")?,
+                .map_err(|e| usage(format!("--color: {e} (or off)")))?,
         ),
     };
-    let min_free = match args.min_free {
-        SegmentLimit::Bytes(b) => b,
-        SegmentLimit::Duration(_) => bail!("--min-free takes a size such as 2GB"),
-    };
-    let specs = CameraSpec::parse_list(&args.cameras)?;
+    let min_free = args.min_free;
+    let specs =
+        CameraSpec::parse_list(&args.cameras).map_err(|e| usage(format!("--cameras: {e}")))?;
     let camera_file = match &args.realsense.camera_config {
         Some(p) => Some(ConfigFile::load(p)?),
         None => None,
@@ -134,11 +143,11 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         )
     });
     if !realsense_cameras && !args.realsense.is_empty() {
-        bail!(
+        return Err(usage(
             "--sync, --visual-preset, --emitter, --laser-power, --exposure, --color-format, \
              --rs-option and --camera-config are for RealSense cameras (--cameras all, a serial \
-             number or rsbag:FILE)"
-        );
+             number or rsbag:FILE)",
+        ));
     }
     let settings = SourceSettings {
         depth: args
@@ -154,6 +163,10 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         camera_file,
     };
     let opened = open_sources(&specs, &settings)?;
+    for w in &opened.warnings {
+        eprintln!("rsrec: warning: {w}");
+    }
+    let opened = opened.cameras;
     if args.depth_max_error.is_some() {
         // A bound in millimetres becomes depth units: every camera must use the same units.
         let mut units: Vec<f32> = opened
@@ -179,156 +192,76 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         None
     };
 
-    let session = args
-        .session
-        .clone()
-        .unwrap_or_else(session::default_session_name);
-    let dir = args.out.join(&session);
-    if dir.exists()
-        && std::fs::read_dir(&dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        bail!("{} already exists and is not empty", dir.display());
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-
-    // Disk preflight: how long will the disk last at the expected rate?
-    let mut expected_rate = 0.0;
-    for (_, s) in &opened {
-        for st in &s.info().streams {
-            match st.kind {
-                StreamKind::Depth => {
-                    let ratio = match args.depth_codec {
-                        DepthCodec::Raw => 1.0,
-                        DepthCodec::Lz4Planes => 2.7,
-                        DepthCodec::ZstdPlanes { .. } => 4.0,
-                        DepthCodec::MedRans { .. }
-                        | DepthCodec::GradRans { .. }
-                        | DepthCodec::GradRans32 { .. } => 8.0,
-                    };
-                    expected_rate += st.width as f64 * st.height as f64 * 2.0 * st.fps / ratio;
-                }
-                StreamKind::Color if any_color => {
-                    expected_rate += st.width as f64 * st.height as f64 * st.fps * 0.1
-                }
-                _ => {}
-            }
-        }
-    }
-    let free = free_bytes(&dir);
-    if let Some(free) = free {
-        if free < min_free {
-            bail!(
-                "only {} free on the disk of {} (--min-free is {}); not starting",
-                fmt_bytes(free),
-                dir.display(),
-                fmt_bytes(min_free)
-            );
-        }
-        if !args.quiet {
-            eprintln!(
-                "disk: {} free; at the expected ~{:.1} MB/s it lasts about {}",
-                fmt_bytes(free),
-                expected_rate / 1e6,
-                fmt_duration((free - min_free) as f64 / expected_rate.max(1.0))
-            );
-        }
-    }
+    let cameras = opened
+        .into_iter()
+        .map(|(spec, source)| CameraPlan::new(spec, source))
+        .collect();
+    let mut plan = RecordPlan::new(args.out.clone(), cameras);
+    plan.session = args.session.clone();
+    plan.depth_codec = args.depth_codec;
+    plan.color = color_factory;
+    plan.color_codec = Some(args.color_enc.color_codec.clone());
+    plan.crf = args.color_enc.crf;
+    plan.preset = args.color_enc.preset.clone();
+    plan.queue_frames = args.queue;
+    plan.workers = args.workers;
+    plan.writer = WriterOptions {
+        fsync: args.fsync,
+        ..WriterOptions::default()
+    };
+    plan.segment = args.segment;
+    plan.duration = args.duration;
+    plan.min_free = min_free;
+    plan.reconnect = (!args.realsense.no_reconnect).then_some(RECONNECT_EVERY);
+    plan.command_line = std::env::args().collect();
+    let plan = plan.validate().map_err(|e| match e {
+        // A session name that would leave --out is a bad argument.
+        RecordError::InvalidPlan(msg) => usage(format!("--session: {msg}")),
+        e => anyhow::Error::new(e),
+    })?;
 
     // Ctrl+C / SIGTERM: the first stops cleanly, the second exits at once (exit 130).
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
-            .context("installing the signal handler")?;
-        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    stop_on_signals(&stop).context("installing the signal handler")?;
+    let mut recorder = Recorder::start(plan, stop)?;
+    let dir = recorder.dir().to_path_buf();
+    let forecast = recorder.forecast();
+    if let (Some(free), false) = (forecast.free, args.quiet) {
+        eprintln!(
+            "disk: {} free; at the expected ~{:.1} MB/s it lasts about {}",
+            fmt_bytes(free),
+            forecast.bytes_per_s / 1e6,
+            fmt_duration(forecast.seconds.unwrap_or(f64::INFINITY))
+        );
     }
+    let min_free = recorder.min_free();
 
-    let command_line: Vec<String> = std::env::args().collect();
-    let start_us = rsrec::container::now_utc_us();
-    let spec_names: Vec<String> = opened.iter().map(|(s, _)| s.clone()).collect();
-    let settings_json = json!({
-        "depth_codec": args.depth_codec.to_string(),
-        "color_codec": if any_color { Some(args.color_enc.color_codec.clone()) } else { None },
-        "crf": args.color_enc.crf, "preset": args.color_enc.preset,
-        "segment": args.segment.map(|s| format!("{s:?}")),
-        "fsync": format!("{:?}", args.fsync),
-        "duration_s": args.duration.map(|d| d.as_secs_f64()),
-    });
-    let cams: Vec<serde_json::Value> = opened
-        .iter()
-        .map(|(spec, s)| session::camera_json(&s.info().name, spec, s.info(), &[], &[], None))
-        .collect();
-    session::write_session_json(
-        &dir,
-        &session::session_json(
-            &session,
-            &command_line,
-            start_us,
-            None,
-            "recording",
-            settings_json.clone(),
-            cams,
-        ),
-    )
-    .context("writing session.json")?;
-
-    let queue = args.queue.unwrap_or_else(|| {
-        let fps = opened
-            .iter()
-            .filter_map(|(_, s)| s.info().stream(StreamKind::Depth).map(|d| d.fps))
-            .fold(30.0, f64::max);
-        (fps * 2.0).ceil() as usize
-    });
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let cfg = PipelineConfig {
-        session_dir: dir.clone(),
-        depth_codec: args.depth_codec,
-        queue_frames: queue.max(1),
-        workers: args.workers.unwrap_or(cores).max(1),
-        writer: WriterOptions {
-            fsync: args.fsync,
-            ..WriterOptions::default()
-        },
-        segment: args.segment,
-        lossless: false,
-        color: color_factory,
-        metadata: json!({"session": session, "rsrec_version": env!("CARGO_PKG_VERSION")}),
-        reconnect: (!args.realsense.no_reconnect).then_some(RECONNECT_EVERY),
-    };
-    let sources = opened.into_iter().map(|(_, s)| s).collect();
-    let pipeline = Pipeline::start(sources, cfg, stop.clone()).context("starting the pipeline")?;
-
-    let t0 = Instant::now();
     let show = !args.quiet && !args.status_json;
     let tty = std::io::stderr().is_terminal();
-    let mut last: Vec<StatsSnapshot> = pipeline.stats().into_iter().map(|(_, s)| s).collect();
+    let mut last: Vec<StatsSnapshot> = recorder.stats().into_iter().map(|(_, s)| s).collect();
     let mut last_t = Instant::now();
     let mut lines_printed = 0;
-    let mut disk_stop = false;
+    let mut warned_disk = false;
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        if args.duration.is_some_and(|d| t0.elapsed() >= d) {
-            stop.store(true, Ordering::SeqCst);
-        }
-        let free = free_bytes(&dir);
-        if free.is_some_and(|f| f < min_free) && !stop.load(Ordering::SeqCst) {
-            disk_stop = true;
+        let st = recorder.poll();
+        if st.disk_stop && !warned_disk {
+            warned_disk = true;
             eprintln!(
                 "rsrec: free disk space below {}: stopping cleanly",
                 fmt_bytes(min_free)
             );
-            stop.store(true, Ordering::SeqCst);
         }
-        if stop.load(Ordering::SeqCst) || pipeline.all_finished() {
+        if !st.running {
             break;
         }
         if last_t.elapsed() < Duration::from_secs(1) {
             continue;
         }
+        let free = st.free;
         let dt = last_t.elapsed().as_secs_f64();
         last_t = Instant::now();
-        let now = pipeline.stats();
+        let now = recorder.stats();
         let total_rate: f64 = now
             .iter()
             .zip(&last)
@@ -350,17 +283,20 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .collect();
-            println!(
-                "{}",
-                json!({"elapsed_s": t0.elapsed().as_secs_f64(), "disk_free_bytes": free,
-                       "disk_seconds_left": left, "cameras": cams})
-            );
+            // A status line that cannot be printed (a closed pipe) must never stop the
+            // recording: write errors are ignored.
+            let line = json!({"elapsed_s": st.elapsed.as_secs_f64(), "disk_free_bytes": free,
+                       "disk_seconds_left": left, "cameras": cams});
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         } else if show {
+            let mut err = std::io::stderr().lock();
             if tty && lines_printed > 0 {
-                eprint!("\x1b[{lines_printed}A");
+                let _ = write!(err, "\x1b[{lines_printed}A");
             }
             for ((name, s), l) in now.iter().zip(&last) {
-                eprintln!(
+                let _ = writeln!(
+                    err,
                     "{name:>10} depth {:5.1}/{:5.1} fps  queue {:>3}/{:<3} (max {:>3})  {:4.1}x  {:6.1} MB/s  drops {}{}  | color {:5.1} fps drops {}{}\x1b[K",
                     (s.depth_captured - l.depth_captured) as f64 / dt,
                     (s.depth_written - l.depth_written) as f64 / dt,
@@ -380,10 +316,11 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                     },
                 );
             }
-            eprintln!(
+            let _ = writeln!(
+                err,
                 "{:>10} {:.0}s elapsed, disk {} free, {} left at the current rate\x1b[K",
                 "",
-                t0.elapsed().as_secs_f64(),
+                st.elapsed.as_secs_f64(),
                 free.map(fmt_bytes).unwrap_or_else(|| "?".into()),
                 left.map(fmt_duration).unwrap_or_else(|| "?".into())
             );
@@ -394,39 +331,16 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     if show {
         eprintln!("stopping: draining queues and closing files...");
     }
-    let outcomes = pipeline.finish();
-    let stop_us = rsrec::container::now_utc_us();
-    let errors: Vec<String> = outcomes
-        .iter()
-        .filter_map(|o| o.stats.error.as_ref().map(|e| format!("{}: {e}", o.name)))
-        .collect();
-    let status = if disk_stop {
-        "stopped: disk nearly full"
-    } else if !errors.is_empty() {
-        "stopped: error"
-    } else {
-        "complete"
-    };
-    session::write_session_json(
-        &dir,
-        &session::session_json(
-            &session,
-            &command_line,
-            start_us,
-            Some(stop_us),
-            status,
-            settings_json,
-            session::outcomes_json(&outcomes, &spec_names),
-        ),
-    )
-    .context("writing session.json")?;
+    let outcome = recorder.finish()?;
+    let (status, outcomes, errors) = (&outcome.status, &outcome.cameras, &outcome.errors);
+    let (start_us, stop_us) = (outcome.start_utc_us, outcome.stop_utc_us);
     if !args.quiet {
-        println!(
+        say!(
             "session {} ({:.1} s): {status}",
             dir.display(),
             (stop_us - start_us) as f64 / 1e6
         );
-        println!(
+        say!(
             "{:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>10}",
             "camera",
             "depth in",
@@ -438,9 +352,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             "ratio",
             "bytes"
         );
-        for o in &outcomes {
+        for o in outcomes {
             let s = &o.stats;
-            println!(
+            say!(
                 "{:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6.2}x {:>10}",
                 o.name,
                 s.depth_captured,
@@ -467,7 +381,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     if !errors.is_empty() {
         bail!("{}", errors.join("; "));
     }
-    Ok(if disk_stop {
+    Ok(if *status == SessionStatus::DiskFull {
         ExitCode::from(EXIT_DISK_FULL)
     } else {
         ExitCode::SUCCESS

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use rsrec::container::recover::recover;
+use rsrec::container::recover::recover_with_progress;
 
+use super::util::outln;
 use super::EXIT_LOSSY_RECOVERY;
 
 /// Recover an unclosed or damaged file into a new closed, indexed file.
@@ -42,12 +43,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out.display()
         );
     }
-    let report = recover(&args.file, &out, args.force)
-        .with_context(|| format!("recovering {}", args.file.display()))?;
+    let len = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
+    let bar = super::progress::file_bar(len, "recovering", args.json);
+    let report = recover_with_progress(&args.file, &out, args.force, &mut |at, _| {
+        if let Some(b) = &bar {
+            b.set_position(at);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = report.with_context(|| format!("recovering {}", args.file.display()))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "{} -> {}: {} records recovered ({} depth frames){}",
             args.file.display(),
             out.display(),
@@ -60,13 +70,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         );
         if report.torn_tail_bytes > 0 {
-            println!(
+            outln!(
                 "  incomplete last record dropped: {} bytes",
                 report.torn_tail_bytes
             );
         }
         if report.lost_data_in_middle() {
-            println!(
+            outln!(
                 "  DAMAGE: {} damaged region(s), {} record(s) / {} bytes discarded (gap records name the frames whose headers survived)",
                 report.damaged_regions, report.discarded_records, report.discarded_bytes
             );

@@ -1,12 +1,12 @@
 //! AVX2 row passes of the `grad-rans` decoders (`format-spec.md` §8.5): the contexts of a
 //! row, the packing of the valid pixels' contexts, and the reconstruction (residuals spread
 //! to their pixels, the running sum, the range check and the output samples). Each
-//! produces exactly what its scalar twin in [`super::medrans`] produces; the tests there
+//! produces exactly what its scalar twin in [`super::grad`] produces; the tests there
 //! compare the two on real and random rows.
 
 #![allow(unsafe_code)]
 
-use super::medrans::spread;
+use super::grad::spread;
 use super::rans::{token_with_bits, BitWriter, SYM_CTX_SHIFT};
 use super::rans_x86::EXPAND;
 use std::arch::x86_64::*;
@@ -236,7 +236,9 @@ pub unsafe fn reconstruct(
 /// AVX2 ([`available`]).
 #[target_feature(enable = "avx2")]
 pub unsafe fn contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8], ctx: &mut [u8]) {
-    use super::medrans::{grad_context, grad_diff, ACT_THRESHOLDS, CTX_RES};
+    use super::family::CTX_RES;
+    use super::grad::{grad_context, grad_diff};
+    use super::spec::med_rans::ACT_THRESHOLDS;
     let n = ctx.len();
     assert!(n >= 3 && cm.len() == n && pm.len() == n && pv.len() == n && pz.len() == n);
     assert!(d.len() == n);
@@ -316,7 +318,7 @@ pub unsafe fn contexts(cm: &[u8], pm: &[u8], pv: &[u16], pz: &[u8], d: &mut [u8]
 }
 
 /// The `grad-rans` encoder's pass over one row, exactly as the scalar code in
-/// `medrans::encode` (`grad_residuals` and the token loop): `cm`, `ctx`, `g` are the row's
+/// `family::encode` (`grad_residuals` and the token loop): `cm`, `ctx`, `g` are the row's
 /// mask, contexts and gradient terms; `cv` holds the row's values and receives the filled
 /// row; `cz` receives the saturated residuals (0 at holes); the symbols of the valid
 /// pixels (`ctx << SYM_CTX_SHIFT | token`) go to `syms` (room for the row plus 16) and

@@ -9,8 +9,16 @@
 pub mod bound;
 #[cfg(target_arch = "x86_64")]
 mod grad_x86;
-mod medrans;
+// Calls into the AVX2 passes after checking the CPU has AVX2.
+#[allow(unsafe_code)]
+mod family;
+// Its tests compare the AVX2 passes with the scalar ones.
+#[allow(unsafe_code)]
+mod grad;
+mod med;
 mod planes;
+// Calls into the AVX2 passes after checking the CPU has AVX2.
+#[allow(unsafe_code)]
 mod rans;
 #[cfg(target_arch = "x86_64")]
 mod rans_x86;
@@ -67,6 +75,7 @@ impl fmt::Display for CodecId {
 
 /// Errors from decoding (or, for impossible sizes, encoding) a depth frame.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CodecError {
     #[error("unknown depth codec id {0}")]
     UnknownCodec(u8),
@@ -112,6 +121,13 @@ pub enum DepthCodec {
     GradRans32 {
         bound: ErrorBound,
     },
+}
+
+impl Default for DepthCodec {
+    /// What `rsrec record` uses unless told otherwise.
+    fn default() -> Self {
+        DepthCodec::Lz4Planes
+    }
 }
 
 impl DepthCodec {
@@ -181,13 +197,13 @@ impl DepthCodec {
             Self::Lz4Planes => planes::encode_lz4(depth, out),
             Self::ZstdPlanes { level } => planes::encode_zstd(depth, level, out),
             Self::MedRans { bound } => {
-                medrans::encode(medrans::Kind::Med, depth, width, height, bound, out)
+                family::encode(family::Kind::Med, depth, width, height, bound, out)
             }
             Self::GradRans { bound } => {
-                medrans::encode(medrans::Kind::Grad, depth, width, height, bound, out)
+                family::encode(family::Kind::Grad, depth, width, height, bound, out)
             }
             Self::GradRans32 { bound } => {
-                medrans::encode(medrans::Kind::Grad32, depth, width, height, bound, out)
+                family::encode(family::Kind::Grad32, depth, width, height, bound, out)
             }
         }
     }
@@ -327,7 +343,7 @@ pub fn precheck(codec: CodecId, payload: &[u8], width: u32, height: u32) -> Resu
         CodecId::LZ4_PLANES => planes::precheck_lz4(payload, n),
         CodecId::ZSTD_PLANES => planes::precheck_zstd(payload, n),
         other => match rans_kind(other) {
-            Some(kind) => medrans::parse_header(kind, payload, width, height).map(|_| ()),
+            Some(kind) => family::parse_header(kind, payload, width, height).map(|_| ()),
             None => Err(CodecError::UnknownCodec(other.0)),
         },
     }
@@ -344,17 +360,17 @@ pub fn payload_bound(
 ) -> Result<ErrorBound, CodecError> {
     precheck(codec, payload, width, height)?;
     match rans_kind(codec) {
-        Some(kind) => Ok(medrans::parse_header(kind, payload, width, height)?.bound),
+        Some(kind) => Ok(family::parse_header(kind, payload, width, height)?.bound),
         None => Ok(ErrorBound::Lossless),
     }
 }
 
 /// The member of the rANS codec family (§8.4-§8.6) that `codec` is, if any.
-fn rans_kind(codec: CodecId) -> Option<medrans::Kind> {
+fn rans_kind(codec: CodecId) -> Option<family::Kind> {
     match codec {
-        CodecId::MED_RANS => Some(medrans::Kind::Med),
-        CodecId::GRAD_RANS => Some(medrans::Kind::Grad),
-        CodecId::GRAD_RANS32 => Some(medrans::Kind::Grad32),
+        CodecId::MED_RANS => Some(family::Kind::Med),
+        CodecId::GRAD_RANS => Some(family::Kind::Grad),
+        CodecId::GRAD_RANS32 => Some(family::Kind::Grad32),
         _ => None,
     }
 }
@@ -392,7 +408,7 @@ pub fn decode(
         CodecId::LZ4_PLANES => planes::decode_lz4(payload, out),
         CodecId::ZSTD_PLANES => planes::decode_zstd(payload, out),
         other => match rans_kind(other) {
-            Some(kind) => medrans::decode(kind, payload, width, height, out),
+            Some(kind) => family::decode(kind, payload, width, height, out),
             None => Err(CodecError::UnknownCodec(other.0)),
         },
     }

@@ -6,6 +6,7 @@ use crate::codec::CodecError;
 
 /// Everything that can go wrong in the container layer. Offsets are byte offsets in the file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ContainerError {
     #[error("{path}")]
     Io {
@@ -91,16 +92,3 @@ impl ContainerError {
 }
 
 pub type Result<T, E = ContainerError> = std::result::Result<T, E>;
-
-/// An error and its sources on one line (`outer: inner: innermost`), for reports that
-/// store errors as text. Display of the error types shows only their own level.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}

@@ -1,14 +1,14 @@
 //! The file header (`format-spec.md` §2-3): preamble, device info, stream descriptors and
 //! free-form JSON metadata. Pure encode/decode, no I/O.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bytes::{le_u64, Builder, Cursor};
 use super::error::{ContainerError, Result};
 use super::format::*;
 
 /// §3.2 What a stream carries.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamKind {
     Depth,
@@ -53,7 +53,7 @@ impl StreamKind {
 }
 
 /// §3.3 Pixel (or sample) formats, numbered as in the spec.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PixelFormat {
     Z16,
@@ -64,6 +64,8 @@ pub enum PixelFormat {
     Yuyv,
     Y8,
     Y16,
+    // The spec's name (§3.3); rsrec 0.1.0 wrote `motionxyz32f` in session.json.
+    #[serde(rename = "motion_xyz32f", alias = "motionxyz32f")]
     MotionXyz32f,
     Other(u8),
 }
@@ -100,7 +102,7 @@ impl PixelFormat {
 }
 
 /// §3.4 Distortion models, numbered as librealsense's `rs2_distortion`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Distortion {
     None,
@@ -138,7 +140,7 @@ impl Distortion {
 }
 
 /// §3.4 Pinhole intrinsics of an image stream.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Intrinsics {
     pub fx: f32,
     pub fy: f32,
@@ -150,15 +152,47 @@ pub struct Intrinsics {
 
 /// §3.5 Rigid transform from this stream to a reference stream (librealsense convention:
 /// 3x3 rotation column-major, translation in metres).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Extrinsics {
     pub to_stream: u8,
     pub rotation: [f32; 9],
     pub translation: [f32; 3],
 }
 
+impl Extrinsics {
+    /// The inverse transform, pointing at `to_stream` (computed in f64, see [`invert_rigid`]).
+    pub fn inverse(&self, to_stream: u8) -> Extrinsics {
+        let (r, t) = invert_rigid(
+            &self.rotation.map(f64::from),
+            &self.translation.map(f64::from),
+        );
+        Extrinsics {
+            to_stream,
+            rotation: r.map(|v| v as f32),
+            translation: t.map(|v| v as f32),
+        }
+    }
+}
+
+/// The inverse of the rigid transform `p -> R p + t`: `(R^T, -R^T t)`. Rotations are stored
+/// column-major as librealsense does: `R[row][col] = r[col * 3 + row]`.
+pub fn invert_rigid(r: &[f64; 9], t: &[f64; 3]) -> ([f64; 9], [f64; 3]) {
+    let mut rotation = [0f64; 9];
+    for row in 0..3 {
+        for col in 0..3 {
+            rotation[col * 3 + row] = r[row * 3 + col];
+        }
+    }
+    let mut translation = [0f64; 3];
+    for (i, out) in translation.iter_mut().enumerate() {
+        // -(R^T t)_i = -sum_j R[j][i] t_j, with R[j][i] = r[i * 3 + j].
+        *out = -(0..3).map(|j| r[i * 3 + j] * t[j]).sum::<f64>();
+    }
+    (rotation, translation)
+}
+
 /// §3.2 One stream of the file.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StreamDescriptor {
     pub id: u8,
     pub kind: StreamKind,
@@ -171,8 +205,39 @@ pub struct StreamDescriptor {
     pub depth_units: f32,
     pub intrinsics: Option<Intrinsics>,
     pub extrinsics: Option<Extrinsics>,
-    /// Free key/value pairs (for example the colour video codec).
+    /// Free key/value pairs (for example the colour video codec). In JSON an object (older
+    /// session.json files wrote a list of pairs; both read).
+    #[serde(with = "properties_json")]
     pub properties: Vec<(String, String)>,
+}
+
+/// Key/value properties as a JSON object, in their order; reads an object or a list of
+/// `[key, value]` pairs.
+pub mod properties_json {
+    use serde::de::Deserializer;
+    use serde::ser::{SerializeMap, Serializer};
+    use serde::Deserialize;
+
+    pub fn serialize<S: Serializer>(p: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(p.len()))?;
+        for (k, v) in p {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Map(std::collections::BTreeMap<String, String>),
+            Pairs(Vec<(String, String)>),
+        }
+        Ok(match Either::deserialize(d)? {
+            Either::Map(m) => m.into_iter().collect(),
+            Either::Pairs(p) => p,
+        })
+    }
 }
 
 impl StreamDescriptor {
@@ -202,12 +267,13 @@ impl StreamDescriptor {
 }
 
 /// §3.1 The device that recorded the file.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeviceInfo {
     pub name: String,
     pub serial: String,
     pub model: String,
     pub firmware: String,
+    #[serde(with = "properties_json")]
     pub properties: Vec<(String, String)>,
 }
 

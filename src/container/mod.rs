@@ -7,6 +7,8 @@ pub mod error;
 pub mod format;
 pub mod header;
 pub mod index;
+// Memory-maps the file it reads (see `Reader::open`).
+#[allow(unsafe_code)]
 pub mod reader;
 pub mod record;
 pub mod recover;
@@ -20,7 +22,10 @@ pub use header::{
 };
 pub use index::IndexEntry;
 pub use reader::{OpenedVia, Reader};
-pub use record::{ColorFrameEntry, Event, Gap, GapReason, ImuSample, RecordHeader, VideoSegment};
+pub use record::{
+    ColorFrameEntry, Event, Gap, GapReason, ImuSample, Record, RecordHeader, RecordKind,
+    VideoSegment,
+};
 pub use writer::{FsyncPolicy, Writer, WriterOptions};
 
 /// Formats UTC microseconds since the epoch as ISO 8601 (`2026-11-22T04:14:34.123456Z`).

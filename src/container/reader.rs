@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{ContainerError, Result};
 use super::format::*;
-use super::header::{FileHeader, StreamKind};
+use super::header::{FileHeader, StreamDescriptor, StreamKind};
 use super::index::{
     decode_final_entry, decode_final_sections, decode_footer, update_sort_flags, IndexBlock,
     IndexEntry, ALL_SORTED,
@@ -412,6 +412,14 @@ impl Reader {
 
     /// Decodes depth frame `i` of `stream` into `out` (`width * height` samples).
     pub fn read_depth_into(&self, stream: u8, i: usize, out: &mut [u16]) -> Result<RecordHeader> {
+        let desc = self.depth_descriptor(stream)?;
+        let (r, p) = self.read_record(stream, record_type::DEPTH_FRAME, i)?;
+        Self::decode_depth(desc, &r, p, out)?;
+        Ok(r.header)
+    }
+
+    /// The descriptor of `stream`, which must be a depth stream.
+    fn depth_descriptor(&self, stream: u8) -> Result<&StreamDescriptor> {
         let desc = self
             .header
             .stream(stream)
@@ -422,22 +430,26 @@ impl Reader {
                 kind: desc.kind.name(),
             });
         }
-        let (r, p) = self.read_record(stream, record_type::DEPTH_FRAME, i)?;
-        codec::decode(r.header.codec, p, desc.width, desc.height, out).map_err(|source| {
+        Ok(desc)
+    }
+
+    fn decode_depth(
+        desc: &StreamDescriptor,
+        r: &RecordRef,
+        payload: &[u8],
+        out: &mut [u16],
+    ) -> Result<()> {
+        codec::decode(r.header.codec, payload, desc.width, desc.height, out).map_err(|source| {
             ContainerError::Codec {
                 offset: r.offset,
                 source,
             }
-        })?;
-        Ok(r.header)
+        })
     }
 
-    /// Decodes depth frame `i` of `stream`.
+    /// Decodes depth frame `i` of `stream`. The record is read (and its CRC checked) once.
     pub fn read_depth(&self, stream: u8, i: usize) -> Result<DepthFrame> {
-        let desc = self
-            .header
-            .stream(stream)
-            .ok_or(ContainerError::NoSuchStream(stream))?;
+        let desc = self.depth_descriptor(stream)?;
         let (width, height) = (desc.width, desc.height);
         let n = codec::frame_len(width, height)
             .map_err(|source| ContainerError::Codec { offset: 0, source })?;
@@ -450,9 +462,9 @@ impl Reader {
             }
         })?;
         let mut data = vec![0u16; n];
-        let header = self.read_depth_into(stream, i, &mut data)?;
+        Self::decode_depth(desc, &r, p, &mut data)?;
         Ok(DepthFrame {
-            header,
+            header: r.header,
             width,
             height,
             data,
@@ -542,7 +554,7 @@ impl Reader {
                     s.stream,
                     f(p).map_err(|e| ContainerError::BadRecord {
                         offset: r.offset,
-                        message: super::error::error_chain(&e),
+                        message: crate::error::chain(&e),
                     })?,
                 ));
             }

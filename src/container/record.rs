@@ -165,6 +165,127 @@ pub fn payload<'a>(file: &'a [u8], r: &RecordRef) -> &'a [u8] {
     &file[r.payload_offset as usize..r.end() as usize]
 }
 
+/// The kind of a record (§5, §6), from its `record_type` byte. Types this version does not
+/// know are [`RecordKind::Unknown`]: readers skip them (§2, forward compatibility).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKind {
+    DepthFrame,
+    ColorFrame,
+    ImuBatch,
+    Gap,
+    Event,
+    VideoSegment,
+    IndexBlock,
+    FinalIndex,
+    Unknown(u8),
+}
+
+impl RecordKind {
+    pub fn from_code(t: u8) -> Self {
+        match t {
+            record_type::DEPTH_FRAME => Self::DepthFrame,
+            record_type::COLOR_FRAME => Self::ColorFrame,
+            record_type::IMU_BATCH => Self::ImuBatch,
+            record_type::GAP => Self::Gap,
+            record_type::EVENT => Self::Event,
+            record_type::VIDEO_SEGMENT => Self::VideoSegment,
+            record_type::INDEX_BLOCK => Self::IndexBlock,
+            record_type::FINAL_INDEX => Self::FinalIndex,
+            t => Self::Unknown(t),
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Self::DepthFrame => record_type::DEPTH_FRAME,
+            Self::ColorFrame => record_type::COLOR_FRAME,
+            Self::ImuBatch => record_type::IMU_BATCH,
+            Self::Gap => record_type::GAP,
+            Self::Event => record_type::EVENT,
+            Self::VideoSegment => record_type::VIDEO_SEGMENT,
+            Self::IndexBlock => record_type::INDEX_BLOCK,
+            Self::FinalIndex => record_type::FINAL_INDEX,
+            Self::Unknown(t) => t,
+        }
+    }
+
+    /// Plural name for counts (`depth_frames`, `gaps`, `type_0x42`).
+    pub fn plural_name(self) -> String {
+        match self {
+            Self::DepthFrame => "depth_frames".into(),
+            Self::ColorFrame => "color_frames".into(),
+            Self::ImuBatch => "imu_batches".into(),
+            Self::Gap => "gaps".into(),
+            Self::Event => "events".into(),
+            Self::VideoSegment => "video_segments".into(),
+            Self::IndexBlock => "index_blocks".into(),
+            Self::FinalIndex => "final_index".into(),
+            Self::Unknown(t) => format!("type_{t:#04x}"),
+        }
+    }
+}
+
+/// A record's payload decoded by its kind. Depth frames stay compressed (the codec layer
+/// decodes them with the stream's size); index records stay raw (the index layer reads them).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Record<'a> {
+    DepthFrame {
+        codec: CodecId,
+        payload: &'a [u8],
+    },
+    ColorFrame(ColorFrameEntry),
+    ImuBatch(Vec<ImuSample>),
+    Gap(Gap),
+    Event(Event),
+    VideoSegment(VideoSegment),
+    IndexBlock(&'a [u8]),
+    FinalIndex(&'a [u8]),
+    /// A record type this version does not know, kept as it is.
+    Unknown {
+        record_type: u8,
+        payload: &'a [u8],
+    },
+}
+
+impl<'a> Record<'a> {
+    /// Decodes `payload` as the record `header` describes; a payload that does not parse is
+    /// an error.
+    pub fn decode(header: &RecordHeader, payload: &'a [u8]) -> Result<Record<'a>> {
+        Ok(match RecordKind::from_code(header.record_type) {
+            RecordKind::DepthFrame => Record::DepthFrame {
+                codec: header.codec,
+                payload,
+            },
+            RecordKind::ColorFrame => Record::ColorFrame(ColorFrameEntry::decode(payload)?),
+            RecordKind::ImuBatch => Record::ImuBatch(decode_imu_batch(payload)?),
+            RecordKind::Gap => Record::Gap(Gap::decode(payload)?),
+            RecordKind::Event => Record::Event(Event::decode(payload)?),
+            RecordKind::VideoSegment => Record::VideoSegment(VideoSegment::decode(payload)?),
+            RecordKind::IndexBlock => Record::IndexBlock(payload),
+            RecordKind::FinalIndex => Record::FinalIndex(payload),
+            RecordKind::Unknown(record_type) => Record::Unknown {
+                record_type,
+                payload,
+            },
+        })
+    }
+
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Record::DepthFrame { .. } => RecordKind::DepthFrame,
+            Record::ColorFrame(_) => RecordKind::ColorFrame,
+            Record::ImuBatch(_) => RecordKind::ImuBatch,
+            Record::Gap(_) => RecordKind::Gap,
+            Record::Event(_) => RecordKind::Event,
+            Record::VideoSegment(_) => RecordKind::VideoSegment,
+            Record::IndexBlock(_) => RecordKind::IndexBlock,
+            Record::FinalIndex(_) => RecordKind::FinalIndex,
+            Record::Unknown { record_type, .. } => RecordKind::Unknown(*record_type),
+        }
+    }
+}
+
 /// §5.2 Where one colour frame is stored in the colour video.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ColorFrameEntry {
@@ -382,6 +503,45 @@ impl VideoSegment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_kinds_round_trip_and_unknown_types_are_kept() {
+        for t in 0..=255u8 {
+            assert_eq!(RecordKind::from_code(t).code(), t);
+        }
+        assert_eq!(RecordKind::from_code(0x42), RecordKind::Unknown(0x42));
+        let mut h = RecordHeader {
+            record_type: 0x42,
+            stream: 0,
+            codec: CodecId::NONE,
+            ts_domain: ts_domain::NONE,
+            flags: 0,
+            frame_number: 0,
+            device_ts_ms: 0.0,
+            host_ts_us: 0,
+        };
+        let r = Record::decode(&h, b"future").unwrap();
+        assert_eq!(
+            r,
+            Record::Unknown {
+                record_type: 0x42,
+                payload: b"future"
+            }
+        );
+        assert_eq!(r.kind().plural_name(), "type_0x42");
+        let gap = Gap {
+            first_frame: 3,
+            last_frame: 5,
+            count: 3,
+            reason: GapReason::QueueFull,
+            detail: "x".into(),
+        };
+        h.record_type = record_type::GAP;
+        let bytes = gap.encode().unwrap();
+        assert_eq!(Record::decode(&h, &bytes).unwrap(), Record::Gap(gap));
+        // A known type whose payload does not parse is an error, not Unknown.
+        assert!(Record::decode(&h, b"\x01").is_err());
+    }
 
     #[test]
     fn header_round_trips_and_detects_damage() {

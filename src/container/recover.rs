@@ -10,17 +10,16 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::error::{error_chain, ContainerError, Result};
+use super::error::{ContainerError, Result};
 use super::format::*;
 use super::header::StreamKind;
 use super::index::IndexBlock;
 use super::reader::Reader;
-use super::record::{
-    decode_imu_batch, ColorFrameEntry, Event, Gap, GapReason, RecordHeader, VideoSegment,
-};
+use super::record::{Event, Gap, GapReason, Record, RecordHeader};
 use super::scan::{scan, ScanMode, Tail};
 use super::writer::{FsyncPolicy, Writer, WriterOptions};
 use crate::codec;
+use crate::error::chain as error_chain;
 
 /// One thing wrong with a file.
 #[derive(Clone, Debug, Serialize)]
@@ -60,8 +59,8 @@ fn check_record(reader: &Reader, h: &RecordHeader, p: &[u8], scratch: &mut Vec<u
         offset: 0,
         message: m,
     };
-    match h.record_type {
-        record_type::DEPTH_FRAME => {
+    match Record::decode(h, p)? {
+        Record::DepthFrame { codec, payload } => {
             let s = reader
                 .header()
                 .stream(h.stream)
@@ -74,17 +73,13 @@ fn check_record(reader: &Reader, h: &RecordHeader, p: &[u8], scratch: &mut Vec<u
                 )));
             }
             let n = codec::frame_len(s.width, s.height).map_err(|e| bad(e.to_string()))?;
-            codec::precheck(h.codec, p, s.width, s.height)
+            codec::precheck(codec, payload, s.width, s.height)
                 .map_err(|e| bad(format!("frame {} does not decode: {e}", h.frame_number)))?;
             scratch.resize(n, 0);
-            codec::decode(h.codec, p, s.width, s.height, scratch)
+            codec::decode(codec, payload, s.width, s.height, scratch)
                 .map_err(|e| bad(format!("frame {} does not decode: {e}", h.frame_number)))
         }
-        record_type::COLOR_FRAME => ColorFrameEntry::decode(p).map(drop),
-        record_type::IMU_BATCH => decode_imu_batch(p).map(drop),
-        record_type::GAP => Gap::decode(p).map(drop),
-        record_type::EVENT => Event::decode(p).map(drop),
-        record_type::VIDEO_SEGMENT => VideoSegment::decode(p).map(drop),
+        // The other payloads parsed (above); unknown types are skipped (§2).
         _ => Ok(()),
     }
 }
@@ -92,6 +87,12 @@ fn check_record(reader: &Reader, h: &RecordHeader, p: &[u8], scratch: &mut Vec<u
 /// Checks every record checksum, decodes every depth frame and parses every payload; for a
 /// closed file also checks the final index against the records.
 pub fn verify(reader: &Reader) -> VerifyReport {
+    verify_with_progress(reader, &mut |_| {})
+}
+
+/// [`verify`], calling `progress` with the file offset reached after each record (for a
+/// progress bar over [`Reader::file_len`] bytes).
+pub fn verify_with_progress(reader: &Reader, progress: &mut dyn FnMut(u64)) -> VerifyReport {
     let mut report = VerifyReport {
         closed: reader.is_closed(),
         ..Default::default()
@@ -105,6 +106,7 @@ pub fn verify(reader: &Reader) -> VerifyReport {
         reader.first_record(),
         ScanMode::STRICT,
         |r, p| {
+            progress(r.offset);
             let h = &r.header;
             match h.record_type {
                 record_type::INDEX_BLOCK => {
@@ -289,6 +291,17 @@ impl RecoverReport {
 /// Discarded records become gap records (reason `corrupted`) where their stream and frame
 /// number are known, and a `recovery` event summarises what was done.
 pub fn recover(input: &Path, output: &Path, overwrite: bool) -> Result<RecoverReport> {
+    recover_with_progress(input, output, overwrite, &mut |_, _| {})
+}
+
+/// [`recover`], calling `progress(offset, file_len)` with the input offset reached after
+/// each record.
+pub fn recover_with_progress(
+    input: &Path,
+    output: &Path,
+    overwrite: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RecoverReport> {
     if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
         if a == b {
             return Err(ContainerError::InvalidArgument(
@@ -303,6 +316,7 @@ pub fn recover(input: &Path, output: &Path, overwrite: bool) -> Result<RecoverRe
         ..WriterOptions::default()
     };
     let mut writer = Writer::create(output, reader.header(), opts)?;
+    let total_len = reader.file_len();
     let mut report = RecoverReport {
         input_closed: reader.is_closed(),
         ..Default::default()
@@ -313,6 +327,7 @@ pub fn recover(input: &Path, output: &Path, overwrite: bool) -> Result<RecoverRe
         reader.first_record(),
         ScanMode::STRICT,
         |r, p| {
+            progress(r.offset, total_len);
             if write_err.is_some()
                 || matches!(
                     r.header.record_type,

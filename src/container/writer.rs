@@ -37,6 +37,17 @@ pub enum FsyncPolicy {
     Never,
 }
 
+impl std::fmt::Display for FsyncPolicy {
+    /// The name [`FromStr`](std::str::FromStr) reads: `flush`, `close` or `never`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::EveryFlush => "flush",
+            Self::OnClose => "close",
+            Self::Never => "never",
+        })
+    }
+}
+
 impl std::str::FromStr for FsyncPolicy {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {

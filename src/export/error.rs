@@ -1,33 +1,15 @@
 //! Errors of the export layer. Each displays as one line; `source()` chains carry the detail
-//! (an I/O error, a container error), so `error_chain` or anyhow's `{:#}` print the whole
+//! (an I/O error, a container error), so `crate::error::chain` or anyhow's `{:#}` print the whole
 //! cause on one line.
 
 use std::path::{Path, PathBuf};
 
-use crate::container::ContainerError;
-
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExportError {
     /// The input is not something export can read (no session, unknown camera, ...).
     #[error("{0}")]
     Input(String),
-    /// A file could not be opened or read as an rsrec file.
-    #[error("{}", path.display())]
-    Container {
-        path: PathBuf,
-        #[source]
-        source: ContainerError,
-    },
-    /// A frame could not be read or decoded.
-    #[error("{camera}: {what} {position} ({file})")]
-    Frame {
-        camera: String,
-        what: &'static str,
-        position: usize,
-        file: String,
-        #[source]
-        source: ContainerError,
-    },
     #[error("{}", path.display())]
     Io {
         path: PathBuf,
@@ -42,6 +24,12 @@ pub enum ExportError {
     /// FFmpeg could not be run or failed.
     #[error("{0}")]
     Video(String),
+    /// The recording could not be read.
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
+    /// A colour video could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] crate::video::VideoError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -51,17 +39,6 @@ impl ExportError {
         Self::Io {
             path: path.as_ref().to_path_buf(),
             source,
-        }
-    }
-
-    /// A container error while opening `path`. I/O errors already name the path.
-    pub fn container(path: impl AsRef<Path>, source: ContainerError) -> Self {
-        match source {
-            ContainerError::Io { path, source } => Self::Io { path, source },
-            source => Self::Container {
-                path: path.as_ref().to_path_buf(),
-                source,
-            },
         }
     }
 }

@@ -15,13 +15,14 @@
 //! camera and the selection. Nothing is written until every camera's selection has been
 //! checked, and an existing non-empty output folder is replaced only with `force`.
 
+mod color;
 pub mod error;
-pub mod input;
 pub mod npy;
+mod plan;
 pub mod ply;
+mod png16;
 pub mod progress;
 pub mod select;
-pub mod video;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -32,15 +33,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+pub use crate::session::{Camera, Recording, Stream};
 pub use error::{ExportError, Result};
-pub use input::{Camera, Recording, Stream};
 pub use progress::{Progress, Silent};
 pub use select::{FrameRange, Selection, TimeRange, Window};
 
 use crate::container::format::ts_domain;
 use crate::container::IndexEntry;
-use ply::{ColorMapping, Deprojector};
-use video::{ColorFrames, DecoderConfig, FramePlan, VideoOutput};
+use crate::session::ColorFrames;
+use crate::video::{DecoderConfig, FramePlan, VideoOutput};
+use plan::{frame_bytes, plan, prepare_dir};
+use ply::ColorMapping;
+pub use png16::encode_png16;
 
 /// What to export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,7 +163,7 @@ impl ExportOptions {
             force: false,
             ffmpeg: PathBuf::from("ffmpeg"),
             threads: 0,
-            seek_after_s: video::DEFAULT_SEEK_AFTER_S,
+            seek_after_s: crate::video::DEFAULT_SEEK_AFTER_S,
         }
     }
 
@@ -275,14 +279,14 @@ pub fn export_recording(
         .sum();
     progress.begin(total_frames, total_bytes);
     let mut report = Report::default();
-    let result = (|| {
+    let result = (|| -> Result<()> {
         for j in &jobs {
             progress.camera(&j.camera.name);
             let r = match opts.format {
-                Format::Png16 => run_png16(j, opts, progress),
-                Format::Npy => run_npy(j, opts, progress),
-                Format::Ply => run_ply(j, opts, progress),
-                Format::Color => run_color(j, opts, progress),
+                Format::Png16 => png16::run_png16(j, opts, progress),
+                Format::Npy => npy::run_npy(j, opts, progress),
+                Format::Ply => ply::run_ply(j, opts, progress),
+                Format::Color => color::run_color(j, opts, progress),
             }?;
             report.cameras.push(r);
         }
@@ -292,214 +296,6 @@ pub fn export_recording(
     result?;
     report.elapsed = t0.elapsed();
     Ok(report)
-}
-
-fn frame_bytes(c: &Camera, stream: Stream) -> u64 {
-    match stream {
-        Stream::Depth => c.depth_frame_bytes(),
-        Stream::Color => c
-            .color
-            .as_ref()
-            .map_or(0, |d| d.width as u64 * d.height as u64 * 3),
-    }
-}
-
-fn plan<'a>(
-    rec: &'a Recording,
-    opts: &ExportOptions,
-    progress: &mut dyn Progress,
-) -> Result<Vec<Job<'a>>> {
-    let cams = rec.select_cameras(&opts.cameras)?;
-    let explicit = !opts.cameras.is_empty();
-    let stream = opts.format.stream();
-    let start_us = rec.start_host_us();
-    let mut jobs = Vec::new();
-    let mut skipped = Vec::new();
-    for cam in cams {
-        if cam.count(stream) == 0 {
-            let msg = format!("{}: no {} to export", cam.name, stream.frames_name());
-            if explicit {
-                return Err(ExportError::Input(msg));
-            }
-            skipped.push(format!("{msg}; skipping it"));
-            continue;
-        }
-        let sel = select(cam, stream, opts.window, opts.every, start_us)?;
-        let dir = opts.out.join(&cam.name).join(opts.format.name());
-        let mut job = Job {
-            camera: cam,
-            sel,
-            dir,
-            pairing: None,
-            mapping: None,
-            warnings: Vec::new(),
-        };
-        match opts.format {
-            Format::Ply => {
-                let depth = cam
-                    .depth
-                    .as_ref()
-                    .expect("depth frames imply a depth stream");
-                if depth.intrinsics.is_none() {
-                    return Err(ExportError::Input(format!(
-                        "{}: the depth stream has no intrinsics, which PLY needs (for PNG folders: rsrec import --intrinsics)",
-                        cam.name
-                    )));
-                }
-                if opts.color {
-                    match (&cam.color, cam.count(Stream::Color)) {
-                        (Some(c), n) if n > 0 => match ColorMapping::choose(depth, c) {
-                            Ok(m) => {
-                                job.mapping = Some(m);
-                                job.pairing = Some(pairing_clock(cam));
-                            }
-                            Err(why) => job
-                                .warnings
-                                .push(format!("{}: point clouds without colour: {why}", cam.name)),
-                        },
-                        _ => {}
-                    }
-                }
-            }
-            Format::Npy if opts.color => {
-                if cam.count(Stream::Color) == 0 {
-                    return Err(ExportError::Input(format!(
-                        "{}: --with-color: the camera has no colour frames",
-                        cam.name
-                    )));
-                }
-                job.pairing = Some(pairing_clock(cam));
-            }
-            _ => {}
-        }
-        if job.pairing.is_some() || opts.format == Format::Color {
-            for (seg, path) in &cam.videos {
-                if !path.is_file() {
-                    return Err(ExportError::Input(format!(
-                        "{}: colour video {} (segment {seg}) is missing",
-                        cam.name,
-                        path.display()
-                    )));
-                }
-            }
-        }
-        jobs.push(job);
-    }
-    if jobs.is_empty() {
-        return Err(ExportError::Input(format!(
-            "nothing to export: no camera of {} has {}",
-            rec.description,
-            stream.frames_name()
-        )));
-    }
-    for j in &jobs {
-        if !opts.force && is_nonempty(&j.dir) {
-            return Err(ExportError::Exists {
-                path: j.dir.clone(),
-            });
-        }
-    }
-    if opts.format == Format::Color || jobs.iter().any(|j| j.pairing.is_some()) {
-        check_ffmpeg(&opts.ffmpeg)?;
-    }
-    for w in skipped.iter().chain(jobs.iter().flat_map(|j| &j.warnings)) {
-        progress.warn(w);
-    }
-    Ok(jobs)
-}
-
-fn pairing_clock(cam: &Camera) -> Clock {
-    match (cam.ts_domain(Stream::Depth), cam.ts_domain(Stream::Color)) {
-        (Some(a), Some(b)) if a == b && a != ts_domain::NONE => Clock::Device,
-        _ => Clock::Host,
-    }
-}
-
-/// Applies the window to one camera's stream.
-fn select(
-    cam: &Camera,
-    stream: Stream,
-    window: Window,
-    every: usize,
-    start_us: Option<i64>,
-) -> Result<Selection> {
-    let count = cam.count(stream);
-    match window {
-        Window::All => Ok(Selection {
-            start: 0,
-            end: count,
-            step: every,
-        }),
-        Window::Frames(r) => {
-            select::frames_selection(r, count, every, &cam.name, stream.frames_name())
-                .map_err(ExportError::Selection)
-        }
-        Window::Time(t) => {
-            let start = start_us.unwrap_or(0);
-            let at = |s: f64| start.saturating_add((s * 1e6).round() as i64);
-            let a = t.start_s.map_or(0, |s| cam.seek_host(stream, at(s)));
-            let b = t.end_s.map_or(count, |s| cam.seek_host(stream, at(s)));
-            if a >= b {
-                let rel = |k: usize| {
-                    cam.entry(stream, k)
-                        .map_or(f64::NAN, |e| (e.host_ts_us - start) as f64 / 1e6)
-                };
-                return Err(ExportError::Selection(format!(
-                    "--time {t} selects no {} of {}: they span {:.3} s to {:.3} s from the start of the recording",
-                    stream.frames_name(),
-                    cam.name,
-                    rel(0),
-                    rel(count - 1)
-                )));
-            }
-            Ok(Selection {
-                start: a,
-                end: b,
-                step: every,
-            })
-        }
-    }
-}
-
-fn is_nonempty(dir: &Path) -> bool {
-    match std::fs::read_dir(dir) {
-        Ok(mut it) => it.next().is_some(),
-        // A file (or something unreadable) in the way counts as existing output.
-        Err(_) => dir.symlink_metadata().is_ok(),
-    }
-}
-
-fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
-    if force {
-        match dir.symlink_metadata() {
-            Ok(m) if m.is_dir() => {
-                std::fs::remove_dir_all(dir).map_err(|e| ExportError::io(dir, e))?
-            }
-            Ok(_) => std::fs::remove_file(dir).map_err(|e| ExportError::io(dir, e))?,
-            Err(_) => {}
-        }
-    }
-    std::fs::create_dir_all(dir).map_err(|e| ExportError::io(dir, e))
-}
-
-fn check_ffmpeg(ffmpeg: &Path) -> Result<()> {
-    match std::process::Command::new(ffmpeg)
-        .arg("-version")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(ExportError::Video(format!(
-            "`{} -version` failed ({s}); FFmpeg is needed to decode colour",
-            ffmpeg.display()
-        ))),
-        Err(e) => Err(ExportError::Video(format!(
-            "ffmpeg not found at {:?} ({e}); install FFmpeg or pass --ffmpeg PATH: it is needed to decode colour",
-            ffmpeg
-        ))),
-    }
 }
 
 /// Runs `work(j)` for every selected frame on `workers` threads and hands the results to
@@ -655,74 +451,6 @@ fn report_for(job: &Job) -> CameraReport {
     }
 }
 
-/// Encodes a 16-bit grayscale PNG (samples big-endian, as PNG requires).
-pub fn encode_png16(
-    data: &[u16],
-    width: u32,
-    height: u32,
-    compression: PngCompression,
-) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len());
-    {
-        let mut enc = png::Encoder::new(&mut out, width, height);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::Sixteen);
-        enc.set_compression(match compression {
-            PngCompression::Fast => png::Compression::Fast,
-            PngCompression::Default => png::Compression::Default,
-            PngCompression::Best => png::Compression::Best,
-        });
-        let err = |e: png::EncodingError| ExportError::Internal(format!("PNG encoding: {e}"));
-        let mut w = enc.write_header().map_err(err)?;
-        let mut be = Vec::with_capacity(data.len() * 2);
-        for v in data {
-            be.extend_from_slice(&v.to_be_bytes());
-        }
-        w.write_image_data(&be).map_err(err)?;
-        w.finish().map_err(err)?;
-    }
-    Ok(out)
-}
-
-fn run_png16(job: &Job, opts: &ExportOptions, progress: &mut dyn Progress) -> Result<CameraReport> {
-    let cam = job.camera;
-    let d = cam.depth.as_ref().expect("planned with depth");
-    let (w, h) = (d.width, d.height);
-    let n = w as usize * h as usize;
-    let raw = cam.depth_frame_bytes();
-    let mut report = report_for(job);
-    let mut csv = Csv::create(&job.dir, "index,frame_number,device_ts_ms,host_ts_us,file")?;
-    let sel = job.sel;
-    ordered(
-        sel.len(),
-        opts.workers(false),
-        |j| {
-            let pos = sel.position(j);
-            let mut buf = vec![0u16; n];
-            cam.read_depth_into(pos, &mut buf)?;
-            let name = frame_file_name(cam, Stream::Depth, &sel, j, "png");
-            let png = encode_png16(&buf, w, h, opts.png_compression)?;
-            write_new(&job.dir.join(&name), &png)?;
-            Ok((name, png.len() as u64))
-        },
-        |j, (name, len)| {
-            let pos = sel.position(j);
-            let e = cam
-                .entry(Stream::Depth, pos)
-                .ok_or_else(|| ExportError::Internal(format!("no index entry {pos}")))?;
-            csv.row(pos, &e, &name, None)?;
-            report.frames += 1;
-            report.raw_bytes += raw;
-            report.bytes_written += len;
-            progress.advance(1, raw);
-            Ok(())
-        },
-    )?;
-    csv.finish()?;
-    report.bytes_written += write_info(job, opts, json!({}))?;
-    Ok(report)
-}
-
 /// Nearest colour frame of each depth frame, for depth frames in increasing time order:
 /// a cursor that only moves forward.
 struct Pairing<'a> {
@@ -811,341 +539,6 @@ fn missing_warning(cam: &Camera, missing: u64, progress: &mut dyn Progress) -> O
     })
 }
 
-fn run_npy(job: &Job, opts: &ExportOptions, progress: &mut dyn Progress) -> Result<CameraReport> {
-    let cam = job.camera;
-    let d = cam.depth.as_ref().expect("planned with depth");
-    let (w, h) = (d.width as u64, d.height as u64);
-    let n_px = (w * h) as usize;
-    let sel = job.sel;
-    let n = sel.len() as u64;
-    let raw = cam.depth_frame_bytes();
-    let dir = &job.dir;
-    let mut report = report_for(job);
-
-    let mut depth = npy::NpyWriter::create(&dir.join("depth.npy"), "<u2", 2, &[n, h, w])?;
-    let mut ts = npy::NpyWriter::create(&dir.join("timestamps.npy"), "<f8", 8, &[n])?;
-    let mut host = npy::NpyWriter::create(&dir.join("host_timestamps_us.npy"), "<u8", 8, &[n])?;
-    let mut numbers = npy::NpyWriter::create(&dir.join("frame_numbers.npy"), "<u8", 8, &[n])?;
-
-    struct ColorOut<'a> {
-        frames: ColorFrames<'a>,
-        pairing: Pairing<'a>,
-        color: npy::NpyWriter,
-        offset: npy::NpyWriter,
-        numbers: npy::NpyWriter,
-        zeros: Vec<u8>,
-    }
-    let mut color = match job.pairing {
-        Some(clock) => {
-            let c = cam.color.as_ref().expect("planned with colour");
-            let (cw, ch) = (c.width, c.height);
-            let plans = pairing_plans(cam, &sel, clock)?;
-            let cfg = decoder_config(
-                cam,
-                opts,
-                VideoOutput::Raw {
-                    width: cw,
-                    height: ch,
-                },
-            );
-            Some(ColorOut {
-                frames: ColorFrames::new(cam, cfg, plans),
-                pairing: Pairing::new(cam, clock),
-                color: npy::NpyWriter::create(
-                    &dir.join("color.npy"),
-                    "|u1",
-                    1,
-                    &[n, ch as u64, cw as u64, 3],
-                )?,
-                offset: npy::NpyWriter::create(&dir.join("color_offset_ms.npy"), "<f8", 8, &[n])?,
-                numbers: npy::NpyWriter::create(
-                    &dir.join("color_frame_numbers.npy"),
-                    "<u8",
-                    8,
-                    &[n],
-                )?,
-                zeros: vec![0u8; cw as usize * ch as usize * 3],
-            })
-        }
-        None => None,
-    };
-    let mut missing = 0u64;
-    ordered(
-        sel.len(),
-        opts.workers(true),
-        |j| {
-            let mut buf = vec![0u16; n_px];
-            let hdr = cam.read_depth_into(sel.position(j), &mut buf)?;
-            Ok((hdr, buf))
-        },
-        |j, (hdr, buf)| {
-            depth.write_u16s(&buf)?;
-            ts.write_f64(hdr.device_ts_ms)?;
-            // The spec's host time is i64; the array is uint64 (times before 1970 clamp to 0).
-            host.write_u64(hdr.host_ts_us.max(0) as u64)?;
-            numbers.write_u64(hdr.frame_number)?;
-            if let Some(c) = color.as_mut() {
-                let e = depth_entry(cam, sel.position(j))?;
-                let (cpos, offset) = c.pairing.nearest(&e);
-                let (chdr, centry) = cam.color_frame(cpos)?;
-                match c.frames.get(centry.segment, centry.index_in_video)? {
-                    Some(rgb) => {
-                        c.color.write(rgb)?;
-                        c.offset.write_f64(offset)?;
-                        c.numbers.write_u64(chdr.frame_number)?;
-                    }
-                    None => {
-                        missing += 1;
-                        c.color.write(&c.zeros)?;
-                        c.offset.write_f64(f64::NAN)?;
-                        c.numbers.write_u64(u64::MAX)?;
-                    }
-                }
-            }
-            report.frames += 1;
-            report.raw_bytes += raw;
-            progress.advance(1, raw);
-            Ok(())
-        },
-    )?;
-    let mut paths = vec![
-        depth.finish()?,
-        ts.finish()?,
-        host.finish()?,
-        numbers.finish()?,
-    ];
-    let mut extra = json!({
-        "arrays": {
-            "depth.npy": "N x H x W uint16 depth (x depth_units = metres, 0 = no data)",
-            "timestamps.npy": "N float64 device timestamps, ms",
-            "host_timestamps_us.npy": "N uint64 host timestamps, UTC microseconds",
-            "frame_numbers.npy": "N uint64 frame numbers",
-        }
-    });
-    if let Some(c) = color {
-        paths.push(c.color.finish()?);
-        paths.push(c.offset.finish()?);
-        paths.push(c.numbers.finish()?);
-        let clock = job.pairing.expect("colour implies a pairing");
-        extra["color_pairing"] = json!({
-            "clock": clock.name(),
-            "rule": "for each depth frame, the colour frame whose timestamp is nearest",
-            "missing_frames": missing,
-        });
-        extra["arrays"]["color.npy"] = json!("N x Hc x Wc x 3 uint8 RGB, nearest colour frame");
-        extra["arrays"]["color_offset_ms.npy"] =
-            json!("N float64: colour timestamp - depth timestamp, ms (NaN: missing)");
-        extra["arrays"]["color_frame_numbers.npy"] =
-            json!("N uint64 colour frame numbers (2^64-1: missing)");
-    }
-    report.missing_color = missing;
-    report
-        .warnings
-        .extend(missing_warning(cam, missing, progress));
-    for p in paths {
-        report.bytes_written += std::fs::metadata(&p).map_or(0, |m| m.len());
-    }
-    report.bytes_written += write_info(job, opts, extra)?;
-    Ok(report)
-}
-
-fn run_ply(job: &Job, opts: &ExportOptions, progress: &mut dyn Progress) -> Result<CameraReport> {
-    let cam = job.camera;
-    let d = cam.depth.as_ref().expect("planned with depth");
-    let intr = d.intrinsics.as_ref().expect("planned with intrinsics");
-    let deproj = Deprojector::new(d, intr);
-    let mut report = report_for(job);
-    if let Some(note) = &deproj.note {
-        let w = format!("{}: {note}", cam.name);
-        progress.warn(&w);
-        report.warnings.push(w);
-    }
-    let n_px = d.width as usize * d.height as usize;
-    let raw = cam.depth_frame_bytes();
-    let sel = job.sel;
-    let mut csv = Csv::create(
-        &job.dir,
-        "index,frame_number,device_ts_ms,host_ts_us,file,points",
-    )?;
-    let mut color = match (job.pairing, &job.mapping, &cam.color) {
-        (Some(clock), Some(_), Some(c)) => {
-            let plans = pairing_plans(cam, &sel, clock)?;
-            let cfg = decoder_config(
-                cam,
-                opts,
-                VideoOutput::Raw {
-                    width: c.width,
-                    height: c.height,
-                },
-            );
-            Some((ColorFrames::new(cam, cfg, plans), Pairing::new(cam, clock)))
-        }
-        _ => None,
-    };
-    let mut missing = 0u64;
-    let mut rgb = Vec::new();
-    let colored = color.is_some();
-    let comments = |hdr: &crate::container::RecordHeader, pos: usize| {
-        vec![
-            format!(
-                "rsrec export: camera {}, frame {}",
-                cam.name, hdr.frame_number
-            ),
-            format!(
-                "device_ts_ms {} host_ts_us {} index {pos}",
-                hdr.device_ts_ms, hdr.host_ts_us
-            ),
-            "units metres; x right, y down, z forward (librealsense); depth 0 skipped".into(),
-        ]
-    };
-    /// What a worker hands over: a finished file, or points still to be coloured.
-    enum Item {
-        Written { points: usize, bytes: u64 },
-        Points(crate::container::RecordHeader, Vec<[f32; 3]>, Vec<u32>),
-    }
-    ordered(
-        sel.len(),
-        opts.workers(colored),
-        |j| {
-            let pos = sel.position(j);
-            let mut buf = vec![0u16; n_px];
-            let hdr = cam.read_depth_into(pos, &mut buf)?;
-            let (mut pts, mut px) = (Vec::new(), Vec::new());
-            deproj.points(&buf, &mut pts, &mut px);
-            if colored {
-                return Ok(Item::Points(hdr, pts, px));
-            }
-            // No colour: the whole file is made here, in parallel.
-            let bytes = ply::encode(&pts, None, &comments(&hdr, pos));
-            let name = frame_file_name(cam, Stream::Depth, &sel, j, "ply");
-            write_new(&job.dir.join(&name), &bytes)?;
-            Ok(Item::Written {
-                points: pts.len(),
-                bytes: bytes.len() as u64,
-            })
-        },
-        |j, item| {
-            let pos = sel.position(j);
-            let e = depth_entry(cam, pos)?;
-            let name = frame_file_name(cam, Stream::Depth, &sel, j, "ply");
-            let (points, written) = match item {
-                Item::Written { points, bytes } => (points, bytes),
-                Item::Points(hdr, pts, px) => {
-                    let (frames, pairing) = color.as_mut().expect("colour items need colour");
-                    let mapping = job.mapping.as_ref().expect("colour needs a mapping");
-                    let mut comments = comments(&hdr, pos);
-                    let (cpos, offset) = pairing.nearest(&e);
-                    let (chdr, centry) = cam.color_frame(cpos)?;
-                    match frames.get(centry.segment, centry.index_in_video)? {
-                        Some(image) => {
-                            mapping.colors(&pts, &px, image, &mut rgb);
-                            comments.push(format!(
-                                "colour frame {} offset_ms {offset}",
-                                chdr.frame_number
-                            ));
-                        }
-                        None => {
-                            missing += 1;
-                            rgb.clear();
-                            rgb.resize(pts.len(), [0, 0, 0]);
-                            comments.push("colour frame missing from the video".into());
-                        }
-                    }
-                    let bytes = ply::encode(&pts, Some(&rgb), &comments);
-                    write_new(&job.dir.join(&name), &bytes)?;
-                    (pts.len(), bytes.len() as u64)
-                }
-            };
-            csv.row(pos, &e, &name, Some(points as u64))?;
-            report.frames += 1;
-            report.raw_bytes += raw;
-            report.bytes_written += written;
-            progress.advance(1, raw);
-            Ok(())
-        },
-    )?;
-    csv.finish()?;
-    report.missing_color = missing;
-    report
-        .warnings
-        .extend(missing_warning(cam, missing, progress));
-    let extra = json!({
-        "ply": {
-            "coordinates": "metres, x right, y down, z forward (librealsense deprojection)",
-            "color": job.mapping.as_ref().map(|m| match m {
-                ColorMapping::Aligned { .. } => "aligned: colour image of the same size, pixel for pixel",
-                ColorMapping::Projected { .. } => "projected through depth-to-colour extrinsics and colour intrinsics",
-            }),
-            "color_clock": job.pairing.map(Clock::name),
-        }
-    });
-    report.bytes_written += write_info(job, opts, extra)?;
-    Ok(report)
-}
-
-/// JPEG quality 1-100 to FFmpeg's `-q:v` (2 best .. 31 worst).
-fn jpeg_qscale(quality: u8) -> u8 {
-    let q = quality.clamp(1, 100) as f64;
-    (31.0 - (q - 1.0) * 29.0 / 99.0).round() as u8
-}
-
-fn run_color(job: &Job, opts: &ExportOptions, progress: &mut dyn Progress) -> Result<CameraReport> {
-    let cam = job.camera;
-    let sel = job.sel;
-    let raw = frame_bytes(cam, Stream::Color);
-    let mut report = report_for(job);
-    let output = match opts.image_format {
-        ImageFormat::Png => VideoOutput::Png {
-            level: match opts.png_compression {
-                PngCompression::Fast => Some(1),
-                PngCompression::Default => None,
-                PngCompression::Best => Some(9),
-            },
-        },
-        ImageFormat::Jpeg => VideoOutput::Jpeg {
-            qscale: jpeg_qscale(opts.jpeg_quality),
-        },
-    };
-    let ext = opts.image_format.extension();
-    let mut plans: BTreeMap<u32, FramePlan> = BTreeMap::new();
-    for pos in sel.iter() {
-        let (_, e) = cam.color_frame(pos)?;
-        plans.entry(e.segment).or_default().push(e.index_in_video);
-    }
-    let mut frames = ColorFrames::new(cam, decoder_config(cam, opts, output), plans);
-    let mut csv = Csv::create(&job.dir, "index,frame_number,device_ts_ms,host_ts_us,file")?;
-    let mut missing = 0u64;
-    for (j, pos) in sel.iter().enumerate() {
-        let (_, ce) = cam.color_frame(pos)?;
-        let e = cam
-            .entry(Stream::Color, pos)
-            .ok_or_else(|| ExportError::Internal(format!("no colour index entry {pos}")))?;
-        match frames.get(ce.segment, ce.index_in_video)? {
-            Some(bytes) => {
-                let name = frame_file_name(cam, Stream::Color, &sel, j, ext);
-                write_new(&job.dir.join(&name), bytes)?;
-                report.bytes_written += bytes.len() as u64;
-                csv.row(pos, &e, &name, None)?;
-                report.frames += 1;
-                report.raw_bytes += raw;
-            }
-            None => missing += 1,
-        }
-        progress.advance(1, raw);
-    }
-    csv.finish()?;
-    report.missing_color = missing;
-    report
-        .warnings
-        .extend(missing_warning(cam, missing, progress));
-    report.bytes_written += write_info(
-        job,
-        opts,
-        json!({"image_format": ext, "missing_frames": missing}),
-    )?;
-    Ok(report)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1161,9 +554,9 @@ mod tests {
 
     #[test]
     fn jpeg_quality_maps_to_qscale() {
-        assert_eq!(jpeg_qscale(100), 2);
-        assert_eq!(jpeg_qscale(1), 31);
-        assert_eq!(jpeg_qscale(90), 5);
+        assert_eq!(color::jpeg_qscale(100), 2);
+        assert_eq!(color::jpeg_qscale(1), 31);
+        assert_eq!(color::jpeg_qscale(90), 5);
     }
 
     #[test]

@@ -11,6 +11,9 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::error::{ExportError, Result};
+// The export plan and helpers shared by the formats.
+#[allow(unused_imports)]
+use super::*;
 
 /// The `.npy` header (magic to padding) for a C-order array.
 /// `descr` is a NumPy type string such as `<u2`, `<f8`, `|u1`.
@@ -86,15 +89,15 @@ impl NpyWriter {
     }
 
     pub fn write_u16s(&mut self, v: &[u16]) -> Result<()> {
-        if cfg!(target_endian = "little") {
-            // SAFETY: u16 has no padding and any byte pattern is valid; on a little-endian
-            // machine its memory is exactly the `<u2` bytes.
-            let bytes = unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 2) };
-            self.write(bytes)
-        } else {
-            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            self.write(&bytes)
+        // In chunks, so that a frame costs a small buffer, not a copy of itself.
+        let mut buf = [0u8; 8192];
+        for chunk in v.chunks(buf.len() / 2) {
+            for (b, x) in buf.chunks_exact_mut(2).zip(chunk) {
+                b.copy_from_slice(&x.to_le_bytes());
+            }
+            self.write(&buf[..chunk.len() * 2])?;
         }
+        Ok(())
     }
 
     pub fn write_f64(&mut self, v: f64) -> Result<()> {
@@ -135,6 +138,148 @@ fn partial_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".partial");
     PathBuf::from(s)
+}
+
+pub(super) fn run_npy(
+    job: &Job,
+    opts: &ExportOptions,
+    progress: &mut dyn Progress,
+) -> Result<CameraReport> {
+    let cam = job.camera;
+    let d = cam.depth.as_ref().expect("planned with depth");
+    let (w, h) = (d.width as u64, d.height as u64);
+    let n_px = (w * h) as usize;
+    let sel = job.sel;
+    let n = sel.len() as u64;
+    let raw = cam.depth_frame_bytes();
+    let dir = &job.dir;
+    let mut report = report_for(job);
+
+    let mut depth = npy::NpyWriter::create(&dir.join("depth.npy"), "<u2", 2, &[n, h, w])?;
+    let mut ts = npy::NpyWriter::create(&dir.join("timestamps.npy"), "<f8", 8, &[n])?;
+    let mut host = npy::NpyWriter::create(&dir.join("host_timestamps_us.npy"), "<u8", 8, &[n])?;
+    let mut numbers = npy::NpyWriter::create(&dir.join("frame_numbers.npy"), "<u8", 8, &[n])?;
+
+    struct ColorOut<'a> {
+        frames: ColorFrames<'a>,
+        pairing: Pairing<'a>,
+        color: npy::NpyWriter,
+        offset: npy::NpyWriter,
+        numbers: npy::NpyWriter,
+        zeros: Vec<u8>,
+    }
+    let mut color = match job.pairing {
+        Some(clock) => {
+            let c = cam.color.as_ref().expect("planned with colour");
+            let (cw, ch) = (c.width, c.height);
+            let plans = pairing_plans(cam, &sel, clock)?;
+            let cfg = decoder_config(
+                cam,
+                opts,
+                VideoOutput::Raw {
+                    width: cw,
+                    height: ch,
+                },
+            );
+            Some(ColorOut {
+                frames: ColorFrames::new(cam, cfg, plans),
+                pairing: Pairing::new(cam, clock),
+                color: npy::NpyWriter::create(
+                    &dir.join("color.npy"),
+                    "|u1",
+                    1,
+                    &[n, ch as u64, cw as u64, 3],
+                )?,
+                offset: npy::NpyWriter::create(&dir.join("color_offset_ms.npy"), "<f8", 8, &[n])?,
+                numbers: npy::NpyWriter::create(
+                    &dir.join("color_frame_numbers.npy"),
+                    "<u8",
+                    8,
+                    &[n],
+                )?,
+                zeros: vec![0u8; cw as usize * ch as usize * 3],
+            })
+        }
+        None => None,
+    };
+    let mut missing = 0u64;
+    ordered(
+        sel.len(),
+        opts.workers(true),
+        |j| {
+            let mut buf = vec![0u16; n_px];
+            let hdr = cam.read_depth_into(sel.position(j), &mut buf)?;
+            Ok((hdr, buf))
+        },
+        |j, (hdr, buf)| {
+            depth.write_u16s(&buf)?;
+            ts.write_f64(hdr.device_ts_ms)?;
+            // The spec's host time is i64; the array is uint64 (times before 1970 clamp to 0).
+            host.write_u64(hdr.host_ts_us.max(0) as u64)?;
+            numbers.write_u64(hdr.frame_number)?;
+            if let Some(c) = color.as_mut() {
+                let e = depth_entry(cam, sel.position(j))?;
+                let (cpos, offset) = c.pairing.nearest(&e);
+                let (chdr, centry) = cam.color_frame(cpos)?;
+                match c.frames.get(centry.segment, centry.index_in_video)? {
+                    Some(rgb) => {
+                        c.color.write(rgb)?;
+                        c.offset.write_f64(offset)?;
+                        c.numbers.write_u64(chdr.frame_number)?;
+                    }
+                    None => {
+                        missing += 1;
+                        c.color.write(&c.zeros)?;
+                        c.offset.write_f64(f64::NAN)?;
+                        c.numbers.write_u64(u64::MAX)?;
+                    }
+                }
+            }
+            report.frames += 1;
+            report.raw_bytes += raw;
+            progress.advance(1, raw);
+            Ok(())
+        },
+    )?;
+    let mut paths = vec![
+        depth.finish()?,
+        ts.finish()?,
+        host.finish()?,
+        numbers.finish()?,
+    ];
+    let mut extra = json!({
+        "arrays": {
+            "depth.npy": "N x H x W uint16 depth (x depth_units = metres, 0 = no data)",
+            "timestamps.npy": "N float64 device timestamps, ms",
+            "host_timestamps_us.npy": "N uint64 host timestamps, UTC microseconds",
+            "frame_numbers.npy": "N uint64 frame numbers",
+        }
+    });
+    if let Some(c) = color {
+        paths.push(c.color.finish()?);
+        paths.push(c.offset.finish()?);
+        paths.push(c.numbers.finish()?);
+        let clock = job.pairing.expect("colour implies a pairing");
+        extra["color_pairing"] = json!({
+            "clock": clock.name(),
+            "rule": "for each depth frame, the colour frame whose timestamp is nearest",
+            "missing_frames": missing,
+        });
+        extra["arrays"]["color.npy"] = json!("N x Hc x Wc x 3 uint8 RGB, nearest colour frame");
+        extra["arrays"]["color_offset_ms.npy"] =
+            json!("N float64: colour timestamp - depth timestamp, ms (NaN: missing)");
+        extra["arrays"]["color_frame_numbers.npy"] =
+            json!("N uint64 colour frame numbers (2^64-1: missing)");
+    }
+    report.missing_color = missing;
+    report
+        .warnings
+        .extend(missing_warning(cam, missing, progress));
+    for p in paths {
+        report.bytes_written += std::fs::metadata(&p).map_or(0, |m| m.len());
+    }
+    report.bytes_written += write_info(job, opts, extra)?;
+    Ok(report)
 }
 
 #[cfg(test)]

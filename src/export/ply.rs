@@ -7,6 +7,9 @@
 //! and `rs2_project_point_to_pixel` when the file has depth-to-colour extrinsics.
 
 use crate::container::{Distortion, Extrinsics, Intrinsics, StreamDescriptor};
+// The export plan and helpers shared by the formats.
+#[allow(unused_imports)]
+use super::*;
 
 fn coeff(k: &Intrinsics, i: usize) -> f32 {
     k.coeffs.get(i).copied().unwrap_or(0.0)
@@ -133,26 +136,6 @@ fn transform(e: &Extrinsics, p: [f32; 3]) -> [f32; 3] {
     ]
 }
 
-/// The inverse rigid transform (R^T, -R^T t), pointing at `to_stream`.
-pub fn invert(e: &Extrinsics, to_stream: u8) -> Extrinsics {
-    let r = &e.rotation;
-    let mut rotation = [0f32; 9];
-    for row in 0..3 {
-        for col in 0..3 {
-            rotation[col * 3 + row] = r[row * 3 + col];
-        }
-    }
-    let mut translation = [0f32; 3];
-    for (i, out) in translation.iter_mut().enumerate() {
-        *out = -(0..3).map(|j| r[i * 3 + j] * e.translation[j]).sum::<f32>();
-    }
-    Extrinsics {
-        to_stream,
-        rotation,
-        translation,
-    }
-}
-
 /// Precomputed rays of every depth pixel.
 pub struct Deprojector {
     width: u32,
@@ -225,7 +208,7 @@ impl ColorMapping {
     pub fn choose(depth: &StreamDescriptor, color: &StreamDescriptor) -> Result<Self, String> {
         let extr = match (&depth.extrinsics, &color.extrinsics) {
             (Some(e), _) if e.to_stream == color.id => Some(e.clone()),
-            (_, Some(e)) if e.to_stream == depth.id => Some(invert(e, color.id)),
+            (_, Some(e)) if e.to_stream == depth.id => Some(e.inverse(color.id)),
             _ => None,
         };
         match (extr, &color.intrinsics) {
@@ -334,6 +317,144 @@ pub fn encode(points: &[[f32; 3]], colors: Option<&[[u8; 3]]>, comments: &[Strin
     out
 }
 
+pub(super) fn run_ply(
+    job: &Job,
+    opts: &ExportOptions,
+    progress: &mut dyn Progress,
+) -> Result<CameraReport> {
+    let cam = job.camera;
+    let d = cam.depth.as_ref().expect("planned with depth");
+    let intr = d.intrinsics.as_ref().expect("planned with intrinsics");
+    let deproj = Deprojector::new(d, intr);
+    let mut report = report_for(job);
+    if let Some(note) = &deproj.note {
+        let w = format!("{}: {note}", cam.name);
+        progress.warn(&w);
+        report.warnings.push(w);
+    }
+    let n_px = d.width as usize * d.height as usize;
+    let raw = cam.depth_frame_bytes();
+    let sel = job.sel;
+    let mut csv = Csv::create(
+        &job.dir,
+        "index,frame_number,device_ts_ms,host_ts_us,file,points",
+    )?;
+    let mut color = match (job.pairing, &job.mapping, &cam.color) {
+        (Some(clock), Some(_), Some(c)) => {
+            let plans = pairing_plans(cam, &sel, clock)?;
+            let cfg = decoder_config(
+                cam,
+                opts,
+                VideoOutput::Raw {
+                    width: c.width,
+                    height: c.height,
+                },
+            );
+            Some((ColorFrames::new(cam, cfg, plans), Pairing::new(cam, clock)))
+        }
+        _ => None,
+    };
+    let mut missing = 0u64;
+    let mut rgb = Vec::new();
+    let colored = color.is_some();
+    let comments = |hdr: &crate::container::RecordHeader, pos: usize| {
+        vec![
+            format!(
+                "rsrec export: camera {}, frame {}",
+                cam.name, hdr.frame_number
+            ),
+            format!(
+                "device_ts_ms {} host_ts_us {} index {pos}",
+                hdr.device_ts_ms, hdr.host_ts_us
+            ),
+            "units metres; x right, y down, z forward (librealsense); depth 0 skipped".into(),
+        ]
+    };
+    /// What a worker hands over: a finished file, or points still to be coloured.
+    enum Item {
+        Written { points: usize, bytes: u64 },
+        Points(crate::container::RecordHeader, Vec<[f32; 3]>, Vec<u32>),
+    }
+    ordered(
+        sel.len(),
+        opts.workers(colored),
+        |j| {
+            let pos = sel.position(j);
+            let mut buf = vec![0u16; n_px];
+            let hdr = cam.read_depth_into(pos, &mut buf)?;
+            let (mut pts, mut px) = (Vec::new(), Vec::new());
+            deproj.points(&buf, &mut pts, &mut px);
+            if colored {
+                return Ok(Item::Points(hdr, pts, px));
+            }
+            // No colour: the whole file is made here, in parallel.
+            let bytes = ply::encode(&pts, None, &comments(&hdr, pos));
+            let name = frame_file_name(cam, Stream::Depth, &sel, j, "ply");
+            write_new(&job.dir.join(&name), &bytes)?;
+            Ok(Item::Written {
+                points: pts.len(),
+                bytes: bytes.len() as u64,
+            })
+        },
+        |j, item| {
+            let pos = sel.position(j);
+            let e = depth_entry(cam, pos)?;
+            let name = frame_file_name(cam, Stream::Depth, &sel, j, "ply");
+            let (points, written) = match item {
+                Item::Written { points, bytes } => (points, bytes),
+                Item::Points(hdr, pts, px) => {
+                    let (frames, pairing) = color.as_mut().expect("colour items need colour");
+                    let mapping = job.mapping.as_ref().expect("colour needs a mapping");
+                    let mut comments = comments(&hdr, pos);
+                    let (cpos, offset) = pairing.nearest(&e);
+                    let (chdr, centry) = cam.color_frame(cpos)?;
+                    match frames.get(centry.segment, centry.index_in_video)? {
+                        Some(image) => {
+                            mapping.colors(&pts, &px, image, &mut rgb);
+                            comments.push(format!(
+                                "colour frame {} offset_ms {offset}",
+                                chdr.frame_number
+                            ));
+                        }
+                        None => {
+                            missing += 1;
+                            rgb.clear();
+                            rgb.resize(pts.len(), [0, 0, 0]);
+                            comments.push("colour frame missing from the video".into());
+                        }
+                    }
+                    let bytes = ply::encode(&pts, Some(&rgb), &comments);
+                    write_new(&job.dir.join(&name), &bytes)?;
+                    (pts.len(), bytes.len() as u64)
+                }
+            };
+            csv.row(pos, &e, &name, Some(points as u64))?;
+            report.frames += 1;
+            report.raw_bytes += raw;
+            report.bytes_written += written;
+            progress.advance(1, raw);
+            Ok(())
+        },
+    )?;
+    csv.finish()?;
+    report.missing_color = missing;
+    report
+        .warnings
+        .extend(missing_warning(cam, missing, progress));
+    let extra = json!({
+        "ply": {
+            "coordinates": "metres, x right, y down, z forward (librealsense deprojection)",
+            "color": job.mapping.as_ref().map(|m| match m {
+                ColorMapping::Aligned { .. } => "aligned: colour image of the same size, pixel for pixel",
+                ColorMapping::Projected { .. } => "projected through depth-to-colour extrinsics and colour intrinsics",
+            }),
+            "color_clock": job.pairing.map(Clock::name),
+        }
+    });
+    report.bytes_written += write_info(job, opts, extra)?;
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,7 +518,7 @@ mod tests {
             translation: [0.015, -0.002, 0.001],
         };
         let p = [0.3, -0.2, 1.5];
-        let q = transform(&invert(&e, 0), transform(&e, p));
+        let q = transform(&e.inverse(0), transform(&e, p));
         for i in 0..3 {
             assert!((q[i] - p[i]).abs() < 1e-6, "{q:?}");
         }

@@ -5,11 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::pipeline::{ColorPush, ColorSink, ColorSinkFactory};
-use crate::container::error::error_chain;
+use super::pipeline::{ColorError, ColorPush, ColorSink, ColorSinkFactory};
 use crate::container::StreamKind;
 use crate::source::SourceInfo;
-use crate::video::{ColorEncoder, EncoderConfig, PushResult, ResolvedCodec};
+use crate::video::{ColorEncoder, EncoderConfig, PushResult, ResolvedCodec, VideoError};
 
 struct FfmpegSink(ColorEncoder);
 
@@ -18,16 +17,13 @@ impl ColorSink for FfmpegSink {
         match self.0.push(frame) {
             Ok(PushResult::Queued { index }) => ColorPush::Queued { index },
             Ok(PushResult::Dropped) => ColorPush::Dropped,
-            Ok(PushResult::EncoderDead(f)) => ColorPush::Dead(error_chain(&f)),
-            Err(e) => ColorPush::Dead(error_chain(&e)),
+            Ok(PushResult::EncoderDead(f)) => ColorPush::Dead(Box::new(f)),
+            Err(e) => ColorPush::Dead(Box::new(e)),
         }
     }
 
-    fn finish(self: Box<Self>) -> Result<u64, String> {
-        self.0
-            .finish()
-            .map(|s| s.frames_written)
-            .map_err(|e| error_chain(&e))
+    fn finish(self: Box<Self>) -> Result<u64, ColorError> {
+        Ok(self.0.finish().map(|s| s.frames_written)?)
     }
 }
 
@@ -46,9 +42,9 @@ pub struct FfmpegSettings {
 pub fn ffmpeg_factory(settings: FfmpegSettings) -> ColorSinkFactory {
     Arc::new(
         move |name: &str, info: &SourceInfo, dir: &Path, segment: u32| {
-            let c = info
-                .stream(StreamKind::Color)
-                .ok_or_else(|| "the camera has no colour stream".to_string())?;
+            let c = info.stream(StreamKind::Color).ok_or_else(|| {
+                VideoError::InvalidConfig("the camera has no colour stream".into())
+            })?;
             let file = format!("{name}.color.{segment:03}.mkv");
             let enc = ColorEncoder::start(EncoderConfig {
                 ffmpeg: settings.ffmpeg.clone(),
@@ -61,8 +57,7 @@ pub fn ffmpeg_factory(settings: FfmpegSettings) -> ColorSinkFactory {
                 crf: settings.crf,
                 preset: settings.preset.clone(),
                 queue_frames: settings.queue_frames,
-            })
-            .map_err(|e| error_chain(&e))?;
+            })?;
             Ok((
                 Box::new(FfmpegSink(enc)) as Box<dyn ColorSink>,
                 file,

@@ -1,12 +1,22 @@
-//! Recording: the capture -> compression -> writer pipeline, live statistics and the
-//! session folder.
+//! Recording: the capture -> compression -> writer pipeline, live statistics, the session
+//! folder, and the [`Recorder`] that runs a validated [`RecordPlan`] (disk preflight and
+//! watchdog, duration, `session.json`).
 
+mod capture;
 pub mod color;
+mod compress;
+pub mod import;
+pub mod limits;
 pub mod pipeline;
+pub mod recorder;
+mod segment;
 pub mod session;
 pub mod stats;
 
-pub use pipeline::{
-    parse_duration, ColorPush, ColorSink, ColorSinkFactory, Pipeline, PipelineConfig, SegmentLimit,
+pub use limits::{format_duration, format_size, parse_duration, parse_size, SegmentLimit};
+pub use pipeline::{ColorError, ColorPush, ColorSink, ColorSinkFactory, Pipeline, PipelineConfig};
+pub use recorder::{
+    check_plain_name, stop_on_signals, CameraPlan, DiskForecast, RecordError, RecordOutcome,
+    RecordPlan, Recorder, RecorderStatus, ValidPlan, DEFAULT_MIN_FREE,
 };
 pub use stats::{CameraStats, StatsSnapshot};

@@ -5,8 +5,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use serde::Serialize;
-
 #[derive(Default, Debug)]
 pub struct CameraStats {
     pub depth_captured: AtomicU64,
@@ -38,34 +36,8 @@ pub struct CameraStats {
     pub error: Mutex<Option<String>>,
 }
 
-/// A snapshot of [`CameraStats`] for status lines and `session.json`.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct StatsSnapshot {
-    pub depth_captured: u64,
-    pub depth_written: u64,
-    pub depth_dropped: u64,
-    pub depth_source_skipped: u64,
-    pub depth_raw_bytes: u64,
-    pub depth_stored_bytes: u64,
-    pub compression_ratio: f64,
-    pub queue_len: u64,
-    pub queue_capacity: u64,
-    pub queue_high_water: u64,
-    pub color_captured: u64,
-    pub color_queued: u64,
-    pub color_dropped: u64,
-    pub color_source_skipped: u64,
-    pub color_restarts: u64,
-    pub imu_samples: u64,
-    pub file_bytes: u64,
-    pub segments: u64,
-    pub disconnects: u64,
-    pub reconnects: u64,
-    pub outage_ms: u64,
-    pub disconnected: bool,
-    pub finished: bool,
-    pub error: Option<String>,
-}
+/// A snapshot of [`CameraStats`] for status lines and `session.json` (the manifest type).
+pub use crate::session::StatsSnapshot;
 
 impl CameraStats {
     pub fn add(c: &AtomicU64, n: u64) {

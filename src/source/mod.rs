@@ -70,6 +70,7 @@ impl SourceInfo {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
     #[error("{0}")]
     Open(String),
@@ -109,8 +110,71 @@ pub trait Source: Send {
     }
 }
 
+/// Resolution and rate of a stream, e.g. `848x480@30`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StreamMode {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+}
+
+/// A stream mode that does not parse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModeError {
+    #[error("'{0}' is not WIDTHxHEIGHT@FPS (e.g. 848x480@30)")]
+    Syntax(String),
+    #[error("'{0}': size must be 1..8192 and fps 0..1000")]
+    OutOfRange(String),
+}
+
+impl std::str::FromStr for StreamMode {
+    type Err = ModeError;
+    fn from_str(s: &str) -> Result<Self, ModeError> {
+        let err = || ModeError::Syntax(s.to_string());
+        let (size, fps) = s.split_once('@').ok_or_else(err)?;
+        let (w, h) = size.split_once('x').ok_or_else(err)?;
+        let mode = StreamMode {
+            width: w.parse().map_err(|_| err())?,
+            height: h.parse().map_err(|_| err())?,
+            fps: fps.parse().map_err(|_| err())?,
+        };
+        if mode.width == 0
+            || mode.height == 0
+            || mode.width > 8192
+            || mode.height > 8192
+            || !(mode.fps > 0.0 && mode.fps <= 1000.0)
+        {
+            return Err(ModeError::OutOfRange(s.to_string()));
+        }
+        Ok(mode)
+    }
+}
+
+impl std::fmt::Display for StreamMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}@{}", self.width, self.height, self.fps)
+    }
+}
+
+/// How a finite or synthetic source is paced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pacing {
+    /// Samples arrive when they are due, like a live camera.
+    RealTime,
+    /// No waiting: as fast as the consumer takes them.
+    AsFastAsPossible,
+}
+
+// Memory-maps the bag it reads.
+#[allow(unsafe_code)]
 pub mod bag;
+pub mod config;
 pub mod png;
+pub mod pngdir;
+// FFI to librealsense (the C API that realsense-rust does not wrap).
 #[cfg(feature = "realsense")]
+#[allow(unsafe_code)]
 pub mod realsense;
 pub mod sim;
+pub mod spec;

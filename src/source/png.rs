@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::sim::Pacing;
+use super::Pacing;
 use super::{stream_id, ColorFrame, DepthFrame, Sample, Source, SourceError, SourceInfo, Timing};
 use crate::container::format::ts_domain;
 use crate::container::{DeviceInfo, PixelFormat, StreamDescriptor, StreamKind};
-use crate::pngdir::{self, PngError};
+use crate::source::pngdir::{self, PngError};
 
 pub struct PngSource {
     info: SourceInfo,
@@ -25,7 +25,7 @@ pub struct PngSource {
 }
 
 fn err(e: PngError) -> SourceError {
-    SourceError::Format(crate::container::error::error_chain(&e))
+    SourceError::Format(crate::error::chain(&e))
 }
 
 impl PngSource {
@@ -63,8 +63,8 @@ impl PngSource {
             .map(Path::to_path_buf)
             .or_else(|| auto.is_file().then_some(auto));
         if let Some(p) = intr {
-            let (w, h, k) = crate::import::read_open3d_intrinsics(&p)
-                .map_err(|e| SourceError::Format(crate::container::error::error_chain(&e)))?;
+            let (w, h, k) = pngdir::read_open3d_intrinsics(&p)
+                .map_err(|e| SourceError::Format(crate::error::chain(&e)))?;
             if (w, h) != (first.width, first.height) {
                 return Err(SourceError::Format(format!(
                     "{}: intrinsics are for {w}x{h}, the images are {}x{}",

@@ -5,57 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::{stream_id, ColorFrame, DepthFrame, Sample, Source, SourceError, SourceInfo, Timing};
+use super::{
+    stream_id, ColorFrame, DepthFrame, Pacing, Sample, Source, SourceError, SourceInfo, StreamMode,
+    Timing,
+};
 use crate::container::format::ts_domain;
 use crate::container::{
     DeviceInfo, Distortion, ImuSample, Intrinsics, PixelFormat, StreamDescriptor, StreamKind,
 };
-
-/// Resolution and rate of a stream, e.g. `848x480@30`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StreamMode {
-    pub width: u32,
-    pub height: u32,
-    pub fps: f64,
-}
-
-impl std::str::FromStr for StreamMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let err = || format!("'{s}' is not WIDTHxHEIGHT@FPS (e.g. 848x480@30)");
-        let (size, fps) = s.split_once('@').ok_or_else(err)?;
-        let (w, h) = size.split_once('x').ok_or_else(err)?;
-        let mode = StreamMode {
-            width: w.parse().map_err(|_| err())?,
-            height: h.parse().map_err(|_| err())?,
-            fps: fps.parse().map_err(|_| err())?,
-        };
-        if mode.width == 0
-            || mode.height == 0
-            || mode.width > 8192
-            || mode.height > 8192
-            || !(mode.fps > 0.0 && mode.fps <= 1000.0)
-        {
-            return Err(format!("'{s}': size must be 1..8192 and fps 0..1000"));
-        }
-        Ok(mode)
-    }
-}
-
-impl std::fmt::Display for StreamMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}@{}", self.width, self.height, self.fps)
-    }
-}
-
-/// How a finite or synthetic source is paced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pacing {
-    /// Samples arrive when they are due, like a live camera.
-    RealTime,
-    /// No waiting: as fast as the consumer takes them.
-    AsFastAsPossible,
-}
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {

@@ -1,4 +1,4 @@
-//! Errors of the colour-video layer.
+//! Errors of the colour-video layer (encoding and decoding).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -8,11 +8,12 @@ use crate::container::PixelFormat;
 
 use super::encoder::EncodeStats;
 
-/// Everything that can go wrong while probing FFmpeg or encoding colour video.
+/// Everything that can go wrong while probing FFmpeg or encoding or decoding colour video.
 ///
 /// `Display` shows only this level; the FFmpeg details (exit status, stderr tail) are in the
 /// [`FfmpegFailure`] returned by `source()`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VideoError {
     #[error("ffmpeg not found at {path:?} (install FFmpeg or pass the path of its binary)")]
     FfmpegNotFound { path: PathBuf },
@@ -54,6 +55,22 @@ pub enum VideoError {
     FrameSize { expected: usize, got: usize },
     #[error("the colour encoder is already closed")]
     Closed,
+    #[error("colour video {} is missing", path.display())]
+    VideoMissing { path: PathBuf },
+    #[error("colour video {}: {detail}", path.display())]
+    VideoPath { path: PathBuf, detail: String },
+    #[error("reading frames of {} from ffmpeg", path.display())]
+    ReadFrames {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ffmpeg failed to decode {}", path.display())]
+    DecodeFailed {
+        path: PathBuf,
+        #[source]
+        source: FfmpegFailure,
+    },
     #[error(
         "colour encoder writing {output:?} failed ({} frames sent to ffmpeg, {} lost)",
         stats.frames_written,

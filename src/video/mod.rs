@@ -1,4 +1,5 @@
-//! Colour video: one FFmpeg process per camera, raw frames on stdin.
+//! Colour video: one FFmpeg process per camera, raw frames on stdin; and back out again
+//! ([`VideoDecoder`], [`StandbyDecoder`]: one FFmpeg per video file, frames on its stdout).
 //!
 //! 1. [`probe`] an FFmpeg binary (version, encoder list).
 //! 2. [`resolve`] a [`ColorCodec`] (`auto` tries NVENC, VAAPI and Quick Sync by really
@@ -43,12 +44,16 @@
 //! ```
 
 mod codec;
+mod decoder;
 mod encoder;
 mod error;
 mod process;
 mod tail;
 
 pub use codec::{probe, resolve, ColorCodec, FfmpegInfo, ResolvedCodec, DEFAULT_VAAPI_DEVICE};
+pub use decoder::{
+    DecoderConfig, FramePlan, StandbyDecoder, VideoDecoder, VideoOutput, DEFAULT_SEEK_AFTER_S,
+};
 pub use encoder::{
     ffmpeg_args, ffmpeg_pixel_format, ColorEncoder, EncodeStats, EncoderConfig, PushResult,
     CLUSTER_TIME_LIMIT_MS, DEFAULT_FINISH_TIMEOUT, DROP_TIMEOUT,

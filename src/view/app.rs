@@ -19,7 +19,7 @@ use super::colormap::{colorize, Range};
 use super::error::{Result, ViewError};
 use super::model::{distance_label, format_time, parse_time, Session, Span};
 use super::worker::{prefetch_plan, Decoded, DepthImage, DepthSource, FrameId, Worker};
-use crate::export::Stream;
+use crate::session::Stream;
 
 /// How the window is started.
 #[derive(Clone, Debug)]

@@ -1,6 +1,6 @@
 //! Colour frames for the viewer: one [`ColorSource`] per camera, run by a
 //! [`super::worker::Worker`] thread, decodes through an FFmpeg subprocess
-//! ([`crate::export::video::VideoDecoder`], the decoder export uses).
+//! ([`crate::video::VideoDecoder`], the decoder export uses).
 //!
 //! Colour frame `k` of a camera is frame `index_in_video` of one of its videos. The source
 //! keeps one FFmpeg process reading forward from the last frame asked for, so playback and
@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use super::model::Session;
 use super::worker::{Decoded, FrameId, FrameSource, RgbImage};
-use crate::export::video::{DecoderConfig, FramePlan, StandbyDecoder, VideoDecoder, VideoOutput};
-use crate::export::Stream;
+use crate::session::Stream;
+use crate::video::{DecoderConfig, FramePlan, StandbyDecoder, VideoDecoder, VideoOutput};
 
 /// Frames one FFmpeg process is asked for before it is restarted further on.
 pub const CHUNK: u64 = 300;
@@ -132,9 +132,7 @@ impl ColorSource {
             .as_ref()
             .ok_or_else(|| format!("{}: no colour stream", camera.name))?;
         let (width, height) = (desc.width, desc.height);
-        let (_, entry) = camera
-            .color_frame(k)
-            .map_err(|e| crate::container::error::error_chain(&e))?;
+        let (_, entry) = camera.color_frame(k).map_err(|e| crate::error::chain(&e))?;
         let (seg, index) = (entry.segment, entry.index_in_video);
         let image = |rgb: Vec<u8>| RgbImage { width, height, rgb };
         if let Some((_, rgb)) = self.recent.iter().find(|(key, _)| *key == (seg, index)) {

@@ -1,12 +1,13 @@
 //! Errors of the viewer layer; each displays as one line, with the cause in `source()`.
 
-use crate::export::ExportError;
+use crate::session::SessionError;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ViewError {
     /// The session, folder or file could not be opened.
     #[error("cannot open the recording")]
-    Open(#[source] ExportError),
+    Open(#[source] SessionError),
     /// The recording opened but has nothing to show.
     #[error("{0}")]
     Empty(String),

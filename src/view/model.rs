@@ -10,11 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use super::error::{Result, ViewError};
 use crate::container::{fmt_utc, OpenedVia};
-use crate::export::{Camera, Recording, Stream};
+use crate::session::{Camera, Recording, SessionManifest, SessionStatus, Stream};
 
 /// A stretch of the time axis where a stream lost frames, in microseconds from the start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +64,9 @@ impl Session {
     /// Opens a session folder, a folder of `.rsrec` files or one file, read-only.
     pub fn open(path: &Path) -> Result<Self> {
         let recording = Recording::open(path).map_err(ViewError::Open)?;
-        let mut notices = session_notice(path).into_iter().collect::<Vec<_>>();
+        let mut notices = session_notice(recording.manifest.as_ref())
+            .into_iter()
+            .collect::<Vec<_>>();
         let mut cameras = Vec::new();
         for cam in &recording.cameras {
             let (view, mut n) = camera_view(cam);
@@ -174,20 +174,11 @@ fn last_host_us(c: &Camera, s: Stream) -> Option<i64> {
         .map(|e| e.host_ts_us)
 }
 
-/// A notice when the folder's `session.json` says the recording did not finish normally.
-fn session_notice(path: &Path) -> Option<String> {
-    let json = if path.is_dir() {
-        path.join("session.json")
-    } else if path.file_name().is_some_and(|n| n == "session.json") {
-        path.to_path_buf()
-    } else {
-        return None;
-    };
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(json).ok()?).ok()?;
-    let status = v["status"].as_str()?;
-    match status {
-        "complete" => None,
-        "recording" => Some(
+/// A notice when the session's manifest says the recording did not finish normally.
+fn session_notice(manifest: Option<&SessionManifest>) -> Option<String> {
+    match &manifest?.status {
+        SessionStatus::Complete => None,
+        SessionStatus::Recording => Some(
             "session.json still says \"recording\": the recorder did not finish (killed or still running)"
                 .into(),
         ),

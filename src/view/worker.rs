@@ -20,7 +20,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, S
 use super::colormap::{percentile_range, Range};
 use super::error::{Result, ViewError};
 use super::model::Session;
-use crate::export::Stream;
+use crate::session::Stream;
 
 /// A decoded depth frame.
 pub struct DepthImage {
@@ -217,7 +217,7 @@ impl FrameSource for DepthSource {
                     },
                 }
             }
-            Err(e) => failed(crate::container::error::error_chain(&e)),
+            Err(e) => failed(crate::error::chain(&e)),
         }
     }
 }

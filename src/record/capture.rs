@@ -1,0 +1,450 @@
+//! The capture thread of one camera: samples from its source; depth into the bounded
+//! compression queue (dropped with a gap record when it is full, unless the pipeline is
+//! lossless), colour to the camera's [`super::ColorSink`], IMU batched, gaps in the source's
+//! own frame numbers recorded, disconnects turned into outages and reconnects.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use super::stats::CameraStats;
+use crate::codec::CodecId;
+use crate::container::format::{record_type, ts_domain, NO_STREAM};
+use crate::container::record::encode_imu_batch;
+use crate::container::{
+    ColorFrameEntry, GapReason, ImuSample, RecordHeader, StreamKind, VideoSegment,
+};
+use crate::source::{stream_id, Sample, Source, SourceError, SourceInfo, Timing};
+
+use super::pipeline::*;
+
+/// Per-camera colour state in the capture thread.
+pub(super) struct ColorState {
+    factory: ColorSinkFactory,
+    sink: Option<Box<dyn ColorSink>>,
+    segment: u32,
+    dead: bool,
+}
+
+impl ColorState {
+    /// Opens the next video segment and announces it to the writer.
+    fn open(
+        &mut self,
+        name: &str,
+        info: &SourceInfo,
+        dir: &Path,
+        w_tx: &Sender<ToWriter>,
+        videos: &Mutex<Vec<String>>,
+    ) -> Result<(), String> {
+        let (sink, file, codec) =
+            (self.factory)(name, info, dir, self.segment).map_err(|e| crate::error::chain(&*e))?;
+        self.sink = Some(sink);
+        videos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(file.clone());
+        let seg = VideoSegment {
+            segment: self.segment,
+            file_name: file,
+            codec,
+        };
+        let mut h = RecordHeader::bare(record_type::VIDEO_SEGMENT);
+        h.stream = stream_id::COLOR;
+        h.frame_number = self.segment as u64;
+        h.host_ts_us = crate::container::now_utc_us();
+        let _ = w_tx.send(ToWriter::Record {
+            header: h,
+            payload: seg.encode().map_err(|e| e.to_string())?,
+        });
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn capture_loop(
+    name: &str,
+    mut source: Box<dyn Source>,
+    cfg: &PipelineConfig,
+    stats: &CameraStats,
+    stop: &AtomicBool,
+    job_tx: Sender<Job>,
+    w_tx: Sender<ToWriter>,
+    videos: &Mutex<Vec<String>>,
+) {
+    let info = source.info().clone();
+    let depth = info.stream(StreamKind::Depth).cloned();
+    let has_color = info.stream(StreamKind::Color).is_some();
+    let mut color = match (&cfg.color, has_color) {
+        (Some(factory), true) => Some(ColorState {
+            factory: factory.clone(),
+            sink: None,
+            segment: 0,
+            dead: false,
+        }),
+        _ => None,
+    };
+    // Records from the capture thread must not wait on the writer: a full writer channel
+    // (disk stalled for seconds) loses the record, which is counted.
+    let send = |m: ToWriter| {
+        if let Err(TrySendError::Full(m)) = w_tx.try_send(m) {
+            if cfg.lossless {
+                let _ = w_tx.send(m);
+            }
+        }
+    };
+    if let Some(c) = color.as_mut() {
+        if let Err(e) = c.open(name, &info, &cfg.session_dir, &w_tx, videos) {
+            send(event_record(stream_id::COLOR, "color_failed", e.clone()));
+            stats.set_error(format!("colour: {e}"));
+            c.dead = true;
+        }
+    }
+    let mut seq = 0u64;
+    let mut depth_gaps = GapRun::new(stream_id::DEPTH);
+    let mut color_gaps = GapRun::new(stream_id::COLOR);
+    let mut last_depth: Option<u64> = None;
+    let mut last_color: Option<u64> = None;
+    let mut imu: [Vec<ImuSample>; 2] = [Vec::new(), Vec::new()];
+    let flush_imu = |batch: &mut Vec<ImuSample>, stream: u8| {
+        if batch.is_empty() {
+            return;
+        }
+        let first = batch[0];
+        let header = RecordHeader {
+            record_type: record_type::IMU_BATCH,
+            stream,
+            codec: CodecId::NONE,
+            ts_domain: ts_domain::HARDWARE_CLOCK,
+            flags: 0,
+            frame_number: first.frame_number,
+            device_ts_ms: first.device_ts_ms,
+            host_ts_us: first.host_ts_us,
+        };
+        send(ToWriter::Record {
+            header,
+            payload: encode_imu_batch(batch),
+        });
+        batch.clear();
+    };
+    // Pending gap runs and IMU batches go to the writer (before an outage, at the end).
+    let flush_pending =
+        |depth_gaps: &mut GapRun, color_gaps: &mut GapRun, imu: &mut [Vec<ImuSample>; 2]| {
+            for m in [depth_gaps.flush(), color_gaps.flush()]
+                .into_iter()
+                .flatten()
+            {
+                send(m);
+            }
+            flush_imu(&mut imu[0], stream_id::GYRO);
+            flush_imu(&mut imu[1], stream_id::ACCEL);
+        };
+    while !stop.load(Ordering::Relaxed) {
+        let sample = match source.next() {
+            Ok(Some(s)) => s,
+            Ok(None) => break,
+            Err(e) => {
+                let msg = crate::error::chain(&e);
+                let disconnected = matches!(e, SourceError::Disconnected(_));
+                let retry = match cfg.reconnect {
+                    Some(every) if disconnected && source.can_reconnect() => every,
+                    _ => {
+                        send(event_record(NO_STREAM, "source_error", msg.clone()));
+                        stats.set_error(msg);
+                        break;
+                    }
+                };
+                // The camera is gone: everything so far is made durable, then it is reopened
+                // until it is back or the recording stops; the outage becomes a gap.
+                flush_pending(&mut depth_gaps, &mut color_gaps, &mut imu);
+                send(event_record(NO_STREAM, "camera_disconnected", msg.clone()));
+                send(ToWriter::Flush);
+                CameraStats::add(&stats.disconnects, 1);
+                stats.disconnected.store(true, Ordering::Relaxed);
+                let since = Instant::now();
+                let since_us = crate::container::now_utc_us();
+                let back = wait_for_reconnect(source.as_mut(), retry, stop);
+                let away = since.elapsed();
+                CameraStats::add(&stats.outage_ms, away.as_millis() as u64);
+                let detail = match &back {
+                    Ok(true) => format!("camera disconnected for {:.1} s", away.as_secs_f64()),
+                    _ => format!(
+                        "camera disconnected; not back after {:.1} s when capture ended",
+                        away.as_secs_f64()
+                    ),
+                };
+                for (stream, last) in [
+                    (stream_id::DEPTH, last_depth),
+                    (stream_id::COLOR, last_color),
+                ] {
+                    let Some(d) = info.streams.iter().find(|s| s.id == stream) else {
+                        continue;
+                    };
+                    // Frames the camera would have delivered while away (its frame numbers
+                    // restart after a reconnect, so this is from the stream's rate).
+                    let missed = (away.as_secs_f64() * d.fps).round().max(1.0) as u64;
+                    let first = last.map_or(0, |l| l + 1);
+                    let t = Timing {
+                        frame_number: first,
+                        device_ts_ms: 0.0,
+                        ts_domain: ts_domain::NONE,
+                        host_ts_us: since_us,
+                    };
+                    send(gap_record(
+                        stream,
+                        &t,
+                        first,
+                        first + missed - 1,
+                        GapReason::DeviceDisconnected,
+                        &detail,
+                    ));
+                }
+                match back {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        stats.set_error(format!("{msg}; not back when the recording stopped"));
+                        break;
+                    }
+                    Err(e) => {
+                        let why = crate::error::chain(&e);
+                        send(event_record(NO_STREAM, "reconnect_failed", why.clone()));
+                        stats.set_error(format!("{msg}; reconnecting failed: {why}"));
+                        break;
+                    }
+                }
+                stats.disconnected.store(false, Ordering::Relaxed);
+                CameraStats::add(&stats.reconnects, 1);
+                send(event_record(NO_STREAM, "camera_reconnected", detail));
+                last_depth = None;
+                last_color = None;
+                continue;
+            }
+        };
+        match sample {
+            Sample::Depth(f) => {
+                let Some(d) = &depth else { continue };
+                CameraStats::add(&stats.depth_captured, 1);
+                let t = f.timing;
+                let n = t.frame_number;
+                match last_depth {
+                    Some(l) if n > l + 1 => {
+                        CameraStats::add(&stats.depth_source_skipped, n - l - 1);
+                        send(gap_record(
+                            stream_id::DEPTH,
+                            &t,
+                            l + 1,
+                            n - 1,
+                            GapReason::SourceSkipped,
+                            "frame numbers skipped by the source",
+                        ));
+                    }
+                    Some(l) if n <= l => send(event_record(
+                        stream_id::DEPTH,
+                        "frame_numbers_restarted",
+                        format!("depth frame number went from {l} to {n}"),
+                    )),
+                    _ => {}
+                }
+                last_depth = Some(n);
+                if f.data.len() != (d.width * d.height) as usize {
+                    send(gap_record(
+                        stream_id::DEPTH,
+                        &t,
+                        n,
+                        n,
+                        GapReason::Other(100),
+                        "frame of the wrong size",
+                    ));
+                    CameraStats::add(&stats.depth_dropped, 1);
+                    continue;
+                }
+                let header = RecordHeader {
+                    record_type: record_type::DEPTH_FRAME,
+                    stream: stream_id::DEPTH,
+                    codec: cfg.depth_codec.id(),
+                    ts_domain: t.ts_domain,
+                    flags: 0,
+                    frame_number: n,
+                    device_ts_ms: t.device_ts_ms,
+                    host_ts_us: t.host_ts_us,
+                };
+                let job = Job {
+                    seq,
+                    header,
+                    data: f.data,
+                    width: d.width,
+                    height: d.height,
+                };
+                let sent = if cfg.lossless {
+                    job_tx.send(job).is_ok()
+                } else {
+                    match job_tx.try_send(job) {
+                        Ok(()) => true,
+                        Err(TrySendError::Full(_)) => {
+                            CameraStats::add(&stats.depth_dropped, 1);
+                            if let Some(m) =
+                                depth_gaps.add(&t, GapReason::QueueFull, "compression queue full")
+                            {
+                                send(m);
+                            }
+                            false
+                        }
+                        Err(TrySendError::Disconnected(_)) => false,
+                    }
+                };
+                if sent {
+                    seq += 1;
+                    if let Some(m) = depth_gaps.flush() {
+                        send(m);
+                    }
+                }
+                stats.set_queue_len(job_tx.len() as u64);
+            }
+            Sample::Color(f) => {
+                CameraStats::add(&stats.color_captured, 1);
+                let t = f.timing;
+                let n = t.frame_number;
+                if let Some(l) = last_color {
+                    if n > l + 1 {
+                        CameraStats::add(&stats.color_source_skipped, n - l - 1);
+                        send(gap_record(
+                            stream_id::COLOR,
+                            &t,
+                            l + 1,
+                            n - 1,
+                            GapReason::SourceSkipped,
+                            "frame numbers skipped by the source",
+                        ));
+                    }
+                }
+                last_color = Some(n);
+                let Some(c) = color.as_mut() else { continue };
+                if c.dead {
+                    CameraStats::add(&stats.color_dropped, 1);
+                    continue;
+                }
+                let Some(sink) = c.sink.as_mut() else {
+                    continue;
+                };
+                let pushed = if cfg.lossless {
+                    // Conversions wait for the encoder instead of dropping.
+                    loop {
+                        match sink.push(f.data.clone()) {
+                            ColorPush::Dropped => std::thread::sleep(Duration::from_millis(2)),
+                            other => break other,
+                        }
+                    }
+                } else {
+                    sink.push(f.data)
+                };
+                match pushed {
+                    ColorPush::Queued { index } => {
+                        CameraStats::add(&stats.color_queued, 1);
+                        if let Some(m) = color_gaps.flush() {
+                            send(m);
+                        }
+                        let header = RecordHeader {
+                            record_type: record_type::COLOR_FRAME,
+                            stream: stream_id::COLOR,
+                            codec: CodecId::NONE,
+                            ts_domain: t.ts_domain,
+                            flags: 0,
+                            frame_number: n,
+                            device_ts_ms: t.device_ts_ms,
+                            host_ts_us: t.host_ts_us,
+                        };
+                        let entry = ColorFrameEntry {
+                            segment: c.segment,
+                            index_in_video: index,
+                        };
+                        send(ToWriter::Record {
+                            header,
+                            payload: entry.encode(),
+                        });
+                    }
+                    ColorPush::Dropped => {
+                        CameraStats::add(&stats.color_dropped, 1);
+                        if let Some(m) =
+                            color_gaps.add(&t, GapReason::QueueFull, "colour encoder queue full")
+                        {
+                            send(m);
+                        }
+                    }
+                    ColorPush::Dead(err) => {
+                        let why = crate::error::chain(&*err);
+                        CameraStats::add(&stats.color_dropped, 1);
+                        send(gap_record(
+                            stream_id::COLOR,
+                            &t,
+                            n,
+                            n,
+                            GapReason::EncoderError,
+                            &why,
+                        ));
+                        send(event_record(stream_id::COLOR, "color_encoder_died", why));
+                        // Restart colour in a new video file; depth carries on regardless.
+                        if let Some(old) = c.sink.take() {
+                            let _ = old.finish();
+                        }
+                        c.segment += 1;
+                        CameraStats::add(&stats.color_restarts, 1);
+                        if let Err(e) = c.open(name, &info, &cfg.session_dir, &w_tx, videos) {
+                            send(event_record(stream_id::COLOR, "color_failed", e.clone()));
+                            stats.set_error(format!("colour: {e}"));
+                            c.dead = true;
+                        }
+                    }
+                }
+            }
+            Sample::Imu { kind, sample } => {
+                CameraStats::add(&stats.imu_samples, 1);
+                let (k, stream) = match kind {
+                    StreamKind::Gyro => (0, stream_id::GYRO),
+                    _ => (1, stream_id::ACCEL),
+                };
+                imu[k].push(sample);
+                if imu[k].len() >= 64 || sample.device_ts_ms - imu[k][0].device_ts_ms >= 100.0 {
+                    flush_imu(&mut imu[k], stream);
+                }
+            }
+        }
+    }
+    flush_pending(&mut depth_gaps, &mut color_gaps, &mut imu);
+    if let Some(sink) = color.and_then(|c| c.sink) {
+        if let Err(e) = sink.finish() {
+            let e = crate::error::chain(&*e);
+            send(event_record(
+                stream_id::COLOR,
+                "color_finish_failed",
+                e.clone(),
+            ));
+            stats.set_error(format!("colour: {e}"));
+        }
+    }
+    drop(job_tx);
+    let _ = w_tx.send(ToWriter::End { jobs: seq });
+    stats.set_queue_len(0);
+}
+
+/// Calls `source.reconnect()` every `every` until it is back (`Ok(true)`), the recording
+/// stops (`Ok(false)`) or it gives up (`Err`).
+pub(super) fn wait_for_reconnect(
+    source: &mut dyn Source,
+    every: Duration,
+    stop: &AtomicBool,
+) -> Result<bool, SourceError> {
+    loop {
+        let until = Instant::now() + every;
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(20).min(every));
+        }
+        if source.reconnect()? {
+            return Ok(true);
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! `session.json`, the manifest of a session folder, as a type: written by the recorder
+//! ([`crate::record`]) when recording starts (status `recording`) and again at the end with
+//! the final statistics, read by export, the viewer and `info`. `docs/session.md` documents
+//! every field.
+//!
+//! Why a type: the writer and every reader agree on one definition, and readers accept
+//! manifests from older and newer rsrec versions: missing fields take their defaults
+//! (`#[serde(default)]`), unknown fields are ignored, a status this version does not know
+//! is kept as text. `manifest_version` changes when a field changes meaning; a reader reads
+//! a manifest newer than [`MANIFEST_VERSION`] as far as it understands it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::container::{DeviceInfo, StreamDescriptor};
+
+/// The manifest version this rsrec writes. 1: the first typed manifest (files written
+/// before the field existed have the same layout and read as version 1).
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// The file name of the manifest in a session folder.
+pub const MANIFEST_FILE: &str = "session.json";
+
+/// The name of the temporary file a manifest is written to before it replaces the old one.
+const MANIFEST_TMP: &str = ".session.json.tmp";
+
+/// Longest manifest read (a manifest of 8 cameras is a few tens of KiB).
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// Errors reading or writing a manifest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a session manifest", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: {size} bytes is too large for a session manifest (at most {max})", path.display())]
+    TooLarge { path: PathBuf, size: u64, max: u64 },
+}
+
+/// How a session ended, or that it is still being recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Still recording, or the recorder was killed (the files are still readable; `rsrec
+    /// recover` closes them).
+    Recording,
+    /// Stopped normally (Ctrl+C, `--duration`, the end of finite sources).
+    Complete,
+    /// Stopped cleanly because free disk space fell below `--min-free`.
+    DiskFull,
+    /// Stopped because a camera failed (its error is in its `stats.error`).
+    Error,
+    /// A status written by another rsrec version, kept as it was.
+    Other(String),
+}
+
+impl SessionStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            SessionStatus::Recording => "recording",
+            SessionStatus::Complete => "complete",
+            SessionStatus::DiskFull => "stopped: disk nearly full",
+            SessionStatus::Error => "stopped: error",
+            SessionStatus::Other(s) => s,
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "recording" => SessionStatus::Recording,
+            "complete" => SessionStatus::Complete,
+            "stopped: disk nearly full" => SessionStatus::DiskFull,
+            "stopped: error" => SessionStatus::Error,
+            other => SessionStatus::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for SessionStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(SessionStatus::parse(&String::deserialize(d)?))
+    }
+}
+
+impl Default for SessionStatus {
+    fn default() -> Self {
+        SessionStatus::Other(String::new())
+    }
+}
+
+/// The recording settings, as chosen on the command line (or by a library caller).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecordSettings {
+    /// The depth codec (`grad-rans32`, `lz4-planes`, `zstd-planes:3`, ...).
+    pub depth_codec: String,
+    /// The colour codec asked for (`auto`, `libx265`, ...); `None` without colour.
+    pub color_codec: Option<String>,
+    pub crf: Option<u8>,
+    pub preset: Option<String>,
+    /// The segment limit (`10m`, `5GB`), if files are split.
+    pub segment: Option<String>,
+    /// When files are fsynced: `flush`, `close` or `never`.
+    pub fsync: String,
+    /// `--duration` in seconds.
+    pub duration_s: Option<f64>,
+}
+
+/// The camera a manifest entry describes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceManifest {
+    pub name: String,
+    pub serial: String,
+    pub model: String,
+    pub firmware: String,
+    pub properties: BTreeMap<String, String>,
+}
+
+impl From<&DeviceInfo> for DeviceManifest {
+    fn from(d: &DeviceInfo) -> Self {
+        DeviceManifest {
+            name: d.name.clone(),
+            serial: d.serial.clone(),
+            model: d.model.clone(),
+            firmware: d.firmware.clone(),
+            properties: d.properties.iter().cloned().collect(),
+        }
+    }
+}
+
+/// A camera's counters at the end of a recording (and in `--status-json` lines).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct StatsSnapshot {
+    pub depth_captured: u64,
+    pub depth_written: u64,
+    pub depth_dropped: u64,
+    pub depth_source_skipped: u64,
+    pub depth_raw_bytes: u64,
+    pub depth_stored_bytes: u64,
+    pub compression_ratio: f64,
+    pub queue_len: u64,
+    pub queue_capacity: u64,
+    pub queue_high_water: u64,
+    pub color_captured: u64,
+    pub color_queued: u64,
+    pub color_dropped: u64,
+    pub color_source_skipped: u64,
+    pub color_restarts: u64,
+    pub imu_samples: u64,
+    pub file_bytes: u64,
+    pub segments: u64,
+    pub disconnects: u64,
+    pub reconnects: u64,
+    pub outage_ms: u64,
+    pub disconnected: bool,
+    pub finished: bool,
+    pub error: Option<String>,
+}
+
+/// One camera of the session.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CameraManifest {
+    /// The camera's name; its files are named after it (`NAME.rsrec`, `NAME.color.000.mkv`).
+    pub name: String,
+    /// The camera spec it was opened from (`sim:0`, `bag:FILE`, `realsense:SERIAL`).
+    pub source: String,
+    pub device: DeviceManifest,
+    pub streams: Vec<StreamDescriptor>,
+    /// The camera's `.rsrec` files in recording order, relative to the session folder
+    /// (several with `--segment`). Empty until the recording ends.
+    pub files: Vec<String>,
+    /// The camera's colour videos, relative to the session folder.
+    pub color_videos: Vec<String>,
+    /// Final counters (`None` while recording).
+    pub stats: Option<StatsSnapshot>,
+}
+
+/// The whole `session.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionManifest {
+    /// [`MANIFEST_VERSION`] of the writer.
+    pub manifest_version: u32,
+    /// The rsrec version that wrote it.
+    pub rsrec_version: String,
+    /// The `.rsrec` format version of the files.
+    pub format_version: u16,
+    /// The session (folder) name.
+    pub session: String,
+    /// The recording host's name.
+    pub host: String,
+    pub command_line: Vec<String>,
+    /// Start time, ISO 8601 UTC, and the same in microseconds since the Unix epoch.
+    pub start_utc: String,
+    pub start_utc_us: i64,
+    /// Stop time (absent while recording).
+    pub stop_utc: Option<String>,
+    pub stop_utc_us: Option<i64>,
+    pub status: SessionStatus,
+    pub settings: RecordSettings,
+    pub cameras: Vec<CameraManifest>,
+}
+
+impl Default for SessionManifest {
+    fn default() -> Self {
+        SessionManifest {
+            // A manifest without the field predates it: version 1.
+            manifest_version: 1,
+            rsrec_version: String::new(),
+            format_version: 0,
+            session: String::new(),
+            host: String::new(),
+            command_line: Vec::new(),
+            start_utc: String::new(),
+            start_utc_us: 0,
+            stop_utc: None,
+            stop_utc_us: None,
+            status: SessionStatus::default(),
+            settings: RecordSettings::default(),
+            cameras: Vec::new(),
+        }
+    }
+}
+
+impl SessionManifest {
+    /// A manifest for a session starting now-ish at `start_utc_us`, written by this rsrec.
+    pub fn new(session: &str, start_utc_us: i64) -> Self {
+        SessionManifest {
+            manifest_version: MANIFEST_VERSION,
+            rsrec_version: env!("CARGO_PKG_VERSION").to_string(),
+            format_version: crate::container::format::FORMAT_VERSION,
+            session: session.to_string(),
+            host: hostname(),
+            start_utc: crate::container::fmt_utc(start_utc_us),
+            start_utc_us,
+            status: SessionStatus::Recording,
+            ..SessionManifest::default()
+        }
+    }
+
+    /// Marks the session stopped at `stop_utc_us` with `status`.
+    pub fn stop(&mut self, stop_utc_us: i64, status: SessionStatus) {
+        self.stop_utc = Some(crate::container::fmt_utc(stop_utc_us));
+        self.stop_utc_us = Some(stop_utc_us);
+        self.status = status;
+    }
+
+    /// Parses a manifest.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The manifest as pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string_pretty(self).expect("a manifest serialises") + "\n"
+    }
+
+    /// Reads `path` (a `session.json`), refusing files too large to be one.
+    pub fn read(path: &Path) -> Result<Self, ManifestError> {
+        let io = |source| ManifestError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        if size > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge {
+                path: path.to_path_buf(),
+                size,
+                max: MAX_MANIFEST_BYTES,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        Self::from_json(&text).map_err(|source| ManifestError::Json {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Writes `dir/session.json` atomically: a temporary file, fsynced, then renamed over
+    /// the old manifest, so a reader (or a crash) sees the old or the new one, never half.
+    pub fn write(&self, dir: &Path) -> Result<(), ManifestError> {
+        use std::io::Write;
+        let tmp = dir.join(MANIFEST_TMP);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ManifestError::Io { path, source }
+        };
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(self.to_json().as_bytes())?;
+            f.sync_all()
+        })();
+        if let Err(e) = result {
+            // Never leave a partial temporary file behind (a full disk is the usual cause).
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(&tmp)(e));
+        }
+        let dest = dir.join(MANIFEST_FILE);
+        std::fs::rename(&tmp, &dest).map_err(io(&dest))
+    }
+
+    /// The camera named `name`.
+    pub fn camera(&self, name: &str) -> Option<&CameraManifest> {
+        self.cameras.iter().find(|c| c.name == name)
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_keeps_unknown_statuses() {
+        let mut m = SessionManifest::new("s", 1_700_000_000_000_000);
+        m.cameras.push(CameraManifest {
+            name: "cam0".into(),
+            files: vec!["cam0.rsrec".into()],
+            stats: Some(StatsSnapshot {
+                depth_written: 7,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        m.stop(1_700_000_010_000_000, SessionStatus::DiskFull);
+        let back = SessionManifest::from_json(&m.to_json()).unwrap();
+        assert_eq!(back, m);
+        assert!(m.to_json().contains("\"stopped: disk nearly full\""));
+        let other =
+            SessionManifest::from_json(r#"{"status": "paused by a future rsrec"}"#).unwrap();
+        assert_eq!(
+            other.status,
+            SessionStatus::Other("paused by a future rsrec".into())
+        );
+    }
+
+    #[test]
+    fn an_old_manifest_without_version_reads_as_version_1() {
+        let m = SessionManifest::from_json(
+            r#"{"session": "x", "status": "complete", "cameras": [{"name": "a", "files": ["a.rsrec"], "extra": 1}], "future_field": true}"#,
+        )
+        .unwrap();
+        assert_eq!(m.manifest_version, 1);
+        assert_eq!(m.status, SessionStatus::Complete);
+        assert_eq!(m.cameras[0].files, ["a.rsrec"]);
+    }
+
+    #[test]
+    fn write_is_atomic_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = SessionManifest::new("s", 0);
+        m.write(dir.path()).unwrap();
+        assert!(!dir.path().join(MANIFEST_TMP).exists());
+        let back = SessionManifest::read(&dir.path().join(MANIFEST_FILE)).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn a_huge_file_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(MANIFEST_FILE);
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(MAX_MANIFEST_BYTES + 1).unwrap();
+        assert!(matches!(
+            SessionManifest::read(&p),
+            Err(ManifestError::TooLarge { .. })
+        ));
+    }
+}

@@ -1,0 +1,481 @@
+//! A recording opened for reading (by export, the viewer, `info`): a session folder (`session.json` listing cameras and their files), a
+//! folder of `.rsrec` files (e.g. `rsrec import` output), or a single `.rsrec` file.
+//!
+//! A camera recorded with `--segment` has several files; they are one continuous recording,
+//! so positions (`--frames`, frames.csv's `index`) count across all of them in order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::error::{Result, SessionError};
+use super::manifest::{SessionManifest, SessionStatus};
+use crate::container::format::record_type;
+use crate::container::{
+    ColorFrameEntry, IndexEntry, Reader, RecordHeader, StreamDescriptor, StreamKind, VideoSegment,
+};
+
+/// One `.rsrec` file of a camera.
+pub struct CameraFile {
+    pub path: PathBuf,
+    pub reader: Reader,
+    /// Id of the file's depth stream, if it has one.
+    depth: Option<u8>,
+    /// Id of the file's colour stream, if it has one.
+    color: Option<u8>,
+}
+
+/// The streams export works with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Depth,
+    Color,
+}
+
+impl Stream {
+    fn record_type(self) -> u8 {
+        match self {
+            Stream::Depth => record_type::DEPTH_FRAME,
+            Stream::Color => record_type::COLOR_FRAME,
+        }
+    }
+    /// "depth frames" / "colour frames", for messages.
+    pub fn frames_name(self) -> &'static str {
+        match self {
+            Stream::Depth => "depth frames",
+            Stream::Color => "colour frames",
+        }
+    }
+}
+
+/// One camera: its files in recording order, and where its colour videos are.
+pub struct Camera {
+    pub name: String,
+    pub files: Vec<CameraFile>,
+    /// Descriptor of the depth stream (the same in every file).
+    pub depth: Option<StreamDescriptor>,
+    /// Descriptor of the colour stream.
+    pub color: Option<StreamDescriptor>,
+    /// Video file of each colour segment number (§5.6), resolved next to the `.rsrec` file.
+    pub videos: BTreeMap<u32, PathBuf>,
+    /// Cumulative depth / colour counts: `starts[s][f]` = position of file f's first frame.
+    starts: [Vec<usize>; 2],
+}
+
+/// A session, folder or file, opened read-only.
+pub struct Recording {
+    pub cameras: Vec<Camera>,
+    /// What was opened, for messages.
+    pub description: String,
+    /// The session's manifest, when a session folder was opened.
+    pub manifest: Option<SessionManifest>,
+}
+
+impl Recording {
+    /// Opens a session folder (or its `session.json`), a folder of `.rsrec` files or one
+    /// `.rsrec` file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| SessionError::io(path, e))?;
+        if meta.is_file() && path.file_name().is_some_and(|n| n == "session.json") {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            return Self::open_session(dir, path);
+        }
+        if meta.is_file() {
+            let file = open_file(path)?;
+            let name = camera_name(&file.reader, path);
+            return Ok(Recording {
+                cameras: vec![Camera::new(name, vec![file])?],
+                description: path.display().to_string(),
+                manifest: None,
+            });
+        }
+        let session = path.join("session.json");
+        if session.is_file() {
+            return Self::open_session(path, &session);
+        }
+        Self::open_dir(path)
+    }
+
+    fn open_session(dir: &Path, json: &Path) -> Result<Self> {
+        let manifest = SessionManifest::read(json)?;
+        let mut cameras = Vec::new();
+        for c in &manifest.cameras {
+            if c.files.is_empty() {
+                // A camera that failed to start has no files: nothing to read.
+                continue;
+            }
+            let mut opened = Vec::new();
+            for f in &c.files {
+                opened.push(open_file(&dir.join(safe_relative(f, json)?))?);
+            }
+            cameras.push(Camera::new(c.name.clone(), opened)?);
+        }
+        if cameras.is_empty() {
+            // session.json lists the files when the recording ends: a recorder that was
+            // killed leaves none listed, so take the folder's .rsrec files instead.
+            if manifest.status == SessionStatus::Recording {
+                let mut r = Self::open_dir(dir)?;
+                r.description = format!("session {} (unfinished)", dir.display());
+                r.manifest = Some(manifest);
+                return Ok(r);
+            }
+            return Err(SessionError::Input(format!(
+                "{}: the session has no camera with files",
+                dir.display()
+            )));
+        }
+        Ok(Recording {
+            cameras,
+            description: format!("session {}", dir.display()),
+            manifest: Some(manifest),
+        })
+    }
+
+    fn open_dir(dir: &Path) -> Result<Self> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| SessionError::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "rsrec"))
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(SessionError::Input(format!(
+                "{}: not a session folder (no session.json) and no .rsrec files in it",
+                dir.display()
+            )));
+        }
+        // Group the files by camera, keeping their (sorted, segment-numbered) order.
+        let mut groups: Vec<(String, Vec<CameraFile>)> = Vec::new();
+        for p in paths {
+            let f = open_file(&p)?;
+            let name = camera_name(&f.reader, &p);
+            match groups.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => v.push(f),
+                None => groups.push((name, vec![f])),
+            }
+        }
+        let cameras = groups
+            .into_iter()
+            .map(|(n, f)| Camera::new(n, f))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Recording {
+            cameras,
+            description: format!("folder {}", dir.display()),
+            manifest: None,
+        })
+    }
+
+    /// The start of the recording: the earliest host timestamp of any depth or colour frame
+    /// of any camera. `--time` counts from here.
+    pub fn start_host_us(&self) -> Option<i64> {
+        self.cameras
+            .iter()
+            .flat_map(|c| [Stream::Depth, Stream::Color].map(|s| c.first_host_us(s)))
+            .flatten()
+            .min()
+    }
+
+    /// The cameras named in `names` (all when empty), in the order given.
+    pub fn select_cameras(&self, names: &[String]) -> Result<Vec<&Camera>> {
+        if names.is_empty() {
+            return Ok(self.cameras.iter().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.cameras.iter().find(|c| &c.name == n).ok_or_else(|| {
+                    SessionError::Input(format!(
+                        "no camera {n:?} in {} (cameras: {})",
+                        self.description,
+                        self.cameras
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Refuses absolute paths and `..` in names that must stay inside a folder.
+fn safe_relative<'a>(name: &'a str, context: &Path) -> Result<&'a Path> {
+    let p = Path::new(name);
+    let ok = !name.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if ok {
+        Ok(p)
+    } else {
+        Err(SessionError::Input(format!(
+            "{}: file name {name:?} is not a plain relative name",
+            context.display()
+        )))
+    }
+}
+
+fn open_file(path: &Path) -> Result<CameraFile> {
+    let reader = Reader::open(path).map_err(|e| SessionError::container(path, e))?;
+    let find = |kind: StreamKind| {
+        reader
+            .header()
+            .streams
+            .iter()
+            .find(|s| s.kind == kind)
+            .map(|s| s.id)
+    };
+    let (depth, color) = (find(StreamKind::Depth), find(StreamKind::Color));
+    Ok(CameraFile {
+        path: path.to_path_buf(),
+        reader,
+        depth,
+        color,
+    })
+}
+
+/// The camera a file belongs to: `"camera"` in its metadata (written by `rsrec record`),
+/// else the file name without `.rsrec` and without a `.NNN` segment number.
+fn camera_name(reader: &Reader, path: &Path) -> String {
+    let from_meta = serde_json::from_str::<Value>(&reader.header().metadata_json)
+        .ok()
+        .and_then(|v| v["camera"].as_str().map(str::to_string))
+        .filter(|s| !s.is_empty() && !s.contains('/') && !s.starts_with('.'));
+    if let Some(n) = from_meta {
+        return n;
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "camera".into());
+    match stem.rsplit_once('.') {
+        Some((base, seg)) if !base.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) => {
+            base.to_string()
+        }
+        _ => stem,
+    }
+}
+
+impl Camera {
+    fn new(name: String, files: Vec<CameraFile>) -> Result<Self> {
+        let stream_desc = |f: &CameraFile, id: Option<u8>| {
+            id.and_then(|id| f.reader.header().stream(id)).cloned()
+        };
+        let depth = files.iter().find_map(|f| stream_desc(f, f.depth));
+        let color = files.iter().find_map(|f| stream_desc(f, f.color));
+        for f in &files {
+            if let (Some(d), Some(fd)) = (&depth, stream_desc(f, f.depth)) {
+                if (d.width, d.height) != (fd.width, fd.height) {
+                    return Err(SessionError::Input(format!(
+                        "{}: depth is {}x{}, the camera's first file has {}x{}",
+                        f.path.display(),
+                        fd.width,
+                        fd.height,
+                        d.width,
+                        d.height
+                    )));
+                }
+            }
+        }
+        let mut videos = BTreeMap::new();
+        for f in &files {
+            let Some(id) = f.color else { continue };
+            let dir = f.path.parent().unwrap_or(Path::new("."));
+            for i in 0..f.reader.count(id, record_type::VIDEO_SEGMENT) {
+                let (r, p) = f
+                    .reader
+                    .read_record(id, record_type::VIDEO_SEGMENT, i)
+                    .map_err(|e| SessionError::container(&f.path, e))?;
+                let seg = VideoSegment::decode(p).map_err(|e| {
+                    SessionError::container(
+                        &f.path,
+                        crate::container::ContainerError::BadRecord {
+                            offset: r.offset,
+                            message: crate::error::chain(&e),
+                        },
+                    )
+                })?;
+                let rel = safe_relative(&seg.file_name, &f.path)?;
+                videos.insert(seg.segment, dir.join(rel));
+            }
+        }
+        let mut starts = [Vec::new(), Vec::new()];
+        for (s, stream) in [Stream::Depth, Stream::Color].into_iter().enumerate() {
+            let mut total = 0;
+            for f in &files {
+                starts[s].push(total);
+                total += f.count(stream);
+            }
+            starts[s].push(total);
+        }
+        Ok(Camera {
+            name,
+            files,
+            depth,
+            color,
+            videos,
+            starts,
+        })
+    }
+
+    fn slot(stream: Stream) -> usize {
+        match stream {
+            Stream::Depth => 0,
+            Stream::Color => 1,
+        }
+    }
+
+    /// Number of frames of a stream over all files.
+    pub fn count(&self, stream: Stream) -> usize {
+        *self.starts[Self::slot(stream)].last().unwrap_or(&0)
+    }
+
+    /// The file holding frame `k` of a stream and the frame's position in that file.
+    pub fn locate(&self, stream: Stream, k: usize) -> Option<(&CameraFile, usize)> {
+        let starts = &self.starts[Self::slot(stream)];
+        if k >= self.count(stream) {
+            return None;
+        }
+        // The last file whose start is <= k and that holds frames of this stream.
+        let f = starts.partition_point(|&s| s <= k) - 1;
+        Some((&self.files[f], k - starts[f]))
+    }
+
+    /// Index entry (frame number, timestamps) of frame `k` of a stream.
+    pub fn entry(&self, stream: Stream, k: usize) -> Option<IndexEntry> {
+        let (f, i) = self.locate(stream, k)?;
+        f.reader
+            .entry(f.stream_id(stream)?, stream.record_type(), i)
+    }
+
+    /// Host timestamp of the first frame of a stream.
+    pub fn first_host_us(&self, stream: Stream) -> Option<i64> {
+        (self.count(stream) > 0)
+            .then(|| self.entry(stream, 0).map(|e| e.host_ts_us))
+            .flatten()
+    }
+
+    /// Position of the first frame of a stream whose host timestamp is at or after `ts_us`
+    /// (the count when there is none).
+    pub fn seek_host(&self, stream: Stream, ts_us: i64) -> usize {
+        let starts = &self.starts[Self::slot(stream)];
+        for (fi, f) in self.files.iter().enumerate() {
+            let Some(id) = f.stream_id(stream) else {
+                continue;
+            };
+            let n = f.count(stream);
+            let i = f.reader.seek_host_ts(id, stream.record_type(), ts_us);
+            if i < n {
+                return starts[fi] + i;
+            }
+        }
+        self.count(stream)
+    }
+
+    /// Decodes depth frame `k` into `out` (`width * height` samples).
+    pub fn read_depth_into(&self, k: usize, out: &mut [u16]) -> Result<RecordHeader> {
+        let (f, i) = self
+            .locate(Stream::Depth, k)
+            .ok_or_else(|| SessionError::OutOfRange {
+                camera: self.name.clone(),
+                what: "depth frame",
+                position: k,
+                count: self.count(Stream::Depth),
+            })?;
+        let id = f
+            .depth
+            .expect("a file with depth frames has a depth stream");
+        f.reader
+            .read_depth_into(id, i, out)
+            .map_err(|source| SessionError::Frame {
+                camera: self.name.clone(),
+                what: "depth frame",
+                position: k,
+                file: f.path.display().to_string(),
+                source,
+            })
+    }
+
+    /// Record header and video location of colour frame `k`.
+    pub fn color_frame(&self, k: usize) -> Result<(RecordHeader, ColorFrameEntry)> {
+        let (f, i) = self
+            .locate(Stream::Color, k)
+            .ok_or_else(|| SessionError::OutOfRange {
+                camera: self.name.clone(),
+                what: "colour frame",
+                position: k,
+                count: self.count(Stream::Color),
+            })?;
+        let id = f
+            .color
+            .expect("a file with colour frames has a colour stream");
+        let frame_err = |source| SessionError::Frame {
+            camera: self.name.clone(),
+            what: "colour frame",
+            position: k,
+            file: f.path.display().to_string(),
+            source,
+        };
+        let (r, p) = f
+            .reader
+            .read_record(id, record_type::COLOR_FRAME, i)
+            .map_err(frame_err)?;
+        let e = ColorFrameEntry::decode(p).map_err(frame_err)?;
+        Ok((r.header, e))
+    }
+
+    /// Timestamp domain of the first record of a stream (`None` without frames).
+    pub fn ts_domain(&self, stream: Stream) -> Option<u8> {
+        let (f, i) = self.locate(stream, 0)?;
+        let id = f.stream_id(stream)?;
+        f.reader
+            .read_record(id, stream.record_type(), i)
+            .ok()
+            .map(|(r, _)| r.header.ts_domain)
+    }
+
+    /// Raw bytes of one depth frame (`width * height * 2`).
+    pub fn depth_frame_bytes(&self) -> u64 {
+        self.depth
+            .as_ref()
+            .map_or(0, |d| d.width as u64 * d.height as u64 * 2)
+    }
+
+    /// Paths of the camera's files, for messages and metadata.
+    pub fn file_names(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect()
+    }
+}
+
+impl CameraFile {
+    fn stream_id(&self, stream: Stream) -> Option<u8> {
+        match stream {
+            Stream::Depth => self.depth,
+            Stream::Color => self.color,
+        }
+    }
+
+    fn count(&self, stream: Stream) -> usize {
+        self.stream_id(stream)
+            .map_or(0, |id| self.reader.count(id, stream.record_type()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_names_stay_inside() {
+        let ctx = Path::new("s/session.json");
+        assert!(safe_relative("cam.rsrec", ctx).is_ok());
+        assert!(safe_relative("sub/cam.rsrec", ctx).is_ok());
+        for bad in ["", "/etc/passwd", "../x.rsrec", "a/../../b", "./x"] {
+            assert!(safe_relative(bad, ctx).is_err(), "{bad}");
+        }
+    }
+}

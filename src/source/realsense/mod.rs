@@ -1,0 +1,986 @@
+//! RealSense cameras through librealsense (cargo feature `realsense`).
+//!
+//! [`RealSenseSource`] opens one device - a camera by serial number, every connected camera
+//! ([`RealSenseSource::open_all`]), or a `.bag` file played by librealsense's own playback
+//! device ([`RealSenseSource::open_bag`]) - and streams depth (Z16), colour and, on a D435i,
+//! gyro and accel. Streaming runs inside librealsense: each sensor is opened with the chosen
+//! stream profiles and started with a frame callback that runs on librealsense's own threads.
+//! The callback copies the frame (pixels, frame number, device timestamp and its domain, the
+//! host arrival time and every per-frame metadata value the frame supports) into a bounded
+//! channel and returns the frame to librealsense at once; [`Source::next`] reads that channel
+//! with a short timeout, so that disconnects and the end of a playback are noticed even when
+//! no frame comes.
+//!
+//! What goes into the file header: the device's name, serial number, firmware and every other
+//! camera-info field librealsense reports (USB type, product id/line, physical port, ...), the
+//! depth units (the depth sensor's `Depth Units` option), the intrinsics of the image
+//! streams, and the extrinsics of colour, gyro and accel to depth. Cameras connected through
+//! USB 2 are reported in [`RealSenseSource::warnings`] (a D435 on USB 2 only streams reduced
+//! modes). Global timestamps (`Global Time Enabled`) are switched on for every sensor that has
+//! the option, so frames of different cameras share one host-based time axis.
+//!
+//! Faults: when librealsense reports the device removed (its devices-changed callback), or no
+//! sample arrives for [`RealSenseConfig::stall_timeout`], `next` returns
+//! [`SourceError::Disconnected`]; the recorder then closes that camera's file cleanly and the
+//! other cameras carry on. A sample that does not fit into the channel (the recorder fell
+//! behind by more than [`RealSenseConfig::queue_samples`]) is dropped and shows up as a gap in
+//! the frame numbers; [`RealSenseSource::dropped`] counts them.
+//!
+//! Playback: a `.bag` is added to a fresh librealsense context as a playback device and
+//! streamed exactly like a camera, in real time (as recorded) with [`Pacing::RealTime`], or as
+//! fast as the consumer takes the frames (librealsense's non-real-time mode, no frame lost)
+//! with [`Pacing::AsFastAsPossible`]. Several bags played at once look like live cameras.
+//! (librealsense starts reading a file when its first sensor starts and drops the frames of
+//! sensors not started yet: the playback is paused before the sensors start and resumed from
+//! the start of the file once all are started.)
+//! [`PlaybackControl::unplug`] removes the playback device from its context (librealsense
+//! then reports it removed, as it does for an unplugged camera) and stops it: the test of a
+//! camera that vanishes mid-recording.
+//!
+//! The C API is used through `realsense-sys` (the bindings `realsense-rust` is built on) for
+//! what `realsense-rust` does not wrap: sensor streaming with a frame callback, playback
+//! control and the devices-changed callback. [`list_devices`] uses `realsense-rust`.
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+mod callback;
+mod ffi;
+mod listing;
+
+use callback::*;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+pub use ffi::librealsense_version;
+use ffi::*;
+pub use listing::{list_devices, DeviceListing, ModeListing, SensorListing};
+use realsense_sys as sys;
+
+use super::{stream_id, ColorFrame, DepthFrame, Sample, Source, SourceError, SourceInfo, Timing};
+pub use super::{Pacing, StreamMode};
+use crate::container::format::ts_domain;
+use crate::container::{
+    DeviceInfo, Distortion, Extrinsics, ImuSample, Intrinsics, PixelFormat, StreamDescriptor,
+    StreamKind,
+};
+
+/// How long `next` waits on the channel before it checks for a disconnect or the end of a
+/// playback.
+const POLL: Duration = Duration::from_millis(50);
+/// The first frames of a camera can take a while (sensor power-up, auto exposure).
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time of arrival metadata before 2001 is not a wall-clock time.
+const MIN_WALL_CLOCK_MS: i64 = 978_307_200_000;
+
+/// What to stream and how.
+#[derive(Clone, Debug)]
+pub struct RealSenseConfig {
+    /// Depth mode (Z16). Ignored for playback, which plays what the file holds.
+    pub depth: StreamMode,
+    /// Colour mode, or `None` for no colour. Playback: `None` skips the file's colour.
+    pub color: Option<StreamMode>,
+    /// Colour pixel format: [`PixelFormat::Rgb8`] (default), `Bgr8`, `Rgba8`, `Bgra8` or
+    /// `Yuyv`.
+    pub color_format: PixelFormat,
+    /// Gyro and accel at the camera's default (native) rates, where the camera has an IMU.
+    pub imu: bool,
+    /// Switch on `Global Time Enabled` on every sensor that has it (live cameras).
+    pub global_time: bool,
+    /// Sensor options to set before streaming, in order, by librealsense name (e.g. `Visual
+    /// Preset`, `Emitter Enabled`, `Laser Power`, `Inter Cam Sync Mode`). A plain name goes to
+    /// every sensor that has the option; `depth:NAME`, `color:NAME` or `motion:NAME` only to
+    /// the sensor of that stream (`depth:Exposure` is not `color:Exposure`). An option that no
+    /// targeted sensor has is an error. Not applied to playback.
+    pub options: Vec<(String, f32)>,
+    /// Name of the camera in the session (file names, status lines) instead of its serial.
+    pub name: Option<String>,
+    /// Capacity of the channel between librealsense's callbacks and `next`, in samples
+    /// (`None`: two seconds of every selected stream).
+    pub queue_samples: Option<usize>,
+    /// No sample for this long means the camera is gone.
+    pub stall_timeout: Duration,
+    /// Playback only: real time, or as fast as the consumer goes.
+    pub pacing: Pacing,
+}
+
+impl RealSenseConfig {
+    pub fn new(depth: StreamMode, color: Option<StreamMode>, imu: bool) -> Self {
+        Self {
+            depth,
+            color,
+            color_format: PixelFormat::Rgb8,
+            imu,
+            global_time: true,
+            options: Vec::new(),
+            name: None,
+            queue_samples: None,
+            stall_timeout: Duration::from_secs(5),
+            pacing: Pacing::RealTime,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The C API: errors and owned handles
+// ---------------------------------------------------------------------------------------
+
+/// Context and device of an open source, shared with [`PlaybackControl`].
+struct Handle {
+    // Field order is drop order: device before context.
+    device: Device,
+    ctx: Context,
+    /// The `.bag` of a playback device.
+    file: Option<CString>,
+}
+
+/// A RealSense camera, or a `.bag` played through librealsense, as a [`Source`].
+pub struct RealSenseSource {
+    info: SourceInfo,
+    rx: Receiver<Sample>,
+    shared: Arc<Shared>,
+    /// Raw `Arc<Shared>` references held by librealsense callbacks (frame callbacks of each
+    /// started sensor, and the devices-changed callback), released in `Drop`.
+    callback_refs: usize,
+    /// Started sensors (stopped and closed in `Drop`), then the profile lists that the opened
+    /// profiles point into.
+    started: Vec<Sensor>,
+    opened: Vec<Sensor>,
+    profile_lists: Vec<ProfileList>,
+    handle: Option<Arc<Handle>>,
+    playback: bool,
+    warnings: Vec<String>,
+    stall_timeout: Duration,
+    last_sample: Instant,
+    got_sample: bool,
+    /// When `next` first saw the playback stopped with nothing buffered.
+    stopped_since: Option<Instant>,
+    /// Set once the source has ended or failed: repeated by later calls.
+    done: Option<Result<(), String>>,
+    /// What to open again after a disconnect, and how.
+    origin: Origin,
+    cfg: RealSenseConfig,
+    /// Playback: cleared by [`PlaybackControl::unplug`], set by [`PlaybackControl::replug`].
+    plugged: Arc<AtomicBool>,
+}
+
+/// Where a source's device came from.
+#[derive(Clone, Debug)]
+enum Origin {
+    Serial(String),
+    Bag(PathBuf),
+}
+
+/// Stops or "unplugs" a playback source from another thread (tests, tools).
+#[derive(Clone)]
+pub struct PlaybackControl {
+    handle: Arc<Handle>,
+    plugged: Arc<AtomicBool>,
+}
+
+impl PlaybackControl {
+    /// Stops the playback, as if the file had ended: the source ends (`Ok(None)`).
+    pub fn stop(&self) -> Result<(), SourceError> {
+        // SAFETY: valid playback device.
+        unsafe { rs2!(rs2_playback_device_stop(self.handle.device.ptr())) }
+            .map_err(SourceError::Open)
+    }
+
+    /// Simulates unplugging the camera: removes the playback device from its librealsense
+    /// context (librealsense reports it removed, as it does for an unplugged camera) and stops
+    /// it. The source then fails with [`SourceError::Disconnected`].
+    pub fn unplug(&self) -> Result<(), SourceError> {
+        self.plugged.store(false, Ordering::SeqCst);
+        if let Some(file) = &self.handle.file {
+            // SAFETY: valid context and NUL-terminated path.
+            unsafe {
+                rs2!(rs2_context_remove_device(
+                    self.handle.ctx.ptr(),
+                    file.as_ptr()
+                ))
+            }
+            .map_err(SourceError::Open)?;
+        }
+        self.stop()
+    }
+
+    /// Simulates plugging the camera in again after [`PlaybackControl::unplug`]: the next
+    /// [`Source::reconnect`] of the source opens the file again (it plays from the start, as
+    /// a camera's frame numbers restart). This control keeps controlling the old device.
+    pub fn replug(&self) {
+        self.plugged.store(true, Ordering::SeqCst);
+    }
+
+    /// Position in the file, nanoseconds.
+    pub fn position_ns(&self) -> u64 {
+        // SAFETY: valid playback device.
+        unsafe { rs2!(rs2_playback_get_position(self.handle.device.ptr())) }.unwrap_or(0)
+    }
+
+    /// Length of the file, nanoseconds.
+    pub fn duration_ns(&self) -> u64 {
+        // SAFETY: valid playback device.
+        unsafe { rs2!(rs2_playback_get_duration(self.handle.device.ptr())) }.unwrap_or(0)
+    }
+
+    fn stopped(&self) -> bool {
+        // SAFETY: valid playback device.
+        unsafe {
+            rs2!(rs2_playback_device_get_current_status(
+                self.handle.device.ptr()
+            ))
+        }
+        .is_ok_and(|s| s == sys::rs2_playback_status_RS2_PLAYBACK_STATUS_STOPPED)
+    }
+}
+
+/// What was chosen on one sensor.
+struct Selection {
+    sensor: Sensor,
+    profiles: ProfileList,
+    chosen: Vec<(Slot, Profile)>,
+}
+
+impl RealSenseSource {
+    /// Opens the connected camera with serial number `serial`.
+    pub fn open(serial: &str, cfg: &RealSenseConfig) -> Result<RealSenseSource, SourceError> {
+        let open = |m: String| SourceError::Open(format!("RealSense {serial}: {m}"));
+        let ctx = Context::new().map_err(open)?;
+        let devices = query_devices(&ctx).map_err(open)?;
+        let serials: Vec<String> = devices.iter().map(|(s, _)| s.clone()).collect();
+        let Some((_, device)) = devices.into_iter().find(|(s, _)| s == serial) else {
+            return Err(open(if serials.is_empty() {
+                "no RealSense devices found".into()
+            } else {
+                format!("not connected (connected: {})", serials.join(", "))
+            }));
+        };
+        Self::start(ctx, device, None, cfg).map_err(|e| match e {
+            SourceError::Open(m) => open(m),
+            e => e,
+        })
+    }
+
+    /// Serial numbers of the connected cameras, sorted. No camera is an error.
+    pub fn connected_serials() -> Result<Vec<String>, SourceError> {
+        let ctx = Context::new().map_err(SourceError::Open)?;
+        let mut serials: Vec<String> = query_devices(&ctx)
+            .map_err(SourceError::Open)?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        drop(ctx);
+        serials.sort();
+        serials.dedup();
+        if serials.is_empty() {
+            return Err(SourceError::Open(
+                "no RealSense devices found (is a camera plugged in? `rsrec devices` lists \
+                 what librealsense sees)"
+                    .into(),
+            ));
+        }
+        Ok(serials)
+    }
+
+    /// Opens every connected camera with the same configuration. No camera is an error.
+    pub fn open_all(cfg: &RealSenseConfig) -> Result<Vec<RealSenseSource>, SourceError> {
+        Self::connected_serials()?
+            .iter()
+            .map(|s| Self::open(s, cfg))
+            .collect()
+    }
+
+    /// Plays `path` through librealsense's playback device, as if it were a live camera.
+    pub fn open_bag(path: &Path, cfg: &RealSenseConfig) -> Result<RealSenseSource, SourceError> {
+        let open = |m: String| SourceError::Open(format!("{}: {m}", path.display()));
+        if !path.is_file() {
+            return Err(SourceError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        let abs = std::fs::canonicalize(path).map_err(|e| SourceError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let file = CString::new(abs.to_string_lossy().as_bytes())
+            .map_err(|_| open("path contains a NUL byte".into()))?;
+        let ctx = Context::new().map_err(open)?;
+        // SAFETY: valid context and NUL-terminated path; the device is owned below.
+        let dev =
+            unsafe { rs2!(rs2_context_add_device(ctx.ptr(), file.as_ptr())) }.map_err(open)?;
+        let device = Device(NonNull::new(dev).ok_or_else(|| open("no playback device".into()))?);
+        if !device.is_playback() {
+            return Err(open(
+                "librealsense did not open it as a playback device".into(),
+            ));
+        }
+        Self::start(ctx, device, Some(file), cfg).map_err(|e| match e {
+            SourceError::Open(m) => open(m),
+            e => e,
+        })
+    }
+
+    /// Controls of a playback source (`None` for a camera).
+    pub fn playback_control(&self) -> Option<PlaybackControl> {
+        match (&self.handle, self.playback) {
+            (Some(h), true) => Some(PlaybackControl {
+                handle: h.clone(),
+                plugged: self.plugged.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Renames the camera in the session (file names, status lines); e.g. a playback named
+    /// after its recorded serial number in a camera config file.
+    pub fn set_name(&mut self, name: &str) {
+        self.info.name = name.to_string();
+        self.cfg.name = Some(name.to_string());
+    }
+
+    /// Things the user should know (USB 2, no IMU on this camera, ...).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Samples dropped because the consumer fell behind (they are gaps in frame numbers).
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Frames librealsense delivered that could not be read, and the first reason.
+    pub fn bad_frames(&self) -> (u64, Option<String>) {
+        let first = self
+            .shared
+            .first_bad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        (self.shared.bad_frames.load(Ordering::Relaxed), first)
+    }
+
+    /// Chooses the profiles, reads the descriptors, opens and starts the sensors.
+    fn start(
+        ctx: Context,
+        device: Device,
+        file: Option<CString>,
+        cfg: &RealSenseConfig,
+    ) -> Result<RealSenseSource, SourceError> {
+        let playback = file.is_some();
+        let mut warnings = Vec::new();
+        let infos = device.infos();
+        let get = |k: &str| infos.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let serial = get("Serial Number").unwrap_or_default();
+        let name = get("Name").unwrap_or_default();
+        let label = if serial.is_empty() {
+            name.clone()
+        } else {
+            serial.clone()
+        };
+        if let Some(usb) = get("Usb Type Descriptor") {
+            if usb.starts_with('2') {
+                warnings.push(format!(
+                    "camera {label} is connected through USB {usb}: only reduced depth/colour \
+                     modes and frame rates are available; use a USB 3 port and cable"
+                ));
+            }
+        }
+        if playback {
+            // SAFETY: valid playback device.
+            unsafe {
+                rs2!(rs2_playback_device_set_real_time(
+                    device.ptr(),
+                    (cfg.pacing == Pacing::RealTime) as i32
+                ))
+            }
+            .map_err(SourceError::Open)?;
+        }
+
+        // Choose the stream profiles, sensor by sensor.
+        let sensors = device.sensors().map_err(SourceError::Open)?;
+        let mut selections: Vec<Selection> = Vec::new();
+        let mut depth_units = None;
+        let mut option_hits = vec![false; cfg.options.len()];
+        let option_ids: Vec<(OptionTarget, sys::rs2_option)> = cfg
+            .options
+            .iter()
+            .map(|(n, _)| {
+                let (target, bare) = option_target(n);
+                option_id(bare).map(|id| (target, id)).ok_or_else(|| {
+                    SourceError::Open(format!("'{bare}' is not a librealsense option name"))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for sensor in sensors {
+            let profiles = sensor.profiles().map_err(SourceError::Open)?;
+            let mut chosen: Vec<(Slot, Profile)> = Vec::new();
+            let ps = &profiles.profiles;
+            let pick_video = |stream: sys::rs2_stream, format: sys::rs2_format, m: &StreamMode| {
+                ps.iter().copied().find(|p| {
+                    p.stream == stream
+                        && p.format == format
+                        && p.width as u32 == m.width
+                        && p.height as u32 == m.height
+                        && (p.fps as f64 - m.fps).abs() < 0.5
+                })
+            };
+            // Playback: the file's streams as recorded.
+            let first_of = |stream: sys::rs2_stream| {
+                ps.iter()
+                    .copied()
+                    .filter(|p| p.stream == stream)
+                    .min_by_key(|p| p.index)
+            };
+            let has = |stream| ps.iter().any(|p| p.stream == stream);
+            let taken = |slot: Slot| {
+                selections
+                    .iter()
+                    .any(|s| s.chosen.iter().any(|(k, _)| *k == slot))
+            };
+            if has(sys::rs2_stream_RS2_STREAM_DEPTH) && !taken(Slot::Depth) {
+                let p = if playback {
+                    first_of(sys::rs2_stream_RS2_STREAM_DEPTH)
+                        .filter(|p| p.format == sys::rs2_format_RS2_FORMAT_Z16)
+                } else {
+                    pick_video(
+                        sys::rs2_stream_RS2_STREAM_DEPTH,
+                        sys::rs2_format_RS2_FORMAT_Z16,
+                        &cfg.depth,
+                    )
+                };
+                match p {
+                    Some(p) => chosen.push((Slot::Depth, p)),
+                    None if playback => {} // "has no Z16 depth stream" below
+                    None => {
+                        return Err(SourceError::Open(format!(
+                            "depth mode {} Z16 is not available on {label} ({}); available: {}",
+                            cfg.depth,
+                            sensor.name(),
+                            modes_text(ps, sys::rs2_stream_RS2_STREAM_DEPTH)
+                        )))
+                    }
+                }
+                depth_units = sensor.option(sys::rs2_option_RS2_OPTION_DEPTH_UNITS);
+            }
+            if let Some(mode) = &cfg.color {
+                if has(sys::rs2_stream_RS2_STREAM_COLOR) && !taken(Slot::Color) {
+                    let p = if playback {
+                        first_of(sys::rs2_stream_RS2_STREAM_COLOR)
+                            .filter(|p| pixel_format(p.format).is_some())
+                    } else {
+                        let f = rs2_format_of(cfg.color_format).ok_or_else(|| {
+                            SourceError::Open(format!(
+                                "colour format {:?} is not supported",
+                                cfg.color_format
+                            ))
+                        })?;
+                        pick_video(sys::rs2_stream_RS2_STREAM_COLOR, f, mode)
+                    };
+                    match p {
+                        Some(p) => chosen.push((Slot::Color, p)),
+                        None if playback => {} // a colour format rsrec does not store
+                        None => {
+                            return Err(SourceError::Open(format!(
+                                "colour mode {mode} {} is not available on {label} ({}); \
+                                 available: {}",
+                                format_name(rs2_format_of(cfg.color_format).unwrap_or(0)),
+                                sensor.name(),
+                                modes_text(ps, sys::rs2_stream_RS2_STREAM_COLOR)
+                            )))
+                        }
+                    }
+                }
+            }
+            if cfg.imu || playback {
+                for (stream, slot) in [
+                    (sys::rs2_stream_RS2_STREAM_GYRO, Slot::Gyro),
+                    (sys::rs2_stream_RS2_STREAM_ACCEL, Slot::Accel),
+                ] {
+                    let candidates: Vec<Profile> = ps
+                        .iter()
+                        .copied()
+                        .filter(|p| {
+                            p.stream == stream
+                                && p.format == sys::rs2_format_RS2_FORMAT_MOTION_XYZ32F
+                        })
+                        .collect();
+                    // The default profile is the native rate; else the lowest rate.
+                    let p = candidates
+                        .iter()
+                        .find(|p| p.default)
+                        .or_else(|| candidates.iter().min_by_key(|p| p.fps));
+                    if let Some(p) = p {
+                        chosen.push((slot, *p));
+                    }
+                }
+            }
+            // Options: global time, then the user's.
+            if !playback {
+                if cfg.global_time {
+                    let _ = sensor.set_option(sys::rs2_option_RS2_OPTION_GLOBAL_TIME_ENABLED, 1.0);
+                }
+                let role = if has(sys::rs2_stream_RS2_STREAM_DEPTH) {
+                    OptionTarget::Depth
+                } else if has(sys::rs2_stream_RS2_STREAM_COLOR) {
+                    OptionTarget::Color
+                } else if has(sys::rs2_stream_RS2_STREAM_GYRO)
+                    || has(sys::rs2_stream_RS2_STREAM_ACCEL)
+                {
+                    OptionTarget::Motion
+                } else {
+                    OptionTarget::Any
+                };
+                for (i, ((n, v), (target, id))) in cfg.options.iter().zip(&option_ids).enumerate() {
+                    if *target != OptionTarget::Any && *target != role {
+                        continue;
+                    }
+                    match sensor.set_option(*id, *v) {
+                        Ok(true) => option_hits[i] = true,
+                        Ok(false) => {}
+                        Err(e) => {
+                            return Err(SourceError::Open(format!(
+                                "setting '{n}' to {v} on {}: {e}",
+                                sensor.name()
+                            )))
+                        }
+                    }
+                }
+            }
+            if !chosen.is_empty() {
+                selections.push(Selection {
+                    sensor,
+                    profiles,
+                    chosen,
+                });
+            }
+        }
+        if let Some((i, _)) = option_hits
+            .iter()
+            .enumerate()
+            .find(|(_, hit)| !playback && !**hit)
+        {
+            return Err(SourceError::Open(format!(
+                "no (targeted) sensor of {label} has a writable option '{}'",
+                cfg.options[i].0
+            )));
+        }
+        let all: Vec<(Slot, Profile, &Selection)> = selections
+            .iter()
+            .flat_map(|s| s.chosen.iter().map(move |(k, p)| (*k, *p, s)))
+            .collect();
+        let Some(&(_, depth_profile, _)) = all.iter().find(|(k, _, _)| *k == Slot::Depth) else {
+            return Err(SourceError::Open(format!(
+                "{label} has no Z16 depth stream"
+            )));
+        };
+        if cfg.imu
+            && !playback
+            && !all
+                .iter()
+                .any(|(k, _, _)| matches!(k, Slot::Gyro | Slot::Accel))
+        {
+            warnings.push(format!(
+                "camera {label} has no IMU (a D435i has one): recording without gyro/accel"
+            ));
+        }
+
+        // Stream descriptors, in stream-id order.
+        let mut streams = Vec::new();
+        let mut sorted = all.clone();
+        sorted.sort_by_key(|(k, _, _)| k.id());
+        for (slot, p, sel) in sorted {
+            let mut properties = vec![
+                ("sensor".to_string(), sel.sensor.name()),
+                ("rs2_stream".to_string(), stream_name(p.stream)),
+                ("rs2_format".to_string(), format_name(p.format)),
+                ("rs2_stream_index".to_string(), p.index.to_string()),
+            ];
+            for (n, v) in sel.sensor.options() {
+                properties.push((format!("option.{n}"), v.to_string()));
+            }
+            let (kind, format) = match slot {
+                Slot::Depth => (StreamKind::Depth, PixelFormat::Z16),
+                Slot::Color => (
+                    StreamKind::Color,
+                    pixel_format(p.format)
+                        .map(|(f, _)| f)
+                        .unwrap_or(PixelFormat::Rgb8),
+                ),
+                Slot::Gyro => (StreamKind::Gyro, PixelFormat::MotionXyz32f),
+                Slot::Accel => (StreamKind::Accel, PixelFormat::MotionXyz32f),
+            };
+            let image = matches!(slot, Slot::Depth | Slot::Color);
+            if !image {
+                if let Some(m) = p.motion_intrinsics() {
+                    properties.push(("motion_intrinsics".into(), m));
+                }
+            }
+            streams.push(StreamDescriptor {
+                id: slot.id(),
+                kind,
+                name: kind.name().into(),
+                width: if image { p.width.max(0) as u32 } else { 0 },
+                height: if image { p.height.max(0) as u32 } else { 0 },
+                format,
+                fps: p.fps as f64,
+                depth_units: if slot == Slot::Depth {
+                    depth_units
+                        .filter(|u| u.is_finite() && *u > 0.0)
+                        .unwrap_or(0.001)
+                } else {
+                    0.0
+                },
+                intrinsics: if image { p.intrinsics() } else { None },
+                extrinsics: if slot == Slot::Depth {
+                    None
+                } else {
+                    p.extrinsics_to(&depth_profile, stream_id::DEPTH)
+                },
+                properties,
+            });
+        }
+
+        let model = name
+            .strip_prefix("Intel RealSense ")
+            .map(str::to_string)
+            .or_else(|| get("Product Line"))
+            .unwrap_or_default();
+        let mut properties = infos.clone();
+        properties.push(("librealsense".into(), librealsense_version()));
+        properties.push((
+            "source".into(),
+            match &file {
+                Some(f) => format!("rsbag:{}", f.to_string_lossy()),
+                None => format!("realsense:{serial}"),
+            },
+        ));
+        let info = SourceInfo {
+            name: match &cfg.name {
+                Some(n) => n.clone(),
+                None if serial.is_empty() => "realsense".into(),
+                None => serial.clone(),
+            },
+            device: DeviceInfo {
+                name: name.clone(),
+                serial: serial.clone(),
+                model,
+                firmware: get("Firmware Version").unwrap_or_default(),
+                properties,
+            },
+            streams,
+        };
+
+        // The channel and the callbacks.
+        let capacity = cfg.queue_samples.unwrap_or_else(|| {
+            let per_second: i64 = all.iter().map(|(_, p, _)| p.fps.max(1) as i64).sum();
+            (per_second * 2).clamp(16, 100_000) as usize
+        });
+        let (tx, rx) = bounded(capacity.max(1));
+        let metadata_names = (0..sys::rs2_frame_metadata_value_RS2_FRAME_METADATA_COUNT)
+            // SAFETY: static string for a valid enum value.
+            .map(|i| (i, cstr(unsafe { sys::rs2_frame_metadata_to_string(i) })))
+            .collect();
+        let stream_uids: Vec<(i32, Slot)> = all.iter().map(|(k, p, _)| (p.uid, *k)).collect();
+        drop(all);
+        let shared = Arc::new(Shared {
+            tx,
+            streams: stream_uids,
+            lossless: playback && cfg.pacing == Pacing::AsFastAsPossible,
+            metadata_names,
+            closing: AtomicBool::new(false),
+            last: playback.then(|| Mutex::new([None; 4])),
+            dropped: AtomicU64::new(0),
+            bad_frames: AtomicU64::new(0),
+            first_bad: Mutex::new(None),
+            device: device.ptr(),
+            removed: AtomicBool::new(false),
+        });
+        let handle = Arc::new(Handle { device, ctx, file });
+        let mut src = RealSenseSource {
+            info,
+            rx,
+            shared: shared.clone(),
+            callback_refs: 0,
+            started: Vec::new(),
+            opened: Vec::new(),
+            profile_lists: Vec::new(),
+            handle: Some(handle.clone()),
+            playback,
+            warnings,
+            stall_timeout: cfg.stall_timeout,
+            last_sample: Instant::now(),
+            got_sample: false,
+            stopped_since: None,
+            done: None,
+            origin: match &handle.file {
+                Some(f) => Origin::Bag(PathBuf::from(f.to_string_lossy().into_owned())),
+                None => Origin::Serial(serial.clone()),
+            },
+            cfg: cfg.clone(),
+            plugged: Arc::new(AtomicBool::new(true)),
+        };
+        // From here on `src`'s Drop stops whatever was started if anything fails.
+        // SAFETY: the registered pointer is a leaked `Arc<Shared>` reference, released in
+        // `Drop` after the context is gone.
+        unsafe {
+            let user = Arc::into_raw(shared.clone()) as *mut c_void;
+            src.callback_refs += 1;
+            rs2!(rs2_set_devices_changed_callback(
+                handle.ctx.ptr(),
+                Some(devices_changed_callback),
+                user
+            ))
+            .map_err(SourceError::Open)?;
+        }
+        for sel in selections {
+            let mut ptrs: Vec<*const sys::rs2_stream_profile> =
+                sel.chosen.iter().map(|(_, p)| p.ptr).collect();
+            // SAFETY: valid sensor and profiles of its own list.
+            unsafe {
+                rs2!(rs2_open_multiple(
+                    sel.sensor.ptr(),
+                    ptrs.as_mut_ptr(),
+                    ptrs.len() as i32
+                ))
+            }
+            .map_err(|e| SourceError::Open(format!("opening {}: {e}", sel.sensor.name())))?;
+            src.profile_lists.push(sel.profiles);
+            src.opened.push(sel.sensor);
+        }
+        // Start every sensor only once all are open. A playback starts reading with the first
+        // started sensor and drops the frames of sensors not started yet, so it is paused
+        // before (a paused playback stays paused when it starts) and resumed from the start
+        // of the file once every sensor is started.
+        if playback {
+            // SAFETY: valid playback device.
+            unsafe { rs2!(rs2_playback_device_pause(handle.device.ptr())) }
+                .map_err(SourceError::Open)?;
+        }
+        while let Some(sensor) = src.opened.pop() {
+            // SAFETY: open sensor; the user pointer is a leaked `Arc<Shared>` reference,
+            // released in `Drop` after the sensor was stopped and deleted.
+            let r = unsafe {
+                let user = Arc::into_raw(shared.clone()) as *mut c_void;
+                src.callback_refs += 1;
+                rs2!(rs2_start(sensor.ptr(), Some(frame_callback), user))
+            };
+            let name = sensor.name();
+            src.started.push(sensor);
+            r.map_err(|e| SourceError::Open(format!("starting {name}: {e}")))?;
+        }
+        if playback {
+            // SAFETY: valid playback device.
+            unsafe { rs2!(rs2_playback_device_resume(handle.device.ptr())) }
+                .map_err(SourceError::Open)?;
+        }
+        src.last_sample = Instant::now();
+        Ok(src)
+    }
+
+    fn finish(&mut self, r: Result<(), String>) -> Result<Option<Sample>, SourceError> {
+        self.stop_streaming();
+        self.done = Some(r.clone());
+        match r {
+            Ok(()) => Ok(None),
+            Err(m) => Err(SourceError::Disconnected(m)),
+        }
+    }
+
+    fn stop_streaming(&mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        for s in self.started.drain(..) {
+            // SAFETY: valid sensors; errors (already stopped, device gone) are irrelevant.
+            unsafe {
+                let _ = rs2!(rs2_stop(s.ptr()));
+                let _ = rs2!(rs2_close(s.ptr()));
+            }
+            self.opened.push(s);
+        }
+    }
+}
+
+impl Source for RealSenseSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn can_reconnect(&self) -> bool {
+        true
+    }
+
+    /// Opens the camera with the same serial number again (a playback: the same file, once
+    /// [`PlaybackControl::replug`] was called) with the same configuration. Not there yet is
+    /// `Ok(false)`; back with other streams than before is an error.
+    fn reconnect(&mut self) -> Result<bool, SourceError> {
+        let fresh = match &self.origin {
+            Origin::Serial(serial) => match Self::open(serial, &self.cfg) {
+                Ok(s) => s,
+                // Not enumerated yet, or still booting.
+                Err(SourceError::Open(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            },
+            Origin::Bag(path) => {
+                if !self.plugged.load(Ordering::SeqCst) {
+                    return Ok(false);
+                }
+                Self::open_bag(path, &self.cfg)?
+            }
+        };
+        let shape = |i: &SourceInfo| {
+            i.streams
+                .iter()
+                .map(|s| (s.id, s.kind, s.width, s.height, s.format, s.fps.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        if shape(&fresh.info) != shape(&self.info) {
+            return Err(SourceError::Open(format!(
+                "{} came back with other streams than it had",
+                self.info.name
+            )));
+        }
+        let plugged = self.plugged.clone();
+        *self = fresh;
+        self.plugged = plugged;
+        Ok(true)
+    }
+
+    fn next(&mut self) -> Result<Option<Sample>, SourceError> {
+        if let Some(done) = &self.done {
+            return match done {
+                Ok(()) => Ok(None),
+                Err(m) => Err(SourceError::Disconnected(m.clone())),
+            };
+        }
+        loop {
+            match self.rx.recv_timeout(POLL) {
+                Ok(s) => {
+                    self.last_sample = Instant::now();
+                    self.got_sample = true;
+                    self.stopped_since = None;
+                    return Ok(Some(s));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return self.finish(Ok(())),
+            }
+            let name = &self.info.name;
+            if self.shared.removed.load(Ordering::SeqCst) {
+                let m = format!("{name}: librealsense reports the camera removed");
+                return self.finish(Err(m));
+            }
+            if let Some(pc) = self.playback_control() {
+                if pc.stopped() {
+                    // The end of the file (or a stop): done once nothing more arrives.
+                    match self.stopped_since {
+                        None => self.stopped_since = Some(Instant::now()),
+                        Some(t) if t.elapsed() >= 4 * POLL => return self.finish(Ok(())),
+                        Some(_) => {}
+                    }
+                    continue;
+                }
+                self.stopped_since = None;
+            }
+            let limit = if self.got_sample {
+                self.stall_timeout
+            } else {
+                self.stall_timeout.max(FIRST_FRAME_TIMEOUT)
+            };
+            if self.last_sample.elapsed() >= limit {
+                let m = format!(
+                    "{name}: no frames for {:.1} s",
+                    self.last_sample.elapsed().as_secs_f64()
+                );
+                return self.finish(Err(m));
+            }
+        }
+    }
+}
+
+impl Drop for RealSenseSource {
+    fn drop(&mut self) {
+        self.stop_streaming();
+        // Sensors, their profile lists, then the device and context; after that no callback
+        // can run any more and the leaked references are released.
+        self.opened.clear();
+        self.profile_lists.clear();
+        let handle = self.handle.take();
+        let sole = handle.as_ref().is_none_or(|h| Arc::strong_count(h) == 1);
+        drop(handle);
+        if sole {
+            for _ in 0..self.callback_refs {
+                // SAFETY: each of these references was leaked with `Arc::into_raw` when a
+                // callback was registered; every callback is gone with the context.
+                unsafe { Arc::decrement_strong_count(Arc::as_ptr(&self.shared)) };
+            }
+        }
+        // else: a `PlaybackControl` keeps the context (and so the devices-changed callback)
+        // alive; the references stay leaked (a few bytes), which is always safe.
+        while self.rx.try_recv().is_ok() {}
+    }
+}
+
+fn modes_text(ps: &[Profile], stream: sys::rs2_stream) -> String {
+    let mut modes: Vec<String> = ps
+        .iter()
+        .filter(|p| p.stream == stream)
+        .map(|p| {
+            format!(
+                "{}x{}@{} {}",
+                p.width,
+                p.height,
+                p.fps,
+                format_name(p.format)
+            )
+        })
+        .collect();
+    modes.sort();
+    modes.dedup();
+    if modes.is_empty() {
+        "none".into()
+    } else {
+        modes.join(", ")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Device listing (`rsrec devices`), through realsense-rust
+// ---------------------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_2_56() {
+        assert!(librealsense_version().starts_with("2.56."));
+    }
+
+    #[test]
+    fn option_names_resolve() {
+        assert_eq!(
+            option_id("Depth Units"),
+            Some(sys::rs2_option_RS2_OPTION_DEPTH_UNITS)
+        );
+        assert_eq!(
+            option_id("global_time_enabled"),
+            Some(sys::rs2_option_RS2_OPTION_GLOBAL_TIME_ENABLED)
+        );
+        assert_eq!(option_id("no such option"), None);
+    }
+
+    #[test]
+    fn formats_map() {
+        assert_eq!(
+            pixel_format(sys::rs2_format_RS2_FORMAT_Z16),
+            Some((PixelFormat::Z16, 2))
+        );
+        assert_eq!(
+            rs2_format_of(PixelFormat::Rgb8),
+            Some(sys::rs2_format_RS2_FORMAT_RGB8)
+        );
+        assert_eq!(format_name(sys::rs2_format_RS2_FORMAT_Z16), "Z16");
+    }
+}
