@@ -80,8 +80,18 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// The source's data is malformed (a frame of the wrong size, inconsistent streams).
     #[error("{0}")]
     Format(String),
+    /// A `.bag` file is damaged, truncated or not a librealsense recording.
+    #[error("{}: {detail}", path.display())]
+    Bag {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+    /// A PNG folder or image could not be read.
+    #[error(transparent)]
+    Png(#[from] pngdir::PngError),
     #[error("device disconnected: {0}")]
     Disconnected(String),
 }

@@ -25,7 +25,7 @@ pub struct PngSource {
 }
 
 fn err(e: PngError) -> SourceError {
-    SourceError::Format(crate::error::chain(&e))
+    SourceError::Png(e)
 }
 
 impl PngSource {
@@ -63,8 +63,7 @@ impl PngSource {
             .map(Path::to_path_buf)
             .or_else(|| auto.is_file().then_some(auto));
         if let Some(p) = intr {
-            let (w, h, k) = pngdir::read_open3d_intrinsics(&p)
-                .map_err(|e| SourceError::Format(crate::error::chain(&e)))?;
+            let (w, h, k) = pngdir::read_open3d_intrinsics(&p).map_err(err)?;
             if (w, h) != (first.width, first.height) {
                 return Err(SourceError::Format(format!(
                     "{}: intrinsics are for {w}x{h}, the images are {}x{}",

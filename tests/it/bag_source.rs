@@ -234,7 +234,8 @@ fn usable_as_a_boxed_source_on_another_thread() {
 
 fn expect_format_error(r: Result<Vec<Sample>, SourceError>, what: &str) -> String {
     match r {
-        Err(SourceError::Format(m)) => {
+        Err(e @ SourceError::Bag { .. }) => {
+            let m = e.to_string();
             assert!(!m.is_empty());
             m
         }
@@ -884,7 +885,7 @@ fn synthetic_bag_bad_frames_are_errors() {
         let mut src = BagSource::open(&p, Pacing::AsFastAsPossible).unwrap();
         assert!(matches!(src.next(), Ok(Some(Sample::Depth(_)))), "case {i}");
         let e = match src.next() {
-            Err(SourceError::Format(m)) => m,
+            Err(e @ SourceError::Bag { .. }) => e.to_string(),
             other => panic!("case {i}: {other:?}"),
         };
         assert!(

@@ -1,8 +1,8 @@
 //! `bag:FILE`: a librealsense `.bag` (ROS1 bag v2) replayed as a camera, in pure Rust.
 //!
-//! The ROS bag container (chunks, LZ4/bz2 decompression, index records) is read with the
-//! `rosbag` crate; the ROS message serialisation and librealsense's topic layout are decoded
-//! here. Topics used (librealsense file format v2/v3):
+//! The ROS bag container (chunks, LZ4/bz2 decompression, index records) is read by one
+//! hand-written, bounds-checked parser ([`records`]); the ROS message serialisation
+//! ([`messages`]) and librealsense's topic layout ([`topics`]) are decoded here too. Topics used (librealsense file format v2/v3):
 //!
 //! - `/device_0/info` (`diagnostic_msgs/KeyValue`): device name, serial, firmware, ...
 //! - `/device_0/sensor_N/info` (`KeyValue`): sensor name;
@@ -20,7 +20,7 @@
 //! chunk by chunk: a chunk is decompressed only when the earliest sample it holds (taken from
 //! the index records that follow it) is due, so normally one or two chunks are buffered.
 //! Everything read from the file is bounds-checked: damaged, truncated and unindexed bags give
-//! [`SourceError::Format`], never a panic.
+//! [`SourceError::Bag`], never a panic.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -35,7 +35,6 @@ mod topics;
 use memmap2::Mmap;
 use messages::*;
 use records::*;
-use rosbag::{ChunkRecord, IndexRecord, MessageRecord, RosBag};
 use topics::*;
 
 use super::{stream_id, ColorFrame, DepthFrame, Sample, Source, SourceError, SourceInfo, Timing};
@@ -52,9 +51,12 @@ use crate::container::{
 pub use super::Pacing;
 
 const MAGIC: &[u8] = b"#ROSBAG V2.0\n";
+const OP_MESSAGE_DATA: u8 = 0x02;
 const OP_BAG_HEADER: u8 = 0x03;
 const OP_INDEX_DATA: u8 = 0x04;
 const OP_CHUNK: u8 = 0x05;
+const OP_CHUNK_INFO: u8 = 0x06;
+const OP_CONNECTION: u8 = 0x07;
 /// Largest decompressed chunk accepted (librealsense chunks hold a few frames at most).
 const MAX_CHUNK_SIZE: u64 = 256 << 20;
 /// Stop reading ahead once this many bytes of decoded samples are buffered (only reached by
@@ -69,7 +71,6 @@ const DEFAULT_TS_DOMAIN: u8 = ts_domain::HARDWARE_CLOCK;
 pub struct BagSource {
     info: SourceInfo,
     path: PathBuf,
-    bag: RosBag,
     map: Mmap,
     index_pos: u64,
     /// Chunks in file order.
@@ -92,7 +93,10 @@ impl BagSource {
     /// Opens `path`, reads its index, device and stream information. Frames are read lazily
     /// by [`Source::next`].
     pub fn open(path: &Path, pacing: Pacing) -> Result<BagSource, SourceError> {
-        let fail = |m: String| SourceError::Format(format!("{}: {m}", path.display()));
+        let fail = |detail: String| SourceError::Bag {
+            path: path.to_path_buf(),
+            detail,
+        };
         let io = |e: std::io::Error| SourceError::Io {
             path: path.to_path_buf(),
             source: e,
@@ -104,15 +108,11 @@ impl BagSource {
                 "not a ROS bag: the file is only {len} bytes (truncated or empty)"
             )));
         }
-        // SAFETY: the mapping is read-only; like every memory-mapped reader (and the `rosbag`
-        // crate itself) we rely on the file not being truncated while it is open.
+        // SAFETY: the mapping is read-only; like every memory-mapped reader we rely on the file
+        // not being truncated while it is open.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         let layout = parse_bag_header(&map).map_err(fail)?;
-        let bag = RosBag::new(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => fail(format!("invalid ROS bag header: {e}")),
-            _ => io(e),
-        })?;
-        let (conns, chunks) = read_index(&bag, &layout).map_err(fail)?;
+        let (conns, chunks) = read_index(&map, &layout).map_err(fail)?;
 
         // What each connection is, and which stream of each kind is replayed.
         let roles: HashMap<u32, Role> = conns
@@ -176,7 +176,6 @@ impl BagSource {
                 kv_scans += 1;
             }
             for_each_message(
-                &bag,
                 &map,
                 layout.index_pos,
                 chunk.pos,
@@ -235,7 +234,6 @@ impl BagSource {
                 streams,
             },
             path: path.to_path_buf(),
-            bag,
             map,
             index_pos: layout.index_pos,
             chunks,
@@ -249,8 +247,11 @@ impl BagSource {
         })
     }
 
-    fn fail(&self, m: String) -> SourceError {
-        SourceError::Format(format!("{}: {m}", self.path.display()))
+    fn fail(&self, detail: String) -> SourceError {
+        SourceError::Bag {
+            path: self.path.clone(),
+            detail,
+        }
     }
 
     /// Decompresses chunks (in file order) until every sample due no later than the earliest
@@ -284,7 +285,6 @@ impl BagSource {
             }
             let (feeds, specs, q) = (&self.feeds, &self.specs, &mut self.queue);
             for_each_message(
-                &self.bag,
                 &self.map,
                 self.index_pos,
                 self.chunks[i].pos,

@@ -1,5 +1,7 @@
-//! The ROS bag v2 container: the bag header, chunk and index records, checked before
-//! their chunks are handed to the `rosbag` crate for decompression and message iteration.
+//! The ROS bag v2 container, the one parser of it: the bag header, the index (connection and
+//! chunk-info records), chunks (decompressed here: none, LZ4 frames, bz2) and the message
+//! records inside them. Every length is checked against its section before it is used, and
+//! a chunk is never inflated past the size it declares (at most [`MAX_CHUNK_SIZE`]).
 
 use super::*;
 
@@ -163,36 +165,86 @@ pub(super) struct ChunkMeta {
 
 pub(super) type Connections = BTreeMap<u32, (String, String)>;
 
-/// Connections (id -> topic, type) and chunks (in file order) from the index section.
+/// A `time` field or value (seconds, nanoseconds) in nanoseconds.
+fn time_ns(v: &[u8]) -> Option<u64> {
+    let v: [u8; 8] = v.try_into().ok()?;
+    let sec = u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as u64;
+    let nsec = u32::from_le_bytes([v[4], v[5], v[6], v[7]]) as u64;
+    Some(sec * 1_000_000_000 + nsec)
+}
+
+fn field_u64(fields: &[(&[u8], &[u8])], name: &str) -> Result<u64, String> {
+    match field(fields, name) {
+        Some(v) if v.len() == 8 => Ok(u64::from_le_bytes(v.try_into().unwrap_or_default())),
+        _ => Err(format!(
+            "record header field '{name}' missing or not 8 bytes"
+        )),
+    }
+}
+
+fn field_time(fields: &[(&[u8], &[u8])], name: &str) -> Result<u64, String> {
+    field(fields, name)
+        .and_then(time_ns)
+        .ok_or_else(|| format!("record header field '{name}' missing or not a time"))
+}
+
+/// Connections (id -> topic, type) and chunks (in file order) from the index section: the
+/// connection records (op 0x07) and chunk-info records (op 0x06) from `index_pos` to the end.
 pub(super) fn read_index(
-    bag: &RosBag,
+    map: &[u8],
     layout: &Layout,
 ) -> Result<(Connections, Vec<ChunkMeta>), String> {
+    let damaged = |pos: u64, e: String| format!("damaged or truncated index at byte {pos}: {e}");
     let mut conns = BTreeMap::new();
     let mut chunks = Vec::new();
-    for rec in bag.index_records() {
-        match rec.map_err(|e| format!("damaged or truncated index: {e}"))? {
-            IndexRecord::Connection(c) => {
-                conns
-                    .entry(c.id)
-                    .or_insert_with(|| (c.topic.to_string(), c.tp.to_string()));
+    let end = map.len() as u64;
+    let mut pos = layout.index_pos;
+    while pos < end {
+        let rec = raw_record(map, pos, end).map_err(|e| damaged(pos, e))?;
+        let f = fields(rec.header).map_err(|e| damaged(pos, e))?;
+        match field_op(&f) {
+            Some(OP_CONNECTION) => {
+                let id = field_u32(&f, "conn").map_err(|e| damaged(pos, e))?;
+                let topic = field(&f, "topic").ok_or_else(|| damaged(pos, "no topic".into()))?;
+                let h = fields(rec.data).map_err(|e| damaged(pos, e))?;
+                let tp = field(&h, "type").unwrap_or_default();
+                conns.entry(id).or_insert_with(|| {
+                    (
+                        String::from_utf8_lossy(topic).into_owned(),
+                        String::from_utf8_lossy(tp).into_owned(),
+                    )
+                });
             }
-            IndexRecord::ChunkInfo(ci) => {
-                if ci.chunk_pos < layout.start_pos || ci.chunk_pos >= layout.index_pos {
+            Some(OP_CHUNK_INFO) => {
+                let chunk_pos = field_u64(&f, "chunk_pos").map_err(|e| damaged(pos, e))?;
+                let start_time = field_time(&f, "start_time").map_err(|e| damaged(pos, e))?;
+                if chunk_pos < layout.start_pos || chunk_pos >= layout.index_pos {
                     return Err(format!(
-                        "damaged index: chunk position {} outside the chunk section",
-                        ci.chunk_pos
+                        "damaged index: chunk position {chunk_pos} outside the chunk section"
+                    ));
+                }
+                if rec.data.len() % 8 != 0 {
+                    return Err(damaged(
+                        pos,
+                        "chunk info entries are not 8 bytes each".into(),
                     ));
                 }
                 chunks.push(ChunkMeta {
-                    pos: ci.chunk_pos,
-                    start_time: ci.start_time,
-                    conns: ci.entries().map(|e| e.conn_id).collect(),
+                    pos: chunk_pos,
+                    start_time,
+                    conns: rec
+                        .data
+                        .chunks_exact(8)
+                        .map(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]]))
+                        .collect(),
                     data_start: None,
                 });
             }
-            IndexRecord::IndexData(_) => {}
+            // Other records after the index position (none are written by librealsense or
+            // rosbag) are skipped.
+            _ => {}
         }
+        pos = rec.end;
     }
     if chunks.len() != layout.chunk_count as usize {
         return Err(format!(
@@ -281,29 +333,63 @@ pub(super) type MessageFn<'a> = dyn FnMut(u32, u64, &[u8]) -> Result<(), String>
 /// Decompresses the chunk at `pos` and calls `f(connection, bag time ns, message bytes)` for
 /// each message in it, in stored order.
 pub(super) fn for_each_message(
-    bag: &RosBag,
     map: &[u8],
     index_pos: u64,
     pos: u64,
     f: &mut MessageFn<'_>,
 ) -> Result<(), String> {
     check_chunk(map, index_pos, pos)?;
-    let mut records = bag.chunk_records();
-    records
-        .seek(pos)
-        .map_err(|e| format!("chunk at byte {pos}: {e}"))?;
-    let chunk = match records.next() {
-        Some(Ok(ChunkRecord::Chunk(c))) => c,
-        Some(Ok(ChunkRecord::IndexData(_))) | None => {
-            return Err(format!("damaged index: no chunk at byte {pos}"))
+    let rec = raw_record(map, pos, index_pos)?;
+    let h = fields(rec.header).map_err(|e| format!("chunk at byte {pos}: {e}"))?;
+    let size = field_u32(&h, "size").map_err(|e| format!("chunk at byte {pos}: {e}"))? as usize;
+    let plain;
+    let data: &[u8] = match field(&h, "compression") {
+        Some(b"none") => rec.data,
+        Some(b"lz4") => {
+            plain = inflate(lz4_flex::frame::FrameDecoder::new(rec.data), size)
+                .map_err(|e| format!("chunk at byte {pos}: LZ4 data: {e}"))?;
+            &plain
         }
-        Some(Err(e)) => return Err(format!("chunk at byte {pos}: {e}")),
+        Some(b"bz2") => {
+            plain = inflate(bzip2::read::BzDecoder::new(rec.data), size)
+                .map_err(|e| format!("chunk at byte {pos}: bz2 data: {e}"))?;
+            &plain
+        }
+        // check_chunk accepted only these.
+        _ => return Err(format!("chunk at byte {pos}: unsupported compression")),
     };
-    for m in chunk.messages() {
-        match m.map_err(|e| format!("chunk at byte {pos}: damaged message record: {e}"))? {
-            MessageRecord::MessageData(m) => f(m.conn_id, m.time, m.data)?,
-            MessageRecord::Connection(_) => {}
+    let end = data.len() as u64;
+    let mut at = 0u64;
+    while at < end {
+        let m = raw_record(data, at, end)
+            .map_err(|e| format!("chunk at byte {pos}: damaged message record: {e}"))?;
+        let mf = fields(m.header)
+            .map_err(|e| format!("chunk at byte {pos}: damaged message record: {e}"))?;
+        // Connection records repeat the index's; others are not messages.
+        if field_op(&mf) == Some(OP_MESSAGE_DATA) {
+            let bad = |e: String| format!("chunk at byte {pos}: damaged message record: {e}");
+            let conn = field_u32(&mf, "conn").map_err(bad)?;
+            let time = field_time(&mf, "time").map_err(bad)?;
+            f(conn, time, m.data)?;
         }
+        at = m.end;
     }
     Ok(())
+}
+
+/// Reads a decompressed chunk that must be exactly `size` bytes, never more.
+fn inflate(mut r: impl std::io::Read, size: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(size);
+    (&mut r)
+        .take(size as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() != size {
+        return Err(format!(
+            "{} bytes after decompression, the chunk header says {size}",
+            out.len()
+        ));
+    }
+    Ok(out)
 }

@@ -32,19 +32,6 @@ pub(super) unsafe fn take_error(err: *mut sys::rs2_error) -> Option<String> {
     })
 }
 
-/// Calls `sys::$f(args..., &mut error)`: `Ok(result)` or `Err(librealsense's message)`.
-/// Must be used inside `unsafe`.
-macro_rules! rs2 {
-    ($f:ident($($a:expr),* $(,)?)) => {{
-        let mut err: *mut sys::rs2_error = ::std::ptr::null_mut();
-        let r = sys::$f($($a,)* &mut err);
-        match take_error(err) {
-            None => Ok(r),
-            Some(m) => Err(m),
-        }
-    }};
-}
-
 /// Version of the librealsense that is linked, e.g. `2.56.5`.
 pub fn librealsense_version() -> String {
     // SAFETY: no arguments besides the error slot.
@@ -71,7 +58,7 @@ impl Context {
 }
 
 impl Drop for Context {
-    pub(super) fn drop(&mut self) {
+    fn drop(&mut self) {
         // SAFETY: owned, deleted once.
         unsafe { sys::rs2_delete_context(self.0.as_ptr()) }
     }
@@ -146,7 +133,7 @@ impl Device {
 }
 
 impl Drop for Device {
-    pub(super) fn drop(&mut self) {
+    fn drop(&mut self) {
         // SAFETY: owned, deleted once.
         unsafe { sys::rs2_delete_device(self.0.as_ptr()) }
     }
@@ -277,7 +264,7 @@ impl Sensor {
 }
 
 impl Drop for Sensor {
-    pub(super) fn drop(&mut self) {
+    fn drop(&mut self) {
         // SAFETY: owned, deleted once.
         unsafe { sys::rs2_delete_sensor(self.0.as_ptr()) }
     }
@@ -293,7 +280,7 @@ unsafe impl Send for ProfileList {}
 unsafe impl Sync for ProfileList {}
 
 impl Drop for ProfileList {
-    pub(super) fn drop(&mut self) {
+    fn drop(&mut self) {
         // SAFETY: owned, deleted once.
         unsafe { sys::rs2_delete_stream_profiles_list(self.list.as_ptr()) }
     }
