@@ -27,6 +27,18 @@ echo "seeds: building the rsrec binary" >&2
 (cd "$ROOT" && cargo build --quiet --bin rsrec)
 RSREC="$ROOT/target/debug/rsrec"
 
+# The bag reader starts from a genuine librealsense .bag (LZ4 chunks) and its first 64 KiB
+# (header and chunks, no index), from the real data beside the checkout when it is there.
+BAG_DIR="${RSREC_DATA_DIR:-$ROOT/../shared/data}/d435-librealsense-bag"
+mkdir -p "$CORPUS/bag"
+bag="$(ls "$BAG_DIR"/*.bag 2>/dev/null | head -n 1 || true)"
+if [ -n "$bag" ]; then
+    cp "$bag" "$CORPUS/bag/seed-librealsense"
+    head -c 65536 "$bag" > "$CORPUS/bag/seed-librealsense-head"
+else
+    echo "seeds: no real .bag in $BAG_DIR; the bag target starts from an empty corpus" >&2
+fi
+
 if ! command -v python3 >/dev/null 2>&1; then
     echo "seeds: python3 not found; skipping the seeds imported with the rsrec binary" >&2
     exit 0

@@ -379,6 +379,28 @@ mod tests {
     }
 
     #[test]
+    fn streams_written_by_rsrec_0_1_still_read() {
+        // 0.1.0 wrote properties as [key, value] pairs and the IMU format as motionxyz32f.
+        let m = SessionManifest::from_json(
+            r#"{"cameras": [{"name": "a", "streams": [{"id": 2, "kind": "gyro", "name": "gyro",
+                "width": 0, "height": 0, "format": "motionxyz32f", "fps": 200.0,
+                "depth_units": 0.0, "intrinsics": null, "extrinsics": null,
+                "properties": [["sensor", "Motion Module"]]}]}]}"#,
+        )
+        .unwrap();
+        let s = &m.cameras[0].streams[0];
+        assert_eq!(s.format, crate::container::PixelFormat::MotionXyz32f);
+        assert_eq!(
+            s.properties,
+            [("sensor".to_string(), "Motion Module".to_string())]
+        );
+        // Written back in today's shape.
+        let text = m.to_json();
+        assert!(text.contains("\"motion_xyz32f\""), "{text}");
+        assert!(text.contains("\"sensor\": \"Motion Module\""), "{text}");
+    }
+
+    #[test]
     fn write_is_atomic_and_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let m = SessionManifest::new("s", 0);

@@ -17,6 +17,14 @@ pub fn skip(why: &str) {
     eprintln!("\n**********\nWARNING: {why}: SKIPPING (part of) this test\n**********\n");
 }
 
+/// Held by the tests that load every core for minutes (every real frame through every
+/// codec) and by the tests that check what a live recording keeps up with, so that the two
+/// never run at once in this one test binary (a loaded machine drops frames, by design).
+pub fn cpu_exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs the rsrec binary built for these tests.
 pub fn rsrec(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rsrec"))

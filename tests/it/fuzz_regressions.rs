@@ -411,3 +411,28 @@ fn med_rans_corrupt_payload_from_the_fuzzer_is_an_error_not_a_panic() {
     // the wrong size is an error.
     harness::exercise_decode(CodecId::MED_RANS, data);
 }
+
+/// The `bag` target's code on the real librealsense bag, whole, cut and with flipped bytes:
+/// never a panic, and the whole bag replays.
+#[test]
+fn bag_target_on_the_real_bag_and_damaged_copies() {
+    let Some(data) = crate::common::data_dir() else {
+        return;
+    };
+    let dir = data.join("d435-librealsense-bag");
+    let path = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "bag"))
+        .expect("a .bag in d435-librealsense-bag");
+    let bytes = std::fs::read(&path).unwrap();
+    harness::exercise_bag(bytes.clone());
+    let n = bytes.len();
+    for k in 0..40usize {
+        let mut b = bytes.clone();
+        let at = (k * 2_654_435_761) % n;
+        b[at] ^= 0x5A;
+        harness::exercise_bag(b);
+        harness::exercise_bag(bytes[..(k * n / 40).max(1)].to_vec());
+    }
+}

@@ -540,6 +540,7 @@ fn python_and_rust_agree_on_a_recorded_session() {
 
 #[test]
 fn python_and_rust_agree_on_every_codec_with_real_data() {
+    let _cpu = crate::common::cpu_exclusive();
     let Some(py) = python() else {
         return;
     };

@@ -49,6 +49,7 @@ const CODECS: [DepthCodec; 7] = [
 
 #[test]
 fn every_real_frame_round_trips_through_every_codec_and_file() {
+    let _cpu = crate::common::cpu_exclusive();
     let Some(data) = common::data_dir() else {
         return;
     };
@@ -135,6 +136,7 @@ fn ceiling_set_intrinsics_are_imported() {
 /// bit-exact too. (On a CPU without AVX2 both sides are the scalar code.)
 #[test]
 fn grad_rans_scalar_and_simd_code_agree_on_every_real_frame() {
+    let _cpu = crate::common::cpu_exclusive();
     let Some(data) = common::data_dir() else {
         return;
     };
@@ -162,6 +164,7 @@ fn grad_rans_scalar_and_simd_code_agree_on_every_real_frame() {
 /// the bound, holes exact, and every payload declares its bound.
 #[test]
 fn lossy_rans_codecs_stay_within_the_bound_on_every_real_frame() {
+    let _cpu = crate::common::cpu_exclusive();
     let Some(data) = common::data_dir() else {
         return;
     };

@@ -67,11 +67,27 @@ const MAX_INFO_CHUNK_SCANS: usize = 16;
 /// `timestamp_domain` metadata is absent: librealsense's default domain.
 const DEFAULT_TS_DOMAIN: u8 = ts_domain::HARDWARE_CLOCK;
 
+/// The bytes of a bag: the memory-mapped file, or a buffer.
+enum Data {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Mapped(m) => m,
+            Data::Owned(v) => v,
+        }
+    }
+}
+
 /// A librealsense `.bag` file replayed as a [`Source`].
 pub struct BagSource {
     info: SourceInfo,
     path: PathBuf,
-    map: Mmap,
+    map: Data,
     index_pos: u64,
     /// Chunks in file order.
     chunks: Vec<ChunkMeta>,
@@ -111,6 +127,29 @@ impl BagSource {
         // SAFETY: the mapping is read-only; like every memory-mapped reader we rely on the file
         // not being truncated while it is open.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        Self::from_data(path, Data::Mapped(map), pacing)
+    }
+
+    /// A bag held in memory (`name` is used in messages): what the fuzz target parses.
+    pub fn from_bytes(
+        name: &Path,
+        bytes: Vec<u8>,
+        pacing: Pacing,
+    ) -> Result<BagSource, SourceError> {
+        Self::from_data(name, Data::Owned(bytes), pacing)
+    }
+
+    fn from_data(path: &Path, map: Data, pacing: Pacing) -> Result<BagSource, SourceError> {
+        let fail = |detail: String| SourceError::Bag {
+            path: path.to_path_buf(),
+            detail,
+        };
+        if map.len() < MAGIC.len() {
+            return Err(fail(format!(
+                "not a ROS bag: the file is only {} bytes (truncated or empty)",
+                map.len()
+            )));
+        }
         let layout = parse_bag_header(&map).map_err(fail)?;
         let (conns, chunks) = read_index(&map, &layout).map_err(fail)?;
 
