@@ -1,6 +1,6 @@
 //! The `.rsrec` container: one file per camera holding depth frames, colour-frame entries,
 //! IMU batches, gaps and events, checksummed, length-prefixed and indexed.
-//! `format-spec.md` is the specification; [`format`] holds its constants.
+//! `format-spec.md` is the specification; [`mod@format`] holds its constants.
 
 pub mod bytes;
 pub mod error;

@@ -4,12 +4,54 @@
 
 use crate::container::{DeviceInfo, ImuSample, StreamDescriptor, StreamKind};
 
-/// Fixed stream ids used by every source, so files of different sources look alike.
+/// The stream ids every rsrec source uses, so that files of different sources look alike
+/// (a file may use any id, §3.2; readers look streams up by kind).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum StreamId {
+    Depth = 0,
+    Color = 1,
+    Gyro = 2,
+    Accel = 3,
+}
+
+impl StreamId {
+    /// The id as stored in the file.
+    pub const fn id(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_id(id: u8) -> Option<StreamId> {
+        [Self::Depth, Self::Color, Self::Gyro, Self::Accel]
+            .into_iter()
+            .find(|s| s.id() == id)
+    }
+
+    /// The kind of stream rsrec's sources give this id.
+    pub fn kind(self) -> StreamKind {
+        match self {
+            Self::Depth => StreamKind::Depth,
+            Self::Color => StreamKind::Color,
+            Self::Gyro => StreamKind::Gyro,
+            Self::Accel => StreamKind::Accel,
+        }
+    }
+
+    /// The id rsrec's sources give a stream of `kind`, if it is one they record.
+    pub fn of_kind(kind: StreamKind) -> Option<StreamId> {
+        [Self::Depth, Self::Color, Self::Gyro, Self::Accel]
+            .into_iter()
+            .find(|s| s.kind() == kind)
+    }
+}
+
+/// [`StreamId`]s as the `u8` the container layer takes.
 pub mod stream_id {
-    pub const DEPTH: u8 = 0;
-    pub const COLOR: u8 = 1;
-    pub const GYRO: u8 = 2;
-    pub const ACCEL: u8 = 3;
+    use super::StreamId;
+    pub const DEPTH: u8 = StreamId::Depth.id();
+    pub const COLOR: u8 = StreamId::Color.id();
+    pub const GYRO: u8 = StreamId::Gyro.id();
+    pub const ACCEL: u8 = StreamId::Accel.id();
 }
 
 /// Timing of one frame or sample.
@@ -66,6 +108,27 @@ pub struct SourceInfo {
 impl SourceInfo {
     pub fn stream(&self, kind: StreamKind) -> Option<&StreamDescriptor> {
         self.streams.iter().find(|s| s.kind == kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_map_to_kinds_and_back() {
+        for s in [
+            StreamId::Depth,
+            StreamId::Color,
+            StreamId::Gyro,
+            StreamId::Accel,
+        ] {
+            assert_eq!(StreamId::from_id(s.id()), Some(s));
+            assert_eq!(StreamId::of_kind(s.kind()), Some(s));
+        }
+        assert_eq!(StreamId::from_id(9), None);
+        assert_eq!(StreamId::of_kind(StreamKind::Infrared), None);
+        assert_eq!(stream_id::ACCEL, 3);
     }
 }
 

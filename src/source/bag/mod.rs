@@ -1,8 +1,8 @@
 //! `bag:FILE`: a librealsense `.bag` (ROS1 bag v2) replayed as a camera, in pure Rust.
 //!
 //! The ROS bag container (chunks, LZ4/bz2 decompression, index records) is read by one
-//! hand-written, bounds-checked parser ([`records`]); the ROS message serialisation
-//! ([`messages`]) and librealsense's topic layout ([`topics`]) are decoded here too. Topics used (librealsense file format v2/v3):
+//! hand-written, bounds-checked parser (`records`); the ROS message serialisation
+//! (`messages`) and librealsense's topic layout (`topics`) are decoded here too. Topics used (librealsense file format v2/v3):
 //!
 //! - `/device_0/info` (`diagnostic_msgs/KeyValue`): device name, serial, firmware, ...
 //! - `/device_0/sensor_N/info` (`KeyValue`): sensor name;
