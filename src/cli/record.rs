@@ -32,6 +32,15 @@ macro_rules! say {
     }};
 }
 
+/// `eprintln!` whose errors are ignored: a closed stderr (`rsrec record ... 2>&1 | head -1`)
+/// must not stop a recording (`eprintln!` panics when it cannot write).
+macro_rules! esay {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Exit code when recording stopped early because the disk was nearly full (files are
 /// closed and indexed).
 pub const EXIT_DISK_FULL: u8 = 4;
@@ -164,7 +173,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     };
     let opened = open_sources(&specs, &settings)?;
     for w in &opened.warnings {
-        eprintln!("rsrec: warning: {w}");
+        esay!("rsrec: warning: {w}");
     }
     let opened = opened.cameras;
     if args.depth_max_error.is_some() {
@@ -227,7 +236,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let dir = recorder.dir().to_path_buf();
     let forecast = recorder.forecast();
     if let (Some(free), false) = (forecast.free, args.quiet) {
-        eprintln!(
+        esay!(
             "disk: {} free; at the expected ~{:.1} MB/s it lasts about {}",
             fmt_bytes(free),
             forecast.bytes_per_s / 1e6,
@@ -247,7 +256,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         let st = recorder.poll();
         if st.disk_stop && !warned_disk {
             warned_disk = true;
-            eprintln!(
+            esay!(
                 "rsrec: free disk space below {}: stopping cleanly",
                 fmt_bytes(min_free)
             );
@@ -329,7 +338,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         last = now.into_iter().map(|(_, s)| s).collect();
     }
     if show {
-        eprintln!("stopping: draining queues and closing files...");
+        esay!("stopping: draining queues and closing files...");
     }
     let outcome = recorder.finish()?;
     let (status, outcomes, errors) = (&outcome.status, &outcome.cameras, &outcome.errors);
@@ -369,7 +378,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     for o in outcomes.iter().filter(|o| o.stats.disconnects > 0) {
-        eprintln!(
+        esay!(
             "rsrec: warning: {} disconnected {} time(s) and came back {} time(s), away {:.1} s \
              in total (gap records in its file)",
             o.name,

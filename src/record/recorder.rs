@@ -185,20 +185,7 @@ impl RecordPlan {
 /// The default of [`RecordPlan::min_free`]: 2 GB.
 pub const DEFAULT_MIN_FREE: u64 = 2_000_000_000;
 
-/// Why a session name or camera name is not a plain name, if it is not: it must be
-/// non-empty, not `.` or `..`, without `/`, `\` or NUL, and not start with `.` (hidden files
-/// and the manifest's temporary file).
-pub fn check_plain_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        Err("is empty")
-    } else if name.contains(['/', '\\', '\0']) {
-        Err("must not contain a path separator")
-    } else if name.starts_with('.') {
-        Err("must not start with '.'")
-    } else {
-        Ok(())
-    }
-}
+pub use crate::session::manifest::check_plain_name;
 
 /// A plan that passed [`RecordPlan::validate`].
 pub struct ValidPlan {

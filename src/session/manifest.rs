@@ -332,6 +332,21 @@ impl SessionManifest {
     }
 }
 
+/// Why a session name or camera name is not a plain name, if it is not: it must be
+/// non-empty, not `.` or `..`, without `/`, `\` or NUL, and not start with `.` (hidden files
+/// and the manifest's temporary file).
+pub fn check_plain_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("is empty")
+    } else if name.contains(['/', '\\', '\0']) {
+        Err("must not contain a path separator")
+    } else if name.starts_with('.') {
+        Err("must not start with '.'")
+    } else {
+        Ok(())
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))

@@ -105,6 +105,14 @@ impl Recording {
                 // A camera that failed to start has no files: nothing to read.
                 continue;
             }
+            // The name becomes a folder name in exports: it must stay a plain name.
+            if let Err(why) = super::manifest::check_plain_name(&c.name) {
+                return Err(SessionError::Input(format!(
+                    "{}: camera name {:?} {why}",
+                    json.display(),
+                    c.name
+                )));
+            }
             let mut opened = Vec::new();
             for f in &c.files {
                 opened.push(open_file(&dir.join(safe_relative(f, json)?))?);
@@ -468,6 +476,24 @@ impl CameraFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A session.json whose camera name would become a path outside the export folder
+    /// (`../../x`) is refused before any file is opened.
+    #[test]
+    fn camera_names_that_are_paths_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["../../../x", "/abs", ".hidden", "a/b", ""] {
+            let m = format!(
+                r#"{{"status": "complete", "cameras": [{{"name": {bad:?}, "files": ["x.rsrec"]}}]}}"#
+            );
+            std::fs::write(dir.path().join("session.json"), m).unwrap();
+            let e = match Recording::open(dir.path()) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("{bad:?} accepted"),
+            };
+            assert!(e.contains("camera name"), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn relative_names_stay_inside() {

@@ -735,3 +735,35 @@ fn size_segments_respect_the_limit_and_keep_every_frame() {
     let (depth, _) = check_camera(&dir, cam);
     assert_eq!(all, (0..depth).collect::<Vec<_>>());
 }
+
+/// `rsrec record ... --status-json | head -1` (and `2>&1 | head -1`) used to panic with exit
+/// 101 a second later ("failed printing to stdout: Broken pipe") and leave session.json at
+/// "recording". Status and summary lines that cannot be printed must not stop a recording.
+#[test]
+fn a_closed_stdout_or_stderr_does_not_stop_a_recording() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = rsrec()
+        .args([
+            "record",
+            "--cameras",
+            "sim:1",
+            "--duration",
+            "3s",
+            "--depth",
+            "212x120@30",
+        ])
+        .args(["--color", "off", "--status-json", "--session", "s", "--out"])
+        .arg(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both pipes closed at once, as `2>&1 | head -0` would.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let s = session(&tmp.path().join("s"));
+    assert_eq!(s["status"], "complete", "{s}");
+    assert!(s["cameras"][0]["stats"]["depth_written"].as_u64().unwrap() > 0);
+}
