@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use rsrec::codec::DepthCodec;
 use rsrec::container::{FsyncPolicy, StreamKind, WriterOptions};
+use rsrec::record::limits::format_remaining;
 use rsrec::record::{
     parse_duration, parse_size, stop_on_signals, CameraPlan, RecordError, RecordPlan, Recorder,
     SegmentLimit, StatsSnapshot,
@@ -109,18 +110,6 @@ pub struct Args {
     /// Print status as one JSON object per line on stdout (for scripts).
     #[arg(long)]
     pub status_json: bool,
-}
-
-fn fmt_duration(s: f64) -> String {
-    if !s.is_finite() {
-        return "-".into();
-    }
-    let s = s as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    } else {
-        format!("{}m{:02}s", s / 60, s % 60)
-    }
 }
 
 /// How often a disconnected camera is looked for.
@@ -240,7 +229,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             "disk: {} free; at the expected ~{:.1} MB/s it lasts about {}",
             fmt_bytes(free),
             forecast.bytes_per_s / 1e6,
-            fmt_duration(forecast.seconds.unwrap_or(f64::INFINITY))
+            format_remaining(forecast.seconds.unwrap_or(f64::INFINITY))
         );
     }
     let min_free = recorder.min_free();
@@ -331,7 +320,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                 "",
                 st.elapsed.as_secs_f64(),
                 free.map(fmt_bytes).unwrap_or_else(|| "?".into()),
-                left.map(fmt_duration).unwrap_or_else(|| "?".into())
+                left.map(format_remaining).unwrap_or_else(|| "?".into())
             );
             lines_printed = now.len() + 1;
         }

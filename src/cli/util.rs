@@ -33,15 +33,7 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// Writes a line to stdout. When stdout is closed (`rsrec info --json | head`), the process
 /// ends quietly with code 0, as Unix tools do, instead of panicking like `println!`.
 pub fn write_out(args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("rsrec: error: writing to stdout: {e}");
-        std::process::exit(i32::from(super::EXIT_ERROR));
-    }
+    write_bytes(format!("{args}\n").as_bytes());
 }
 
 /// Writes bytes to stdout, ending quietly on a closed stdout like [`write_out`].
