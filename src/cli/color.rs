@@ -47,9 +47,27 @@ pub fn factory(
     let codec: ColorCodec = codec
         .parse()
         .map_err(|e| super::util::usage(format!("--color-codec: {e}")))?;
+    // Checked before FFmpeg is even looked for: a bad value is the user's, not FFmpeg's.
+    if let Some(q) = crf {
+        codec
+            .check_quality(q)
+            .map_err(|e| super::util::usage(format!("--crf: {e}")))?;
+    }
+    if let Some(p) = &preset {
+        codec
+            .check_preset(p)
+            .map_err(|e| super::util::usage(format!("--preset: {e}")))?;
+    }
     let info = video::probe(ffmpeg)
         .context("colour needs FFmpeg (apt-get install ffmpeg, or --color off)")?;
     let resolved = video::resolve(codec, &info, ffmpeg).context("choosing the colour encoder")?;
+    if let Some(p) = &preset {
+        // `auto` chose an encoder only now.
+        resolved
+            .codec()
+            .check_preset(p)
+            .map_err(|e| super::util::usage(format!("--preset: {e}")))?;
+    }
     // Live recording needs an encoder that keeps up: fast presets unless asked otherwise.
     let preset = preset.or_else(|| {
         match resolved.codec() {

@@ -26,7 +26,7 @@ pub struct Args {
     /// Dataset folder (PNGs in DIR or DIR/depth/) or a .bag file.
     pub input: PathBuf,
     /// Frame rate the PNGs were captured at (sets their timestamps); required for folders.
-    #[arg(long)]
+    #[arg(long, value_parser = super::util::parse_fps)]
     pub fps: Option<f64>,
     /// Output folder (created if missing).
     #[arg(long)]
@@ -79,9 +79,6 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         let fps = args.fps.ok_or_else(|| {
             usage("--fps is required for a PNG folder (the rate its frames were captured at)")
         })?;
-        if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
-            return Err(usage(format!("--fps {fps}: use a frame rate in 0..1000")));
-        }
         let src = PngSource::open(
             input,
             fps,

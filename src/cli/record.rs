@@ -13,8 +13,8 @@ use rsrec::codec::DepthCodec;
 use rsrec::container::{FsyncPolicy, StreamKind, WriterOptions};
 use rsrec::record::limits::format_remaining;
 use rsrec::record::{
-    parse_duration, parse_size, stop_on_signals, CameraPlan, RecordError, RecordPlan, Recorder,
-    SegmentLimit, StatsSnapshot,
+    parse_duration, parse_size, stop_on_signals, CameraPlan, PlanField, RecordError, RecordPlan,
+    Recorder, SegmentLimit, StatsSnapshot,
 };
 use rsrec::session::SessionStatus;
 use rsrec::source::{Pacing, StreamMode};
@@ -90,7 +90,7 @@ pub struct Args {
     #[arg(long)]
     pub segment: Option<SegmentLimit>,
     /// Frame rate at which `png:` folders are replayed.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value = "30", value_parser = super::util::parse_fps)]
     pub fps: f64,
     /// Per-camera queue between capture and compression, in frames [default: 2 s of frames].
     #[arg(long)]
@@ -213,8 +213,20 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     plan.reconnect = (!args.realsense.no_reconnect).then_some(RECONNECT_EVERY);
     plan.command_line = std::env::args().collect();
     let plan = plan.validate().map_err(|e| match e {
-        // A session name that would leave --out is a bad argument.
-        RecordError::InvalidPlan(msg) => usage(format!("--session: {msg}")),
+        // A value the plan refuses is a bad argument: name its flag.
+        RecordError::InvalidPlan { field, why } => {
+            let flag = match field {
+                PlanField::Cameras => "--cameras",
+                PlanField::Session => "--session",
+                PlanField::QueueFrames => "--queue",
+                PlanField::Workers => "--workers",
+                PlanField::Segment => "--segment",
+                PlanField::MinFree => "--min-free",
+                PlanField::Color => "--color",
+                _ => "argument",
+            };
+            usage(format!("{flag}: {why}"))
+        }
         e => anyhow::Error::new(e),
     })?;
 

@@ -56,6 +56,23 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+/// A frame rate argument (`--fps`): a number in the range rsrec accepts
+/// ([`rsrec::source::MIN_FPS`]..=[`rsrec::source::MAX_FPS`]).
+pub fn parse_fps(s: &str) -> Result<f64, String> {
+    use rsrec::source::{fps_in_range, MAX_FPS, MIN_FPS};
+    let fps: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a frame rate (e.g. 30, 29.97)"))?;
+    if !fps_in_range(fps) {
+        return Err(format!(
+            "{s} fps is outside {MIN_FPS}..={MAX_FPS} (slower is not a camera rate and makes \
+             timestamps meaningless)"
+        ));
+    }
+    Ok(fps)
+}
+
 /// A progress bar on stderr for `total` items (a spinner with a count when the total is
 /// unknown), drawn only where stderr is a terminal (indicatif hides it otherwise).
 pub fn progress_bar(total: Option<u64>, unit: &str) -> indicatif::ProgressBar {

@@ -34,10 +34,34 @@ impl std::fmt::Display for SegmentLimit {
     }
 }
 
+impl SegmentLimit {
+    /// The smallest segment size: each file repeats the header and has its own index, and a
+    /// segment must hold many frames, not one (`--segment 1B` would make a file per frame).
+    pub const MIN_BYTES: u64 = 1_000_000;
+    /// The shortest segment duration, for the same reason.
+    pub const MIN_DURATION: Duration = Duration::from_secs(1);
+
+    /// Checks the limit against [`Self::MIN_BYTES`] and [`Self::MIN_DURATION`].
+    pub fn check(self) -> Result<Self, String> {
+        match self {
+            SegmentLimit::Bytes(b) if b < Self::MIN_BYTES => Err(format!(
+                "a segment of {b} bytes is below the minimum of 1MB (each file has its own \
+                 header and index; a segment must hold many frames)"
+            )),
+            SegmentLimit::Duration(d) if d < Self::MIN_DURATION => Err(format!(
+                "a segment of {} is below the minimum of 1s",
+                format_duration(d)
+            )),
+            ok => Ok(ok),
+        }
+    }
+}
+
 impl std::str::FromStr for SegmentLimit {
     type Err = String;
-    /// A size (a number with a byte unit: `5GB`, `2GiB`, `100B`) or a duration (a number
-    /// with a time unit: `10m`, `1.5h`); a bare number is refused as ambiguous.
+    /// A size (a number with a byte unit: `5GB`, `2GiB`, `1000000B`) or a duration (a
+    /// number with a time unit: `10m`, `1.5h`); a bare number is refused as ambiguous, and
+    /// limits below [`SegmentLimit::MIN_BYTES`] / [`SegmentLimit::MIN_DURATION`] too.
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
         if t.parse::<f64>().is_ok() {
@@ -45,12 +69,14 @@ impl std::str::FromStr for SegmentLimit {
                 "'{s}' needs a unit: a size (5GB) or a duration (10m)"
             ));
         }
-        if t.to_ascii_lowercase().ends_with('b') {
-            return parse_size(t).map(SegmentLimit::Bytes);
-        }
-        parse_duration(t)
-            .map(SegmentLimit::Duration)
-            .map_err(|_| format!("'{s}' is not a size (5GB) or a duration (10m)"))
+        let limit = if t.to_ascii_lowercase().ends_with('b') {
+            parse_size(t).map(SegmentLimit::Bytes)?
+        } else {
+            parse_duration(t)
+                .map(SegmentLimit::Duration)
+                .map_err(|_| format!("'{s}' is not a size (5GB) or a duration (10m)"))?
+        };
+        limit.check()
     }
 }
 
@@ -103,7 +129,8 @@ fn fractional_duration(s: &str) -> Option<Duration> {
     if !num.is_empty() {
         total += num.parse::<f64>().ok()?;
     }
-    (total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total))
+    // `try_`: a number of days beyond u64 seconds is an error, not a panic.
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// A duration for people: `10m`, `1h30m`, `2.5s`, `250ms` (no spaces, so that it parses
@@ -159,8 +186,12 @@ mod tests {
         );
         assert_eq!("5GB".parse(), Ok(SegmentLimit::Bytes(5_000_000_000)));
         assert_eq!("2GiB".parse(), Ok(SegmentLimit::Bytes(2 << 30)));
-        assert_eq!("100B".parse(), Ok(SegmentLimit::Bytes(100)));
+        assert_eq!("1000000B".parse(), Ok(SegmentLimit::Bytes(1_000_000)));
         assert!("10".parse::<SegmentLimit>().is_err());
+        // Regression: `--segment 1B` made a file per frame.
+        assert!("1B".parse::<SegmentLimit>().is_err());
+        assert!("999KB".parse::<SegmentLimit>().is_err());
+        assert!("500ms".parse::<SegmentLimit>().is_err());
         assert!("0m".parse::<SegmentLimit>().is_err());
         assert!("5XB".parse::<SegmentLimit>().is_err());
     }
@@ -173,6 +204,8 @@ mod tests {
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5x").is_err());
+        // Regression: a duration past u64 seconds panicked in from_secs_f64.
+        assert!(parse_duration("99999999999999999999999999d").is_err());
     }
 
     #[test]
@@ -183,7 +216,7 @@ mod tests {
             let l = SegmentLimit::Duration(d);
             assert_eq!(l.to_string().parse(), Ok(l));
         }
-        for b in [5_000_000_000, 2 << 30, 1234, 3 << 20] {
+        for b in [5_000_000_000, 2 << 30, 1_234_567, 3 << 20] {
             let b = SegmentLimit::Bytes(b);
             assert_eq!(b.to_string().parse(), Ok(b));
         }

@@ -16,7 +16,8 @@ pub mod stats;
 pub use limits::{format_duration, format_size, parse_duration, parse_size, SegmentLimit};
 pub use pipeline::{ColorError, ColorPush, ColorSink, ColorSinkFactory, Pipeline, PipelineConfig};
 pub use recorder::{
-    check_plain_name, stop_on_signals, CameraPlan, DiskForecast, RecordError, RecordOutcome,
-    RecordPlan, Recorder, RecorderStatus, ValidPlan, DEFAULT_MIN_FREE,
+    check_plain_name, stop_on_signals, CameraPlan, DiskForecast, PlanField, RecordError,
+    RecordOutcome, RecordPlan, Recorder, RecorderStatus, ValidPlan, DEFAULT_MIN_FREE,
+    MAX_QUEUE_FRAMES, MAX_WORKERS,
 };
 pub use stats::{CameraStats, StatsSnapshot};

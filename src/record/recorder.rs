@@ -42,9 +42,9 @@ use crate::source::Source;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordError {
-    /// The plan is not valid (see [`RecordPlan::validate`]).
-    #[error("{0}")]
-    InvalidPlan(String),
+    /// The plan is not valid (see [`RecordPlan::validate`]): `field` says which part.
+    #[error("{why}")]
+    InvalidPlan { field: PlanField, why: String },
     #[error("{} already exists and is not empty", dir.display())]
     SessionExists { dir: PathBuf },
     #[error("creating {}", dir.display())]
@@ -68,6 +68,57 @@ pub enum RecordError {
     Manifest(#[source] ManifestError),
     #[error("starting the pipeline")]
     Pipeline(#[source] std::io::Error),
+}
+
+/// The part of a [`RecordPlan`] that [`RecordPlan::validate`] refused (the CLI names its
+/// flag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlanField {
+    Cameras,
+    Session,
+    QueueFrames,
+    Workers,
+    Segment,
+    MinFree,
+    Color,
+}
+
+/// The longest queue a camera may have: 10,000 frames (over 5 minutes at 30 fps). A longer
+/// queue does not save frames; it hides a CPU or disk that cannot keep up, and costs memory.
+pub const MAX_QUEUE_FRAMES: usize = 10_000;
+/// The most compression workers a plan may ask for.
+pub const MAX_WORKERS: usize = 256;
+
+fn invalid(field: PlanField, why: impl Into<String>) -> RecordError {
+    RecordError::InvalidPlan {
+        field,
+        why: why.into(),
+    }
+}
+
+/// The nearest folder of `path` (itself or a parent) that exists: where free space is
+/// measured before the session folder is created.
+fn existing_ancestor(path: &std::path::Path) -> Option<&std::path::Path> {
+    let mut p = Some(path);
+    while let Some(q) = p {
+        if q.as_os_str().is_empty() {
+            return Some(std::path::Path::new("."));
+        }
+        if q.is_dir() {
+            return Some(q);
+        }
+        p = q.parent();
+    }
+    None
+}
+
+/// `MemAvailable` of `/proc/meminfo` in bytes (`None` where unknown).
+fn memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// One camera to record: the spec it was opened from (kept in `session.json`) and the open
@@ -142,29 +193,106 @@ impl RecordPlan {
         }
     }
 
-    /// Checks the plan: at least one camera, a session name that stays inside `out`, a
-    /// session folder that is absent or empty, non-zero queue and worker counts.
+    /// Checks every value of the plan before anything is created: at least one camera, a
+    /// session name that stays inside `out`, a queue of 1..=[`MAX_QUEUE_FRAMES`] frames
+    /// whose memory fits in half the available RAM, 1..=[`MAX_WORKERS`] workers, a segment
+    /// limit of at least [`SegmentLimit::MIN_BYTES`] / [`SegmentLimit::MIN_DURATION`],
+    /// colour sizes a video can hold, a minimum free space that the disk has (refused before
+    /// the session folder is made), and a session folder that is absent or empty.
     pub fn validate(self) -> Result<ValidPlan, RecordError> {
         if self.cameras.is_empty() {
-            return Err(RecordError::InvalidPlan("no camera to record".into()));
+            return Err(invalid(PlanField::Cameras, "no camera to record"));
         }
         let session = match &self.session {
             Some(s) => {
                 check_plain_name(s)
-                    .map_err(|why| RecordError::InvalidPlan(format!("session name {s:?} {why}")))?;
+                    .map_err(|why| invalid(PlanField::Session, format!("{s:?} {why}")))?;
                 s.clone()
             }
             None => default_session_name(),
         };
-        if self.queue_frames == Some(0) {
-            return Err(RecordError::InvalidPlan(
-                "the queue must hold at least one frame".into(),
-            ));
+        if let Some(q) = self.queue_frames {
+            if !(1..=MAX_QUEUE_FRAMES).contains(&q) {
+                return Err(invalid(
+                    PlanField::QueueFrames,
+                    format!(
+                        "{q} frames is outside 1..={MAX_QUEUE_FRAMES} (a longer queue only \
+                         hides a CPU or disk that cannot keep up)"
+                    ),
+                ));
+            }
+            let frame_bytes: u64 = self
+                .cameras
+                .iter()
+                .filter_map(|c| c.source.info().stream(StreamKind::Depth))
+                .map(|d| d.width as u64 * d.height as u64 * 2)
+                .sum();
+            let need = frame_bytes.saturating_mul(q as u64);
+            if let Some(avail) = memory_available() {
+                if need > avail / 2 {
+                    return Err(invalid(
+                        PlanField::QueueFrames,
+                        format!(
+                            "{q} frames for every camera would hold up to {} in memory; \
+                             more than half of the {} available",
+                            super::limits::format_size(need),
+                            super::limits::format_size(avail)
+                        ),
+                    ));
+                }
+            }
         }
-        if self.workers == Some(0) {
-            return Err(RecordError::InvalidPlan(
-                "at least one compression worker is needed".into(),
-            ));
+        if let Some(w) = self.workers {
+            if !(1..=MAX_WORKERS).contains(&w) {
+                return Err(invalid(
+                    PlanField::Workers,
+                    format!("{w} compression workers is outside 1..={MAX_WORKERS}"),
+                ));
+            }
+        }
+        if let Some(seg) = self.segment {
+            seg.check()
+                .map_err(|why| invalid(PlanField::Segment, why))?;
+        }
+        if self.color.is_some() {
+            for c in &self.cameras {
+                if let Some(st) = c.source.info().stream(StreamKind::Color) {
+                    if st.width == 0 || st.height == 0 || st.width % 2 == 1 || st.height % 2 == 1 {
+                        return Err(invalid(
+                            PlanField::Color,
+                            format!(
+                                "{}: colour {}x{} cannot be encoded (4:2:0 video needs an even, \
+                                 non-zero width and height)",
+                                c.spec, st.width, st.height
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(base) = existing_ancestor(&self.out) {
+            if let Ok(total) = fs4::total_space(base) {
+                if self.min_free >= total {
+                    return Err(invalid(
+                        PlanField::MinFree,
+                        format!(
+                            "{} is more than the whole disk of {} ({})",
+                            super::limits::format_size(self.min_free),
+                            base.display(),
+                            super::limits::format_size(total)
+                        ),
+                    ));
+                }
+            }
+            if let Some(free) = free_bytes(base) {
+                if free < self.min_free {
+                    return Err(RecordError::LowDisk {
+                        dir: self.out.join(&session),
+                        free,
+                        min_free: self.min_free,
+                    });
+                }
+            }
         }
         let dir = self.out.join(&session);
         if dir.exists()
@@ -273,6 +401,18 @@ impl Recorder {
     /// `recording`) and starts the pipeline. Setting `stop` ends the recording cleanly.
     pub fn start(plan: ValidPlan, stop: Arc<AtomicBool>) -> Result<Recorder, RecordError> {
         let ValidPlan { plan, session, dir } = plan;
+        // Checked again (validate may be long ago), and before the folder is made, so that
+        // a refused start leaves nothing behind.
+        let free = free_bytes(existing_ancestor(&dir).unwrap_or(&dir));
+        if let Some(free) = free {
+            if free < plan.min_free {
+                return Err(RecordError::LowDisk {
+                    dir,
+                    free,
+                    min_free: plan.min_free,
+                });
+            }
+        }
         std::fs::create_dir_all(&dir).map_err(|source| RecordError::CreateDir {
             dir: dir.clone(),
             source,
@@ -293,20 +433,10 @@ impl Recorder {
                 }
             }
         }
-        let free = free_bytes(&dir);
-        if let Some(free) = free {
-            if free < plan.min_free {
-                return Err(RecordError::LowDisk {
-                    dir,
-                    free,
-                    min_free: plan.min_free,
-                });
-            }
-        }
         let forecast = DiskForecast {
             free,
             bytes_per_s,
-            seconds: free.map(|f| (f - plan.min_free) as f64 / bytes_per_s.max(1.0)),
+            seconds: free.map(|f| f.saturating_sub(plan.min_free) as f64 / bytes_per_s.max(1.0)),
         };
 
         let start_us = crate::container::now_utc_us();

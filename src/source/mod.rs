@@ -183,6 +183,17 @@ pub trait Source: Send {
     }
 }
 
+/// The slowest frame rate a user may ask for: one frame every 10 s. Slower rates are not a
+/// camera mode and make timestamps meaningless (`1e-300` fps puts frame 2 in year -290251).
+pub const MIN_FPS: f64 = 0.1;
+/// The fastest frame rate a user may ask for (D4xx depth tops out at 300 fps).
+pub const MAX_FPS: f64 = 1000.0;
+
+/// Whether `fps` is a frame rate rsrec accepts ([`MIN_FPS`]..=[`MAX_FPS`]).
+pub fn fps_in_range(fps: f64) -> bool {
+    (MIN_FPS..=MAX_FPS).contains(&fps)
+}
+
 /// Resolution and rate of a stream, e.g. `848x480@30`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StreamMode {
@@ -197,7 +208,9 @@ pub struct StreamMode {
 pub enum ModeError {
     #[error("'{0}' is not WIDTHxHEIGHT@FPS (e.g. 848x480@30)")]
     Syntax(String),
-    #[error("'{0}': size must be 1..8192 and fps 0..1000")]
+    #[error(
+        "'{0}': the size must be 1..=8192 pixels each way and the rate {MIN_FPS}..={MAX_FPS} fps"
+    )]
     OutOfRange(String),
 }
 
@@ -216,7 +229,7 @@ impl std::str::FromStr for StreamMode {
             || mode.height == 0
             || mode.width > 8192
             || mode.height > 8192
-            || !(mode.fps > 0.0 && mode.fps <= 1000.0)
+            || !fps_in_range(mode.fps)
         {
             return Err(ModeError::OutOfRange(s.to_string()));
         }

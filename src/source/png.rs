@@ -38,9 +38,11 @@ impl PngSource {
         intrinsics: Option<&Path>,
         pacing: Pacing,
     ) -> Result<Self, SourceError> {
-        if !(fps.is_finite() && fps > 0.0 && fps <= 10_000.0) {
+        if !super::fps_in_range(fps) {
             return Err(SourceError::Open(format!(
-                "--fps {fps} must be in (0, 10000]"
+                "--fps {fps} must be {}..={}",
+                super::MIN_FPS,
+                super::MAX_FPS
             )));
         }
         if !(depth_units.is_finite() && depth_units > 0.0) {

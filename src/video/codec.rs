@@ -166,6 +166,78 @@ impl ColorCodec {
         )
     }
 
+    /// The presets this encoder accepts (FFmpeg's own lists; empty: it takes none).
+    pub fn presets(self) -> &'static [&'static str] {
+        const X26X: &[&str] = &[
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+            "placebo",
+        ];
+        match self {
+            ColorCodec::Libx265 | ColorCodec::Libx264 => X26X,
+            ColorCodec::Libsvtav1 => &[
+                "-1", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13",
+            ],
+            ColorCodec::HevcNvenc => &[
+                "p1",
+                "p2",
+                "p3",
+                "p4",
+                "p5",
+                "p6",
+                "p7",
+                "slow",
+                "medium",
+                "fast",
+                "hp",
+                "hq",
+                "bd",
+                "ll",
+                "llhq",
+                "llhp",
+                "lossless",
+                "losslesshp",
+                "default",
+            ],
+            ColorCodec::HevcQsv => &[
+                "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+            ],
+            ColorCodec::HevcVaapi => &[],
+            // `auto` may end on any of them; the resolved encoder checks again.
+            ColorCodec::Auto => X26X,
+        }
+    }
+
+    /// Checks a `--preset` against [`ColorCodec::presets`] (exact names only, so nothing
+    /// else ever reaches FFmpeg's command line).
+    pub fn check_preset(self, preset: &str) -> Result<(), String> {
+        let ok = self.presets();
+        if ok.contains(&preset) {
+            return Ok(());
+        }
+        Err(if ok.is_empty() {
+            format!("{self} takes no preset")
+        } else {
+            format!("{preset:?} is not a {self} preset ({})", ok.join(", "))
+        })
+    }
+
+    /// Checks a `--crf` against [`ColorCodec::max_quality`].
+    pub fn check_quality(self, crf: u8) -> Result<(), String> {
+        let max = self.max_quality();
+        if crf > max {
+            return Err(format!("{crf} is out of range for {self} (0..={max})"));
+        }
+        Ok(())
+    }
+
     /// The largest accepted quality value (`crf`, or its hardware equivalent).
     pub fn max_quality(self) -> u8 {
         match self {

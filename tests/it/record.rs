@@ -410,7 +410,8 @@ fn kill_9_loses_at_most_about_a_second() {
 #[test]
 fn bad_arguments_fail_before_recording() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().to_str().unwrap();
+    let out = tmp.path().join("out");
+    let out = out.to_str().unwrap();
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (
             vec!["--cameras", "all"],
@@ -434,10 +435,52 @@ fn bad_arguments_fail_before_recording() {
             2,
             "color-codec",
         ),
+        // Regressions: each of these was accepted, or refused only after the session folder
+        // was made or the recording had started.
         (
-            vec!["--cameras", "sim:1", "--min-free", "1000TB"],
-            1,
-            "free",
+            vec!["--cameras", "sim:1", "--min-free", "999999TB"],
+            2,
+            "--min-free: 888.2 PiB is more than the whole disk",
+        ),
+        (
+            vec!["--cameras", "sim:1", "--queue", "99999999999"],
+            2,
+            "--queue: 99999999999 frames is outside 1..=10000",
+        ),
+        (
+            vec!["--cameras", "sim:1", "--preset", ";rm -rf /"],
+            2,
+            "--preset: \";rm -rf /\" is not a libx265 preset",
+        ),
+        (
+            vec!["--cameras", "sim:1", "--color", "641x481@30"],
+            2,
+            "--color: sim:0: colour 641x481 cannot be encoded",
+        ),
+        (
+            vec!["--cameras", "sim:1", "--fps", "1e-300"],
+            2,
+            "1e-300 fps is outside 0.1..=1000",
+        ),
+        (
+            vec!["--cameras", "sim:1", "--depth", "848x480@1e-300"],
+            2,
+            "the rate 0.1..=1000 fps",
+        ),
+        (
+            vec!["--cameras", "sim:1", "--segment", "1B"],
+            2,
+            "below the minimum of 1MB",
+        ),
+        (
+            vec!["--cameras", "sim:1", "--workers", "100000"],
+            2,
+            "--workers: 100000 compression workers is outside 1..=256",
+        ),
+        (
+            vec!["--cameras", "sim:1", "--crf", "99"],
+            2,
+            "--crf: 99 is out of range for libx265",
         ),
     ];
     for (args, code, needle) in cases {
@@ -458,7 +501,17 @@ fn bad_arguments_fail_before_recording() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        // clap's own errors add a "For more information" line after a blank one.
+        assert_eq!(
+            err.trim_end().lines().filter(|l| !l.is_empty()).count()
+                - usize::from(err.contains("For more information")),
+            1,
+            "{args:?}: {err}"
+        );
+        assert!(
+            !std::path::Path::new(out).exists(),
+            "{args:?} created {out} before refusing"
+        );
     }
 }
 
@@ -697,7 +750,7 @@ fn status_json_prints_one_object_per_second() {
 #[test]
 fn size_segments_respect_the_limit_and_keep_every_frame() {
     let tmp = tempfile::tempdir().unwrap();
-    // Raw 212x120 frames are 50,880 bytes: a 300 KB limit holds 5 per file.
+    // Raw 424x240 frames are 203,520 bytes: a 1 MB limit (the minimum) holds 4 per file.
     record(
         tmp.path(),
         &[
@@ -706,13 +759,13 @@ fn size_segments_respect_the_limit_and_keep_every_frame() {
             "--duration",
             "2s",
             "--depth",
-            "212x120@30",
+            "424x240@30",
             "--color",
             "off",
             "--depth-codec",
             "raw",
             "--segment",
-            "300KB",
+            "1MB",
         ],
     );
     let dir = tmp.path().join("s");
@@ -724,7 +777,7 @@ fn size_segments_respect_the_limit_and_keep_every_frame() {
     for f in files {
         let path = dir.join(f.as_str().unwrap());
         assert!(
-            std::fs::metadata(&path).unwrap().len() <= 300_000 + 4096,
+            std::fs::metadata(&path).unwrap().len() <= 1_000_000 + 4096,
             "{f} too large"
         );
         let r = Reader::open(&path).unwrap();
