@@ -378,6 +378,18 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    for o in outcomes
+        .iter()
+        .filter(|o| o.stats.imu_dropped + o.stats.records_lost > 0)
+    {
+        esay!(
+            "rsrec: warning: {}: the writer fell behind (a slow or stalled disk): {} IMU \
+             samples dropped (gap records in its file), {} gap/event records lost",
+            o.name,
+            o.stats.imu_dropped,
+            o.stats.records_lost
+        );
+    }
     for o in outcomes.iter().filter(|o| o.stats.disconnects > 0) {
         esay!(
             "rsrec: warning: {} disconnected {} time(s) and came back {} time(s), away {:.1} s \

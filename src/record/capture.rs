@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use super::outbox::Outbox;
+
 use super::stats::CameraStats;
 use crate::codec::CodecId;
 use crate::container::format::{record_type, ts_domain, NO_STREAM};
@@ -36,7 +38,7 @@ impl ColorState {
         name: &str,
         info: &SourceInfo,
         dir: &Path,
-        w_tx: &Sender<ToWriter>,
+        out: &mut Outbox<'_>,
         videos: &Mutex<Vec<String>>,
     ) -> Result<(), String> {
         let (sink, file, codec) =
@@ -55,7 +57,7 @@ impl ColorState {
         h.stream = stream_id::COLOR;
         h.frame_number = self.segment as u64;
         h.host_ts_us = crate::container::now_utc_us();
-        let _ = w_tx.send(ToWriter::Record {
+        out.push(ToWriter::Record {
             header: h,
             payload: seg.encode().map_err(|e| e.to_string())?,
         });
@@ -86,18 +88,10 @@ pub(super) fn capture_loop(
         }),
         _ => None,
     };
-    // Records from the capture thread must not wait on the writer: a full writer channel
-    // (disk stalled for seconds) loses the record, which is counted.
-    let send = |m: ToWriter| {
-        if let Err(TrySendError::Full(m)) = w_tx.try_send(m) {
-            if cfg.lossless {
-                let _ = w_tx.send(m);
-            }
-        }
-    };
+    let mut out = Outbox::new(w_tx, cfg.lossless, stats);
     if let Some(c) = color.as_mut() {
-        if let Err(e) = c.open(name, &info, &cfg.session_dir, &w_tx, videos) {
-            send(event_record(stream_id::COLOR, "color_failed", e.clone()));
+        if let Err(e) = c.open(name, &info, &cfg.session_dir, &mut out, videos) {
+            out.push(event_record(stream_id::COLOR, "color_failed", e.clone()));
             stats.set_error(format!("colour: {e}"));
             c.dead = true;
         }
@@ -105,43 +99,12 @@ pub(super) fn capture_loop(
     let mut seq = 0u64;
     let mut depth_gaps = GapRun::new(stream_id::DEPTH);
     let mut color_gaps = GapRun::new(stream_id::COLOR);
+    let mut imu_gaps = [GapRun::new(stream_id::GYRO), GapRun::new(stream_id::ACCEL)];
     let mut last_depth: Option<u64> = None;
     let mut last_color: Option<u64> = None;
     let mut imu: [Vec<ImuSample>; 2] = [Vec::new(), Vec::new()];
-    let flush_imu = |batch: &mut Vec<ImuSample>, stream: u8| {
-        if batch.is_empty() {
-            return;
-        }
-        let first = batch[0];
-        let header = RecordHeader {
-            record_type: record_type::IMU_BATCH,
-            stream,
-            codec: CodecId::NONE,
-            ts_domain: ts_domain::HARDWARE_CLOCK,
-            flags: 0,
-            frame_number: first.frame_number,
-            device_ts_ms: first.device_ts_ms,
-            host_ts_us: first.host_ts_us,
-        };
-        send(ToWriter::Record {
-            header,
-            payload: encode_imu_batch(batch),
-        });
-        batch.clear();
-    };
-    // Pending gap runs and IMU batches go to the writer (before an outage, at the end).
-    let flush_pending =
-        |depth_gaps: &mut GapRun, color_gaps: &mut GapRun, imu: &mut [Vec<ImuSample>; 2]| {
-            for m in [depth_gaps.flush(), color_gaps.flush()]
-                .into_iter()
-                .flatten()
-            {
-                send(m);
-            }
-            flush_imu(&mut imu[0], stream_id::GYRO);
-            flush_imu(&mut imu[1], stream_id::ACCEL);
-        };
     while !stop.load(Ordering::Relaxed) {
+        out.pump();
         let sample = match source.next() {
             Ok(Some(s)) => s,
             Ok(None) => break,
@@ -151,21 +114,27 @@ pub(super) fn capture_loop(
                 let retry = match cfg.reconnect {
                     Some(every) if disconnected && source.can_reconnect() => every,
                     _ => {
-                        send(event_record(NO_STREAM, "source_error", msg.clone()));
+                        out.push(event_record(NO_STREAM, "source_error", msg.clone()));
                         stats.set_error(msg);
                         break;
                     }
                 };
                 // The camera is gone: everything so far is made durable, then it is reopened
                 // until it is back or the recording stops; the outage becomes a gap.
-                flush_pending(&mut depth_gaps, &mut color_gaps, &mut imu);
-                send(event_record(NO_STREAM, "camera_disconnected", msg.clone()));
-                send(ToWriter::Flush);
+                flush_pending(
+                    &mut out,
+                    [&mut depth_gaps, &mut color_gaps],
+                    &mut imu_gaps,
+                    &mut imu,
+                    stats,
+                );
+                out.push(event_record(NO_STREAM, "camera_disconnected", msg.clone()));
+                out.push(ToWriter::Flush);
                 CameraStats::add(&stats.disconnects, 1);
                 stats.disconnected.store(true, Ordering::Relaxed);
                 let since = Instant::now();
                 let since_us = crate::container::now_utc_us();
-                let back = wait_for_reconnect(source.as_mut(), retry, stop);
+                let back = wait_for_reconnect(source.as_mut(), retry, stop, &mut out);
                 let away = since.elapsed();
                 CameraStats::add(&stats.outage_ms, away.as_millis() as u64);
                 let detail = match &back {
@@ -192,7 +161,7 @@ pub(super) fn capture_loop(
                         ts_domain: ts_domain::NONE,
                         host_ts_us: since_us,
                     };
-                    send(gap_record(
+                    out.push(gap_record(
                         stream,
                         &t,
                         first,
@@ -209,14 +178,14 @@ pub(super) fn capture_loop(
                     }
                     Err(e) => {
                         let why = crate::error::chain(&e);
-                        send(event_record(NO_STREAM, "reconnect_failed", why.clone()));
+                        out.push(event_record(NO_STREAM, "reconnect_failed", why.clone()));
                         stats.set_error(format!("{msg}; reconnecting failed: {why}"));
                         break;
                     }
                 }
                 stats.disconnected.store(false, Ordering::Relaxed);
                 CameraStats::add(&stats.reconnects, 1);
-                send(event_record(NO_STREAM, "camera_reconnected", detail));
+                out.push(event_record(NO_STREAM, "camera_reconnected", detail));
                 last_depth = None;
                 last_color = None;
                 continue;
@@ -231,7 +200,7 @@ pub(super) fn capture_loop(
                 match last_depth {
                     Some(l) if n > l + 1 => {
                         CameraStats::add(&stats.depth_source_skipped, n - l - 1);
-                        send(gap_record(
+                        out.push(gap_record(
                             stream_id::DEPTH,
                             &t,
                             l + 1,
@@ -240,7 +209,7 @@ pub(super) fn capture_loop(
                             "frame numbers skipped by the source",
                         ));
                     }
-                    Some(l) if n <= l => send(event_record(
+                    Some(l) if n <= l => out.push(event_record(
                         stream_id::DEPTH,
                         "frame_numbers_restarted",
                         format!("depth frame number went from {l} to {n}"),
@@ -249,7 +218,7 @@ pub(super) fn capture_loop(
                 }
                 last_depth = Some(n);
                 if f.data.len() != (d.width * d.height) as usize {
-                    send(gap_record(
+                    out.push(gap_record(
                         stream_id::DEPTH,
                         &t,
                         n,
@@ -284,10 +253,13 @@ pub(super) fn capture_loop(
                         Ok(()) => true,
                         Err(TrySendError::Full(_)) => {
                             CameraStats::add(&stats.depth_dropped, 1);
-                            if let Some(m) =
-                                depth_gaps.add(&t, GapReason::QueueFull, "compression queue full")
-                            {
-                                send(m);
+                            if let Some(m) = depth_gaps.add(
+                                &t,
+                                GapReason::QueueFull,
+                                "compression queue full",
+                                out.behind(),
+                            ) {
+                                out.push(m);
                             }
                             false
                         }
@@ -297,7 +269,7 @@ pub(super) fn capture_loop(
                 if sent {
                     seq += 1;
                     if let Some(m) = depth_gaps.flush() {
-                        send(m);
+                        out.push(m);
                     }
                 }
                 stats.set_queue_len(job_tx.len() as u64);
@@ -309,7 +281,7 @@ pub(super) fn capture_loop(
                 if let Some(l) = last_color {
                     if n > l + 1 {
                         CameraStats::add(&stats.color_source_skipped, n - l - 1);
-                        send(gap_record(
+                        out.push(gap_record(
                             stream_id::COLOR,
                             &t,
                             l + 1,
@@ -328,6 +300,20 @@ pub(super) fn capture_loop(
                 let Some(sink) = c.sink.as_mut() else {
                     continue;
                 };
+                if !out.room_for_data() {
+                    // The writer is far behind: the frame is dropped before it reaches the
+                    // video, so that every frame of the video has its entry.
+                    CameraStats::add(&stats.color_dropped, 1);
+                    if let Some(m) = color_gaps.add(
+                        &t,
+                        GapReason::QueueFull,
+                        "writer queue full (the disk is behind)",
+                        true,
+                    ) {
+                        out.push(m);
+                    }
+                    continue;
+                }
                 let pushed = if cfg.lossless {
                     // Conversions wait for the encoder instead of dropping.
                     loop {
@@ -343,7 +329,7 @@ pub(super) fn capture_loop(
                     ColorPush::Queued { index } => {
                         CameraStats::add(&stats.color_queued, 1);
                         if let Some(m) = color_gaps.flush() {
-                            send(m);
+                            out.push(m);
                         }
                         let header = RecordHeader {
                             record_type: record_type::COLOR_FRAME,
@@ -359,23 +345,26 @@ pub(super) fn capture_loop(
                             segment: c.segment,
                             index_in_video: index,
                         };
-                        send(ToWriter::Record {
+                        out.push(ToWriter::Record {
                             header,
                             payload: entry.encode(),
                         });
                     }
                     ColorPush::Dropped => {
                         CameraStats::add(&stats.color_dropped, 1);
-                        if let Some(m) =
-                            color_gaps.add(&t, GapReason::QueueFull, "colour encoder queue full")
-                        {
-                            send(m);
+                        if let Some(m) = color_gaps.add(
+                            &t,
+                            GapReason::QueueFull,
+                            "colour encoder queue full",
+                            out.behind(),
+                        ) {
+                            out.push(m);
                         }
                     }
                     ColorPush::Dead(err) => {
                         let why = crate::error::chain(&*err);
                         CameraStats::add(&stats.color_dropped, 1);
-                        send(gap_record(
+                        out.push(gap_record(
                             stream_id::COLOR,
                             &t,
                             n,
@@ -383,15 +372,15 @@ pub(super) fn capture_loop(
                             GapReason::EncoderError,
                             &why,
                         ));
-                        send(event_record(stream_id::COLOR, "color_encoder_died", why));
+                        out.push(event_record(stream_id::COLOR, "color_encoder_died", why));
                         // Restart colour in a new video file; depth carries on regardless.
                         if let Some(old) = c.sink.take() {
                             let _ = old.finish();
                         }
                         c.segment += 1;
                         CameraStats::add(&stats.color_restarts, 1);
-                        if let Err(e) = c.open(name, &info, &cfg.session_dir, &w_tx, videos) {
-                            send(event_record(stream_id::COLOR, "color_failed", e.clone()));
+                        if let Err(e) = c.open(name, &info, &cfg.session_dir, &mut out, videos) {
+                            out.push(event_record(stream_id::COLOR, "color_failed", e.clone()));
                             stats.set_error(format!("colour: {e}"));
                             c.dead = true;
                         }
@@ -406,16 +395,22 @@ pub(super) fn capture_loop(
                 };
                 imu[k].push(sample);
                 if imu[k].len() >= 64 || sample.device_ts_ms - imu[k][0].device_ts_ms >= 100.0 {
-                    flush_imu(&mut imu[k], stream);
+                    flush_imu(&mut out, &mut imu[k], &mut imu_gaps[k], stream, stats);
                 }
             }
         }
     }
-    flush_pending(&mut depth_gaps, &mut color_gaps, &mut imu);
+    flush_pending(
+        &mut out,
+        [&mut depth_gaps, &mut color_gaps],
+        &mut imu_gaps,
+        &mut imu,
+        stats,
+    );
     if let Some(sink) = color.and_then(|c| c.sink) {
         if let Err(e) = sink.finish() {
             let e = crate::error::chain(&*e);
-            send(event_record(
+            out.push(event_record(
                 stream_id::COLOR,
                 "color_finish_failed",
                 e.clone(),
@@ -424,8 +419,85 @@ pub(super) fn capture_loop(
         }
     }
     drop(job_tx);
-    let _ = w_tx.send(ToWriter::End { jobs: seq });
+    out.push(ToWriter::End { jobs: seq });
+    out.close();
     stats.set_queue_len(0);
+}
+
+/// Hands a batch of IMU samples to the writer, or, when the writer is far behind, drops it
+/// (counted in `imu_dropped`, recorded as a gap of its sample numbers).
+fn flush_imu(
+    out: &mut Outbox<'_>,
+    batch: &mut Vec<ImuSample>,
+    gaps: &mut GapRun,
+    stream: u8,
+    stats: &CameraStats,
+) {
+    let (Some(first), Some(last)) = (batch.first().copied(), batch.last().copied()) else {
+        return;
+    };
+    let t = Timing {
+        frame_number: first.frame_number,
+        device_ts_ms: first.device_ts_ms,
+        ts_domain: ts_domain::HARDWARE_CLOCK,
+        host_ts_us: first.host_ts_us,
+    };
+    if !out.room_for_data() {
+        CameraStats::add(&stats.imu_dropped, batch.len() as u64);
+        if let Some(m) = gaps.add_range(
+            &t,
+            last.frame_number.max(first.frame_number),
+            GapReason::QueueFull,
+            "writer queue full (the disk is behind)",
+            true,
+        ) {
+            out.push(m);
+        }
+        batch.clear();
+        return;
+    }
+    if let Some(m) = gaps.flush() {
+        out.push(m);
+    }
+    let header = RecordHeader {
+        record_type: record_type::IMU_BATCH,
+        stream,
+        codec: CodecId::NONE,
+        ts_domain: t.ts_domain,
+        flags: 0,
+        frame_number: first.frame_number,
+        device_ts_ms: first.device_ts_ms,
+        host_ts_us: first.host_ts_us,
+    };
+    out.push(ToWriter::Record {
+        header,
+        payload: encode_imu_batch(batch),
+    });
+    batch.clear();
+}
+
+/// Pending gap runs and IMU batches go to the writer (before an outage, at the end).
+fn flush_pending(
+    out: &mut Outbox<'_>,
+    frame_gaps: [&mut GapRun; 2],
+    imu_gaps: &mut [GapRun; 2],
+    imu: &mut [Vec<ImuSample>; 2],
+    stats: &CameraStats,
+) {
+    for g in frame_gaps {
+        if let Some(m) = g.flush() {
+            out.push(m);
+        }
+    }
+    let [g0, g1] = imu_gaps;
+    let [b0, b1] = imu;
+    flush_imu(out, b0, g0, stream_id::GYRO, stats);
+    flush_imu(out, b1, g1, stream_id::ACCEL, stats);
+    for g in imu_gaps.iter_mut() {
+        if let Some(m) = g.flush() {
+            out.push(m);
+        }
+    }
 }
 
 /// Calls `source.reconnect()` every `every` until it is back (`Ok(true)`), the recording
@@ -434,10 +506,12 @@ pub(super) fn wait_for_reconnect(
     source: &mut dyn Source,
     every: Duration,
     stop: &AtomicBool,
+    out: &mut Outbox<'_>,
 ) -> Result<bool, SourceError> {
     loop {
         let until = Instant::now() + every;
         while Instant::now() < until {
+            out.pump();
             if stop.load(Ordering::Relaxed) {
                 return Ok(false);
             }

@@ -7,6 +7,7 @@ pub mod color;
 mod compress;
 pub mod import;
 pub mod limits;
+mod outbox;
 pub mod pipeline;
 pub mod recorder;
 mod segment;

@@ -25,6 +25,7 @@ use crate::source::{Source, SourceInfo, Timing};
 
 use super::capture::capture_loop;
 use super::compress::compress_loop;
+use super::outbox::WRITER_QUEUE;
 use super::segment::write_loop;
 
 /// Result of offering a colour frame to the encoder.
@@ -181,7 +182,8 @@ pub(super) fn gap_record(
 }
 
 /// Consecutive drops of one stream for one reason, merged into one gap record. Flushed when
-/// the run ends, after [`GapRun::MAX`] frames (so a crash loses little of it), and at stop.
+/// the run ends, after [`GapRun::MAX`] frames (so a crash loses little of it) unless the
+/// writer is behind anyway, and at stop.
 pub(super) struct GapRun {
     pub(super) stream: u8,
     pub(super) run: Option<(Timing, u64, u64, GapReason, &'static str)>,
@@ -194,26 +196,43 @@ impl GapRun {
         Self { stream, run: None }
     }
 
-    /// Adds dropped frame `n`; returns a finished run to write, if any.
+    /// Adds dropped frame `t.frame_number`; returns a finished run to write, if any.
+    /// `unbounded`: the writer is behind, so the run is not cut at [`GapRun::MAX`].
     pub(super) fn add(
         &mut self,
         t: &Timing,
         reason: GapReason,
         detail: &'static str,
+        unbounded: bool,
+    ) -> Option<ToWriter> {
+        self.add_range(t, t.frame_number, reason, detail, unbounded)
+    }
+
+    /// Adds dropped frames `t.frame_number..=last`, as [`GapRun::add`].
+    pub(super) fn add_range(
+        &mut self,
+        t: &Timing,
+        last: u64,
+        reason: GapReason,
+        detail: &'static str,
+        unbounded: bool,
     ) -> Option<ToWriter> {
         let n = t.frame_number;
+        let last = last.max(n);
         let mut out = None;
         match &mut self.run {
-            Some((_, first, last, r, _))
-                if *r == reason && *last + 1 == n && n - *first < Self::MAX =>
+            Some((_, first, end, r, _))
+                if *r == reason
+                    && end.checked_add(1) == Some(n)
+                    && (unbounded || last - *first < Self::MAX) =>
             {
-                *last = n;
+                *end = last;
                 return None;
             }
             Some(_) => out = self.flush(),
             None => {}
         }
-        self.run = Some((*t, n, n, reason, detail));
+        self.run = Some((*t, n, last, reason, detail));
         out
     }
 
@@ -282,9 +301,9 @@ impl Pipeline {
                 .queue_capacity
                 .store(cfg.queue_frames as u64, Ordering::Relaxed);
             let (job_tx, job_rx) = bounded::<Job>(cfg.queue_frames.max(1));
-            // Large enough for a few seconds of colour entries and IMU batches; the
-            // compression pool blocks on it, which backs up into the capture queue.
-            let (w_tx, w_rx) = bounded::<ToWriter>(4096);
+            // Producers stop adding at WRITER_QUEUE (capture keeps a backlog, workers take
+            // other cameras' frames); one more slot per worker so that a worker never blocks.
+            let (w_tx, w_rx) = bounded::<ToWriter>(WRITER_QUEUE + cfg.workers.max(1) + 1);
             job_rxs.push(job_rx);
             writer_txs.push(w_tx.clone());
             let files = Arc::new(Mutex::new(Vec::new()));
@@ -519,6 +538,90 @@ mod tests {
             .map(|(_, e)| e.kind)
             .collect();
         (o, numbers, r.gaps().unwrap(), events)
+    }
+
+    /// Regression: a full writer channel dropped gap records, events, IMU batches and colour
+    /// entries uncounted, and one stalled writer blocked the compression worker shared by
+    /// every camera. Now camera A's stalled writer costs only A's frames, each one counted
+    /// and described by a gap record, and camera B records on at full rate meanwhile.
+    #[test]
+    fn a_stalled_writer_loses_nothing_uncounted_and_does_not_stop_other_cameras() {
+        let dir = tempfile::tempdir().unwrap();
+        let cam = |index| {
+            let mut c = SimConfig::new(index, "212x120@100".parse().unwrap());
+            c.imu = true;
+            c.prerendered = Some(16);
+            Box::new(SimSource::new(c)) as Box<dyn Source>
+        };
+        let cfg = PipelineConfig {
+            session_dir: dir.path().to_path_buf(),
+            depth_codec: DepthCodec::Lz4Planes,
+            queue_frames: 8,
+            workers: 1,
+            writer: WriterOptions::default(),
+            segment: None,
+            lossless: false,
+            color: None,
+            metadata: serde_json::json!({}),
+            reconnect: None,
+        };
+        let stall = Arc::new(AtomicBool::new(true));
+        super::super::segment::stall::stall("sim900", stall.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let p = Pipeline::start(vec![cam(900), cam(901)], cfg, stop.clone()).unwrap();
+        assert_eq!(p.camera_names(), ["sim900", "sim901"]);
+        let written_b = |p: &Pipeline| p.stats()[1].1.depth_written;
+        // 0.8 s fills A's writer channel (64 records at 100 fps and IMU batches), then B is
+        // watched for 1.5 s while A stays stalled.
+        std::thread::sleep(Duration::from_millis(800));
+        let (b0, t0) = (written_b(&p), Instant::now());
+        std::thread::sleep(Duration::from_millis(1500));
+        let (b1, dt) = (written_b(&p), t0.elapsed().as_secs_f64());
+        stall.store(false, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+        let out = p.finish();
+        let due = dt * 100.0;
+        assert!(
+            (b1 - b0) as f64 >= due * 0.5,
+            "camera B wrote {} of {due:.0} due frames while A's writer was stalled",
+            b1 - b0
+        );
+        let a = &out[0];
+        let s = &a.stats;
+        assert_eq!(s.error, None);
+        assert!(s.depth_dropped > 0, "A dropped nothing: {s:?}");
+        assert_eq!(s.depth_captured, s.depth_written + s.depth_dropped, "{s:?}");
+        assert_eq!(s.records_lost, 0);
+        let r = Reader::open(&a.files[0]).unwrap();
+        assert!(r.is_closed());
+        assert!(crate::container::recover::verify(&r).ok());
+        let gaps = r.gaps().unwrap();
+        let gap_count = |stream: u8| -> u64 {
+            gaps.iter()
+                .filter(|(st, g)| *st == stream && g.reason == GapReason::QueueFull)
+                .map(|(_, g)| g.count)
+                .sum()
+        };
+        assert_eq!(gap_count(stream_id::DEPTH), s.depth_dropped, "{gaps:?}");
+        assert_eq!(r.frame_count(stream_id::DEPTH) as u64, s.depth_written);
+        // Every IMU sample is in the file or counted as dropped and in a gap.
+        let imu_in_file: u64 = [stream_id::GYRO, stream_id::ACCEL]
+            .iter()
+            .map(|&st| {
+                (0..r.count(st, record_type::IMU_BATCH))
+                    .map(|i| {
+                        let (_, p) = r.read_record(st, record_type::IMU_BATCH, i).unwrap();
+                        crate::container::record::decode_imu_batch(p).unwrap().len() as u64
+                    })
+                    .sum::<u64>()
+            })
+            .sum();
+        assert!(s.imu_samples > 0);
+        assert_eq!(imu_in_file + s.imu_dropped, s.imu_samples, "{s:?}");
+        assert_eq!(
+            gap_count(stream_id::GYRO) + gap_count(stream_id::ACCEL),
+            s.imu_dropped
+        );
     }
 
     fn outages(gaps: &[(u8, Gap)]) -> Vec<&Gap> {

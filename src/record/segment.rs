@@ -141,7 +141,11 @@ pub(super) fn write_loop(
             break;
         }
         let msg = match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(m) => m,
+            Ok(m) => {
+                #[cfg(test)]
+                stall::wait_while_stalled(name);
+                m
+            }
             Err(RecvTimeoutError::Timeout) => {
                 if failed.is_none() {
                     if let Some(w) = sw.writer.as_mut() {
@@ -249,4 +253,36 @@ pub(super) fn write_loop(
         }
     }
     stats.finished.store(true, Ordering::SeqCst);
+}
+
+/// Tests stall a named camera's writer (as a disk that stops answering would) to check that
+/// nothing is lost uncounted and the other cameras go on.
+#[cfg(test)]
+pub(super) mod stall {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    static STALLED: Mutex<Vec<(String, Arc<AtomicBool>)>> = Mutex::new(Vec::new());
+
+    /// While `flag` is set, the writer of camera `name` stops before each record.
+    pub(in crate::record) fn stall(name: &str, flag: Arc<AtomicBool>) {
+        STALLED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name.into(), flag));
+    }
+
+    pub(super) fn wait_while_stalled(name: &str) {
+        loop {
+            let stalled = STALLED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|(n, f)| n == name && f.load(Ordering::SeqCst));
+            if !stalled {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
 }

@@ -24,6 +24,11 @@ pub struct CameraStats {
     pub color_source_skipped: AtomicU64,
     pub color_restarts: AtomicU64,
     pub imu_samples: AtomicU64,
+    /// IMU samples dropped because the writer was far behind (recorded as gaps).
+    pub imu_dropped: AtomicU64,
+    /// Records (gaps, events) lost because the writer was stuck for so long that the
+    /// capture thread's backlog reached its memory bound.
+    pub records_lost: AtomicU64,
     pub file_bytes: AtomicU64,
     pub segments: AtomicU64,
     /// Times the camera disconnected, came back, and how long it was away in total.
@@ -81,6 +86,8 @@ impl CameraStats {
             color_source_skipped: g(&self.color_source_skipped),
             color_restarts: g(&self.color_restarts),
             imu_samples: g(&self.imu_samples),
+            imu_dropped: g(&self.imu_dropped),
+            records_lost: g(&self.records_lost),
             file_bytes: g(&self.file_bytes),
             segments: g(&self.segments),
             disconnects: g(&self.disconnects),

@@ -172,6 +172,11 @@ pub struct StatsSnapshot {
     pub color_source_skipped: u64,
     pub color_restarts: u64,
     pub imu_samples: u64,
+    /// IMU samples dropped because the writer was far behind (gap records say which).
+    pub imu_dropped: u64,
+    /// Gap and event records lost because the writer was stuck so long that the capture
+    /// thread's backlog reached its memory bound (0 unless the disk hung for hours).
+    pub records_lost: u64,
     pub file_bytes: u64,
     pub segments: u64,
     pub disconnects: u64,
