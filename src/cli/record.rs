@@ -400,7 +400,20 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             o.stats.outage_ms as f64 / 1e3
         );
     }
-    if !errors.is_empty() {
+    if *status == SessionStatus::DiskFull {
+        let full = outcomes.iter().any(|o| o.stats.disk_full);
+        esay!(
+            "rsrec: {}: files closed and indexed, session.json complete",
+            if full {
+                "the disk is full"
+            } else {
+                "stopped because the disk is nearly full"
+            }
+        );
+        for e in errors {
+            esay!("rsrec: warning: {e}");
+        }
+    } else if !errors.is_empty() {
         bail!("{}", errors.join("; "));
     }
     Ok(if *status == SessionStatus::DiskFull {

@@ -18,6 +18,11 @@ pub enum ContainerError {
     Write(#[source] std::io::Error),
     #[error("the writer is unusable after an earlier I/O error")]
     Poisoned,
+    /// The disk has no room for more records. The writer is not poisoned: the space to close
+    /// the file (index, footer, a last gap and event record) was reserved, so
+    /// [`crate::container::Writer::finish`] still closes and indexes it.
+    #[error("{}: the disk is full (no room for {needed} more bytes)", path.display())]
+    DiskFull { path: PathBuf, needed: u64 },
     #[error("not an rsrec file (bad magic)")]
     BadMagic,
     #[error("file is too short to be an rsrec file ({len} bytes)")]
@@ -83,6 +88,19 @@ pub enum ContainerError {
 }
 
 impl ContainerError {
+    /// Whether this is a full disk: [`ContainerError::DiskFull`], or an I/O error that is
+    /// ENOSPC or EDQUOT (a writer that could not reserve space, a file that could not be
+    /// created).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            ContainerError::DiskFull { .. } => true,
+            ContainerError::Io { source, .. } | ContainerError::Write(source) => {
+                super::writer::is_disk_full_io(source)
+            }
+            _ => false,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),

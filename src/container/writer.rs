@@ -7,6 +7,16 @@
 //! patches the index pointer in the preamble. The final index is rebuilt from the index
 //! blocks already on disk, so the writer's memory does not grow with the recording.
 //! After any I/O error the writer is poisoned: every later call fails.
+//!
+//! A full disk is not such an error. The writer keeps the space it needs to close the file
+//! (the pending index block, the final index, the footer and [`CLOSE_MARGIN`] for the
+//! records that say why the file ends) allocated ahead of the data with `fallocate`
+//! (keeping the file size), in steps of [`RESERVE_CHUNK`]. When that space cannot grow,
+//! [`Writer::write_record`] refuses the record with [`ContainerError::DiskFull`] before
+//! writing any of it; [`Writer::write_closing_record`] may still use the margin, and
+//! [`Writer::finish`] closes and indexes the file in the space kept for it. On file
+//! systems that cannot preallocate, a full disk poisons the writer as any I/O error does
+//! (the file stays recoverable).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -118,6 +128,39 @@ pub struct FinishStats {
     pub bytes: u64,
 }
 
+/// How far ahead of the data the writer allocates at a time.
+pub const RESERVE_CHUNK: u64 = 8 << 20;
+/// Space kept, beyond what closing needs, for the last records a full disk leaves room for
+/// (a gap for the frames that could not be written, an event): see
+/// [`Writer::write_closing_record`].
+pub const CLOSE_MARGIN: u64 = 64 << 10;
+
+/// The space allocated ahead of the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reserve {
+    /// Blocks are allocated up to this file offset.
+    Until(u64),
+    /// The file system cannot preallocate (a full disk then poisons the writer).
+    Unsupported,
+}
+
+/// Whether an I/O error means the disk (or the user's quota) is full.
+pub fn is_disk_full_io(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Allocates `len` bytes at `offset` without changing the file's size.
+#[cfg(target_os = "linux")]
+fn allocate(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    fallocate(file, FallocateFlags::KEEP_SIZE, offset, len).map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allocate(_file: &File, _offset: u64, _len: u64) -> std::io::Result<()> {
+    Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+}
+
 pub struct Writer {
     path: PathBuf,
     out: BufWriter<File>,
@@ -130,6 +173,7 @@ pub struct Writer {
     records: u64,
     last_flush: Instant,
     last_index: Instant,
+    reserve: Reserve,
     poisoned: bool,
     finished: bool,
 }
@@ -152,6 +196,15 @@ impl Writer {
             oo.create_new(true);
         }
         let file = oo.open(&path).map_err(|e| ContainerError::io(&path, e))?;
+        let w = Self::start(path.clone(), file, &head, opts);
+        if w.is_err() {
+            // A file without its header (the disk was full) is no rsrec file: remove it.
+            let _ = std::fs::remove_file(&path);
+        }
+        w
+    }
+
+    fn start(path: PathBuf, file: File, head: &[u8], opts: WriterOptions) -> Result<Self> {
         let mut opts = opts;
         // §6.1: a block holds at most MAX_INDEX_BLOCK_ENTRIES entries.
         opts.index_max_entries = opts
@@ -160,7 +213,7 @@ impl Writer {
         let mut out = BufWriter::with_capacity(opts.buffer_size, file);
         // The header goes to the file at once: from its creation on, the file is a valid
         // (unclosed) rsrec file that readers can open.
-        out.write_all(&head)
+        out.write_all(head)
             .and_then(|_| out.flush())
             .and_then(|_| match opts.fsync {
                 FsyncPolicy::EveryFlush => out.get_ref().sync_data(),
@@ -168,7 +221,7 @@ impl Writer {
             })
             .map_err(|e| ContainerError::io(&path, e))?;
         let now = Instant::now();
-        Ok(Self {
+        let mut w = Self {
             path,
             out,
             opts,
@@ -179,9 +232,80 @@ impl Writer {
             records: 0,
             last_flush: now,
             last_index: now,
+            reserve: Reserve::Until(head.len() as u64),
             poisoned: false,
             finished: false,
-        })
+        };
+        w.ensure_space(0, CLOSE_MARGIN)?;
+        Ok(w)
+    }
+
+    /// Bytes that closing the file needs after `extra` more records: the pending index
+    /// block, the final index and the footer.
+    fn close_need(&self, extra: u64) -> u64 {
+        let pending = self.pending.len() as u64 + extra;
+        let block = (RECORD_HEADER_LEN + INDEX_BLOCK_HEADER_LEN) as u64
+            + pending * INDEX_BLOCK_ENTRY_LEN as u64;
+        let sections = self.sections.len() as u64 + extra;
+        let final_index = (RECORD_HEADER_LEN + FINAL_INDEX_HEADER_LEN) as u64
+            + sections * FINAL_SECTION_LEN as u64
+            + (self.records + extra) * FINAL_ENTRY_LEN as u64;
+        block + final_index + FOOTER_LEN as u64
+    }
+
+    /// Makes sure a record of `len` bytes, what closing then needs, and `margin` fit in
+    /// allocated space; grows the allocation by [`RESERVE_CHUNK`] (or just enough) if not.
+    fn ensure_space(&mut self, len: u64, margin: u64) -> Result<()> {
+        let Reserve::Until(end) = self.reserve else {
+            return Ok(());
+        };
+        let need = self.pos + len + self.close_need(u64::from(len > 0)) + margin;
+        if need <= end {
+            return Ok(());
+        }
+        let from = self.pos;
+        let mut r = allocate(self.out.get_ref(), from, need + RESERVE_CHUNK - from);
+        let mut until = need + RESERVE_CHUNK;
+        if r.as_ref().is_err_and(is_disk_full_io) {
+            // Not a whole chunk: perhaps just this record.
+            r = allocate(self.out.get_ref(), from, need - from);
+            until = need;
+        }
+        match r {
+            Ok(()) => {
+                self.reserve = Reserve::Until(until);
+                Ok(())
+            }
+            Err(e) if is_disk_full_io(&e) => Err(ContainerError::DiskFull {
+                path: self.path.clone(),
+                needed: need - end,
+            }),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP)
+                        | Some(libc::ENOSYS)
+                        | Some(libc::EINVAL)
+                        | Some(libc::ENODEV)
+                        | Some(libc::ESPIPE)
+                ) =>
+            {
+                self.reserve = Reserve::Unsupported;
+                Ok(())
+            }
+            Err(e) => self.io(Err(e)),
+        }
+    }
+
+    /// Gives back the allocation beyond the end of the data (the file is complete up to
+    /// `pos` on disk).
+    fn release_reserve(&mut self) {
+        if let Reserve::Until(end) = self.reserve {
+            if end > self.pos {
+                let _ = self.out.get_ref().set_len(self.pos);
+            }
+            self.reserve = Reserve::Until(self.pos);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -226,8 +350,28 @@ impl Writer {
 
     /// Appends one data record and returns its offset. Index records are the writer's own
     /// business and are rejected here.
+    ///
+    /// [`ContainerError::DiskFull`]: nothing was written and the writer can still
+    /// [`finish`](Writer::finish) the file (and write a few closing records).
     pub fn write_record(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
+        self.write_with_margin(header, payload, CLOSE_MARGIN)
+    }
+
+    /// Appends one record in the space kept for closing (after [`ContainerError::DiskFull`]:
+    /// the gap of the frames that could not be written, an event saying why). Fails with
+    /// `DiskFull` too once [`CLOSE_MARGIN`] is used up.
+    pub fn write_closing_record(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
+        self.write_with_margin(header, payload, 0)
+    }
+
+    fn write_with_margin(
+        &mut self,
+        header: &RecordHeader,
+        payload: &[u8],
+        margin: u64,
+    ) -> Result<u64> {
         self.check()?;
+        self.ensure_space((RECORD_HEADER_LEN + payload.len()) as u64, margin)?;
         if matches!(
             header.record_type,
             record_type::INDEX_BLOCK | record_type::FINAL_INDEX
@@ -408,6 +552,7 @@ impl Writer {
             let r = self.out.get_ref().sync_all();
             self.io(r)?;
         }
+        self.release_reserve();
         self.finished = true;
         Ok(FinishStats {
             records: self.records,
@@ -434,7 +579,9 @@ impl Drop for Writer {
     fn drop(&mut self) {
         if !self.finished && !self.poisoned {
             let _ = self.write_index_block();
-            let _ = self.out.flush();
+            if self.out.flush().is_ok() {
+                self.release_reserve();
+            }
         }
     }
 }

@@ -463,6 +463,8 @@ impl Recorder {
             .map(|(c, name)| camera_manifest(name, &c.spec, c.source.info(), &[], &[], None))
             .collect();
         manifest.write(&dir).map_err(RecordError::Manifest)?;
+        // Best effort: without it, a disk that fills up may refuse the final manifest.
+        let _ = SessionManifest::reserve_space(&dir);
 
         let queue = plan.queue_frames.unwrap_or_else(|| {
             let fps = plan
@@ -570,7 +572,10 @@ impl Recorder {
             .iter()
             .filter_map(|o| o.stats.error.as_ref().map(|e| format!("{}: {e}", o.name)))
             .collect();
-        let status = if self.disk_stop {
+        // A disk that filled up (ENOSPC) ends the recording like the watchdog does; the
+        // errors it caused (a colour encoder that could not write) are in the camera stats.
+        let disk_full = outcomes.iter().any(|o| o.stats.disk_full);
+        let status = if self.disk_stop || disk_full {
             SessionStatus::DiskFull
         } else if !errors.is_empty() {
             SessionStatus::Error
@@ -579,6 +584,7 @@ impl Recorder {
         };
         self.manifest.stop(stop_us, status.clone());
         self.manifest.cameras = outcomes_manifest(&outcomes, &self.specs);
+        SessionManifest::release_reserve(&self.dir);
         self.manifest
             .write(&self.dir)
             .map_err(RecordError::Manifest)?;
@@ -603,6 +609,7 @@ impl Drop for Recorder {
             self.manifest
                 .stop(crate::container::now_utc_us(), SessionStatus::Error);
             self.manifest.cameras = outcomes_manifest(&outcomes, &self.specs);
+            SessionManifest::release_reserve(&self.dir);
             let _ = self.manifest.write(&self.dir);
         }
     }

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::limits::SegmentLimit;
 use super::stats::CameraStats;
-use crate::container::format::{record_type, PROP_DEPTH_MAX_ERROR};
+use crate::container::format::{record_type, NO_STREAM, PROP_DEPTH_MAX_ERROR};
 use crate::container::{FileHeader, GapReason, RecordHeader, StreamKind, Writer};
 use crate::source::{stream_id, SourceInfo, Timing};
 
@@ -108,6 +108,147 @@ impl SegmentWriter<'_> {
     }
 }
 
+/// What the writer keeps after the disk filled up: the frames it could not write become
+/// one gap record, written in the space the file kept for closing.
+struct DiskFull {
+    error: String,
+    /// Timing and frame numbers of the first and last depth frame not written.
+    depth: Option<(Timing, u64, u64)>,
+}
+
+impl DiskFull {
+    /// Counts a record that could not be written (the disk is full).
+    fn lost(&mut self, m: &Lost, stats: &CameraStats) {
+        match *m {
+            Lost::Depth(h) => {
+                CameraStats::add(&stats.depth_dropped, 1);
+                let n = h.frame_number;
+                match &mut self.depth {
+                    Some((_, _, last)) => *last = (*last).max(n),
+                    None => {
+                        let t = Timing {
+                            frame_number: n,
+                            device_ts_ms: h.device_ts_ms,
+                            ts_domain: h.ts_domain,
+                            host_ts_us: h.host_ts_us,
+                        };
+                        self.depth = Some((t, n, n));
+                    }
+                }
+            }
+            Lost::Color => CameraStats::add(&stats.color_dropped, 1),
+            Lost::Imu(n) => CameraStats::add(&stats.imu_dropped, n),
+            Lost::Control => CameraStats::add(&stats.records_lost, 1),
+            Lost::Nothing => {}
+        }
+    }
+
+    /// The gap and the event that say why the file ends, in the space kept for them.
+    fn close(self, sw: &mut SegmentWriter<'_>, stats: &CameraStats) {
+        let Some(w) = sw.writer.as_mut() else { return };
+        let mut closing = Vec::new();
+        if let Some((t, first, last)) = self.depth {
+            closing.push(gap_record(
+                stream_id::DEPTH,
+                &t,
+                first,
+                last,
+                GapReason::DiskFull,
+                "the disk was full",
+            ));
+        }
+        closing.push(event_record(NO_STREAM, "disk_full", self.error));
+        for m in closing {
+            if let ToWriter::Record { header, payload } = m {
+                if w.write_closing_record(&header, &payload).is_err() {
+                    CameraStats::add(&stats.records_lost, 1);
+                }
+            }
+        }
+    }
+}
+
+/// What a message to the writer was, for counting it when it cannot be written.
+#[derive(Clone, Copy)]
+enum Lost {
+    Depth(RecordHeader),
+    Color,
+    Imu(u64),
+    Control,
+    Nothing,
+}
+
+impl Lost {
+    fn of(m: &ToWriter) -> Lost {
+        match m {
+            ToWriter::Depth { header, .. } => Lost::Depth(*header),
+            ToWriter::EncodeFailed { .. } => Lost::Control,
+            ToWriter::Record { header, payload } => match header.record_type {
+                record_type::COLOR_FRAME => Lost::Color,
+                record_type::IMU_BATCH => Lost::Imu(
+                    payload
+                        .get(..4)
+                        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64),
+                ),
+                _ => Lost::Control,
+            },
+            ToWriter::Flush | ToWriter::End { .. } => Lost::Nothing,
+        }
+    }
+}
+
+/// Writes one message; returns the error of a write that failed.
+fn write_one(
+    sw: &mut SegmentWriter<'_>,
+    m: ToWriter,
+    stats: &CameraStats,
+    files: &Mutex<Vec<PathBuf>>,
+) -> crate::container::Result<()> {
+    match m {
+        ToWriter::Depth {
+            header,
+            raw_bytes,
+            payload,
+            ..
+        } => sw.write(&header, &payload, stats, files).map(|_| {
+            CameraStats::add(&stats.depth_written, 1);
+            CameraStats::add(&stats.depth_raw_bytes, raw_bytes);
+            CameraStats::add(&stats.depth_stored_bytes, payload.len() as u64);
+        }),
+        ToWriter::EncodeFailed { header, error, .. } => {
+            CameraStats::add(&stats.depth_dropped, 1);
+            let t = Timing {
+                frame_number: header.frame_number,
+                device_ts_ms: header.device_ts_ms,
+                ts_domain: header.ts_domain,
+                host_ts_us: header.host_ts_us,
+            };
+            match gap_record(
+                stream_id::DEPTH,
+                &t,
+                t.frame_number,
+                t.frame_number,
+                GapReason::EncoderError,
+                &error,
+            ) {
+                ToWriter::Record { header, payload } => sw.write(&header, &payload, stats, files),
+                _ => Ok(()),
+            }
+        }
+        ToWriter::Record { header, payload } => sw.write(&header, &payload, stats, files),
+        ToWriter::Flush => match sw.writer.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        },
+        ToWriter::End { .. } => Ok(()),
+    }
+}
+
+/// The writer thread of one camera. A write error stops the whole recording (the stop
+/// flag); a full disk ends the camera's file cleanly: what could not be written is counted
+/// (`depth_dropped`, `color_dropped`, `imu_dropped`, `records_lost`), the depth frames
+/// become a `DiskFull` gap, a `disk_full` event says why, and the file is closed and
+/// indexed in the space its writer kept for that.
 pub(super) fn write_loop(
     cfg: &PipelineConfig,
     name: &str,
@@ -128,8 +269,25 @@ pub(super) fn write_loop(
         closed_bytes: 0,
     };
     let mut failed: Option<String> = None;
+    let mut full: Option<DiskFull> = None;
+    let on_error = |e: crate::container::ContainerError,
+                    writer_ok: bool,
+                    failed: &mut Option<String>,
+                    full: &mut Option<DiskFull>| {
+        let error = crate::error::chain(&e);
+        if e.is_disk_full() {
+            stats.disk_full.store(true, Ordering::SeqCst);
+            // The disk is shared: every camera stops, each closing its file.
+            stop.store(true, Ordering::SeqCst);
+            if writer_ok {
+                *full = Some(DiskFull { error, depth: None });
+                return;
+            }
+        }
+        *failed = Some(error);
+    };
     if let Err(e) = sw.open(files) {
-        failed = Some(crate::error::chain(&e));
+        on_error(e, false, &mut failed, &mut full);
     } else {
         CameraStats::add(&stats.segments, 1);
     }
@@ -147,10 +305,10 @@ pub(super) fn write_loop(
                 m
             }
             Err(RecvTimeoutError::Timeout) => {
-                if failed.is_none() {
+                if failed.is_none() && full.is_none() {
                     if let Some(w) = sw.writer.as_mut() {
                         if let Err(e) = w.tick() {
-                            failed = Some(crate::error::chain(&e));
+                            on_error(e, false, &mut failed, &mut full);
                         }
                     }
                 }
@@ -181,48 +339,25 @@ pub(super) fn write_loop(
                 }
                 continue;
             }
-            let r = match m {
-                ToWriter::Depth {
-                    header,
-                    raw_bytes,
-                    payload,
-                    ..
-                } => sw.write(&header, &payload, stats, files).map(|_| {
-                    CameraStats::add(&stats.depth_written, 1);
-                    CameraStats::add(&stats.depth_raw_bytes, raw_bytes);
-                    CameraStats::add(&stats.depth_stored_bytes, payload.len() as u64);
-                }),
-                ToWriter::EncodeFailed { header, error, .. } => {
-                    CameraStats::add(&stats.depth_dropped, 1);
-                    let t = Timing {
-                        frame_number: header.frame_number,
-                        device_ts_ms: header.device_ts_ms,
-                        ts_domain: header.ts_domain,
-                        host_ts_us: header.host_ts_us,
-                    };
-                    match gap_record(
-                        stream_id::DEPTH,
-                        &t,
-                        t.frame_number,
-                        t.frame_number,
-                        GapReason::EncoderError,
-                        &error,
-                    ) {
-                        ToWriter::Record { header, payload } => {
-                            sw.write(&header, &payload, stats, files)
+            let what = Lost::of(&m);
+            if let Some(f) = full.as_mut() {
+                f.lost(&what, stats);
+                continue;
+            }
+            if let Err(e) = write_one(&mut sw, m, stats, files) {
+                let disk_full = e.is_disk_full();
+                // A segment rotation that failed to open the next file leaves no writer.
+                let writer_ok = sw.writer.is_some()
+                    && matches!(e, crate::container::ContainerError::DiskFull { .. });
+                on_error(e, writer_ok, &mut failed, &mut full);
+                match full.as_mut() {
+                    Some(f) if disk_full => f.lost(&what, stats),
+                    _ => {
+                        if matches!(what, Lost::Depth(_)) {
+                            CameraStats::add(&stats.depth_dropped, 1);
                         }
-                        _ => Ok(()),
                     }
                 }
-                ToWriter::Record { header, payload } => sw.write(&header, &payload, stats, files),
-                ToWriter::Flush => match sw.writer.as_mut() {
-                    Some(w) => w.flush(),
-                    None => Ok(()),
-                },
-                ToWriter::End { .. } => Ok(()),
-            };
-            if let Err(e) = r {
-                failed = Some(crate::error::chain(&e));
             }
         }
         if let Some(w) = &sw.writer {
@@ -230,6 +365,11 @@ pub(super) fn write_loop(
                 .file_bytes
                 .store(sw.closed_bytes + w.bytes_written(), Ordering::Relaxed);
         }
+    }
+    if let Some(f) = full.take() {
+        let error = f.error.clone();
+        f.close(&mut sw, stats);
+        stats.set_error(format!("writing {name}: {error}"));
     }
     if let Some(e) = failed {
         stats.set_error(format!("writing {name}: {e}"));

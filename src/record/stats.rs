@@ -38,6 +38,8 @@ pub struct CameraStats {
     /// The camera is disconnected right now (rsrec is trying to reopen it).
     pub disconnected: AtomicBool,
     pub finished: AtomicBool,
+    /// The disk filled up: the camera's file was closed early.
+    pub disk_full: AtomicBool,
     pub error: Mutex<Option<String>>,
 }
 
@@ -95,6 +97,7 @@ impl CameraStats {
             outage_ms: g(&self.outage_ms),
             disconnected: self.disconnected.load(Relaxed),
             finished: self.finished.load(Relaxed),
+            disk_full: self.disk_full.load(Relaxed),
             error: self.error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }

@@ -25,6 +25,11 @@ pub const MANIFEST_FILE: &str = "session.json";
 
 /// The name of the temporary file a manifest is written to before it replaces the old one.
 const MANIFEST_TMP: &str = ".session.json.tmp";
+/// The space kept for the final manifest while recording (see
+/// [`SessionManifest::reserve_space`]); `rsrec recover SESSION` removes a leftover one.
+pub const MANIFEST_RESERVE: &str = ".session.reserve";
+/// Its size: far more than the manifest of eight cameras needs.
+pub const MANIFEST_RESERVE_BYTES: usize = 1 << 20;
 
 /// Longest manifest read (a manifest of 8 cameras is a few tens of KiB).
 pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
@@ -184,6 +189,9 @@ pub struct StatsSnapshot {
     pub outage_ms: u64,
     pub disconnected: bool,
     pub finished: bool,
+    /// The disk filled up and the camera's file was closed early (a `disk_full` event and a
+    /// `DiskFull` gap in the file say when).
+    pub disk_full: bool,
     pub error: Option<String>,
 }
 
@@ -329,6 +337,23 @@ impl SessionManifest {
         }
         let dest = dir.join(MANIFEST_FILE);
         std::fs::rename(&tmp, &dest).map_err(io(&dest))
+    }
+
+    /// Keeps [`MANIFEST_RESERVE_BYTES`] of the disk for the final `session.json`: a file
+    /// that [`SessionManifest::release_reserve`] deletes just before the last write, so that
+    /// a disk that filled up during the recording still takes the manifest that says so.
+    pub fn reserve_space(dir: &Path) -> std::io::Result<()> {
+        let path = dir.join(MANIFEST_RESERVE);
+        let r = std::fs::write(&path, vec![0u8; MANIFEST_RESERVE_BYTES]);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        r
+    }
+
+    /// Deletes the file of [`SessionManifest::reserve_space`] (if any).
+    pub fn release_reserve(dir: &Path) {
+        let _ = std::fs::remove_file(dir.join(MANIFEST_RESERVE));
     }
 
     /// The camera named `name`.

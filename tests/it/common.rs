@@ -17,6 +17,21 @@ pub fn skip(why: &str) {
     eprintln!("\n**********\nWARNING: {why}: SKIPPING (part of) this test\n**********\n");
 }
 
+/// Whether `ffmpeg` and `ffprobe` run; a loud skip (a failure under CI) when they do not.
+pub fn have_ffmpeg() -> bool {
+    let runs = |tool: &str| {
+        Command::new(tool)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let ok = runs("ffmpeg") && runs("ffprobe");
+    if !ok {
+        skip("ffmpeg/ffprobe are not installed");
+    }
+    ok
+}
+
 /// Held by the tests that load every core for minutes (every real frame through every
 /// codec) and by the tests that check what a live recording keeps up with, so that the two
 /// never run at once in this one test binary (a loaded machine drops frames, by design).

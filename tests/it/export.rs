@@ -25,16 +25,7 @@ use serde_json::{json, Value};
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-fn have_ffmpeg() -> bool {
-    let ok = Command::new("ffmpeg")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip("ffmpeg is not installed");
-    }
-    ok
-}
+use common::have_ffmpeg;
 
 /// `$RSREC_PYTHON`: a Python with numpy, Pillow, lz4 and zstandard (tools/requirements.txt).
 fn python() -> Option<PathBuf> {

@@ -16,21 +16,7 @@ fn rsrec() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rsrec"))
 }
 
-fn have_ffmpeg() -> bool {
-    let ok = Command::new("ffprobe")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("ffmpeg/ffprobe not installed; CI requires them");
-        }
-        eprintln!(
-            "\n**********\nWARNING: ffmpeg/ffprobe not installed: SKIPPING this test\n**********\n"
-        );
-    }
-    ok
-}
+use crate::common::have_ffmpeg;
 
 fn record(out: &Path, extra: &[&str]) -> Output {
     let o = rsrec()
