@@ -75,7 +75,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 report.torn_tail_bytes
             );
         }
-        if report.lost_data_in_middle() {
+        if report.undecodable_records > 0 {
+            outln!(
+                "  DAMAGE: {} record(s) with valid checksums did not decode; each is a gap record now",
+                report.undecodable_records
+            );
+        }
+        if report.damaged_regions > 0 {
             outln!(
                 "  DAMAGE: {} damaged region(s), {} record(s) / {} bytes discarded (gap records name the frames whose headers survived)",
                 report.damaged_regions, report.discarded_records, report.discarded_bytes

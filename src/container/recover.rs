@@ -275,6 +275,9 @@ pub struct RecoverReport {
     /// Records with an intact header but damaged payload, and unparseable stretches.
     pub discarded_records: u64,
     pub discarded_bytes: u64,
+    /// Records with valid checksums whose payload does not decode (a depth frame whose
+    /// codec rejects it, a gap that does not parse): not copied, each replaced by a gap.
+    pub undecodable_records: u64,
     /// Bytes of an incomplete last record (a torn write), expected after a crash.
     pub torn_tail_bytes: u64,
     pub output_bytes: u64,
@@ -283,13 +286,15 @@ pub struct RecoverReport {
 impl RecoverReport {
     /// Whether anything other than a torn tail was lost.
     pub fn lost_data_in_middle(&self) -> bool {
-        self.damaged_regions > 0
+        self.damaged_regions > 0 || self.undecodable_records > 0
     }
 }
 
 /// Copies every intact data record of `input` into a new closed, indexed file `output`.
-/// Discarded records become gap records (reason `corrupted`) where their stream and frame
-/// number are known, and a `recovery` event summarises what was done.
+/// A record is intact when its checksums hold **and** its payload decodes (as `verify`
+/// checks it), so the output always verifies. Discarded records become gap records (reason
+/// `corrupted`) where their stream and frame number are known, and a `recovery` event
+/// summarises what was done.
 pub fn recover(input: &Path, output: &Path, overwrite: bool) -> Result<RecoverReport> {
     recover_with_progress(input, output, overwrite, &mut |_, _| {})
 }
@@ -322,6 +327,8 @@ pub fn recover_with_progress(
         ..Default::default()
     };
     let mut write_err = None;
+    let mut scratch = Vec::new();
+    let mut undecodable: Vec<(RecordHeader, u64, String)> = Vec::new();
     let summary = scan(
         reader.bytes(),
         reader.first_record(),
@@ -334,6 +341,16 @@ pub fn recover_with_progress(
                     record_type::INDEX_BLOCK | record_type::FINAL_INDEX
                 )
             {
+                return Ok(());
+            }
+            if let Err(e) = check_record(&reader, &r.header, p, &mut scratch) {
+                // Valid checksums, but it does not decode (a header field changed before
+                // the CRCs were computed, a codec bug): a gap, never a copy.
+                let why = match e {
+                    ContainerError::BadRecord { message, .. } => message,
+                    e => error_chain(&e),
+                };
+                undecodable.push((r.header, r.offset, why));
                 return Ok(());
             }
             match writer.write_record(&r.header, p) {
@@ -396,10 +413,37 @@ pub fn recover_with_progress(
             writer.write_record(&gh, &gap.encode()?)?;
         }
     }
+    report.undecodable_records = undecodable.len() as u64;
+    for (h, offset, why) in &undecodable {
+        if h.record_type == record_type::GAP {
+            continue;
+        }
+        let gap = Gap {
+            first_frame: h.frame_number,
+            last_frame: h.frame_number,
+            count: 1,
+            reason: GapReason::Corrupted,
+            detail: format!(
+                "record type {:#04x} at offset {offset} does not decode: {why}",
+                h.record_type
+            ),
+        };
+        let mut gh = RecordHeader::bare(record_type::GAP);
+        gh.stream = h.stream;
+        gh.frame_number = h.frame_number;
+        gh.device_ts_ms = h.device_ts_ms;
+        gh.ts_domain = h.ts_domain;
+        gh.host_ts_us = h.host_ts_us;
+        writer.write_record(&gh, &gap.encode()?)?;
+    }
     if let Tail::Torn { offset, .. } = summary.tail {
         report.torn_tail_bytes = reader.file_len() - offset;
     }
-    if !report.input_closed || report.damaged_regions > 0 || report.damaged_index_records > 0 {
+    if !report.input_closed
+        || report.damaged_regions > 0
+        || report.damaged_index_records > 0
+        || report.undecodable_records > 0
+    {
         let event = Event {
             kind: "recovery".into(),
             message: serde_json::json!({
@@ -409,6 +453,7 @@ pub fn recover_with_progress(
                 "damaged_index_records": report.damaged_index_records,
                 "discarded_records": report.discarded_records,
                 "discarded_bytes": report.discarded_bytes,
+                "undecodable_records": report.undecodable_records,
                 "torn_tail_bytes": report.torn_tail_bytes,
             })
             .to_string(),

@@ -263,3 +263,58 @@ fn flipped_bytes_are_reported_at_the_damaged_record() {
         }
     }
 }
+
+/// Regression: `recover` copied records whose checksums held but whose payload did not
+/// decode (a frame header whose width was changed before the CRCs were computed), called
+/// the result good with exit 0, and the output then failed `verify`. Recovery now decodes
+/// what it keeps and turns the rest into gap records.
+#[test]
+fn recover_turns_records_that_do_not_decode_into_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("undecodable.rsrec");
+    let header = FileHeader::new(
+        Default::default(),
+        vec![StreamDescriptor::depth(0, W, H, 30.0)],
+    );
+    let mut w = Writer::create(&input, &header, WriterOptions::deterministic(7)).unwrap();
+    let mut payload = Vec::new();
+    for i in 0..10u64 {
+        // Frame 5 is coded for a frame one row short: valid CRCs, wrong size.
+        let rows = if i == 5 { H - 1 } else { H };
+        let f = common::synthetic_frame(W, rows, i);
+        DepthCodec::Lz4Planes
+            .encode(&f, W, rows, &mut payload)
+            .unwrap();
+        let h = RecordHeader {
+            record_type: record_type::DEPTH_FRAME,
+            stream: 0,
+            codec: DepthCodec::Lz4Planes.id(),
+            ts_domain: ts_domain::HARDWARE_CLOCK,
+            flags: 0,
+            frame_number: i,
+            device_ts_ms: i as f64 * 33.3,
+            host_ts_us: 1_000_000 + i as i64 * 33_333,
+        };
+        w.write_record(&h, &payload).unwrap();
+    }
+    w.finish().unwrap();
+    assert!(!verify(&Reader::open(&input).unwrap()).ok());
+    let output = dir.path().join("out.rsrec");
+    let rep = recover(&input, &output, false).unwrap();
+    assert_eq!(rep.undecodable_records, 1, "{rep:?}");
+    assert!(rep.lost_data_in_middle());
+    let rec = Reader::open(&output).unwrap();
+    let v = verify(&rec);
+    assert!(v.ok(), "{:?}", v.problems);
+    assert_eq!(rec.frame_count(0), 9);
+    let gaps = rec.gaps().unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let g = &gaps[0].1;
+    assert_eq!((g.first_frame, g.reason), (5, GapReason::Corrupted));
+    assert!(g.detail.contains("does not decode"), "{}", g.detail);
+    // The CLI says so with the lossy-recovery exit code.
+    let out2 = dir.path().join("out2.rsrec");
+    let o = common::rsrec(&["recover", common::p(&input), "-o", common::p(&out2)]);
+    assert_eq!(o.status.code(), Some(3), "{}", common::stdout(&o));
+    assert!(common::stdout(&o).contains("did not decode"));
+}
