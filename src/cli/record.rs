@@ -98,7 +98,7 @@ pub struct Args {
     /// Compression worker threads shared by all cameras [default: number of cores].
     #[arg(long)]
     pub workers: Option<usize>,
-    /// When to fsync: flush (every flush, ~1 s), close, never.
+    /// When to fsync: flush (every second, with an index block), close, never.
     #[arg(long, default_value = "flush")]
     pub fsync: FsyncPolicy,
     /// Stop cleanly when free disk space falls below this (e.g. 2GB).

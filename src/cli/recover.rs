@@ -1,4 +1,5 @@
-//! `rsrec recover FILE [-o OUT]`: rewrite every intact record into a closed, indexed file.
+//! `rsrec recover FILE [-o OUT]`: rewrite every intact record into a closed, indexed file;
+//! `rsrec recover SESSION`: repair every file of a crashed session and its manifest.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,13 +10,19 @@ use rsrec::container::recover::recover_with_progress;
 use super::util::outln;
 use super::EXIT_LOSSY_RECOVERY;
 
-/// Recover an unclosed or damaged file into a new closed, indexed file.
+/// Recover an unclosed or damaged file into a new closed, indexed file, or repair a whole
+/// session after a crash.
+///
+/// With a session folder, every file that is not closed and verifying is recovered in place
+/// (into a temporary file that must verify before it replaces the original) and
+/// session.json gets the file lists, statistics and the status `recovered after a crash`.
 ///
 /// Exit code 0 when nothing but an incomplete last record was lost, 3 when damaged records in
-/// the middle of the file had to be discarded (they are listed as gaps in the output).
+/// the middle of a file had to be discarded (they are listed as gaps in the output).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The damaged or unclosed .rsrec file (never modified).
+    /// The damaged or unclosed .rsrec file (never modified), or a session folder (its files
+    /// are repaired in place).
     pub file: PathBuf,
     /// Output file [default: FILE with `.recovered.rsrec`].
     #[arg(short, long)]
@@ -29,6 +36,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.file.is_dir() {
+        return run_session(&args);
+    }
     let out = args.output.clone().unwrap_or_else(|| {
         let stem = args
             .file
@@ -89,6 +99,67 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if report.lost_data_in_middle() {
+        ExitCode::from(EXIT_LOSSY_RECOVERY)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_session(args: &Args) -> anyhow::Result<ExitCode> {
+    if args.output.is_some() {
+        return Err(super::util::usage(
+            "-o/--output is for one file; a session is repaired in place",
+        ));
+    }
+    let bar = super::progress::file_bar(0, "recovering", args.json);
+    let repair = rsrec::record::repair::repair_session(&args.file, &mut |_, at, len| {
+        if let Some(b) = &bar {
+            b.set_length(len);
+            b.set_position(at);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let repair = repair.with_context(|| format!("repairing {}", args.file.display()))?;
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&repair)?);
+    } else {
+        for f in &repair.files {
+            match &f.recovered {
+                None => outln!("{}: closed and verified, left as it was", f.file),
+                Some(r) => outln!(
+                    "{}: recovered {} records ({} depth frames){}{}",
+                    f.file,
+                    r.recovered_records,
+                    r.recovered_depth_frames,
+                    if r.torn_tail_bytes > 0 {
+                        format!(
+                            ", incomplete last record dropped ({} bytes)",
+                            r.torn_tail_bytes
+                        )
+                    } else {
+                        String::new()
+                    },
+                    if r.lost_data_in_middle() {
+                        format!(
+                            "; DAMAGE: {} damaged region(s), {} undecodable record(s) (gap records in the file)",
+                            r.damaged_regions, r.undecodable_records
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+            }
+        }
+        outln!(
+            "{}: session.json: {} -> {}",
+            args.file.display(),
+            repair.status_before,
+            repair.status_after
+        );
+    }
+    Ok(if repair.lossy() {
         ExitCode::from(EXIT_LOSSY_RECOVERY)
     } else {
         ExitCode::SUCCESS

@@ -2,8 +2,9 @@
 //!
 //! Records are appended through a buffer; every `index_interval` (or `index_max_entries`
 //! records) an index block lists what was written since the previous one; every
-//! `flush_interval` the buffer is flushed (and fsynced, per [`FsyncPolicy`]) so a crash
-//! loses at most that much. [`Writer::finish`] writes the final index and footer and then
+//! `flush_interval` (250 ms) the buffer goes to the OS, so that a crash of the process
+//! (kill -9) loses at most that much; every `sync_interval` (1 s) the pending records are
+//! indexed and, per [`FsyncPolicy`], fsynced, which bounds what a power failure loses. [`Writer::finish`] writes the final index and footer and then
 //! patches the index pointer in the preamble. The final index is rebuilt from the index
 //! blocks already on disk, so the writer's memory does not grow with the recording.
 //! After any I/O error the writer is poisoned: every later call fails.
@@ -72,8 +73,12 @@ impl std::str::FromStr for FsyncPolicy {
 
 #[derive(Clone, Debug)]
 pub struct WriterOptions {
-    /// Flush buffered records at least this often (the most a crash can lose).
+    /// Hand buffered records to the OS at least this often (the most a crash of the
+    /// process can lose).
     pub flush_interval: Duration,
+    /// Index pending records, flush and fsync (per [`FsyncPolicy`]) at least this often
+    /// (the most a power failure can lose under [`FsyncPolicy::EveryFlush`]).
+    pub sync_interval: Duration,
     /// Write an index block at least this often.
     pub index_interval: Duration,
     /// ... or when this many records are waiting to be indexed.
@@ -88,7 +93,8 @@ pub struct WriterOptions {
 impl Default for WriterOptions {
     fn default() -> Self {
         Self {
-            flush_interval: Duration::from_secs(1),
+            flush_interval: Duration::from_millis(250),
+            sync_interval: Duration::from_secs(1),
             index_interval: Duration::from_secs(1),
             index_max_entries: 4096,
             fsync: FsyncPolicy::EveryFlush,
@@ -104,6 +110,7 @@ impl WriterOptions {
     pub fn deterministic(entries: usize) -> Self {
         Self {
             flush_interval: Duration::MAX,
+            sync_interval: Duration::MAX,
             index_interval: Duration::MAX,
             index_max_entries: entries,
             fsync: FsyncPolicy::Never,
@@ -172,6 +179,7 @@ pub struct Writer {
     sections: BTreeMap<(u8, u8), SectionStats>,
     records: u64,
     last_flush: Instant,
+    last_sync: Instant,
     last_index: Instant,
     reserve: Reserve,
     poisoned: bool,
@@ -231,6 +239,7 @@ impl Writer {
             sections: BTreeMap::new(),
             records: 0,
             last_flush: now,
+            last_sync: now,
             last_index: now,
             reserve: Reserve::Until(head.len() as u64),
             poisoned: false,
@@ -420,8 +429,14 @@ impl Writer {
         {
             self.write_index_block()?;
         }
-        if self.last_flush.elapsed() >= self.opts.flush_interval {
+        if self.last_sync.elapsed() >= self.opts.sync_interval {
             self.flush()?;
+        } else if self.last_flush.elapsed() >= self.opts.flush_interval {
+            // To the OS only: a crash of the process loses nothing handed over; the records
+            // after the last index block are found by the reader's forward scan (§10.2).
+            let r = self.out.flush();
+            self.io(r)?;
+            self.last_flush = Instant::now();
         }
         Ok(())
     }
@@ -450,6 +465,7 @@ impl Writer {
             self.io(r)?;
         }
         self.last_flush = Instant::now();
+        self.last_sync = self.last_flush;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ pub mod limits;
 mod outbox;
 pub mod pipeline;
 pub mod recorder;
+pub mod repair;
 mod segment;
 pub mod session;
 pub mod stats;

@@ -298,7 +298,7 @@ pub(super) fn write_loop(
         if expected.is_some_and(|e| next_seq >= e) {
             break;
         }
-        let msg = match rx.recv_timeout(Duration::from_millis(200)) {
+        let msg = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(m) => {
                 #[cfg(test)]
                 stall::wait_while_stalled(name);

@@ -24,7 +24,8 @@ pub const MANIFEST_VERSION: u32 = 1;
 pub const MANIFEST_FILE: &str = "session.json";
 
 /// The name of the temporary file a manifest is written to before it replaces the old one.
-const MANIFEST_TMP: &str = ".session.json.tmp";
+/// The temporary file a manifest is written to before it replaces `session.json`.
+pub const MANIFEST_TMP: &str = ".session.json.tmp";
 /// The space kept for the final manifest while recording (see
 /// [`SessionManifest::reserve_space`]); `rsrec recover SESSION` removes a leftover one.
 pub const MANIFEST_RESERVE: &str = ".session.reserve";
@@ -66,6 +67,9 @@ pub enum SessionStatus {
     DiskFull,
     /// Stopped because a camera failed (its error is in its `stats.error`).
     Error,
+    /// The recorder ended without closing its files (a crash, kill -9, a power cut) and
+    /// `rsrec recover SESSION` repaired them.
+    Recovered,
     /// A status written by another rsrec version, kept as it was.
     Other(String),
 }
@@ -77,6 +81,7 @@ impl SessionStatus {
             SessionStatus::Complete => "complete",
             SessionStatus::DiskFull => "stopped: disk nearly full",
             SessionStatus::Error => "stopped: error",
+            SessionStatus::Recovered => "recovered after a crash",
             SessionStatus::Other(s) => s,
         }
     }
@@ -87,6 +92,7 @@ impl SessionStatus {
             "complete" => SessionStatus::Complete,
             "stopped: disk nearly full" => SessionStatus::DiskFull,
             "stopped: error" => SessionStatus::Error,
+            "recovered after a crash" => SessionStatus::Recovered,
             other => SessionStatus::Other(other.to_string()),
         }
     }
