@@ -1,6 +1,7 @@
 //! `rsrec export SESSION_DIR|FILE --to png16|npy|ply|color --out DIR`: recordings to PNG16,
 //! NumPy, PLY and colour images (see `rsrec::export` and docs/export.md).
 
+use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,6 +114,11 @@ pub struct Args {
     /// Replace existing output folders.
     #[arg(long)]
     pub force: bool,
+    /// Export the depth frames that decode and list damaged ones as gaps (an empty `file`
+    /// in frames.csv; for npy an all-zero frame and a 1 in damaged.npy), exit code 3.
+    /// Without it the first damaged frame stops the export (`rsrec recover` repairs files).
+    #[arg(long)]
+    pub skip_damaged: bool,
     /// No progress bar and no summary (warnings and errors are still printed).
     #[arg(long, short)]
     pub quiet: bool,
@@ -159,6 +165,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     opts.threads = args.threads.unwrap_or(0);
     opts.ffmpeg = args.ffmpeg.clone();
     opts.force = args.force;
+    opts.skip_damaged = args.skip_damaged;
+    // Ctrl+C / SIGTERM: the first stops cleanly (the unfinished camera's output is
+    // removed; finished cameras stay), a second one exits at once.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rsrec::record::stop_on_signals(&stop).context("installing the signal handler")?;
+    opts.stop = Some(stop);
 
     let mut bar = ExportBar::new();
     let mut warnings = WarningsOnly;
@@ -167,7 +179,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         &mut warnings
     };
-    let report = rsrec::export::export(&args.input, &opts, progress)?;
+    let report = match rsrec::export::export(&args.input, &opts, progress) {
+        Err(e @ rsrec::export::ExportError::Interrupted { .. }) => {
+            eprintln!("rsrec: {e}");
+            return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
+        }
+        r => r?,
+    };
+    let damaged: usize = report.cameras.iter().map(|c| c.damaged.len()).sum();
     if !args.quiet {
         let what = match format {
             Format::Color => "colour frames",
@@ -196,6 +215,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "depth"
             }
         );
+    }
+    if damaged > 0 {
+        eprintln!(
+            "rsrec: warning: {damaged} damaged depth frame(s) skipped (gaps in the frame table; \
+             listed in intrinsics.json); `rsrec recover` repairs the file"
+        );
+        return Ok(ExitCode::from(super::EXIT_LOSSY_RECOVERY));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -116,6 +116,10 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    // Ctrl+C / SIGTERM: the first stops cleanly and removes the partial output, a second
+    // one exits at once (the staging folder, named `.NAME.import.partial`, is then left).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rsrec::record::stop_on_signals(&stop).context("installing the signal handler")?;
     let plan = ImportPlan {
         source,
         name,
@@ -125,6 +129,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         force: args.force,
         metadata: json!({"import": {"source": input.display().to_string(), "fps": args.fps}}),
         workers: None,
+        stop: Some(stop),
     };
     let show = !args.quiet && std::io::stderr().is_terminal();
     let t0 = Instant::now();
@@ -136,6 +141,10 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     });
     if let Some(b) = &bar {
         b.finish_and_clear();
+    }
+    if let Err(e @ rsrec::record::import::ImportError::Interrupted) = &outcome {
+        eprintln!("rsrec: {e}");
+        return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
     }
     let outcome = outcome.with_context(|| format!("importing {}", input.display()))?;
     if !args.quiet {

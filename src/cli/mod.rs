@@ -23,15 +23,19 @@ mod view;
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code for bad arguments (clap uses it too).
 pub const EXIT_USAGE: u8 = 2;
-/// Exit code of `rsrec recover` when records in the middle of the file had to be discarded.
+/// Exit code of `rsrec recover` when records in the middle of the file had to be discarded,
+/// and of `rsrec export --skip-damaged` when damaged frames were skipped.
 pub const EXIT_LOSSY_RECOVERY: u8 = 3;
+/// Exit code of `import` / `export` stopped by Ctrl+C (cleanly, the unfinished output
+/// removed), and of a second Ctrl+C during `record`.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "rsrec",
     version,
     about = "Record Intel RealSense cameras into compact, crash-safe, seekable .rsrec files",
-    after_help = "Exit codes: 0 success, 1 error, 2 bad arguments, 3 recovery discarded damaged records, 4 recording stopped early (disk nearly full), 130 second Ctrl+C."
+    after_help = "Exit codes: 0 success, 1 error, 2 bad arguments, 3 recovery discarded damaged records (or export skipped damaged frames), 4 recording stopped early (disk full), 130 interrupted (Ctrl+C)."
 )]
 pub struct Cli {
     #[command(subcommand)]

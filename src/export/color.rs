@@ -39,6 +39,7 @@ pub(super) fn run_color(
     let mut csv = Csv::create(&job.dir, "index,frame_number,device_ts_ms,host_ts_us,file")?;
     let mut missing = 0u64;
     for (j, pos) in sel.iter().enumerate() {
+        opts.check_stop()?;
         let (_, ce) = cam.color_frame(pos)?;
         let e = cam
             .entry(Stream::Color, pos)

@@ -30,6 +30,19 @@ pub enum ExportError {
     /// A colour video could not be decoded.
     #[error(transparent)]
     Decode(#[from] crate::video::VideoError),
+    /// A depth frame does not decode (without `skip_damaged`).
+    #[error(
+        "a damaged frame; `rsrec recover {file}` repairs the file (its damaged frames become \
+         gaps), or --skip-damaged exports the rest (damaged frames listed as gaps)"
+    )]
+    Damaged {
+        file: String,
+        #[source]
+        source: Box<crate::session::SessionError>,
+    },
+    /// The stop flag was set (Ctrl+C): the unfinished camera's output was removed.
+    #[error("interrupted: the unfinished output ({}) was removed", partial.display())]
+    Interrupted { partial: PathBuf },
     #[error("internal error: {0}")]
     Internal(String),
 }

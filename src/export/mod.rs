@@ -29,6 +29,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -39,7 +41,7 @@ pub use progress::{Progress, Silent};
 pub use select::{FrameRange, Selection, TimeRange, Window};
 
 use crate::container::format::ts_domain;
-use crate::container::IndexEntry;
+use crate::container::{IndexEntry, RecordHeader};
 use crate::session::ColorFrames;
 use crate::video::{DecoderConfig, FramePlan, VideoOutput};
 use plan::{frame_bytes, plan, prepare_dir};
@@ -146,6 +148,12 @@ pub struct ExportOptions {
     pub threads: usize,
     /// Seek in colour videos when the first wanted frame is later than this (seconds).
     pub seek_after_s: f64,
+    /// Export the frames that decode and list the others as gaps (an empty `file` in
+    /// `frames.csv`, an all-zero frame and a 1 in `damaged.npy` for `npy`), instead of
+    /// failing at the first damaged frame.
+    pub skip_damaged: bool,
+    /// Set (by Ctrl+C) to stop: the camera being exported is removed, finished ones stay.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl ExportOptions {
@@ -164,6 +172,47 @@ impl ExportOptions {
             ffmpeg: PathBuf::from("ffmpeg"),
             threads: 0,
             seek_after_s: crate::video::DEFAULT_SEEK_AFTER_S,
+            skip_damaged: false,
+            stop: None,
+        }
+    }
+
+    /// An error once the stop flag is set.
+    fn check_stop(&self) -> Result<()> {
+        match &self.stop {
+            Some(s) if s.load(Ordering::Relaxed) => Err(ExportError::Interrupted {
+                partial: PathBuf::new(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads depth frame `pos` into `buf`: `Ok(Err(why))` for a damaged frame when
+    /// [`ExportOptions::skip_damaged`] is set (the buffer is then all zero).
+    fn read_depth(
+        &self,
+        cam: &Camera,
+        pos: usize,
+        buf: &mut [u16],
+    ) -> Result<std::result::Result<RecordHeader, String>> {
+        match cam.read_depth_into(pos, buf) {
+            Ok(h) => Ok(Ok(h)),
+            Err(e @ crate::session::SessionError::Frame { .. }) => {
+                if self.skip_damaged {
+                    buf.fill(0);
+                    Ok(Err(crate::error::chain(&e)))
+                } else {
+                    let file = match &e {
+                        crate::session::SessionError::Frame { file, .. } => file.clone(),
+                        _ => String::new(),
+                    };
+                    Err(ExportError::Damaged {
+                        file,
+                        source: Box::new(e),
+                    })
+                }
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -195,6 +244,9 @@ pub struct CameraReport {
     pub bytes_written: u64,
     /// Colour frames listed in the file but missing from the video.
     pub missing_color: u64,
+    /// Positions of the depth frames that did not decode and were skipped
+    /// ([`ExportOptions::skip_damaged`]).
+    pub damaged: Vec<usize>,
     pub warnings: Vec<String>,
 }
 
@@ -267,10 +319,7 @@ pub fn export_recording(
     if opts.every == 0 {
         return Err(ExportError::Selection("--every must be at least 1".into()));
     }
-    let jobs = plan(rec, opts, progress)?;
-    for j in &jobs {
-        prepare_dir(&j.dir, opts.force)?;
-    }
+    let mut jobs = plan(rec, opts, progress)?;
     let stream = opts.format.stream();
     let total_frames: u64 = jobs.iter().map(|j| j.sel.len() as u64).sum();
     let total_bytes: u64 = jobs
@@ -280,14 +329,38 @@ pub fn export_recording(
     progress.begin(total_frames, total_bytes);
     let mut report = Report::default();
     let result = (|| -> Result<()> {
-        for j in &jobs {
+        for j in &mut jobs {
+            // Each camera is written into `<dir>.partial` and moved into place when
+            // complete: a failed or interrupted export leaves nothing that looks finished.
+            let dir = j.dir.clone();
+            let staging = staging_dir(&dir);
+            prepare_dir(&staging, true)?;
+            j.dir = staging.clone();
             progress.camera(&j.camera.name);
             let r = match opts.format {
                 Format::Png16 => png16::run_png16(j, opts, progress),
                 Format::Npy => npy::run_npy(j, opts, progress),
                 Format::Ply => ply::run_ply(j, opts, progress),
                 Format::Color => color::run_color(j, opts, progress),
-            }?;
+            }
+            .and_then(|r| opts.check_stop().map(|()| r));
+            let mut r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&staging);
+                    return Err(match e {
+                        ExportError::Interrupted { .. } => {
+                            ExportError::Interrupted { partial: staging }
+                        }
+                        e => e,
+                    });
+                }
+            };
+            prepare_dir(&dir, opts.force)?;
+            std::fs::remove_dir(&dir)
+                .and_then(|()| std::fs::rename(&staging, &dir))
+                .map_err(|e| ExportError::io(&dir, e))?;
+            r.dir = dir;
             report.cameras.push(r);
         }
         Ok(())
@@ -296,6 +369,39 @@ pub fn export_recording(
     result?;
     report.elapsed = t0.elapsed();
     Ok(report)
+}
+
+/// Counts a skipped damaged frame; says so for the first few.
+fn damaged_warning(report: &mut CameraReport, pos: usize, why: &str, progress: &mut dyn Progress) {
+    const LISTED: usize = 10;
+    if report.damaged.len() < LISTED {
+        progress.warn(&format!("skipped damaged depth frame {pos}: {why}"));
+    } else if report.damaged.len() == LISTED {
+        progress.warn("more damaged depth frames skipped (all listed in intrinsics.json)");
+    }
+    report.damaged.push(pos);
+}
+
+/// `intrinsics.json`'s account of the damaged frames that were skipped.
+fn damaged_info(report: &CameraReport) -> serde_json::Value {
+    if report.damaged.is_empty() {
+        return json!({});
+    }
+    json!({
+        "damaged_frames": {
+            "count": report.damaged.len(),
+            "positions": report.damaged,
+            "note": "depth frames that did not decode and were skipped (--skip-damaged); \
+                     `rsrec recover` repairs the file",
+        }
+    })
+}
+
+/// Where a camera's export is written until it is complete.
+fn staging_dir(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    dir.with_file_name(name)
 }
 
 /// Runs `work(j)` for every selected frame on `workers` threads and hands the results to

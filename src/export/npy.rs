@@ -159,6 +159,16 @@ pub(super) fn run_npy(
     let mut ts = npy::NpyWriter::create(&dir.join("timestamps.npy"), "<f8", 8, &[n])?;
     let mut host = npy::NpyWriter::create(&dir.join("host_timestamps_us.npy"), "<u8", 8, &[n])?;
     let mut numbers = npy::NpyWriter::create(&dir.join("frame_numbers.npy"), "<u8", 8, &[n])?;
+    let mut damaged = if opts.skip_damaged {
+        Some(npy::NpyWriter::create(
+            &dir.join("damaged.npy"),
+            "|u1",
+            1,
+            &[n],
+        )?)
+    } else {
+        None
+    };
 
     struct ColorOut<'a> {
         frames: ColorFrames<'a>,
@@ -208,10 +218,30 @@ pub(super) fn run_npy(
         opts.workers(true),
         |j| {
             let mut buf = vec![0u16; n_px];
-            let hdr = cam.read_depth_into(sel.position(j), &mut buf)?;
+            let hdr = opts.read_depth(cam, sel.position(j), &mut buf)?;
             Ok((hdr, buf))
         },
         |j, (hdr, buf)| {
+            opts.check_stop()?;
+            let hdr = match hdr {
+                Ok(h) => h,
+                Err(why) => {
+                    // A gap: an all-zero frame (all holes), its index entry's times, and a
+                    // 1 in damaged.npy.
+                    let pos = sel.position(j);
+                    damaged_warning(&mut report, pos, &why, progress);
+                    let e = depth_entry(cam, pos)?;
+                    RecordHeader {
+                        frame_number: e.frame_number,
+                        device_ts_ms: e.device_ts_ms,
+                        host_ts_us: e.host_ts_us,
+                        ..RecordHeader::bare(crate::container::format::record_type::DEPTH_FRAME)
+                    }
+                }
+            };
+            if let Some(d) = damaged.as_mut() {
+                d.write(&[u8::from(report.damaged.last() == Some(&sel.position(j)))])?;
+            }
             depth.write_u16s(&buf)?;
             ts.write_f64(hdr.device_ts_ms)?;
             // The spec's host time is i64; the array is uint64 (times before 1970 clamp to 0).
@@ -247,6 +277,9 @@ pub(super) fn run_npy(
         host.finish()?,
         numbers.finish()?,
     ];
+    if let Some(d) = damaged {
+        paths.push(d.finish()?);
+    }
     let mut extra = json!({
         "arrays": {
             "depth.npy": "N x H x W uint16 depth (x depth_units = metres, 0 = no data)",
@@ -277,6 +310,13 @@ pub(super) fn run_npy(
         .extend(missing_warning(cam, missing, progress));
     for p in paths {
         report.bytes_written += std::fs::metadata(&p).map_or(0, |m| m.len());
+    }
+    if opts.skip_damaged {
+        extra["arrays"]["damaged.npy"] =
+            json!("N uint8: 1 = the depth frame was damaged and skipped (its depth is all 0)");
+    }
+    if let (Some(o), Some(d)) = (extra.as_object_mut(), damaged_info(&report).as_object()) {
+        o.extend(d.clone());
     }
     report.bytes_written += write_info(job, opts, extra)?;
     Ok(report)

@@ -372,8 +372,13 @@ pub(super) fn run_ply(
     };
     /// What a worker hands over: a finished file, or points still to be coloured.
     enum Item {
-        Written { points: usize, bytes: u64 },
+        Written {
+            points: usize,
+            bytes: u64,
+        },
         Points(crate::container::RecordHeader, Vec<[f32; 3]>, Vec<u32>),
+        /// A damaged frame, skipped (`skip_damaged`).
+        Damaged(String),
     }
     ordered(
         sel.len(),
@@ -381,7 +386,10 @@ pub(super) fn run_ply(
         |j| {
             let pos = sel.position(j);
             let mut buf = vec![0u16; n_px];
-            let hdr = cam.read_depth_into(pos, &mut buf)?;
+            let hdr = match opts.read_depth(cam, pos, &mut buf)? {
+                Ok(h) => h,
+                Err(why) => return Ok(Item::Damaged(why)),
+            };
             let (mut pts, mut px) = (Vec::new(), Vec::new());
             deproj.points(&buf, &mut pts, &mut px);
             if colored {
@@ -397,10 +405,19 @@ pub(super) fn run_ply(
             })
         },
         |j, item| {
+            opts.check_stop()?;
             let pos = sel.position(j);
             let e = depth_entry(cam, pos)?;
             let name = frame_file_name(cam, Stream::Depth, &sel, j, "ply");
             let (points, written) = match item {
+                Item::Damaged(why) => {
+                    // A gap in the frame table: the row without a file.
+                    csv.row(pos, &e, "", Some(0))?;
+                    damaged_warning(&mut report, pos, &why, progress);
+                    report.raw_bytes += raw;
+                    progress.advance(1, raw);
+                    return Ok(());
+                }
                 Item::Written { points, bytes } => (points, bytes),
                 Item::Points(hdr, pts, px) => {
                     let (frames, pairing) = color.as_mut().expect("colour items need colour");
@@ -451,6 +468,10 @@ pub(super) fn run_ply(
             "color_clock": job.pairing.map(Clock::name),
         }
     });
+    let mut extra = extra;
+    if let (Some(o), Some(d)) = (extra.as_object_mut(), damaged_info(&report).as_object()) {
+        o.extend(d.clone());
+    }
     report.bytes_written += write_info(job, opts, extra)?;
     Ok(report)
 }

@@ -51,26 +51,38 @@ pub(super) fn run_png16(
         |j| {
             let pos = sel.position(j);
             let mut buf = vec![0u16; n];
-            cam.read_depth_into(pos, &mut buf)?;
+            if let Err(why) = opts.read_depth(cam, pos, &mut buf)? {
+                return Ok(Err(why));
+            }
             let name = frame_file_name(cam, Stream::Depth, &sel, j, "png");
             let png = encode_png16(&buf, w, h, opts.png_compression)?;
             write_new(&job.dir.join(&name), &png)?;
-            Ok((name, png.len() as u64))
+            Ok(Ok((name, png.len() as u64)))
         },
-        |j, (name, len)| {
+        |j, item| {
+            opts.check_stop()?;
             let pos = sel.position(j);
             let e = cam
                 .entry(Stream::Depth, pos)
                 .ok_or_else(|| ExportError::Internal(format!("no index entry {pos}")))?;
-            csv.row(pos, &e, &name, None)?;
-            report.frames += 1;
+            match item {
+                Ok((name, len)) => {
+                    csv.row(pos, &e, &name, None)?;
+                    report.frames += 1;
+                    report.bytes_written += len;
+                }
+                Err(why) => {
+                    // A gap in the frame table: the row without a file.
+                    csv.row(pos, &e, "", None)?;
+                    damaged_warning(&mut report, pos, &why, progress);
+                }
+            }
             report.raw_bytes += raw;
-            report.bytes_written += len;
             progress.advance(1, raw);
             Ok(())
         },
     )?;
     csv.finish()?;
-    report.bytes_written += write_info(job, opts, json!({}))?;
+    report.bytes_written += write_info(job, opts, damaged_info(&report))?;
     Ok(report)
 }

@@ -37,6 +37,10 @@ pub enum ImportError {
     /// The source or the writer failed; nothing was moved into place.
     #[error("{0}")]
     Failed(String),
+    /// The stop flag was set (Ctrl+C): the import stopped cleanly and its staging folder
+    /// was removed; nothing was moved into place.
+    #[error("interrupted: nothing was imported (the partial output was removed)")]
+    Interrupted,
 }
 
 /// What to import and where.
@@ -56,6 +60,8 @@ pub struct ImportPlan {
     pub metadata: serde_json::Value,
     /// Compression workers [default: number of cores].
     pub workers: Option<usize>,
+    /// Set (by Ctrl+C) to stop the import cleanly; nothing is kept.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// A finished import.
@@ -124,16 +130,25 @@ pub fn import(
         metadata: plan.metadata,
         reconnect: None,
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = plan
+        .stop
+        .clone()
+        .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
     let t0 = Instant::now();
-    let pipeline = Pipeline::start(vec![Box::new(Renamed(plan.source, info))], cfg, stop)
-        .map_err(ImportError::Pipeline)?;
+    let pipeline = Pipeline::start(
+        vec![Box::new(Renamed(plan.source, info))],
+        cfg,
+        stop.clone(),
+    )
+    .map_err(ImportError::Pipeline)?;
     while !pipeline.all_finished() {
         std::thread::sleep(Duration::from_millis(200));
         if let Some((_, s)) = pipeline.stats().first() {
             progress(s);
         }
     }
+    // Read before `finish`, which sets the flag itself.
+    let interrupted = plan.stop.is_some() && stop.load(std::sync::atomic::Ordering::SeqCst);
     let outcome = pipeline
         .finish()
         .pop()
@@ -141,6 +156,12 @@ pub fn import(
     if let Some(e) = &outcome.stats.error {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(ImportError::Failed(e.clone()));
+    }
+    // Stopped before the source ended (a writer failure also sets the flag, but it then
+    // has an error, above).
+    if interrupted {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(ImportError::Interrupted);
     }
     let mut moved = Vec::new();
     for f in outcome

@@ -1087,11 +1087,13 @@ fn unclosed_and_damaged_files() {
         .unwrap()
         .unwrap()
         .path();
-    let left: Vec<_> = std::fs::read_dir(cam_dir.join("npy"))
+    // Neither the npy folder nor its staging folder (`npy.partial`) is left.
+    let left: Vec<_> = std::fs::read_dir(&cam_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert!(left.is_empty(), "incomplete arrays are removed: {left:?}");
+    assert!(left.is_empty(), "incomplete output is removed: {left:?}");
+    assert!(stderr(&o).contains("rsrec recover"), "{}", stderr(&o));
 
     // Colour without FFmpeg: one line, before anything is written.
     let o = rsrec(&[

@@ -10,6 +10,7 @@ mod common;
 mod bag_source;
 mod cli;
 mod container;
+mod damage;
 mod disk_full;
 mod export;
 mod fixtures;

@@ -31,6 +31,7 @@ fn import_pngs(
             force: false,
             metadata: serde_json::json!({}),
             workers: None,
+            stop: None,
         },
         |_| {},
     )
