@@ -19,7 +19,7 @@ use rsrec::container::{
 /// target that found it runs.
 #[path = "../../fuzz/src/lib.rs"]
 #[allow(dead_code)]
-mod harness;
+pub(crate) mod harness;
 
 use harness::exercise_reader;
 

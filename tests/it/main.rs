@@ -7,6 +7,8 @@
 
 mod common;
 
+mod adversarial;
+
 mod bag_source;
 mod cli;
 mod container;
