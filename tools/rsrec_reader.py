@@ -68,6 +68,7 @@ MAX_EVENT_MESSAGE = 1 << 20
 NO_STREAM = 255
 
 DEPTH_FRAME, COLOR_FRAME, IMU_BATCH, GAP, EVENT, VIDEO_SEGMENT = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
+HEADER_COPY = 0x07  # §5.7
 INDEX_BLOCK, FINAL_INDEX = 0x10, 0x11
 RECORD_TYPES = {
     DEPTH_FRAME: "depth_frame",
@@ -76,6 +77,7 @@ RECORD_TYPES = {
     GAP: "gap",
     EVENT: "event",
     VIDEO_SEGMENT: "video_segment",
+    HEADER_COPY: "header_copy",
     INDEX_BLOCK: "index_block",
     FINAL_INDEX: "final_index",
 }
@@ -848,7 +850,8 @@ class RsrecFile:
     (list of :class:`Stream`), ``metadata_json`` (text) and ``metadata`` (parsed, or None),
     ``closed`` (the writer finished the file), ``opened_via`` (``"final_index"``,
     ``"index_blocks"`` or ``"scan"``), ``torn_tail_bytes`` (unclosed files), ``sections``
-    (dict ``(stream, record_type)`` -> :class:`Section`).
+    (dict ``(stream, record_type)`` -> :class:`Section`), ``header_restored`` (the file's own
+    header was damaged and its header copy, §5.7, was used).
 
     ``check_crc`` (default True) checks every payload CRC before decoding (§10.4).
     """
@@ -873,9 +876,35 @@ class RsrecFile:
 
     # -- opening (§10) ------------------------------------------------------------------
 
+    def _header_copy(self):
+        """The first intact header copy (§5.7): (header, first_record), or None."""
+        buf, n = self._buf, self.file_len
+        at = buf.find(SYNC, 0) if n else -1
+        while at >= 0:
+            try:
+                h = self._header_at(at)
+                if h.record_type == HEADER_COPY:
+                    p = bytes(buf[at + RECORD_HEADER_LEN:at + RECORD_HEADER_LEN + h.payload_len])
+                    if crc32c(p) == h.payload_crc:
+                        copy, first, _ = _decode_header(p, len(p))
+                        return copy, first
+            except RsrecError:
+                pass
+            at = buf.find(SYNC, at + 1)
+        return None
+
     def _open(self):
         buf, n = self._buf, self.file_len
-        h, self.first_record, ptr = _decode_header(buf, n)
+        #: The file's own header was damaged and its copy (§5.7) was used.
+        self.header_restored = False
+        try:
+            h, self.first_record, ptr = _decode_header(buf, n)
+        except RsrecError:
+            found = self._header_copy()
+            if found is None:
+                raise
+            (h, self.first_record), ptr = found, None
+            self.header_restored = True
         self.version = h["version"]
         self.writer = h["writer"]
         self.created_utc_us = h["created_utc_us"]
@@ -1447,6 +1476,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         with RsrecFile(args.file) as f:
+            if f.header_restored:
+                print(f"{args.file}: warning: the file header is damaged; read through its "
+                      "copy (rsrec recover repairs the file)", file=sys.stderr)
             if args.json:
                 print(json.dumps(f.summary(), indent=2, default=str))
             else:

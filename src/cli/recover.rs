@@ -79,6 +79,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
+        if report.header_restored {
+            outln!("  the file header was damaged: restored from its copy");
+        }
         if report.torn_tail_bytes > 0 {
             outln!(
                 "  incomplete last record dropped: {} bytes",

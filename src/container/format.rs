@@ -70,6 +70,9 @@ pub mod record_type {
     pub const EVENT: u8 = 0x05;
     /// §5.6 A colour video file (segment) that colour-frame records refer to.
     pub const VIDEO_SEGMENT: u8 = 0x06;
+    /// §5.7 A copy of the file header (the first record, and the last data record of a
+    /// closed file), for recovery when the header itself is damaged.
+    pub const HEADER_COPY: u8 = 0x07;
     /// §6.1 Periodic index block.
     pub const INDEX_BLOCK: u8 = 0x10;
     /// §6.2 Final index, written once on close.

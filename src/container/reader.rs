@@ -102,28 +102,60 @@ pub struct Reader {
     torn_tail: u64,
 }
 
+/// Maps `path` read-only (a file too small to map is read).
+fn map(path: &Path) -> Result<Backing> {
+    let file = File::open(path).map_err(|e| ContainerError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| ContainerError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(ContainerError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    if meta.len() < PREAMBLE_LEN as u64 {
+        // Too small to map usefully; read it so that the header check names the problem.
+        let bytes = std::fs::read(path).map_err(|e| ContainerError::io(path, e))?;
+        return Ok(Backing::Owned(bytes));
+    }
+    // SAFETY: the map is read-only. rsrec never modifies a file it reads; another process
+    // truncating the file while it is mapped is outside what the reader can guard against
+    // (as for every mmap-based reader).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ContainerError::io(path, e))?;
+    Ok(Backing::Mapped(map))
+}
+
+/// The first intact header copy (§5.7) of `data`: its header and the offset of the first
+/// record after a header of its length.
+fn find_header_copy(data: &[u8]) -> Option<(FileHeader, u64)> {
+    let mut at = 0usize;
+    while let Some(p) = data
+        .get(at..)?
+        .windows(RECORD_SYNC.len())
+        .position(|w| w == RECORD_SYNC)
+    {
+        let offset = (at + p) as u64;
+        at += p + 1;
+        let Ok(r) = parse_header(data, offset) else {
+            continue;
+        };
+        if r.header.record_type != record_type::HEADER_COPY {
+            continue;
+        }
+        let Ok(payload) = super::record::check_payload(data, &r) else {
+            continue;
+        };
+        if let Ok((header, first_record, _)) = FileHeader::decode(payload) {
+            return Some((header, first_record));
+        }
+    }
+    None
+}
+
 impl Reader {
     /// Opens a file read-only through a memory map.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| ContainerError::io(path, e))?;
-        let meta = file.metadata().map_err(|e| ContainerError::io(path, e))?;
-        if !meta.is_file() {
-            return Err(ContainerError::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
-            ));
-        }
-        if meta.len() < PREAMBLE_LEN as u64 {
-            // Too small to map usefully; read it so that the header check names the problem.
-            let bytes = std::fs::read(path).map_err(|e| ContainerError::io(path, e))?;
-            return Self::from_backing(Backing::Owned(bytes), Some(path.to_path_buf()));
-        }
-        // SAFETY: the map is read-only. rsrec never modifies a file it reads; another process
-        // truncating the file while it is mapped is outside what the reader can guard against
-        // (as for every mmap-based reader).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ContainerError::io(path, e))?;
-        Self::from_backing(Backing::Mapped(map), Some(path.to_path_buf()))
+        Self::from_backing(map(path)?, Some(path.to_path_buf()))
     }
 
     /// Opens a file held in memory.
@@ -131,8 +163,40 @@ impl Reader {
         Self::from_backing(Backing::Owned(bytes), None)
     }
 
+    /// Recovery's way in when the file's own header is damaged (§10.6): the file is read
+    /// with the header of its first intact header copy (§5.7), found by looking for record
+    /// sync markers. Fails with the header's own error when no copy is intact.
+    pub fn open_with_header_copy(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        Self::with_header_copy(map(path)?, Some(path.to_path_buf()))
+    }
+
+    /// [`Reader::open_with_header_copy`] for a file held in memory.
+    pub fn from_bytes_with_header_copy(bytes: Vec<u8>) -> Result<Self> {
+        Self::with_header_copy(Backing::Owned(bytes), None)
+    }
+
+    fn with_header_copy(data: Backing, path: Option<PathBuf>) -> Result<Self> {
+        let own = match FileHeader::decode(&data) {
+            Ok(h) => h,
+            Err(e) => match find_header_copy(&data) {
+                Some((header, first_record)) => (header, first_record, None),
+                None => return Err(e),
+            },
+        };
+        Self::with_header(data, path, own)
+    }
+
     fn from_backing(data: Backing, path: Option<PathBuf>) -> Result<Self> {
-        let (header, first_record, ptr) = FileHeader::decode(&data)?;
+        let header = FileHeader::decode(&data)?;
+        Self::with_header(data, path, header)
+    }
+
+    fn with_header(
+        data: Backing,
+        path: Option<PathBuf>,
+        (header, first_record, ptr): (FileHeader, u64, Option<u64>),
+    ) -> Result<Self> {
         let mut reader = Reader {
             data,
             path,

@@ -175,6 +175,7 @@ pub enum RecordKind {
     Gap,
     Event,
     VideoSegment,
+    HeaderCopy,
     IndexBlock,
     FinalIndex,
     Unknown(u8),
@@ -189,6 +190,7 @@ impl RecordKind {
             record_type::GAP => Self::Gap,
             record_type::EVENT => Self::Event,
             record_type::VIDEO_SEGMENT => Self::VideoSegment,
+            record_type::HEADER_COPY => Self::HeaderCopy,
             record_type::INDEX_BLOCK => Self::IndexBlock,
             record_type::FINAL_INDEX => Self::FinalIndex,
             t => Self::Unknown(t),
@@ -203,6 +205,7 @@ impl RecordKind {
             Self::Gap => record_type::GAP,
             Self::Event => record_type::EVENT,
             Self::VideoSegment => record_type::VIDEO_SEGMENT,
+            Self::HeaderCopy => record_type::HEADER_COPY,
             Self::IndexBlock => record_type::INDEX_BLOCK,
             Self::FinalIndex => record_type::FINAL_INDEX,
             Self::Unknown(t) => t,
@@ -218,6 +221,7 @@ impl RecordKind {
             Self::Gap => "gaps".into(),
             Self::Event => "events".into(),
             Self::VideoSegment => "video_segments".into(),
+            Self::HeaderCopy => "header_copies".into(),
             Self::IndexBlock => "index_blocks".into(),
             Self::FinalIndex => "final_index".into(),
             Self::Unknown(t) => format!("type_{t:#04x}"),
@@ -239,6 +243,8 @@ pub enum Record<'a> {
     Gap(Gap),
     Event(Event),
     VideoSegment(VideoSegment),
+    /// §5.7 The file header's bytes (parsed, so that a copy that does not decode is found).
+    HeaderCopy(Box<crate::container::FileHeader>),
     IndexBlock(&'a [u8]),
     FinalIndex(&'a [u8]),
     /// A record type this version does not know, kept as it is.
@@ -262,6 +268,9 @@ impl<'a> Record<'a> {
             RecordKind::Gap => Record::Gap(Gap::decode(payload)?),
             RecordKind::Event => Record::Event(Event::decode(payload)?),
             RecordKind::VideoSegment => Record::VideoSegment(VideoSegment::decode(payload)?),
+            RecordKind::HeaderCopy => {
+                Record::HeaderCopy(Box::new(crate::container::FileHeader::decode(payload)?.0))
+            }
             RecordKind::IndexBlock => Record::IndexBlock(payload),
             RecordKind::FinalIndex => Record::FinalIndex(payload),
             RecordKind::Unknown(record_type) => Record::Unknown {
@@ -279,6 +288,7 @@ impl<'a> Record<'a> {
             Record::Gap(_) => RecordKind::Gap,
             Record::Event(_) => RecordKind::Event,
             Record::VideoSegment(_) => RecordKind::VideoSegment,
+            Record::HeaderCopy(_) => RecordKind::HeaderCopy,
             Record::IndexBlock(_) => RecordKind::IndexBlock,
             Record::FinalIndex(_) => RecordKind::FinalIndex,
             Record::Unknown { record_type, .. } => RecordKind::Unknown(*record_type),

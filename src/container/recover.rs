@@ -79,6 +79,13 @@ fn check_record(reader: &Reader, h: &RecordHeader, p: &[u8], scratch: &mut Vec<u
             codec::decode(codec, payload, s.width, s.height, scratch)
                 .map_err(|e| bad(format!("frame {} does not decode: {e}", h.frame_number)))
         }
+        // §5.7: a header copy must be the file's header.
+        Record::HeaderCopy(copy) => {
+            if copy.encode()? != reader.header().encode()? {
+                return Err(bad("header copy differs from the file header".into()));
+            }
+            Ok(())
+        }
         // The other payloads parsed (above); unknown types are skipped (§2).
         _ => Ok(()),
     }
@@ -280,6 +287,8 @@ pub struct RecoverReport {
     pub undecodable_records: u64,
     /// Bytes of an incomplete last record (a torn write), expected after a crash.
     pub torn_tail_bytes: u64,
+    /// The file header was damaged and was restored from its copy (§5.7).
+    pub header_restored: bool,
     pub output_bytes: u64,
 }
 
@@ -314,7 +323,12 @@ pub fn recover_with_progress(
             ));
         }
     }
-    let reader = Reader::open(input)?;
+    // A damaged header: recovery goes on with the header's copy (§5.7), if one is intact.
+    let (reader, header_restored) = match Reader::open(input) {
+        Ok(r) => (r, false),
+        Err(e @ ContainerError::Io { .. }) => return Err(e),
+        Err(e) => (Reader::open_with_header_copy(input).map_err(|_| e)?, true),
+    };
     let opts = WriterOptions {
         fsync: FsyncPolicy::OnClose,
         overwrite,
@@ -324,6 +338,7 @@ pub fn recover_with_progress(
     let total_len = reader.file_len();
     let mut report = RecoverReport {
         input_closed: reader.is_closed(),
+        header_restored,
         ..Default::default()
     };
     let mut write_err = None;
@@ -335,10 +350,11 @@ pub fn recover_with_progress(
         ScanMode::STRICT,
         |r, p| {
             progress(r.offset, total_len);
+            // Index records and header copies are the writer's own: it writes new ones.
             if write_err.is_some()
                 || matches!(
                     r.header.record_type,
-                    record_type::INDEX_BLOCK | record_type::FINAL_INDEX
+                    record_type::INDEX_BLOCK | record_type::FINAL_INDEX | record_type::HEADER_COPY
                 )
             {
                 return Ok(());
@@ -440,6 +456,7 @@ pub fn recover_with_progress(
         report.torn_tail_bytes = reader.file_len() - offset;
     }
     if !report.input_closed
+        || report.header_restored
         || report.damaged_regions > 0
         || report.damaged_index_records > 0
         || report.undecodable_records > 0
@@ -454,6 +471,7 @@ pub fn recover_with_progress(
                 "discarded_records": report.discarded_records,
                 "discarded_bytes": report.discarded_bytes,
                 "undecodable_records": report.undecodable_records,
+                "header_restored": report.header_restored,
                 "torn_tail_bytes": report.torn_tail_bytes,
             })
             .to_string(),

@@ -131,6 +131,7 @@ struct SectionStats {
 /// What a finished file holds.
 #[derive(Clone, Debug, Default)]
 pub struct FinishStats {
+    /// Records written by the caller (the writer's own header copies not counted).
     pub records: u64,
     pub bytes: u64,
 }
@@ -182,6 +183,10 @@ pub struct Writer {
     last_sync: Instant,
     last_index: Instant,
     reserve: Reserve,
+    /// The header's bytes, repeated as the first record and before the final index (§5.7).
+    head: Vec<u8>,
+    /// Header copies among `records`.
+    header_copies: u64,
     poisoned: bool,
     finished: bool,
 }
@@ -242,11 +247,25 @@ impl Writer {
             last_sync: now,
             last_index: now,
             reserve: Reserve::Until(head.len() as u64),
+            head: head.to_vec(),
+            header_copies: 0,
             poisoned: false,
             finished: false,
         };
         w.ensure_space(0, CLOSE_MARGIN)?;
+        // §5.7: the first record is a copy of the header, for recovery when the header
+        // itself is damaged.
+        w.write_header_copy()?;
         Ok(w)
+    }
+
+    fn write_header_copy(&mut self) -> Result<()> {
+        let head = std::mem::take(&mut self.head);
+        let r = self.write_with_margin(&RecordHeader::bare(record_type::HEADER_COPY), &head, 0);
+        self.head = head;
+        r?;
+        self.header_copies += 1;
+        Ok(())
     }
 
     /// Bytes that closing the file needs after `extra` more records: the pending index
@@ -256,10 +275,12 @@ impl Writer {
         let block = (RECORD_HEADER_LEN + INDEX_BLOCK_HEADER_LEN) as u64
             + pending * INDEX_BLOCK_ENTRY_LEN as u64;
         let sections = self.sections.len() as u64 + extra;
+        // The header copy that closing writes (§5.7), with its index entries.
+        let copy = (RECORD_HEADER_LEN + self.head.len() + INDEX_BLOCK_ENTRY_LEN) as u64;
         let final_index = (RECORD_HEADER_LEN + FINAL_INDEX_HEADER_LEN) as u64
             + sections * FINAL_SECTION_LEN as u64
-            + (self.records + extra) * FINAL_ENTRY_LEN as u64;
-        block + final_index + FOOTER_LEN as u64
+            + (self.records + extra + 1) * FINAL_ENTRY_LEN as u64;
+        block + copy + final_index + FOOTER_LEN as u64
     }
 
     /// Makes sure a record of `len` bytes, what closing then needs, and `margin` fit in
@@ -326,9 +347,9 @@ impl Writer {
         self.pos
     }
 
-    /// Data records written so far.
+    /// Data records written so far (not counting the writer's own header copies).
     pub fn records_written(&self) -> u64 {
-        self.records
+        self.records - self.header_copies
     }
 
     fn check(&self) -> Result<()> {
@@ -480,6 +501,8 @@ impl Writer {
     }
 
     fn finish_inner(&mut self) -> Result<FinishStats> {
+        // §5.7: a second header copy, at the end, where damage to the start cannot reach it.
+        self.write_header_copy()?;
         self.write_index_block()?;
         let r = self.out.flush();
         self.io(r)?;
@@ -571,7 +594,7 @@ impl Writer {
         self.release_reserve();
         self.finished = true;
         Ok(FinishStats {
-            records: self.records,
+            records: self.records - self.header_copies,
             bytes: self.pos,
         })
     }

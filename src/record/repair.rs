@@ -134,11 +134,15 @@ pub fn repair_session(
                 path: path.clone(),
                 source,
             };
-            let reader = Reader::open(&path).map_err(file_err)?;
-            let recovered = if reader.is_closed() && verify(&reader).ok() {
+            let intact = match Reader::open(&path) {
+                Ok(reader) => reader.is_closed() && verify(&reader).ok(),
+                Err(e @ ContainerError::Io { .. }) => return Err(file_err(e)),
+                // A damaged header: recovery uses its copy (§5.7).
+                Err(_) => false,
+            };
+            let recovered = if intact {
                 None
             } else {
-                drop(reader);
                 let tmp = dir.join(format!(".{f}.recovering"));
                 let report =
                     recover_with_progress(&path, &tmp, true, &mut |at, len| progress(f, at, len))

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use rsrec::container::format::record_type;
+use rsrec::container::format::{record_type, NO_STREAM};
 use rsrec::container::recover::{recover, verify};
 use rsrec::container::{GapReason, Reader};
 use serde_json::Value;
@@ -35,11 +35,25 @@ fn check_frames(reader: &Reader, content: &Value, count: usize) {
     }
 }
 
+/// The closed vector as this version writes it (with header copies, §5.7), and as rsrec
+/// 0.1.0 wrote it (`all-records-0.1.0.rsrec`, kept unchanged: files written before header
+/// copies existed stay readable).
 #[test]
 fn closed_v1_fixture_reads_as_expected() {
+    for (name, copies) in [("all-records.rsrec", 2), ("all-records-0.1.0.rsrec", 0)] {
+        let reader = Reader::open(dir().join(name)).unwrap();
+        assert_eq!(
+            reader.count(NO_STREAM, record_type::HEADER_COPY),
+            copies,
+            "{name}"
+        );
+        check_closed_fixture(&reader);
+    }
+}
+
+fn check_closed_fixture(reader: &Reader) {
     let exp = expected();
     let content = &exp["files"]["all-records.rsrec"]["content"];
-    let reader = Reader::open(dir().join("all-records.rsrec")).unwrap();
     assert!(reader.is_closed());
     assert_eq!(reader.header().format_version, 1);
     assert_eq!(reader.header().streams.len(), 4);
@@ -47,7 +61,7 @@ fn closed_v1_fixture_reads_as_expected() {
     let k = reader.header().streams[0].intrinsics.as_ref().unwrap();
     assert_eq!((k.fx, k.ppy, k.coeffs[4]), (8.5, 5.75, 0.0625));
     let n = content["depth_frames"].as_array().unwrap().len();
-    check_frames(&reader, content, n);
+    check_frames(reader, content, n);
     // Every codec appears: raw, lz4-planes, zstd-planes, med-rans, grad-rans, grad-rans32.
     let codecs: std::collections::BTreeSet<u8> = (0..n)
         .map(|i| reader.read_depth(0, i).unwrap().header.codec.0)
@@ -81,7 +95,7 @@ fn closed_v1_fixture_reads_as_expected() {
         2
     );
     assert_eq!(reader.seek_device_ts(0, record_type::DEPTH_FRAME, 1e12), n);
-    assert!(verify(&reader).ok());
+    assert!(verify(reader).ok());
 }
 
 #[test]

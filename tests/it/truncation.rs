@@ -318,3 +318,54 @@ fn recover_turns_records_that_do_not_decode_into_gaps() {
     assert_eq!(o.status.code(), Some(3), "{}", common::stdout(&o));
     assert!(common::stdout(&o).contains("did not decode"));
 }
+
+/// Regression: one flipped header bit lost the whole file (recover refused it). Every file
+/// now carries header copies (§5.7): the first record, and the last data record of a closed
+/// file; recovery uses them.
+#[test]
+fn a_damaged_header_is_recovered_from_its_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sample(dir.path());
+    let input = dir.path().join("bad-header.rsrec");
+    let output = dir.path().join("bad-header.recovered.rsrec");
+    let check = |bad: &[u8], what: &str, all_frames: bool| {
+        std::fs::write(&input, bad).unwrap();
+        assert!(Reader::open(&input).is_err(), "{what}: still opens");
+        let _ = std::fs::remove_file(&output);
+        let rep = recover(&input, &output, false).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(rep.header_restored, "{what}: {rep:?}");
+        let rec = Reader::open(&output).unwrap();
+        assert!(verify(&rec).ok(), "{what}");
+        let n = rec.frame_count(0);
+        if all_frames {
+            assert_eq!(n, 60, "{what}");
+        } else {
+            assert!(n > 0 && n < 60, "{what}: {n} frames");
+        }
+        // The frames that are there are the original ones, in order.
+        let first = 60 - n;
+        for i in 0..n {
+            assert!(
+                rec.read_depth(0, i).unwrap().data == s.frames[first + i],
+                "{what}: frame {i}"
+            );
+        }
+    };
+    // Single bit flips in the magic, the version, the header length and the stream table.
+    for pos in [
+        0usize,
+        8,
+        12,
+        60,
+        s.first_record as usize - 40,
+        s.first_record as usize - 2,
+    ] {
+        let mut bad = s.bytes.clone();
+        bad[pos] ^= 0x10;
+        check(&bad, &format!("bit flip at {pos}"), true);
+    }
+    // The first 4 KiB zeroed: the first copy is gone, the closing copy is not.
+    let mut bad = s.bytes.clone();
+    bad[..4096].fill(0);
+    check(&bad, "first 4 KiB zeroed", false);
+}
