@@ -70,6 +70,11 @@ fn stem(p: &Path) -> String {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    // Ctrl+C / SIGTERM: the first stops cleanly and removes the partial output, a second
+    // one exits at once (the staging folder, named `.NAME.import.partial`, is then left).
+    // Installed first, so that no moment of the import is left to the default action.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rsrec::record::stop_on_signals(&stop).context("installing the signal handler")?;
     let input = &args.input;
     let (source, total): (Box<dyn Source>, Option<usize>) = if input.is_file() {
         let bag = rsrec::source::bag::BagSource::open(input, Pacing::AsFastAsPossible)
@@ -116,10 +121,6 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    // Ctrl+C / SIGTERM: the first stops cleanly and removes the partial output, a second
-    // one exits at once (the staging folder, named `.NAME.import.partial`, is then left).
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    rsrec::record::stop_on_signals(&stop).context("installing the signal handler")?;
     let plan = ImportPlan {
         source,
         name,

@@ -255,15 +255,16 @@ impl Writer {
         w.ensure_space(0, CLOSE_MARGIN)?;
         // §5.7: the first record is a copy of the header, for recovery when the header
         // itself is damaged.
-        w.write_header_copy()?;
+        w.write_header_copy(false)?;
         Ok(w)
     }
 
-    fn write_header_copy(&mut self) -> Result<()> {
-        let head = std::mem::take(&mut self.head);
-        let r = self.write_with_margin(&RecordHeader::bare(record_type::HEADER_COPY), &head, 0);
-        self.head = head;
-        r?;
+    /// `closing`: the copy of the close sequence, whose space [`Writer::close_need`] has
+    /// kept all along (so it is written even when the disk is full).
+    fn write_header_copy(&mut self, closing: bool) -> Result<()> {
+        let head = self.head.clone();
+        let margin = if closing { None } else { Some(0) };
+        self.write_with_margin(&RecordHeader::bare(record_type::HEADER_COPY), &head, margin)?;
         self.header_copies += 1;
         Ok(())
     }
@@ -384,24 +385,27 @@ impl Writer {
     /// [`ContainerError::DiskFull`]: nothing was written and the writer can still
     /// [`finish`](Writer::finish) the file (and write a few closing records).
     pub fn write_record(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
-        self.write_with_margin(header, payload, CLOSE_MARGIN)
+        self.write_with_margin(header, payload, Some(CLOSE_MARGIN))
     }
 
     /// Appends one record in the space kept for closing (after [`ContainerError::DiskFull`]:
     /// the gap of the frames that could not be written, an event saying why). Fails with
     /// `DiskFull` too once [`CLOSE_MARGIN`] is used up.
     pub fn write_closing_record(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
-        self.write_with_margin(header, payload, 0)
+        self.write_with_margin(header, payload, Some(0))
     }
 
     fn write_with_margin(
         &mut self,
         header: &RecordHeader,
         payload: &[u8],
-        margin: u64,
+        margin: Option<u64>,
     ) -> Result<u64> {
         self.check()?;
-        self.ensure_space((RECORD_HEADER_LEN + payload.len()) as u64, margin)?;
+        // `None`: the space was kept for it (the closing header copy).
+        if let Some(margin) = margin {
+            self.ensure_space((RECORD_HEADER_LEN + payload.len()) as u64, margin)?;
+        }
         if matches!(
             header.record_type,
             record_type::INDEX_BLOCK | record_type::FINAL_INDEX
@@ -502,7 +506,7 @@ impl Writer {
 
     fn finish_inner(&mut self) -> Result<FinishStats> {
         // §5.7: a second header copy, at the end, where damage to the start cannot reach it.
-        self.write_header_copy()?;
+        self.write_header_copy(true)?;
         self.write_index_block()?;
         let r = self.out.flush();
         self.io(r)?;

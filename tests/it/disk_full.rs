@@ -233,10 +233,9 @@ fn a_real_full_disk_ends_like_the_disk_guard() {
     assert_eq!(m.status, rsrec::session::SessionStatus::DiskFull);
     assert!(m.stop_utc_us.is_some());
     assert_eq!(m.cameras.len(), 2);
-    assert!(m
-        .cameras
-        .iter()
-        .any(|c| c.stats.as_ref().unwrap().disk_full));
+    // Which camera, if any, met ENOSPC itself depends on who filled the last page (FFmpeg
+    // or a writer); either way every file is closed (the writer-level test below meets
+    // ENOSPC every time).
     for cam in &m.cameras {
         let s = cam.stats.as_ref().unwrap();
         assert!(s.depth_written > 0, "{s:?}");
@@ -270,16 +269,27 @@ fn a_real_full_disk_ends_like_the_disk_guard() {
 /// The writer on a real full disk: records are refused with `DiskFull` before any byte of
 /// them is written, the closing margin still takes a gap and an event, and `finish` closes
 /// and indexes the file in the space it kept.
+/// With a small header, and with 100 KB of metadata (regression: the closing header copy
+/// was counted twice against the space kept, so a large header could not be closed).
 #[test]
 fn the_writer_closes_its_file_on_a_real_full_disk() {
     let Some(disk) = SmallDisk::mount(4) else {
         return;
     };
-    let path = disk.dir.path().join("full.rsrec");
-    let header = FileHeader::new(
+    for metadata in [0usize, 100_000] {
+        closes_on_a_full_disk(disk.dir.path(), metadata);
+    }
+}
+
+fn closes_on_a_full_disk(dir: &std::path::Path, metadata: usize) {
+    let path = dir.join(format!("full-{metadata}.rsrec"));
+    let mut header = FileHeader::new(
         Default::default(),
         vec![StreamDescriptor::depth(0, 160, 160, 30.0)],
     );
+    if metadata > 0 {
+        header.metadata_json = format!("{{\"note\":\"{}\"}}", "x".repeat(metadata));
+    }
     let opts = WriterOptions {
         fsync: FsyncPolicy::Never,
         ..WriterOptions::default()
@@ -325,4 +335,5 @@ fn the_writer_closes_its_file_on_a_real_full_disk() {
     assert_eq!(r.gaps().unwrap().len(), 1);
     // The space reserved beyond the data was given back.
     assert_eq!(std::fs::metadata(&path).unwrap().len(), stats.bytes);
+    std::fs::remove_file(&path).unwrap();
 }
