@@ -299,6 +299,26 @@ impl RecoverReport {
     }
 }
 
+/// Writes the `corrupted` gap (§10.6) of discarded record `h`: its stream, frame number and
+/// times.
+fn write_corrupted_gap(writer: &mut Writer, h: &RecordHeader, detail: String) -> Result<()> {
+    let gap = Gap {
+        first_frame: h.frame_number,
+        last_frame: h.frame_number,
+        count: 1,
+        reason: GapReason::Corrupted,
+        detail,
+    };
+    let mut gh = RecordHeader::bare(record_type::GAP);
+    gh.stream = h.stream;
+    gh.frame_number = h.frame_number;
+    gh.device_ts_ms = h.device_ts_ms;
+    gh.ts_domain = h.ts_domain;
+    gh.host_ts_us = h.host_ts_us;
+    writer.write_record(&gh, &gap.encode()?)?;
+    Ok(())
+}
+
 /// Copies every intact data record of `input` into a new closed, indexed file `output`.
 /// A record is intact when its checksums hold **and** its payload decodes (as `verify`
 /// checks it), so the output always verifies. Discarded records become gap records (reason
@@ -410,23 +430,11 @@ pub fn recover_with_progress(
             ) {
                 continue;
             }
-            let gap = Gap {
-                first_frame: h.frame_number,
-                last_frame: h.frame_number,
-                count: 1,
-                reason: GapReason::Corrupted,
-                detail: format!(
-                    "record type {:#04x} at offset {} discarded by recovery",
-                    h.record_type, r.offset
-                ),
-            };
-            let mut gh = RecordHeader::bare(record_type::GAP);
-            gh.stream = h.stream;
-            gh.frame_number = h.frame_number;
-            gh.device_ts_ms = h.device_ts_ms;
-            gh.ts_domain = h.ts_domain;
-            gh.host_ts_us = h.host_ts_us;
-            writer.write_record(&gh, &gap.encode()?)?;
+            let detail = format!(
+                "record type {:#04x} at offset {} discarded by recovery",
+                h.record_type, r.offset
+            );
+            write_corrupted_gap(&mut writer, h, detail)?;
         }
     }
     report.undecodable_records = undecodable.len() as u64;
@@ -434,23 +442,11 @@ pub fn recover_with_progress(
         if h.record_type == record_type::GAP {
             continue;
         }
-        let gap = Gap {
-            first_frame: h.frame_number,
-            last_frame: h.frame_number,
-            count: 1,
-            reason: GapReason::Corrupted,
-            detail: format!(
-                "record type {:#04x} at offset {offset} does not decode: {why}",
-                h.record_type
-            ),
-        };
-        let mut gh = RecordHeader::bare(record_type::GAP);
-        gh.stream = h.stream;
-        gh.frame_number = h.frame_number;
-        gh.device_ts_ms = h.device_ts_ms;
-        gh.ts_domain = h.ts_domain;
-        gh.host_ts_us = h.host_ts_us;
-        writer.write_record(&gh, &gap.encode()?)?;
+        let detail = format!(
+            "record type {:#04x} at offset {offset} does not decode: {why}",
+            h.record_type
+        );
+        write_corrupted_gap(&mut writer, h, detail)?;
     }
     if let Tail::Torn { offset, .. } = summary.tail {
         report.torn_tail_bytes = reader.file_len() - offset;
