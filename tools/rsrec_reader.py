@@ -61,6 +61,10 @@ MAX_METADATA_LEN = 8 << 20
 MAX_MAP_ENTRIES = 4096
 MAX_DIMENSION = 16384
 MAX_DISTORTION_COEFFS = 16
+# §3 "Frame-size limit of readers": the largest frame decoded unless RSREC_MAX_FRAME_PIXELS
+# says otherwise; a valid payload of a few hundred bytes can declare 512 MiB of depth.
+DEFAULT_MAX_FRAME_PIXELS = 1 << 25
+MAX_FRAME_PIXELS_ENV = "RSREC_MAX_FRAME_PIXELS"
 MAX_PAYLOAD_LEN = 1 << 30
 MAX_INDEX_BLOCK_ENTRIES = 1 << 20
 MAX_SECTIONS = 16384  # rsrec's cap, 64 x 256 (§6.2)
@@ -496,9 +500,27 @@ def _footer_record_count(buf, file_len):
 # ---------------------------------------------------------------------------------------
 # Depth codecs (§8)
 
+def max_frame_pixels():
+    """The frame-size limit (§3): RSREC_MAX_FRAME_PIXELS, else DEFAULT_MAX_FRAME_PIXELS."""
+    v = os.environ.get(MAX_FRAME_PIXELS_ENV)
+    if v is None:
+        return DEFAULT_MAX_FRAME_PIXELS
+    try:
+        n = int(v.strip())
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise RsrecError(f"{MAX_FRAME_PIXELS_ENV}: '{v}' is not a whole number of pixels of at least 1")
+    return n
+
+
 def decode_depth(codec, payload, width, height):
     """Decodes a depth payload into an (height, width) uint16 array (§8)."""
     n = width * height
+    limit = max_frame_pixels()
+    if n > limit:
+        raise FrameError(f"{width}x{height} frames are above this reader's limit of {limit} "
+                         f"pixels a frame (set {MAX_FRAME_PIXELS_ENV} to read them)")
     payload = bytes(payload)
     if codec == 1:
         if len(payload) != 2 * n:

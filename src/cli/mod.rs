@@ -72,6 +72,10 @@ impl Cli {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Every reader and writer applies the frame limit; a bad setting is a usage error, once.
+    if let Err(e) = rsrec::container::ReadLimits::from_env() {
+        return Err(util::usage(e.to_string()));
+    }
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Verify(a) => verify::run(a),

@@ -83,6 +83,17 @@ pub enum ContainerError {
     FrameOutOfRange { stream: u8, index: u64, count: u64 },
     #[error("stream {stream} is a {kind} stream; this needs a depth stream")]
     NotDepth { stream: u8, kind: &'static str },
+    /// §3 (frame-size limit): a stream whose frames are larger than the reader's limit; nothing was allocated.
+    #[error(
+        "stream {stream} has {width}x{height} frames, above this reader's limit of {limit} pixels \
+         a frame (set RSREC_MAX_FRAME_PIXELS to read it)"
+    )]
+    FrameTooLarge {
+        stream: u8,
+        width: u32,
+        height: u32,
+        limit: u64,
+    },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }

@@ -32,6 +32,11 @@ pub const MAX_MAP_ENTRIES: usize = 4096;
 /// §3 Upper bound on width and height of an image stream (defined in the codec layer, whose
 /// decoders refuse larger frames before allocating).
 pub use crate::codec::spec::MAX_DIMENSION;
+/// §3 (frame-size limit) The largest image frame (`width * height` pixels) rsrec's reader decodes and its
+/// writer writes unless `RSREC_MAX_FRAME_PIXELS` says otherwise: 2^25 (64 MiB of depth).
+pub const DEFAULT_MAX_FRAME_PIXELS: u64 = 1 << 25;
+/// §3 (frame-size limit) The environment variable that sets it.
+pub const MAX_FRAME_PIXELS_ENV: &str = "RSREC_MAX_FRAME_PIXELS";
 /// §3 Upper bound on distortion coefficients.
 pub const MAX_DISTORTION_COEFFS: usize = 16;
 

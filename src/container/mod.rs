@@ -7,6 +7,7 @@ pub mod error;
 pub mod format;
 pub mod header;
 pub mod index;
+pub mod limits;
 // Memory-maps the file it reads (see `Reader::open`).
 #[allow(unsafe_code)]
 pub mod reader;
@@ -21,6 +22,7 @@ pub use header::{
     StreamKind,
 };
 pub use index::IndexEntry;
+pub use limits::ReadLimits;
 pub use reader::{OpenedVia, Reader};
 pub use record::{
     ColorFrameEntry, Event, Gap, GapReason, ImuSample, Record, RecordHeader, RecordKind,

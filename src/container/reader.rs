@@ -18,6 +18,7 @@ use super::index::{
     decode_final_entry, decode_final_sections, decode_footer, update_sort_flags, IndexBlock,
     IndexEntry, ALL_SORTED,
 };
+use super::limits::ReadLimits;
 use super::record::{check_payload, parse_header, Event, Gap, RecordHeader, RecordRef};
 use super::scan::{scan, ScanMode, Tail};
 use crate::codec;
@@ -100,6 +101,8 @@ pub struct Reader {
     sections: Vec<Section>,
     /// Unclosed files: bytes after the last complete record (a torn write).
     torn_tail: u64,
+    /// What decoding one frame may cost (§3, frame-size limit).
+    limits: ReadLimits,
 }
 
 /// Maps `path` read-only (a file too small to map is read).
@@ -205,6 +208,7 @@ impl Reader {
             via: OpenedVia::Scan,
             sections: Vec::new(),
             torn_tail: 0,
+            limits: ReadLimits::from_env()?,
         };
         let footer_ptr = {
             let d = &reader.data;
@@ -370,6 +374,23 @@ impl Reader {
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
+    /// The limits frames are decoded under (from `RSREC_MAX_FRAME_PIXELS` or the default).
+    pub fn limits(&self) -> ReadLimits {
+        self.limits
+    }
+
+    /// Replaces the limits (e.g. [`ReadLimits::format_maximum`] for a trusted file).
+    pub fn set_limits(&mut self, limits: ReadLimits) {
+        self.limits = limits;
+    }
+
+    /// Samples in one frame of depth stream `stream`: what a caller allocates for
+    /// [`Reader::read_depth_into`]. Errors for a stream above the limits, before anything is
+    /// allocated.
+    pub fn depth_frame_len(&self, stream: u8) -> Result<usize> {
+        self.limits.frame_pixels(self.depth_descriptor(stream)?)
+    }
+
     pub fn header(&self) -> &FileHeader {
         &self.header
     }
@@ -477,6 +498,7 @@ impl Reader {
     /// Decodes depth frame `i` of `stream` into `out` (`width * height` samples).
     pub fn read_depth_into(&self, stream: u8, i: usize, out: &mut [u16]) -> Result<RecordHeader> {
         let desc = self.depth_descriptor(stream)?;
+        self.limits.frame_pixels(desc)?;
         let (r, p) = self.read_record(stream, record_type::DEPTH_FRAME, i)?;
         Self::decode_depth(desc, &r, p, out)?;
         Ok(r.header)
@@ -515,8 +537,7 @@ impl Reader {
     pub fn read_depth(&self, stream: u8, i: usize) -> Result<DepthFrame> {
         let desc = self.depth_descriptor(stream)?;
         let (width, height) = (desc.width, desc.height);
-        let n = codec::frame_len(width, height)
-            .map_err(|source| ContainerError::Codec { offset: 0, source })?;
+        let n = self.limits.frame_pixels(desc)?;
         // Check the payload before allocating the frame it declares.
         let (r, p) = self.read_record(stream, record_type::DEPTH_FRAME, i)?;
         codec::precheck(r.header.codec, p, width, height).map_err(|source| {

@@ -72,7 +72,7 @@ fn check_record(reader: &Reader, h: &RecordHeader, p: &[u8], scratch: &mut Vec<u
                     s.id
                 )));
             }
-            let n = codec::frame_len(s.width, s.height).map_err(|e| bad(e.to_string()))?;
+            let n = reader.limits().frame_pixels(s)?;
             codec::precheck(codec, payload, s.width, s.height)
                 .map_err(|e| bad(format!("frame {} does not decode: {e}", h.frame_number)))?;
             scratch.resize(n, 0);
@@ -108,6 +108,19 @@ pub fn verify_with_progress(reader: &Reader, progress: &mut dyn FnMut(u64)) -> V
     let mut since_block: Vec<u64> = Vec::new();
     let mut seen: BTreeMap<(u8, u8), Vec<u64>> = BTreeMap::new();
     let mut problems: Vec<Problem> = Vec::new();
+    // Records whose checksums hold but whose payload does not decode: reported, and the
+    // scan goes on (they are records of the file, not damaged bytes).
+    let mut undecodable: Vec<Problem> = Vec::new();
+    // Depth streams above the reader's limits (§3, frame-size limit): their frames are counted, not decoded,
+    // and reported once per stream. stream -> (why, first offset, frames).
+    let mut unchecked: BTreeMap<u8, (String, u64, u64)> = BTreeMap::new();
+    for s in &reader.header().streams {
+        if s.kind == StreamKind::Depth {
+            if let Err(e) = reader.depth_frame_len(s.id) {
+                unchecked.insert(s.id, (e.to_string(), 0, 0));
+            }
+        }
+    }
     let summary = scan(
         reader.bytes(),
         reader.first_record(),
@@ -133,13 +146,24 @@ pub fn verify_with_progress(reader: &Reader, progress: &mut dyn FnMut(u64)) -> V
                 }
                 record_type::FINAL_INDEX => {}
                 t => {
-                    check_record(reader, h, p, &mut scratch).map_err(|e| match e {
-                        ContainerError::BadRecord { message, .. } => ContainerError::BadRecord {
+                    let over = (t == record_type::DEPTH_FRAME)
+                        .then(|| unchecked.get_mut(&h.stream))
+                        .flatten();
+                    if let Some((_, first, frames)) = over {
+                        if *frames == 0 {
+                            *first = r.offset;
+                        }
+                        *frames += 1;
+                    } else if let Err(e) = check_record(reader, h, p, &mut scratch) {
+                        let message = match e {
+                            ContainerError::BadRecord { message, .. } => message,
+                            e => error_chain(&e),
+                        };
+                        undecodable.push(Problem {
                             offset: r.offset,
                             message,
-                        },
-                        e => e,
-                    })?;
+                        });
+                    }
                     if t == record_type::DEPTH_FRAME {
                         report.depth_frames += 1;
                     }
@@ -171,6 +195,14 @@ pub fn verify_with_progress(reader: &Reader, progress: &mut dyn FnMut(u64)) -> V
                 error_chain(&d.error)
             ),
         );
+    }
+    for p in undecodable {
+        report.problem(p.offset, p.message);
+    }
+    for (why, first, frames) in unchecked.into_values() {
+        if frames > 0 {
+            report.problem(first, format!("{frames} depth frame(s) not checked: {why}"));
+        }
     }
     // After damage, index blocks legitimately list records the scan could not read.
     if summary.damage.is_empty() {
@@ -349,6 +381,13 @@ pub fn recover_with_progress(
         Err(e @ ContainerError::Io { .. }) => return Err(e),
         Err(e) => (Reader::open_with_header_copy(input).map_err(|_| e)?, true),
     };
+    // A stream above the reader's limits cannot be checked, and its frames must not become
+    // gaps because of a setting: refuse before anything is written (§3, frame-size limit).
+    for s in &reader.header().streams {
+        if s.kind == StreamKind::Depth {
+            reader.depth_frame_len(s.id)?;
+        }
+    }
     let opts = WriterOptions {
         fsync: FsyncPolicy::OnClose,
         overwrite,

@@ -34,6 +34,7 @@ use super::index::{
     encode_final_entry, encode_footer, update_sort_flags, BlockEntry, IndexBlock, IndexEntry,
     SectionInfo, ALL_SORTED,
 };
+use super::limits::ReadLimits;
 use super::record::{parse_header, RecordHeader};
 
 /// When the writer asks the OS to put data on the disk.
@@ -201,6 +202,8 @@ impl Writer {
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let head = header.encode()?;
+        // Never write a file rsrec's reader would refuse to decode (§3, frame-size limit).
+        ReadLimits::from_env()?.check_header(header)?;
         let mut oo = OpenOptions::new();
         oo.read(true).write(true);
         if opts.overwrite {

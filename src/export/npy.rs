@@ -148,7 +148,7 @@ pub(super) fn run_npy(
     let cam = job.camera;
     let d = cam.depth.as_ref().expect("planned with depth");
     let (w, h) = (d.width as u64, d.height as u64);
-    let n_px = (w * h) as usize;
+    let n_px = cam.depth_frame_len()?;
     let sel = job.sel;
     let n = sel.len() as u64;
     let raw = cam.depth_frame_bytes();

@@ -23,6 +23,10 @@ pub(super) fn plan<'a>(
             skipped.push(format!("{msg}; skipping it"));
             continue;
         }
+        if stream == Stream::Depth {
+            // Frames above the reader's limit fail here, before any folder is made.
+            cam.depth_frame_len()?;
+        }
         let sel = select(cam, stream, opts.window, opts.every, start_us)?;
         let dir = opts.out.join(&cam.name).join(opts.format.name());
         let mut job = Job {
@@ -72,6 +76,7 @@ pub(super) fn plan<'a>(
             _ => {}
         }
         if job.pairing.is_some() || opts.format == Format::Color {
+            cam.color_frame_len()?;
             for (seg, path) in &cam.videos {
                 if !path.is_file() {
                     return Err(ExportError::Input(format!(

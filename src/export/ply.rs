@@ -332,7 +332,7 @@ pub(super) fn run_ply(
         progress.warn(&w);
         report.warnings.push(w);
     }
-    let n_px = d.width as usize * d.height as usize;
+    let n_px = cam.depth_frame_len()?;
     let raw = cam.depth_frame_bytes();
     let sel = job.sel;
     let mut csv = Csv::create(

@@ -40,7 +40,7 @@ pub(super) fn run_png16(
     let cam = job.camera;
     let d = cam.depth.as_ref().expect("planned with depth");
     let (w, h) = (d.width, d.height);
-    let n = w as usize * h as usize;
+    let n = cam.depth_frame_len()?;
     let raw = cam.depth_frame_bytes();
     let mut report = report_for(job);
     let mut csv = Csv::create(&job.dir, "index,frame_number,device_ts_ms,host_ts_us,file")?;

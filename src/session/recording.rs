@@ -443,6 +443,36 @@ impl Camera {
             .map(|(r, _)| r.header.ts_domain)
     }
 
+    /// Samples in one depth frame: what to allocate for [`Camera::read_depth_into`]. Errors,
+    /// before anything is allocated, when the frames are above the reader's limits (§3, frame-size limit).
+    pub fn depth_frame_len(&self) -> Result<usize> {
+        let Some(f) = self.files.iter().find(|f| f.depth.is_some()) else {
+            return Err(SessionError::Input(format!(
+                "{}: no depth stream",
+                self.name
+            )));
+        };
+        let id = f.depth.expect("found above");
+        f.reader
+            .depth_frame_len(id)
+            .map_err(|source| SessionError::container(&f.path, source))
+    }
+
+    /// Pixels in one colour frame (`width * height`, 3 bytes each when decoded). Errors when
+    /// the frames are above the reader's limits, before a decoder is started.
+    pub fn color_frame_len(&self) -> Result<usize> {
+        let (Some(f), Some(c)) = (self.files.first(), self.color.as_ref()) else {
+            return Err(SessionError::Input(format!(
+                "{}: no colour stream",
+                self.name
+            )));
+        };
+        f.reader
+            .limits()
+            .frame_pixels(c)
+            .map_err(|source| SessionError::container(&f.path, source))
+    }
+
     /// Raw bytes of one depth frame (`width * height * 2`).
     pub fn depth_frame_bytes(&self) -> u64 {
         self.depth

@@ -202,7 +202,11 @@ impl FrameSource for DepthSource {
             return failed(format!("{}: no depth stream", c.name));
         };
         let (width, height) = (d.width, d.height);
-        let mut data = vec![0u16; width as usize * height as usize];
+        let n = match c.depth_frame_len() {
+            Ok(n) => n,
+            Err(e) => return failed(crate::error::chain(&e)),
+        };
+        let mut data = vec![0u16; n];
         match c.read_depth_into(k, &mut data) {
             Ok(_) => {
                 let auto_range = percentile_range(&data, 2.0, 98.0);

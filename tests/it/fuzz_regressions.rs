@@ -12,7 +12,8 @@ use rsrec::container::record::{decode_imu_batch, parse_header, Event, Gap, Video
 use rsrec::container::recover::verify;
 use rsrec::container::scan::{scan, ScanMode, Tail};
 use rsrec::container::{
-    ContainerError, DeviceInfo, FileHeader, OpenedVia, Reader, RecordHeader, StreamDescriptor,
+    ContainerError, DeviceInfo, FileHeader, OpenedVia, ReadLimits, Reader, RecordHeader,
+    StreamDescriptor, Writer, WriterOptions,
 };
 
 /// The fuzz targets' own code (`fuzz/src/lib.rs`): each regression runs exactly what the
@@ -334,39 +335,38 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// A 160-byte file: one 16384x16384 depth stream (the format's maximum) and one depth record
-/// whose lz4-planes payload is 4 zero bytes.
-fn max_size_frame_with_4_byte_payload() -> Vec<u8> {
+/// A 160-byte file: one `width x height` depth stream and one depth record whose lz4-planes
+/// payload is 4 zero bytes.
+fn frame_with_4_byte_payload(width: u32, height: u32) -> Vec<u8> {
+    file_with_depth_frame(width, height, CodecId::LZ4_PLANES, &[0u8; 4])
+}
+
+/// A file with one `width x height` depth stream and one depth record of `payload`.
+fn file_with_depth_frame(width: u32, height: u32, codec: CodecId, payload: &[u8]) -> Vec<u8> {
     let mut h = FileHeader::new(
         DeviceInfo::default(),
-        vec![StreamDescriptor::depth(
-            0,
-            MAX_DIMENSION,
-            MAX_DIMENSION,
-            30.0,
-        )],
+        vec![StreamDescriptor::depth(0, width, height, 30.0)],
     );
     h.created_utc_us = 0;
     let mut file = h.encode().unwrap();
-    let payload = [0u8; 4];
     let rh = RecordHeader {
         record_type: record_type::DEPTH_FRAME,
         stream: 0,
-        codec: CodecId::LZ4_PLANES,
+        codec,
         ts_domain: ts_domain::SYNTHETIC,
         flags: 0,
         frame_number: 0,
         device_ts_ms: 0.0,
         host_ts_us: 0,
     };
-    file.extend_from_slice(&rh.encode(&payload).unwrap());
-    file.extend_from_slice(&payload);
+    file.extend_from_slice(&rh.encode(payload).unwrap());
+    file.extend_from_slice(payload);
     file
 }
 
 #[test]
-fn max_size_frame_with_a_tiny_payload_is_an_error() {
-    let reader = Reader::from_bytes(max_size_frame_with_4_byte_payload()).unwrap();
+fn large_frame_with_a_tiny_payload_is_an_error() {
+    let reader = Reader::from_bytes(frame_with_4_byte_payload(4096, 4096)).unwrap();
     assert_eq!(reader.frame_count(0), 1);
     assert!(matches!(
         reader.read_depth(0, 0),
@@ -389,16 +389,169 @@ fn max_size_frame_with_a_tiny_payload_is_an_error() {
 /// which rejects payloads that cannot hold the frame before anything is allocated.
 #[test]
 fn max_size_frame_with_a_tiny_payload_does_not_touch_the_declared_frame_size() {
-    let file = max_size_frame_with_4_byte_payload();
-    let before = peak_rss_kib();
-    let reader = Reader::from_bytes(file).unwrap();
-    assert!(reader.read_depth(0, 0).is_err());
-    assert!(!verify(&reader).ok());
-    let grown_mib = peak_rss_kib().saturating_sub(before) / 1024;
+    for (w, h) in [(4096, 4096), (MAX_DIMENSION, MAX_DIMENSION)] {
+        let file = frame_with_4_byte_payload(w, h);
+        let before = peak_rss_kib();
+        let mut reader = Reader::from_bytes(file).unwrap();
+        reader.set_limits(ReadLimits::format_maximum());
+        assert!(reader.read_depth(0, 0).is_err());
+        assert!(!verify(&reader).ok());
+        let grown_mib = peak_rss_kib().saturating_sub(before) / 1024;
+        assert!(
+            grown_mib < 64,
+            "a 160-byte file made the reader touch {grown_mib} MiB"
+        );
+    }
+}
+
+/// Issue 15: "a 22 KB file declaring one 16384x16384 frame costs `verify` 792 MB and 8-20 s".
+/// The payload there is *valid*: a flat or all-hole frame codes in a few hundred bytes with
+/// every codec (rANS spends no bits on a certain symbol, zstd has RLE blocks), so the payload
+/// cannot bound the work. The reader's frame-size limit (format-spec §3) does: the frame is
+/// refused, naming the setting, before anything is allocated; `verify` reports it;
+/// `recover` refuses rather than turn good frames into gaps; and with the limit raised the
+/// same file decodes bit-exact.
+#[test]
+fn a_small_valid_file_declaring_a_huge_frame_is_refused_before_decoding() {
+    // Just above the default limit (2^25 pixels).
+    let (w, h) = (8192u32, 4097u32);
+    assert!(w as u64 * h as u64 > DEFAULT_MAX_FRAME_PIXELS);
+    let flat = vec![1000u16; w as usize * h as usize];
+    let mut payload = Vec::new();
+    DepthCodec::GRAD_RANS32
+        .encode(&flat, w, h, &mut payload)
+        .unwrap();
     assert!(
-        grown_mib < 64,
-        "a 160-byte file made the reader touch {grown_mib} MiB"
+        payload.len() < 4096,
+        "a flat frame is {} bytes",
+        payload.len()
     );
+    let file = file_with_depth_frame(w, h, CodecId::GRAD_RANS32, &payload);
+
+    let mut reader = Reader::from_bytes(file.clone()).unwrap();
+    assert_eq!(reader.limits(), ReadLimits::default());
+    let err = reader.read_depth(0, 0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ContainerError::FrameTooLarge {
+                stream: 0,
+                width: 8192,
+                height: 4097,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains(MAX_FRAME_PIXELS_ENV), "{err}");
+    let mut out = vec![0u16; 16];
+    assert!(matches!(
+        reader.read_depth_into(0, 0, &mut out),
+        Err(ContainerError::FrameTooLarge { .. })
+    ));
+    let report = verify(&reader);
+    assert!(!report.ok());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.message.contains(MAX_FRAME_PIXELS_ENV)),
+        "{:?}",
+        report.problems
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("huge.rsrec");
+    std::fs::write(&input, &file).unwrap();
+    let output = dir.path().join("recovered.rsrec");
+    let err = rsrec::container::recover::recover(&input, &output, false).unwrap_err();
+    assert!(matches!(err, ContainerError::FrameTooLarge { .. }), "{err}");
+    assert!(!output.exists(), "recover wrote {}", output.display());
+    // rsrec never writes a file its own reader refuses.
+    let refused = dir.path().join("new.rsrec");
+    let header = FileHeader::new(
+        DeviceInfo::default(),
+        vec![StreamDescriptor::depth(0, w, h, 30.0)],
+    );
+    assert!(matches!(
+        Writer::create(&refused, &header, WriterOptions::default()),
+        Err(ContainerError::FrameTooLarge { .. })
+    ));
+    assert!(!refused.exists());
+
+    reader.set_limits(ReadLimits::format_maximum());
+    assert_eq!(reader.read_depth(0, 0).unwrap().data, flat);
+    // The file was never closed (a writer would refuse the stream); nothing else is wrong.
+    let report = verify(&reader);
+    assert_eq!(report.depth_frames, 1);
+    assert!(
+        report
+            .problems
+            .iter()
+            .all(|p| p.message.contains("not closed")),
+        "{:?}",
+        report.problems
+    );
+}
+
+/// The shipped commands on the same kind of file: `verify` fails with the limit's message,
+/// and passes with `RSREC_MAX_FRAME_PIXELS` raised.
+#[test]
+fn verify_names_the_frame_limit_and_honours_the_variable() {
+    let (w, h) = (64u32, 64u32);
+    let flat = vec![0u16; (w * h) as usize];
+    let mut payload = Vec::new();
+    DepthCodec::GRAD_RANS32
+        .encode(&flat, w, h, &mut payload)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.rsrec");
+    let header = FileHeader::new(
+        DeviceInfo::default(),
+        vec![StreamDescriptor::depth(0, w, h, 30.0)],
+    );
+    let mut writer = Writer::create(&path, &header, WriterOptions::default()).unwrap();
+    let rh = RecordHeader {
+        record_type: record_type::DEPTH_FRAME,
+        stream: 0,
+        codec: CodecId::GRAD_RANS32,
+        ts_domain: ts_domain::SYNTHETIC,
+        flags: 0,
+        frame_number: 0,
+        device_ts_ms: 0.0,
+        host_ts_us: 0,
+    };
+    writer.write_record(&rh, &payload).unwrap();
+    writer.finish().unwrap();
+    let run = |limit: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rsrec"))
+            .args(["verify", path.to_str().unwrap()])
+            .env(MAX_FRAME_PIXELS_ENV, limit)
+            .output()
+            .unwrap()
+    };
+    let refused = run("4095");
+    assert!(!refused.status.success());
+    let msg = String::from_utf8_lossy(&refused.stderr).into_owned()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        msg.contains("above this reader's limit of 4095 pixels"),
+        "{msg}"
+    );
+    let ok = run("4096");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = run("lots");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains(MAX_FRAME_PIXELS_ENV));
 }
 
 /// Found by the `decode_med_rans` fuzz smoke run in CI on the faster decoder (branch

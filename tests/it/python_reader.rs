@@ -792,6 +792,21 @@ print("crc ok", rr.CRC_BACKEND)
     assert!(text.contains("closed cleanly"), "{text}");
     assert!(text.contains("frames OK, 0 bad"), "{text}");
     assert!(text.contains("frame 3: number 3"), "{text}");
+    // The frame-size limit (format-spec §3) applies to this reader too.
+    let o = Command::new(&py)
+        .arg(&script)
+        .arg(good)
+        .args(["--check"])
+        .env("RSREC_MAX_FRAME_PIXELS", "1000")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("above this reader's limit of 1000 pixels"),
+        "{text}"
+    );
     let o = Command::new(&py)
         .arg(&script)
         .arg(good)
