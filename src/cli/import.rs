@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use rsrec::codec::DepthCodec;
 use rsrec::container::StreamKind;
 use rsrec::record::import::{import, ImportPlan};
+use rsrec::record::DepthEncoding;
 use rsrec::source::png::PngSource;
 use rsrec::source::{Pacing, Source};
 use serde_json::json;
@@ -31,10 +31,10 @@ pub struct Args {
     /// Output folder (created if missing).
     #[arg(long)]
     pub out: PathBuf,
-    /// Depth codec: raw, lz4-planes, grad-rans32, grad-rans, med-rans, zstd-planes or
-    /// zstd-planes:LEVEL.
-    #[arg(long, default_value = "lz4-planes")]
-    pub depth_codec: DepthCodec,
+    /// Depth codec: auto (grad-rans32 for every frame: a conversion waits for the CPU),
+    /// raw, lz4-planes, grad-rans32, grad-rans, med-rans, zstd-planes or zstd-planes:LEVEL.
+    #[arg(long, default_value = "auto")]
+    pub depth_codec: DepthEncoding,
     /// Lossy depth with a guaranteed bound: Nmm (e.g. 1mm) or P% of the distance (e.g. 0.5%);
     /// with the default codec it selects grad-rans32 (with --depth-codec med-rans, grad-rans
     /// or grad-rans32 that codec). Holes stay exact; the bound is recorded in the file.
@@ -105,9 +105,10 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     }
     let info = source.info();
     if let Some(d) = info.stream(StreamKind::Depth) {
-        args.depth_codec =
-            rsrec::codec::with_max_error(args.depth_codec, args.depth_max_error, d.depth_units)
-                .map_err(anyhow::Error::msg)?;
+        args.depth_codec = args
+            .depth_codec
+            .with_max_error(args.depth_max_error, d.depth_units)
+            .map_err(anyhow::Error::msg)?;
     }
     let has_color = info.stream(StreamKind::Color).is_some()
         && args.color.color_codec != "off"
@@ -156,7 +157,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             s.depth_written,
             fmt_bytes(s.depth_raw_bytes),
             fmt_bytes(s.file_bytes),
-            args.depth_codec,
+            args.depth_codec.offline(),
             s.compression_ratio,
             if s.color_queued > 0 {
                 format!(

@@ -35,7 +35,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
     name = "rsrec",
     version,
     about = "Record Intel RealSense cameras into compact, crash-safe, seekable .rsrec files",
-    after_help = "Exit codes: 0 success, 1 error, 2 bad arguments, 3 recovery discarded damaged records (or export skipped damaged frames), 4 recording stopped early (disk full), 130 interrupted (Ctrl+C)."
+    after_help = "Exit codes: 0 success, 1 error, 2 bad arguments, 3 recovery discarded damaged records (or export skipped damaged frames), 4 recording stopped early (disk full), 5 `record --strict` lost frames, 130 interrupted (Ctrl+C)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -66,7 +66,8 @@ impl Cli {
             Command::Import(a) => (a.depth_codec, a.depth_max_error),
             _ => return Ok(()),
         };
-        rsrec::codec::check_lossy_codec(codec, max_error)
+        codec
+            .check_lossy(max_error)
             .map_err(|msg| Cli::command().error(clap::error::ErrorKind::ArgumentConflict, msg))
     }
 }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use rsrec::codec::DepthCodec;
 use rsrec::container::{FsyncPolicy, StreamKind, WriterOptions};
 use rsrec::record::limits::format_remaining;
+use rsrec::record::DepthEncoding;
 use rsrec::record::{
     parse_duration, parse_size, stop_on_signals, CameraPlan, PlanField, RecordError, RecordPlan,
     Recorder, SegmentLimit, StatsSnapshot,
@@ -45,6 +45,9 @@ macro_rules! esay {
 /// Exit code when recording stopped early because the disk was nearly full (files are
 /// closed and indexed).
 pub const EXIT_DISK_FULL: u8 = 4;
+/// Exit code with `--strict` when rsrec itself lost frames (depth, colour or IMU: queues
+/// full, an encoder behind); the files hold a gap record for each.
+pub const EXIT_FRAMES_LOST: u8 = 5;
 
 /// Record cameras into OUT/<session>/: one .rsrec file and one colour video per camera, and
 /// session.json. Stop with Ctrl+C (drains queues and closes files; a second Ctrl+C stops at
@@ -74,9 +77,12 @@ pub struct Args {
     /// Record IMU (gyro and accel) where the camera has one.
     #[arg(long)]
     pub imu: bool,
-    /// Depth codec: lz4-planes, grad-rans32, grad-rans, med-rans, zstd-planes[:LEVEL] or raw.
-    #[arg(long, default_value = "lz4-planes")]
-    pub depth_codec: DepthCodec,
+    /// Depth codec: auto (grad-rans32; lz4-planes for the frames of a camera whose
+    /// compression queue is a quarter full and raw from half full, so that no frame is lost
+    /// for want of CPU; grad-rans32 throughout when the disk is the bottleneck),
+    /// lz4-planes, grad-rans32, grad-rans, med-rans, zstd-planes[:LEVEL] or raw.
+    #[arg(long, default_value = "auto")]
+    pub depth_codec: DepthEncoding,
     /// Lossy depth with a guaranteed bound: Nmm (e.g. 1mm) or P% of the distance (e.g. 0.5%);
     /// with the default codec it selects grad-rans32 (with --depth-codec med-rans, grad-rans
     /// or grad-rans32 that codec). Holes stay exact; the bound is recorded in the file.
@@ -107,6 +113,10 @@ pub struct Args {
     /// No status lines and no summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Exit with code 5 when rsrec itself lost any frame or sample (depth, colour or IMU),
+    /// so that scripts notice; the session is complete and every loss is a gap record.
+    #[arg(long)]
+    pub strict: bool,
     /// Print status as one JSON object per line on stdout (for scripts).
     #[arg(long)]
     pub status_json: bool,
@@ -175,7 +185,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         let [u] = units[..] else {
             anyhow::bail!("--depth-max-error: the cameras' depth units differ ({units:?})");
         };
-        args.depth_codec = rsrec::codec::with_max_error(args.depth_codec, args.depth_max_error, u)
+        args.depth_codec = args
+            .depth_codec
+            .with_max_error(args.depth_max_error, u)
             .map_err(anyhow::Error::msg)?;
     }
     // Colour is recorded where a camera has a colour stream; `--color off` also stops the
@@ -307,7 +319,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             for ((name, s), l) in now.iter().zip(&last) {
                 let _ = writeln!(
                     err,
-                    "{name:>10} depth {:5.1}/{:5.1} fps  queue {:>3}/{:<3} (max {:>3})  {:4.1}x  {:6.1} MB/s  drops {}{}  | color {:5.1} fps drops {}{}\x1b[K",
+                    "{name:>10} depth {:5.1}/{:5.1} fps  queue {:>3}/{:<3} (max {:>3})  {:4.1}x  {:6.1} MB/s  drops {}{}  | color {:5.1} fps drops {}{}{}\x1b[K",
                     (s.depth_captured - l.depth_captured) as f64 / dt,
                     (s.depth_written - l.depth_written) as f64 / dt,
                     s.queue_len,
@@ -319,6 +331,11 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                     if s.depth_source_skipped > 0 { format!(" (+{} source)", s.depth_source_skipped) } else { String::new() },
                     (s.color_queued - l.color_queued) as f64 / dt,
                     s.color_dropped,
+                    if s.depth_codec_frames.len() > 1 {
+                        format!("  | {}", s.codec_mix())
+                    } else {
+                        String::new()
+                    },
                     if s.disconnected {
                         "  DISCONNECTED: reconnecting".to_string()
                     } else {
@@ -345,10 +362,16 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let (status, outcomes, errors) = (&outcome.status, &outcome.cameras, &outcome.errors);
     let (start_us, stop_us) = (outcome.start_utc_us, outcome.stop_utc_us);
     if !args.quiet {
+        let lost = outcome.losses.describe();
         say!(
-            "session {} ({:.1} s): {status}",
+            "session {} ({:.1} s): {status}{}",
             dir.display(),
-            (stop_us - start_us) as f64 / 1e6
+            (stop_us - start_us) as f64 / 1e6,
+            if lost.is_empty() {
+                String::new()
+            } else {
+                format!(", {lost}")
+            }
         );
         say!(
             "{:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>10}",
@@ -375,6 +398,19 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                 s.color_dropped,
                 s.compression_ratio,
                 fmt_bytes(s.file_bytes)
+            );
+        }
+    }
+    if !args.quiet {
+        for o in outcomes
+            .iter()
+            .filter(|o| o.stats.depth_codec_frames.len() > 1)
+        {
+            say!(
+                "{:>10} depth codecs: {} (the fast one for frames that arrived while the \
+                 compression queue was a quarter full)",
+                o.name,
+                o.stats.codec_mix()
             );
         }
     }
@@ -416,8 +452,23 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     } else if !errors.is_empty() {
         bail!("{}", errors.join("; "));
     }
+    if outcome.losses.any() {
+        // Loud even with --quiet: lost frames are what users must never miss.
+        esay!(
+            "rsrec: warning: {}: rsrec could not keep up (each loss is a gap record; see the \
+             summary and session.json `losses`){}",
+            outcome.losses.describe(),
+            if args.strict {
+                ""
+            } else {
+                "; --strict makes this exit code 5"
+            }
+        );
+    }
     Ok(if *status == SessionStatus::DiskFull {
         ExitCode::from(EXIT_DISK_FULL)
+    } else if args.strict && outcome.losses.any() {
+        ExitCode::from(EXIT_FRAMES_LOST)
     } else {
         ExitCode::SUCCESS
     })

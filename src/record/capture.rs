@@ -232,7 +232,8 @@ pub(super) fn capture_loop(
                 let header = RecordHeader {
                     record_type: record_type::DEPTH_FRAME,
                     stream: stream_id::DEPTH,
-                    codec: cfg.depth_codec.id(),
+                    // The worker sets the codec it actually used.
+                    codec: cfg.depth.best().id(),
                     ts_domain: t.ts_domain,
                     flags: 0,
                     frame_number: n,

@@ -57,6 +57,8 @@ pub fn ffmpeg_factory(settings: FfmpegSettings) -> ColorSinkFactory {
                 crf: settings.crf,
                 preset: settings.preset.clone(),
                 queue_frames: settings.queue_frames,
+                // Depth first: colour encoding never takes CPU from depth compression.
+                nice: crate::video::COLOR_NICE,
             })?;
             Ok((
                 Box::new(FfmpegSink(enc)) as Box<dyn ColorSink>,

@@ -1,5 +1,6 @@
 //! The compression workers shared by all cameras: depth frames from every camera's queue,
-//! encoded with the session's depth codec, handed to that camera's writer.
+//! encoded with the session's depth codec (for `auto`, chosen per frame from the camera's
+//! queue: [`DepthEncoding::choose`]), handed to that camera's writer.
 //!
 //! A worker only takes a frame of a camera whose writer has room ([`WRITER_QUEUE`]), so a
 //! writer that stalls (a slow disk, a full one) never blocks a worker: its camera's frames
@@ -10,16 +11,22 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Select, Sender};
 
+use super::encoding::DepthEncoding;
 use super::outbox::WRITER_QUEUE;
-use crate::codec::DepthCodec;
 
 use super::pipeline::*;
+
+/// Records waiting for a camera's writer from which its disk, not the CPU, is the bottleneck:
+/// `auto` then keeps its strongest codec (a cheaper one would only write more). About a
+/// second of frames and IMU batches of one camera.
+const WRITER_BEHIND: usize = 48;
 
 /// How often a worker looks again at writers that had no room.
 const RECHECK: Duration = Duration::from_millis(5);
 
 pub(super) fn compress_loop(
-    codec: DepthCodec,
+    depth: DepthEncoding,
+    capacity: usize,
     rxs: Vec<Receiver<Job>>,
     txs: Vec<Sender<ToWriter>>,
 ) {
@@ -45,7 +52,14 @@ pub(super) fn compress_loop(
         };
         let cam = open[op.index()];
         match op.recv(&rxs[cam]) {
-            Ok(job) => {
+            Ok(mut job) => {
+                // `auto`: the fast codec for a camera whose queue is filling up.
+                // A healthy writer has a few records waiting; a backlog means a slow disk.
+                let writer_behind = txs[cam].len() >= WRITER_BEHIND;
+                let codec = depth.choose(rxs[cam].len(), capacity, writer_behind);
+                job.header.codec = codec.id();
+                #[cfg(test)]
+                slow::pause(job.width, codec == depth.best());
                 let mut payload = Vec::with_capacity(payload_cap);
                 let msg = match codec.encode(&job.data, job.width, job.height, &mut payload) {
                     Ok(()) => {
@@ -67,6 +81,38 @@ pub(super) fn compress_loop(
                 let _ = txs[cam].send(msg);
             }
             Err(_) => live.retain(|&i| i != cam),
+        }
+    }
+}
+
+/// Tests make the strong codec slow for frames of one width (a CPU too slow for it), to check
+/// that `auto` falls back instead of dropping frames.
+#[cfg(test)]
+pub(super) mod slow {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    static SLOW: Mutex<Vec<(u32, Duration)>> = Mutex::new(Vec::new());
+
+    /// Encoding a frame `width` wide with the strong codec takes `extra` longer.
+    pub(in crate::record) fn slow_best(width: u32, extra: Duration) {
+        SLOW.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((width, extra));
+    }
+
+    pub(super) fn pause(width: u32, best: bool) {
+        if !best {
+            return;
+        }
+        let extra = SLOW
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(w, _)| *w == width)
+            .map(|(_, d)| *d);
+        if let Some(d) = extra {
+            std::thread::sleep(d);
         }
     }
 }

@@ -11,10 +11,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::encoding::DepthEncoding;
 use super::pipeline::{ColorSinkFactory, Pipeline, PipelineConfig};
 use super::recorder::check_plain_name;
 use super::stats::StatsSnapshot;
-use crate::codec::DepthCodec;
 use crate::container::{FsyncPolicy, StreamKind, WriterOptions};
 use crate::source::{Sample, Source, SourceError, SourceInfo};
 
@@ -50,7 +50,9 @@ pub struct ImportPlan {
     pub name: String,
     /// Output folder (created if missing).
     pub out: PathBuf,
-    pub depth_codec: DepthCodec,
+    /// Depth codec, or `auto`: a conversion waits for the workers, so `auto` is its strong
+    /// codec for every frame ([`DepthEncoding::offline`]).
+    pub depth_codec: DepthEncoding,
     /// The colour encoder, if the source's colour is imported (`None`: depth only; the
     /// file then declares no colour stream).
     pub color: Option<ColorSinkFactory>,
@@ -117,7 +119,7 @@ pub fn import(
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let cfg = PipelineConfig {
         session_dir: staging.clone(),
-        depth_codec: plan.depth_codec,
+        depth: plan.depth_codec.offline(),
         queue_frames: 16,
         workers: plan.workers.unwrap_or(cores).max(1),
         writer: WriterOptions {

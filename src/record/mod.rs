@@ -5,6 +5,7 @@
 mod capture;
 pub mod color;
 mod compress;
+pub mod encoding;
 pub mod import;
 pub mod limits;
 mod outbox;
@@ -15,6 +16,7 @@ mod segment;
 pub mod session;
 pub mod stats;
 
+pub use encoding::DepthEncoding;
 pub use limits::{format_duration, format_size, parse_duration, parse_size, SegmentLimit};
 pub use pipeline::{ColorError, ColorPush, ColorSink, ColorSinkFactory, Pipeline, PipelineConfig};
 pub use recorder::{

@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use crossbeam_channel::bounded;
 
+use super::encoding::DepthEncoding;
 use super::limits::SegmentLimit;
 use super::stats::CameraStats;
+#[cfg(test)]
 use crate::codec::DepthCodec;
 use crate::container::format::record_type;
 use crate::container::{Event, Gap, GapReason, RecordHeader, WriterOptions};
@@ -67,7 +69,8 @@ pub type ColorSinkFactory = Arc<
 #[derive(Clone)]
 pub struct PipelineConfig {
     pub session_dir: PathBuf,
-    pub depth_codec: DepthCodec,
+    /// Depth codec, or `auto` (chosen per frame from the camera's queue).
+    pub depth: DepthEncoding,
     /// Per-camera queue between capture and compression, in frames.
     pub queue_frames: usize,
     /// Compression workers shared by all cameras.
@@ -345,9 +348,10 @@ impl Pipeline {
         }
         let mut workers = Vec::new();
         for i in 0..cfg.workers.max(1) {
-            let (rxs, txs, codec) = (job_rxs.clone(), writer_txs.clone(), cfg.depth_codec);
+            let (rxs, txs, depth) = (job_rxs.clone(), writer_txs.clone(), cfg.depth);
+            let capacity = cfg.queue_frames.max(1);
             workers.push(spawn(format!("compress-{i}"), move || {
-                compress_loop(codec, rxs, txs)
+                compress_loop(depth, capacity, rxs, txs)
             })?);
         }
         Ok(Pipeline {
@@ -426,6 +430,7 @@ impl Drop for Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::CodecId;
     use crate::container::Reader;
     use crate::source::sim::{SimConfig, SimSource};
     use crate::source::{stream_id, Pacing, Sample, SourceError};
@@ -501,7 +506,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = PipelineConfig {
             session_dir: dir.path().to_path_buf(),
-            depth_codec: DepthCodec::Lz4Planes,
+            depth: DepthEncoding::Fixed(DepthCodec::Lz4Planes),
             queue_frames: 8,
             workers: 1,
             writer: WriterOptions::default(),
@@ -555,7 +560,7 @@ mod tests {
         };
         let cfg = PipelineConfig {
             session_dir: dir.path().to_path_buf(),
-            depth_codec: DepthCodec::Lz4Planes,
+            depth: DepthEncoding::Fixed(DepthCodec::Lz4Planes),
             queue_frames: 8,
             workers: 1,
             writer: WriterOptions::default(),
@@ -622,6 +627,66 @@ mod tests {
             gap_count(stream_id::GYRO) + gap_count(stream_id::ACCEL),
             s.imu_dropped
         );
+    }
+
+    /// Issue 16: the default codec was lz4-planes because grad-rans32 might not keep up.
+    /// `auto` uses grad-rans32 while the workers keep up and lz4-planes (then raw) for frames
+    /// of a camera whose queue fills: on a CPU too slow for grad-rans32 (30 ms a frame at
+    /// 100 fps, one worker) it loses no frame where grad-rans32 alone drops most of them.
+    #[test]
+    fn auto_falls_back_to_the_fast_codec_instead_of_dropping_frames() {
+        const WIDTH: u32 = 214;
+        super::super::compress::slow::slow_best(WIDTH, Duration::from_millis(30));
+        let record = |depth: DepthEncoding| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut c = SimConfig::new(910, format!("{WIDTH}x120@100").parse().unwrap());
+            c.prerendered = Some(16);
+            let cfg = PipelineConfig {
+                session_dir: dir.path().to_path_buf(),
+                depth,
+                queue_frames: 8,
+                workers: 1,
+                writer: WriterOptions::default(),
+                segment: None,
+                lossless: false,
+                color: None,
+                metadata: serde_json::json!({}),
+                reconnect: None,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let p = Pipeline::start(vec![Box::new(SimSource::new(c))], cfg, stop.clone()).unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            stop.store(true, Ordering::SeqCst);
+            let o = p.finish().remove(0);
+            let r = Reader::open(&o.files[0]).unwrap();
+            assert!(crate::container::recover::verify(&r).ok());
+            let in_file: Vec<CodecId> = (0..r.frame_count(stream_id::DEPTH))
+                .map(|i| r.read_depth(stream_id::DEPTH, i).unwrap().header.codec)
+                .collect();
+            (o.stats, in_file)
+        };
+        let (s, codecs) = record(DepthEncoding::AUTO);
+        assert!(s.depth_captured >= 50, "{s:?}");
+        assert_eq!(s.depth_dropped, 0, "{s:?}");
+        assert_eq!(s.depth_written, s.depth_captured);
+        let count = |id: CodecId| codecs.iter().filter(|&&c| c == id).count() as u64;
+        let (grad, lz4, raw) = (
+            count(CodecId::GRAD_RANS32),
+            count(CodecId::LZ4_PLANES),
+            count(CodecId::RAW),
+        );
+        assert!(grad > 0 && lz4 + raw > 0, "{s:?}");
+        assert_eq!(grad + lz4 + raw, s.depth_written);
+        for (name, n) in [("grad-rans32", grad), ("lz4-planes", lz4), ("raw", raw)] {
+            assert_eq!(
+                s.depth_codec_frames.get(name).copied().unwrap_or(0),
+                n,
+                "{name}"
+            );
+        }
+        // The same CPU with grad-rans32 alone: most frames dropped.
+        let (fixed, _) = record(DepthEncoding::Fixed(DepthCodec::GRAD_RANS32));
+        assert!(fixed.depth_dropped > fixed.depth_written, "{fixed:?}");
     }
 
     fn outages(gaps: &[(u8, Gap)]) -> Vec<&Gap> {

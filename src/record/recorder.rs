@@ -29,13 +29,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::encoding::DepthEncoding;
 use super::limits::SegmentLimit;
 use super::pipeline::{camera_names, CameraOutcome, ColorSinkFactory, Pipeline, PipelineConfig};
 use super::session::{camera_manifest, default_session_name, free_bytes, outcomes_manifest};
 use super::stats::StatsSnapshot;
 use crate::codec::DepthCodec;
 use crate::container::{StreamKind, WriterOptions};
-use crate::session::{ManifestError, RecordSettings, SessionManifest, SessionStatus};
+use crate::session::{Losses, ManifestError, RecordSettings, SessionManifest, SessionStatus};
 use crate::source::Source;
 
 /// Errors of planning and running a recording.
@@ -145,7 +146,8 @@ pub struct RecordPlan {
     /// `YYYYmmdd-HHMMSS`].
     pub session: Option<String>,
     pub cameras: Vec<CameraPlan>,
-    pub depth_codec: DepthCodec,
+    /// Depth codec, or `auto` [default].
+    pub depth_codec: DepthEncoding,
     /// The colour encoder of cameras with a colour stream (`None`: no colour recorded).
     pub color: Option<ColorSinkFactory>,
     /// Colour codec name, CRF and preset, for `session.json`.
@@ -177,7 +179,7 @@ impl RecordPlan {
             out,
             session: None,
             cameras,
-            depth_codec: DepthCodec::default(),
+            depth_codec: DepthEncoding::default(),
             color: None,
             color_codec: None,
             crf: None,
@@ -380,6 +382,8 @@ pub struct RecordOutcome {
     pub stop_utc_us: i64,
     /// `camera: error` for each camera that failed.
     pub errors: Vec<String>,
+    /// What rsrec lost (also in session.json).
+    pub losses: Losses,
 }
 
 /// A recording in progress.
@@ -424,7 +428,8 @@ impl Recorder {
                 let pixels = st.width as f64 * st.height as f64 * st.fps;
                 match st.kind {
                     StreamKind::Depth => {
-                        bytes_per_s += pixels * 2.0 / planning_ratio(plan.depth_codec)
+                        bytes_per_s +=
+                            pixels * 2.0 / planning_ratio(plan.depth_codec.planning_codec())
                     }
                     StreamKind::Color if any_color => {
                         bytes_per_s += pixels * PLANNING_COLOR_BYTES_PER_PIXEL
@@ -477,7 +482,7 @@ impl Recorder {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let cfg = PipelineConfig {
             session_dir: dir.clone(),
-            depth_codec: plan.depth_codec,
+            depth: plan.depth_codec,
             queue_frames: queue.max(1),
             workers: plan.workers.unwrap_or(cores).max(1),
             writer: plan.writer,
@@ -584,6 +589,8 @@ impl Recorder {
         };
         self.manifest.stop(stop_us, status.clone());
         self.manifest.cameras = outcomes_manifest(&outcomes, &self.specs);
+        let losses = Losses::of(&self.manifest.cameras);
+        self.manifest.losses = Some(losses.clone());
         SessionManifest::release_reserve(&self.dir);
         self.manifest
             .write(&self.dir)
@@ -595,6 +602,7 @@ impl Recorder {
             start_utc_us: self.manifest.start_utc_us,
             stop_utc_us: stop_us,
             errors,
+            losses,
         })
     }
 }

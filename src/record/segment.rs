@@ -48,7 +48,7 @@ impl SegmentWriter<'_> {
             self.index,
         );
         let mut streams = self.info.streams.clone();
-        let bound = self.cfg.depth_codec.bound();
+        let bound = self.cfg.depth.best().bound();
         for st in streams.iter_mut().filter(|s| s.kind == StreamKind::Depth) {
             // §3.2: a lossy stream says so, with its bound, so readers know it is not exact.
             if !bound.is_lossless() {
@@ -212,6 +212,9 @@ fn write_one(
             ..
         } => sw.write(&header, &payload, stats, files).map(|_| {
             CameraStats::add(&stats.depth_written, 1);
+            if let Some(n) = stats.depth_by_codec.get(header.codec.0 as usize) {
+                CameraStats::add(n, 1);
+            }
             CameraStats::add(&stats.depth_raw_bytes, raw_bytes);
             CameraStats::add(&stats.depth_stored_bytes, payload.len() as u64);
         }),

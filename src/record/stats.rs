@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+use crate::codec::CodecId;
+
 #[derive(Default, Debug)]
 pub struct CameraStats {
     pub depth_captured: AtomicU64,
@@ -15,6 +17,9 @@ pub struct CameraStats {
     pub depth_source_skipped: AtomicU64,
     pub depth_raw_bytes: AtomicU64,
     pub depth_stored_bytes: AtomicU64,
+    /// Depth frames written, by codec id (`format-spec.md` §8; ids above 7 are not counted
+    /// here, none exists).
+    pub depth_by_codec: [AtomicU64; 8],
     pub queue_len: AtomicU64,
     pub queue_capacity: AtomicU64,
     pub queue_high_water: AtomicU64,
@@ -79,6 +84,13 @@ impl CameraStats {
             } else {
                 0.0
             },
+            depth_codec_frames: self
+                .depth_by_codec
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| g(n) > 0)
+                .map(|(id, n)| (CodecId(id as u8).name().to_string(), g(n)))
+                .collect(),
             queue_len: g(&self.queue_len),
             queue_capacity: g(&self.queue_capacity),
             queue_high_water: g(&self.queue_high_water),

@@ -12,7 +12,7 @@ pub mod recording;
 pub use color::ColorFrames;
 pub use error::SessionError;
 pub use manifest::{
-    CameraManifest, DeviceManifest, ManifestError, RecordSettings, SessionManifest, SessionStatus,
-    StatsSnapshot, MANIFEST_FILE, MANIFEST_VERSION,
+    CameraManifest, DeviceManifest, Losses, ManifestError, RecordSettings, SessionManifest,
+    SessionStatus, StatsSnapshot, MANIFEST_FILE, MANIFEST_VERSION,
 };
 pub use recording::{Camera, CameraFile, Recording, Stream};

@@ -29,6 +29,9 @@ pub struct SimConfig {
     /// Render a loop of this many frames once and replay copies of them, so that benchmarks
     /// measure the pipeline rather than the renderer (a real camera costs no CPU to render).
     pub prerendered: Option<usize>,
+    /// With `prerendered`: still render colour frames live (they are cheap), so that every
+    /// colour frame shows its own number and stays identifiable by its content.
+    pub live_color: bool,
 }
 
 impl SimConfig {
@@ -42,6 +45,7 @@ impl SimConfig {
             max_depth_frames: None,
             skip_every: None,
             prerendered: None,
+            live_color: false,
         }
     }
 }
@@ -139,6 +143,7 @@ impl SimSource {
                 (
                     render_depth(d.width, d.height, n, cfg.index),
                     cfg.color
+                        .filter(|_| !cfg.live_color)
                         .map(|c| render_color(c.width, c.height, n))
                         .unwrap_or_default(),
                 )
@@ -170,6 +175,10 @@ impl SimSource {
         }
     }
 }
+
+/// Frames a real-time synthetic stream holds for a reader that falls behind before it loses
+/// them, as librealsense's per-stream frame queue (16 frames) does.
+const QUEUE_FRAMES: f64 = 16.0;
 
 /// Cheap per-pixel hash (a few cycles), for noise and speckle.
 #[inline]
@@ -268,6 +277,12 @@ impl Source for SimSource {
                 let now = Instant::now();
                 if target > now {
                     std::thread::sleep(target - now);
+                } else if now - target > Duration::from_secs_f64(self.periods[k] * QUEUE_FRAMES) {
+                    // Like a camera whose frames nobody took in time: the frame is gone and
+                    // its number is skipped (the recording reports it as skipped by the
+                    // source), instead of the clock slowing down to what the host keeps up
+                    // with.
+                    continue;
                 }
             }
             let timing = self.timing(t, n);
@@ -290,6 +305,7 @@ impl Source for SimSource {
                 1 => {
                     let c = self.cfg.color.expect("colour enabled");
                     let data = match self.cache.len() {
+                        _ if self.cfg.live_color => render_color(c.width, c.height, n),
                         0 => render_color(c.width, c.height, n),
                         k => self.cache[n as usize % k].1.clone(),
                     };
@@ -344,6 +360,31 @@ mod tests {
         assert!(d.iter().any(|&v| (1100..1400).contains(&v)));
         assert!(d.iter().any(|&v| (2000..4000).contains(&v)));
         assert_ne!(d, render_depth(848, 480, 11, 0), "frames change");
+    }
+
+    /// Issue 16: the synthetic camera's clock followed the frames, so a host too slow for it
+    /// "recorded" 7 fps with 0 drops. Now it behaves like a camera: frames nobody took for
+    /// longer than its queue holds are gone, and their numbers are skipped.
+    #[test]
+    fn a_reader_that_falls_behind_loses_frames_like_a_camera() {
+        let mut cfg = SimConfig::new(1, "16x8@100".parse().unwrap());
+        cfg.prerendered = Some(2);
+        let mut s = SimSource::new(cfg);
+        let number = |s: &mut SimSource| match s.next().unwrap() {
+            Some(Sample::Depth(f)) => f.timing.frame_number,
+            _ => panic!("depth only"),
+        };
+        assert_eq!(number(&mut s), 0);
+        // 0.5 s away: 50 frame periods, far more than the 16 frames a camera holds.
+        std::thread::sleep(Duration::from_millis(500));
+        let after = number(&mut s);
+        assert!(
+            (50 - QUEUE_FRAMES as u64 - 1..=60).contains(&after),
+            "frame {after} after 0.5 s at 100 fps"
+        );
+        // Read on time again: no more numbers skipped.
+        let next = number(&mut s);
+        assert!(next - after <= 2, "{after} -> {next}");
     }
 
     #[test]

@@ -60,7 +60,13 @@ pub struct EncoderConfig {
     pub preset: Option<String>,
     /// Capacity of the frame queue in frames (at least 1).
     pub queue_frames: usize,
+    /// Niceness added to FFmpeg's scheduling priority (0..=19): a recording runs its colour
+    /// encoders at [`COLOR_NICE`] so that they never take CPU from depth compression.
+    pub nice: i32,
 }
+
+/// The niceness of a recording's colour encoders: depth is the data, colour sheds load first.
+pub const COLOR_NICE: i32 = 10;
 
 /// FFmpeg's `-pix_fmt` name for a frame layout, and its bytes per pixel.
 pub fn ffmpeg_pixel_format(format: PixelFormat) -> Option<(&'static str, usize)> {
@@ -320,7 +326,8 @@ impl ColorEncoder {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
         }
-        let mut child = cmd.spawn().map_err(|e| spawn_error(&cfg.ffmpeg, e))?;
+        let mut child =
+            super::process::spawn_niced(cmd, cfg.nice).map_err(|e| spawn_error(&cfg.ffmpeg, e))?;
         let pid = child.id();
         let stdin = child.stdin.take().expect("stdin is piped");
         let stderr = child.stderr.take().expect("stderr is piped");

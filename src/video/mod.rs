@@ -33,6 +33,7 @@
 //!     crf: Some(23),
 //!     preset: None,
 //!     queue_frames: 30,
+//!     nice: 0,
 //! })?;
 //! match enc.push(vec![0; 640 * 480 * 3])? {
 //!     PushResult::Queued { index } => { /* video frame `index` <-> capture timestamp */ }
@@ -56,6 +57,6 @@ pub use decoder::{
 };
 pub use encoder::{
     ffmpeg_args, ffmpeg_pixel_format, ColorEncoder, EncodeStats, EncoderConfig, PushResult,
-    CLUSTER_TIME_LIMIT_MS, DEFAULT_FINISH_TIMEOUT, DROP_TIMEOUT,
+    CLUSTER_TIME_LIMIT_MS, COLOR_NICE, DEFAULT_FINISH_TIMEOUT, DROP_TIMEOUT,
 };
 pub use error::{FfmpegFailure, VideoError};

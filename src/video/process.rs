@@ -37,6 +37,31 @@ pub(crate) fn spawn_error(ffmpeg: &Path, e: io::Error) -> VideoError {
     }
 }
 
+/// Spawns `cmd` with `nice` added to its scheduling priority (0: unchanged). The child is
+/// spawned from a short-lived thread whose own priority is lowered first, so it starts with
+/// that niceness and every thread it creates inherits it (Linux keeps niceness per thread,
+/// so lowering the child after it started could miss threads it made meanwhile). Without
+/// unsafe code and without `nice(1)`; the caller's threads keep their priority.
+pub(crate) fn spawn_niced(mut cmd: Command, nice: i32) -> io::Result<Child> {
+    if nice == 0 {
+        return cmd.spawn();
+    }
+    thread::Builder::new()
+        .name("ffmpeg-spawn".into())
+        .spawn(move || {
+            #[cfg(target_os = "linux")]
+            {
+                let now = rustix::process::getpriority_process(None).unwrap_or(0);
+                // Lowering one's own priority is always allowed; if it fails anyway, FFmpeg
+                // runs at normal priority, which costs speed, never data.
+                let _ = rustix::process::setpriority_process(None, (now + nice).min(19));
+            }
+            cmd.spawn()
+        })?
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the FFmpeg spawn thread panicked")))
+}
+
 /// Reads `r` to its end into `tail`. Used on a dedicated thread for a child's stderr, so that
 /// the child can never block on a full stderr pipe.
 pub(crate) fn drain_into_tail(mut r: impl Read, tail: &Mutex<Tail>) {

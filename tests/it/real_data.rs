@@ -26,7 +26,7 @@ fn import_pngs(
             source: Box::new(source),
             name: name.to_string(),
             out: out.to_path_buf(),
-            depth_codec: codec,
+            depth_codec: rsrec::record::DepthEncoding::Fixed(codec),
             color: None,
             force: false,
             metadata: serde_json::json!({}),

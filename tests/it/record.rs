@@ -589,6 +589,76 @@ fn import_converts_a_png_set_with_colour_losslessly() {
     assert_eq!(video_frames(&tmp.path().join("desk.color.000.mkv")), colour);
 }
 
+/// The niceness of every thread of process `pid` (field 19 of /proc/PID/task/TID/stat).
+fn thread_niceness(pid: u32) -> Vec<i64> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // After the ")" that ends the command name: state is field 3, nice field 19.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            rest.split_whitespace().nth(16)?.parse().ok()
+        })
+        .collect()
+}
+
+/// Issue 16 ("depth before colour"): under CPU pressure depth was dropped before colour.
+/// The colour encoders now run at a lower priority: every thread of every FFmpeg child is
+/// niced by 10, while rsrec's own threads keep theirs. And the default depth codec is `auto`,
+/// which on an idle machine writes grad-rans32.
+#[test]
+fn colour_encoders_run_niced_and_the_default_codec_is_grad_rans32() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let child = spawn_record(
+        tmp.path(),
+        &[
+            "--cameras",
+            "sim:2",
+            "--depth",
+            "212x120@30",
+            "--color",
+            "160x120@15",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let pids = Command::new("pgrep")
+        .args(["-P", &child.id().to_string(), "ffmpeg"])
+        .output()
+        .unwrap();
+    let pids: Vec<u32> = String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let own = thread_niceness(child.id());
+    let children: Vec<Vec<i64>> = pids.iter().map(|&p| thread_niceness(p)).collect();
+    signal(&child, "-INT");
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(pids.len(), 2, "one FFmpeg per camera: {pids:?}");
+    assert!(
+        !own.is_empty() && own.iter().all(|&n| n == own[0]),
+        "{own:?}"
+    );
+    for threads in &children {
+        assert!(threads.len() > 1, "{threads:?}");
+        assert!(
+            threads.iter().all(|&n| n >= own[0] + 10 || n == 19),
+            "FFmpeg threads {threads:?}, rsrec {own:?}"
+        );
+    }
+    let s = session(&tmp.path().join("s"));
+    assert_eq!(s["settings"]["depth_codec"], "auto");
+    for cam in s["cameras"].as_array().unwrap() {
+        let mix = &cam["stats"]["depth_codec_frames"];
+        assert!(mix["grad-rans32"].as_u64().unwrap() > 30, "{mix}");
+    }
+}
+
 #[test]
 fn ffmpeg_dying_restarts_colour_in_a_new_file() {
     if !have_ffmpeg() {

@@ -50,6 +50,7 @@ fn config(
     queue_frames: usize,
 ) -> EncoderConfig {
     EncoderConfig {
+        nice: 0,
         ffmpeg: ffmpeg.to_path_buf(),
         output,
         width,

@@ -476,8 +476,10 @@ pub(super) fn apply_metadata(
                 };
                 continue;
             }
-            "system_time" => system_time_ms = v.parse::<f64>().ok().filter(|t| t.is_finite()),
-            "Time Of Arrival" => arrival_ms = v.parse::<f64>().ok().filter(|t| t.is_finite()),
+            // A zero (or otherwise pre-2000) host time is "not known", not 1970: some
+            // recorders leave it 0, which would give every frame the same host time.
+            "system_time" => system_time_ms = v.parse::<f64>().ok().filter(plausible_utc_ms),
+            "Time Of Arrival" => arrival_ms = v.parse::<f64>().ok().filter(plausible_utc_ms),
             _ => {}
         }
         if let Ok(n) = v.parse::<i64>() {
@@ -493,4 +495,58 @@ pub(super) fn apply_metadata(
         None => (bag_time / 1000) as i64,
     };
     numeric
+}
+
+/// 2000-01-01T00:00:00Z in milliseconds since the Unix epoch.
+const YEAR_2000_MS: f64 = 946_684_800_000.0;
+
+/// Whether `ms` can be a host time in UTC milliseconds (finite, after 2000).
+fn plausible_utc_ms(ms: &f64) -> bool {
+    ms.is_finite() && *ms >= YEAR_2000_MS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_time(pairs: &[(&str, &str)], bag_time_ns: u64) -> i64 {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut t = Timing {
+            frame_number: 0,
+            device_ts_ms: 0.0,
+            ts_domain: 0,
+            host_ts_us: 0,
+        };
+        apply_metadata(&pairs, bag_time_ns, &mut t);
+        t.host_ts_us
+    }
+
+    /// Issue 16: a bag whose system time is 0 gave every frame host time 1970, so the viewer
+    /// and `export --time` saw a session of length 0. A zero host time means "not known".
+    #[test]
+    fn a_zero_system_time_falls_back_to_arrival_then_bag_time() {
+        let bag_ns = 1_795_000_000_123_000_000u64;
+        assert_eq!(
+            host_time(&[("system_time", "1795000000456.5")], bag_ns),
+            1_795_000_000_456_500
+        );
+        assert_eq!(
+            host_time(
+                &[("system_time", "0"), ("Time Of Arrival", "1795000000789")],
+                bag_ns
+            ),
+            1_795_000_000_789_000
+        );
+        assert_eq!(
+            host_time(&[("system_time", "0"), ("Time Of Arrival", "0")], bag_ns),
+            1_795_000_000_123_000
+        );
+        assert_eq!(
+            host_time(&[("system_time", "nan")], bag_ns),
+            1_795_000_000_123_000
+        );
+    }
 }
