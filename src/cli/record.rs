@@ -78,8 +78,8 @@ pub struct Args {
     #[arg(long)]
     pub imu: bool,
     /// Depth codec: auto (grad-rans32; lz4-planes for the frames of a camera whose
-    /// compression queue is a quarter full and raw from half full, so that no frame is lost
-    /// for want of CPU; grad-rans32 throughout when the disk is the bottleneck),
+    /// compression queue is a quarter full, so that no frame is lost for want of CPU;
+    /// grad-rans32 throughout when the disk is the bottleneck),
     /// lz4-planes, grad-rans32, grad-rans, med-rans, zstd-planes[:LEVEL] or raw.
     #[arg(long, default_value = "auto")]
     pub depth_codec: DepthEncoding,

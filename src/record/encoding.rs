@@ -1,8 +1,11 @@
 //! How a recording encodes its depth: one codec, or `auto` - the strongest codec while the
 //! compression workers keep up, a fast one for the frames of a camera whose queue is
-//! filling up, and no compression at all for frames that would otherwise be dropped. Every
-//! depth record names its codec (`format-spec.md` §4), so a file can mix them and readers
-//! need nothing new.
+//! filling up. Every depth record names its codec (`format-spec.md` §4), so a file can mix
+//! them and readers need nothing new.
+//!
+//! There is no third, uncompressed tier: tried on the 2-core development machine (8 x
+//! 1280x720@30, a 250 MB/s disk), raw frames moved the bottleneck to the disk and lost more
+//! frames than lz4-planes alone.
 //!
 //! Why: grad-rans32 stores real D4xx depth in about a third of the space of lz4-planes but
 //! costs about three times the CPU. A fixed strong codec drops frames on a loaded machine; a
@@ -22,8 +25,7 @@ pub enum DepthEncoding {
     /// Every frame with this codec.
     Fixed(DepthCodec),
     /// `best` while the camera's compression queue is short; `fast` for a frame taken from a
-    /// queue at or above [`DepthEncoding::high_water`], and `raw` (no CPU) from a queue at or
-    /// above [`DepthEncoding::emergency`] - unless the camera's writer is behind.
+    /// queue at or above [`DepthEncoding::high_water`] - unless the camera's writer is behind.
     Auto { best: DepthCodec, fast: DepthCodec },
 }
 
@@ -42,7 +44,7 @@ impl DepthEncoding {
     };
 
     /// Names [`FromStr`] accepts, for help texts.
-    pub const NAMES: &'static str = "auto (grad-rans32; lz4-planes, then raw, for a camera whose queue fills up), or one codec: raw, lz4-planes, zstd-planes[:LEVEL], med-rans[:BOUND], grad-rans[:BOUND], grad-rans32[:BOUND]";
+    pub const NAMES: &'static str = "auto (grad-rans32; lz4-planes for a camera whose queue fills up), or one codec: raw, lz4-planes, zstd-planes[:LEVEL], med-rans[:BOUND], grad-rans[:BOUND], grad-rans32[:BOUND]";
 
     /// The codec used when the CPU keeps up (the only one of a fixed encoding).
     pub fn best(self) -> DepthCodec {
@@ -64,30 +66,19 @@ impl DepthEncoding {
         (capacity / 4).max(1)
     }
 
-    /// The queue length from which `auto` stores frames uncompressed rather than let the
-    /// queue overflow: half the queue.
-    pub fn emergency(capacity: usize) -> usize {
-        (capacity / 2).max(2)
-    }
-
     /// The codec of a frame taken from a camera queue that still holds `queued` frames of
     /// `capacity`; `writer_behind`: the camera's writer has a backlog (a slow disk).
     pub fn choose(self, queued: usize, capacity: usize, writer_behind: bool) -> DepthCodec {
         match self {
             Self::Fixed(c) => c,
             Self::Auto { best, .. } if writer_behind => best,
-            Self::Auto { fast, .. } if queued >= Self::emergency(capacity) => {
-                // Raw is exact, so it keeps any error bound of the strong codec.
-                let _ = fast;
-                DepthCodec::Raw
-            }
             Self::Auto { fast, .. } if queued >= Self::high_water(capacity) => fast,
             Self::Auto { best, .. } => best,
         }
     }
 
     /// The codec the disk forecast should assume: the fast one of `auto` (the forecast errs
-    /// short; raw frames are rare, only when the CPU cannot keep up even with it).
+    /// short).
     pub fn planning_codec(self) -> DepthCodec {
         match self {
             Self::Fixed(c) => c,
@@ -153,11 +144,9 @@ mod tests {
         assert_eq!(a.choose(0, 60, false), DepthCodec::GRAD_RANS32);
         assert_eq!(a.choose(14, 60, false), DepthCodec::GRAD_RANS32);
         assert_eq!(a.choose(15, 60, false), DepthCodec::Lz4Planes);
-        assert_eq!(a.choose(29, 60, false), DepthCodec::Lz4Planes);
-        assert_eq!(a.choose(30, 60, false), DepthCodec::Raw);
+        assert_eq!(a.choose(60, 60, false), DepthCodec::Lz4Planes);
         assert_eq!(a.choose(0, 1, false), DepthCodec::GRAD_RANS32);
         assert_eq!(a.choose(1, 1, false), DepthCodec::Lz4Planes);
-        assert_eq!(a.choose(2, 2, false), DepthCodec::Raw);
         // A slow disk, not a slow CPU: the smallest output.
         assert_eq!(a.choose(59, 60, true), DepthCodec::GRAD_RANS32);
         let f = DepthEncoding::Fixed(DepthCodec::MED_RANS);

@@ -311,6 +311,23 @@ fn spawn_record(out: &Path, extra: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// `cameras` with small depth (212x120@30) and colour (160x120@15), running for 3 s.
+fn spawn_small_colour_record(out: &Path, cameras: &str) -> std::process::Child {
+    let child = spawn_record(
+        out,
+        &[
+            "--cameras",
+            cameras,
+            "--depth",
+            "212x120@30",
+            "--color",
+            "160x120@15",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    child
+}
+
 fn signal(child: &std::process::Child, sig: &str) {
     let st = Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -614,18 +631,7 @@ fn colour_encoders_run_niced_and_the_default_codec_is_grad_rans32() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let child = spawn_record(
-        tmp.path(),
-        &[
-            "--cameras",
-            "sim:2",
-            "--depth",
-            "212x120@30",
-            "--color",
-            "160x120@15",
-        ],
-    );
-    std::thread::sleep(Duration::from_secs(3));
+    let child = spawn_small_colour_record(tmp.path(), "sim:2");
     let pids = Command::new("pgrep")
         .args(["-P", &child.id().to_string(), "ffmpeg"])
         .output()
@@ -665,18 +671,7 @@ fn ffmpeg_dying_restarts_colour_in_a_new_file() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let child = spawn_record(
-        tmp.path(),
-        &[
-            "--cameras",
-            "sim:1",
-            "--depth",
-            "212x120@30",
-            "--color",
-            "160x120@15",
-        ],
-    );
-    std::thread::sleep(Duration::from_secs(3));
+    let child = spawn_small_colour_record(tmp.path(), "sim:1");
     // Kill the camera's FFmpeg (a child of rsrec).
     let st = Command::new("pkill")
         .args(["-9", "-P", &child.id().to_string(), "ffmpeg"])
