@@ -146,7 +146,7 @@ pub struct RecordPlan {
     /// `YYYYmmdd-HHMMSS`].
     pub session: Option<String>,
     pub cameras: Vec<CameraPlan>,
-    /// Depth codec, or `auto` [default].
+    /// Depth codec, or `auto` (the default).
     pub depth_codec: DepthEncoding,
     /// The colour encoder of cameras with a colour stream (`None`: no colour recorded).
     pub color: Option<ColorSinkFactory>,
