@@ -177,7 +177,7 @@ fn live_cfg(pacing: Pacing) -> RealSenseConfig {
 fn pipeline_cfg(dir: &Path, lossless: bool) -> PipelineConfig {
     PipelineConfig {
         session_dir: dir.to_path_buf(),
-        depth_codec: DepthCodec::Lz4Planes,
+        depth: rsrec::record::DepthEncoding::Fixed(DepthCodec::Lz4Planes),
         queue_frames: 120,
         workers: 2,
         writer: WriterOptions::default(),
