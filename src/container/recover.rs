@@ -111,8 +111,9 @@ pub fn verify_with_progress(reader: &Reader, progress: &mut dyn FnMut(u64)) -> V
     // Records whose checksums hold but whose payload does not decode: reported, and the
     // scan goes on (they are records of the file, not damaged bytes).
     let mut undecodable: Vec<Problem> = Vec::new();
-    // Depth streams above the reader's limits (§3, frame-size limit): their frames are counted, not decoded,
-    // and reported once per stream. stream -> (why, first offset, frames).
+    // Depth streams above the reader's limits (§3, frame-size limit): their frames are
+    // counted, not decoded, and reported once per stream. stream -> (why, first offset,
+    // frames).
     let mut unchecked: BTreeMap<u8, (String, u64, u64)> = BTreeMap::new();
     for s in &reader.header().streams {
         if s.kind == StreamKind::Depth {
@@ -382,12 +383,9 @@ pub fn recover_with_progress(
         Err(e) => (Reader::open_with_header_copy(input).map_err(|_| e)?, true),
     };
     // A stream above the reader's limits cannot be checked, and its frames must not become
-    // gaps because of a setting: refuse before anything is written (§3, frame-size limit).
-    for s in &reader.header().streams {
-        if s.kind == StreamKind::Depth {
-            reader.depth_frame_len(s.id)?;
-        }
-    }
+    // gaps because of a setting: refuse before anything is written (§3, frame-size limit),
+    // with the check the writer makes.
+    reader.limits().check_header(reader.header())?;
     let opts = WriterOptions {
         fsync: FsyncPolicy::OnClose,
         overwrite,

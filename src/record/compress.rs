@@ -53,8 +53,8 @@ pub(super) fn compress_loop(
         let cam = open[op.index()];
         match op.recv(&rxs[cam]) {
             Ok(mut job) => {
-                // `auto`: the fast codec for a camera whose queue is filling up.
-                // A healthy writer has a few records waiting; a backlog means a slow disk.
+                // `auto`: the fast codec for a camera whose queue is filling up, unless its
+                // writer has a backlog (a healthy one has a few records waiting): a slow disk.
                 let writer_behind = txs[cam].len() >= WRITER_BEHIND;
                 let codec = depth.choose(rxs[cam].len(), capacity, writer_behind);
                 job.header.codec = codec.id();
