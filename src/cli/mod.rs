@@ -35,7 +35,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
     name = "rsrec",
     version,
     about = "Record Intel RealSense cameras into compact, crash-safe, seekable .rsrec files",
-    after_help = "Exit codes: 0 success, 1 error, 2 bad arguments, 3 recovery discarded damaged records (or export skipped damaged frames), 4 recording stopped early (disk full), 5 `record --strict` lost frames, 130 interrupted (Ctrl+C)."
+    after_help = "Exit codes: 0 success, 1 error, 2 bad arguments, 3 recovery discarded damaged records (or export skipped damaged frames), 4 recording stopped early (disk full), 5 `record --strict` lost frames, 130 interrupted (Ctrl+C).\n\nEnvironment: RSREC_MAX_FRAME_PIXELS (default 33554432 = 2^25) is the largest frame, in pixels, that rsrec reads or writes; a larger frame is refused before anything is allocated."
 )]
 pub struct Cli {
     #[command(subcommand)]
