@@ -26,8 +26,9 @@ pub struct SimConfig {
     pub max_depth_frames: Option<u64>,
     /// Skip (never deliver) every Nth depth frame number, to exercise gap accounting.
     pub skip_every: Option<u64>,
-    /// Render a loop of this many frames once and replay copies of them, so that benchmarks
-    /// measure the pipeline rather than the renderer (a real camera costs no CPU to render).
+    /// Render this many noise variants once and compose depth frames from them (the scene
+    /// still moves), and replay a loop of this many colour frames, so that benchmarks measure
+    /// the pipeline rather than the renderer (a real camera costs no CPU to render).
     pub prerendered: Option<usize>,
     /// With `prerendered`: still render colour frames live (they are cheap), so that every
     /// colour frame shows its own number and stays identifiable by its content.
@@ -65,8 +66,9 @@ pub struct SimSource {
     enabled: [bool; 4],
     /// Device clock offset, ms (cameras do not start at 0).
     clock_offset_ms: f64,
-    /// Pre-rendered (depth, colour) frames when `prerendered` is set.
-    cache: Vec<(Vec<u16>, Vec<u8>)>,
+    /// With `prerendered`: the depth layers and the loop of colour frames.
+    layers: Option<DepthLayers>,
+    color_loop: Vec<Vec<u8>>,
 }
 
 impl SimSource {
@@ -138,19 +140,18 @@ impl SimSource {
             1.0 / ACCEL_HZ,
         ];
         let enabled = [true, cfg.color.is_some(), cfg.imu, cfg.imu];
-        let cache = (0..cfg.prerendered.unwrap_or(0) as u64)
-            .map(|n| {
-                (
-                    render_depth(d.width, d.height, n, cfg.index),
-                    cfg.color
-                        .filter(|_| !cfg.live_color)
-                        .map(|c| render_color(c.width, c.height, n))
-                        .unwrap_or_default(),
-                )
-            })
-            .collect();
+        let layers = cfg
+            .prerendered
+            .map(|k| DepthLayers::new(d.width, d.height, cfg.index, k));
+        let color_loop = match (cfg.prerendered, cfg.color) {
+            (Some(k), Some(c)) if !cfg.live_color => (0..k as u64)
+                .map(|n| render_color(c.width, c.height, n))
+                .collect(),
+            _ => Vec::new(),
+        };
         Self {
-            cache,
+            layers,
+            color_loop,
             clock_offset_ms: 1_000_000.0 + cfg.index as f64 * 12_345.678,
             cfg,
             info,
@@ -193,48 +194,140 @@ fn hash(x: u32, y: u32, f: u64, salt: u64) -> u32 {
     h as u32
 }
 
-/// Renders depth frame `n` of camera `index` into a new buffer.
-pub fn render_depth(width: u32, height: u32, n: u64, index: usize) -> Vec<u16> {
-    let mut out = vec![0u16; (width * height) as usize];
+/// The moving box of depth frame `n` of camera `index`: centre and half sizes, in pixels.
+fn box_at(width: u32, height: u32, n: u64, index: usize) -> (f64, f64, f64, f64) {
     let t = n as f64 / 30.0;
     let (w, h) = (width as f64, height as f64);
     // A box moving left-right at 1.2 m in front of a tilted wall at ~2-3 m.
     let bx = (0.5 + 0.3 * (t * 0.7 + index as f64).sin()) * w;
     let by = (0.5 + 0.2 * (t * 0.45).cos()) * h;
-    let (hw, hh) = (0.15 * w, 0.2 * h);
+    (bx, by, 0.15 * w, 0.2 * h)
+}
+
+/// Depth (mm) of the box's face at column `x`, and of the tilted wall at (`x`, `y`).
+fn box_mm(x: f64, w: f64) -> f64 {
+    1200.0 + 0.2 * x * 848.0 / w
+}
+fn wall_mm(x: f64, y: f64, w: f64, h: f64) -> f64 {
+    2000.0 + 1.5 * y * 480.0 / h + 0.8 * x * 848.0 / w
+}
+
+/// One pixel at true distance `base` mm with random bits `r`: speckle holes, rare 65535
+/// outliers, and stereo quantisation (the step grows with the square of the distance) with
+/// about one step of noise.
+#[inline]
+fn sensed(base: f64, r: u32) -> u16 {
+    if r % 97 < 5 {
+        0
+    } else if r % 20_011 == 0 {
+        65535
+    } else {
+        let step = (base * base / 400_000.0).max(1.0);
+        let noise = match (r >> 8) % 8 {
+            0 => -1.0,
+            1 => 1.0,
+            _ => 0.0,
+        };
+        ((base / step).round() + noise) as u16 * step as u16
+    }
+}
+
+/// Whether a pixel `d` pixels outside (> 0) or inside (< 0) the box's outline is a dropout
+/// (random bits `r`): stereo loses most pixels along depth edges.
+#[inline]
+fn edge_dropout(d: f64, r: u32) -> bool {
+    d > -3.0 && d < 4.0 && r % 3 != 0
+}
+
+/// Renders depth frame `n` of camera `index` into a new buffer.
+pub fn render_depth(width: u32, height: u32, n: u64, index: usize) -> Vec<u16> {
+    let mut out = vec![0u16; (width * height) as usize];
+    let (w, h) = (width as f64, height as f64);
+    let (bx, by, hw, hh) = box_at(width, height, n, index);
     let salt = index as u64 * 0x1234_5678;
     for y in 0..height {
         let row = &mut out[(y * width) as usize..((y + 1) * width) as usize];
         let fy = y as f64;
-        let wall_row = 2000.0 + 1.5 * fy * 480.0 / h;
         for (x, px) in row.iter_mut().enumerate() {
             let fx = x as f64;
             let r = hash(x as u32, y, n, salt);
-            let dx = (fx - bx).abs() - hw;
-            let dy = (fy - by).abs() - hh;
-            let (base, edge) = if dx < 0.0 && dy < 0.0 {
-                (1200.0 + 0.2 * fx * 848.0 / w, dx.max(dy) > -3.0)
+            let d = ((fx - bx).abs() - hw).max((fy - by).abs() - hh);
+            *px = if edge_dropout(d, r) {
+                0
+            } else if d < 0.0 {
+                sensed(box_mm(fx, w), r)
             } else {
-                (wall_row + 0.8 * fx * 848.0 / w, dx.max(dy) < 4.0)
-            };
-            *px = if (edge && r % 3 != 0) || r % 97 < 5 {
-                0 // dropout at depth edges and speckle that changes every frame
-            } else if r % 20_011 == 0 {
-                65535 // rare outlier
-            } else {
-                // Stereo depth is quantised in disparity: the step grows with the square of
-                // the distance; noise is about one step.
-                let step = (base * base / 400_000.0).max(1.0);
-                let noise = match (r >> 8) % 8 {
-                    0 => -1.0,
-                    1 => 1.0,
-                    _ => 0.0,
-                };
-                ((base / step).round() + noise) as u16 * step as u16
+                sensed(wall_mm(fx, fy, w, h), r)
             };
         }
     }
     out
+}
+
+/// Depth frames composed from pre-rendered layers: a real camera costs the host no rendering,
+/// so benchmarks and `sim:` cameras should measure the pipeline, not the renderer. `k` noisy
+/// renderings of the wall and of the box's face are made once; frame `n` is a copy of wall
+/// layer `n % k` with the box, at its position for frame `n`, copied from box layer `n % k`
+/// and its outline dropped out. The scene moves as in [`render_depth`] (seeking in a long
+/// recording shows different frames); only the noise repeats.
+struct DepthLayers {
+    width: u32,
+    height: u32,
+    index: usize,
+    wall: Vec<Vec<u16>>,
+    face: Vec<Vec<u16>>,
+}
+
+impl DepthLayers {
+    fn new(width: u32, height: u32, index: usize, k: usize) -> Self {
+        let (w, h) = (width as f64, height as f64);
+        let salt = index as u64 * 0x1234_5678;
+        let layer = |n: u64, mm: &dyn Fn(f64, f64) -> f64| -> Vec<u16> {
+            (0..height)
+                .flat_map(|y| (0..width).map(move |x| (x, y)))
+                .map(|(x, y)| sensed(mm(x as f64, y as f64), hash(x, y, n, salt)))
+                .collect()
+        };
+        let k = k.max(1) as u64;
+        Self {
+            width,
+            height,
+            index,
+            wall: (0..k)
+                .map(|n| layer(n, &|x, y| wall_mm(x, y, w, h)))
+                .collect(),
+            face: (0..k).map(|n| layer(n + k, &|x, _| box_mm(x, w))).collect(),
+        }
+    }
+
+    fn frame(&self, n: u64) -> Vec<u16> {
+        let v = (n % self.wall.len() as u64) as usize;
+        let mut out = self.wall[v].clone();
+        let (face, width) = (&self.face[v], self.width as usize);
+        let (bx, by, hw, hh) = box_at(self.width, self.height, n, self.index);
+        // The box and its outline band (4 px outside it), clipped to the frame.
+        let clip = |lo: f64, hi: f64, max: u32| {
+            (
+                lo.floor().max(0.0) as usize,
+                (hi.ceil().max(0.0) as usize).min(max as usize),
+            )
+        };
+        let (x0, x1) = clip(bx - hw - 4.0, bx + hw + 4.0, self.width);
+        let (y0, y1) = clip(by - hh - 4.0, by + hh + 4.0, self.height);
+        for y in y0..y1 {
+            let fy = y as f64;
+            for x in x0..x1 {
+                let d = ((x as f64 - bx).abs() - hw).max((fy - by).abs() - hh);
+                let i = y * width + x;
+                if edge_dropout(d, hash(x as u32, y as u32, n, 0x5eed)) {
+                    out[i] = 0;
+                } else if d < 0.0 {
+                    out[i] = face[i];
+                }
+            }
+        }
+        out
+    }
 }
 
 fn render_color(width: u32, height: u32, n: u64) -> Vec<u8> {
@@ -292,9 +385,9 @@ impl Source for SimSource {
                     if self.cfg.skip_every.is_some_and(|e| e > 0 && n % e == e - 1) {
                         continue;
                     }
-                    let data = match self.cache.len() {
-                        0 => render_depth(d.width, d.height, n, self.cfg.index),
-                        k => self.cache[n as usize % k].0.clone(),
+                    let data = match &self.layers {
+                        Some(l) => l.frame(n),
+                        None => render_depth(d.width, d.height, n, self.cfg.index),
                     };
                     Sample::Depth(DepthFrame {
                         timing,
@@ -304,10 +397,9 @@ impl Source for SimSource {
                 }
                 1 => {
                     let c = self.cfg.color.expect("colour enabled");
-                    let data = match self.cache.len() {
-                        _ if self.cfg.live_color => render_color(c.width, c.height, n),
+                    let data = match self.color_loop.len() {
                         0 => render_color(c.width, c.height, n),
-                        k => self.cache[n as usize % k].1.clone(),
+                        k => self.color_loop[n as usize % k].clone(),
                     };
                     Sample::Color(ColorFrame {
                         timing,
@@ -360,6 +452,40 @@ mod tests {
         assert!(d.iter().any(|&v| (1100..1400).contains(&v)));
         assert!(d.iter().any(|&v| (2000..4000).contains(&v)));
         assert_ne!(d, render_depth(848, 480, 11, 0), "frames change");
+    }
+
+    /// Regression: `sim:` cameras replayed a loop of 15 whole depth frames, so the end of a
+    /// 3 s recording showed almost the frame of its start (the viewer's seek test failed).
+    /// Composed frames keep the scene moving; only the noise repeats.
+    #[test]
+    fn composed_depth_looks_like_a_d4xx_and_the_scene_moves() {
+        let l = DepthLayers::new(848, 480, 0, 15);
+        let d = l.frame(10);
+        let holes = d.iter().filter(|&&v| v == 0).count() as f64 / d.len() as f64;
+        let far = d.iter().filter(|&&v| v == 65535).count();
+        assert!((0.03..0.3).contains(&holes), "hole fraction {holes}");
+        assert!(far > 0 && far < 200, "{far} outliers");
+        assert!(d.iter().any(|&v| (1100..1400).contains(&v)));
+        assert!(d.iter().any(|&v| (2000..4000).contains(&v)));
+        let near = |f: &[u16]| f.iter().filter(|&&v| (1100..1400).contains(&v)).count();
+        // The box covers 12 % of the frame (less its outline) wherever it is.
+        assert!(near(&d) > d.len() / 20, "{} box pixels", near(&d));
+        // A whole loop later the box has moved: most of its pixels are elsewhere.
+        let later = l.frame(10 + 15 * 6);
+        let both = d
+            .iter()
+            .zip(&later)
+            .filter(|(a, b)| (1100..1400).contains(*a) && (1100..1400).contains(*b))
+            .count();
+        assert!(
+            both * 2 < near(&d),
+            "{both} of {} box pixels stayed",
+            near(&d)
+        );
+        // At the frame's border the box is clipped, not a panic.
+        for n in 0..300 {
+            assert_eq!(DepthLayers::new(64, 32, 3, 2).frame(n).len(), 64 * 32);
+        }
     }
 
     /// Issue 16: the synthetic camera's clock followed the frames, so a host too slow for it

@@ -103,8 +103,8 @@ pub struct SourceSettings {
     pub camera_cli: CameraSettings,
 }
 
-/// Depth frames of the loop a synthetic camera replays (half a second at 30 fps).
-const SIM_LOOP_FRAMES: usize = 15;
+/// Noise variants a synthetic camera renders once and composes its moving scene from.
+const SIM_NOISE_VARIANTS: usize = 15;
 
 /// Opens every camera.
 pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, OpenError> {
@@ -122,9 +122,10 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
                     cfg.imu = s.imu;
                     cfg.pacing = s.pacing;
                     // Like a real camera, a synthetic one costs the host (almost) no
-                    // rendering: a loop of depth frames rendered once (each codec codes
-                    // frames independently); colour stays live, each frame showing its number.
-                    cfg.prerendered = Some(SIM_LOOP_FRAMES);
+                    // rendering: depth frames are composed from layers rendered once (the
+                    // scene moves, the noise repeats); colour stays live, each frame showing
+                    // its number.
+                    cfg.prerendered = Some(SIM_NOISE_VARIANTS);
                     cfg.live_color = true;
                     out.push((format!("sim:{sim_index}"), Box::new(SimSource::new(cfg))));
                     sim_index += 1;
