@@ -177,6 +177,7 @@ fn write_records(w: &mut Writer) -> serde_json::Value {
         let c = ColorFrameEntry {
             segment: 0,
             index_in_video: i,
+            video_time_us: Some(i as i64 * 33_000),
         };
         w.write_record(
             &rec(record_type::COLOR_FRAME, 1, i, CodecId::NONE),
@@ -207,7 +208,7 @@ fn write_records(w: &mut Writer) -> serde_json::Value {
     json!({
         "depth_stream": 0, "width": W, "height": H, "depth_frames": depth,
         "gaps": [{"stream": 0, "first_frame": 3, "last_frame": 3, "count": 1, "reason": "queue_full"}],
-        "color_frames": FRAMES - 1, "imu_batches": FRAMES - 1, "events": 1,
+        "color_frames": FRAMES - 1, "color_video_time_step_us": 33_000, "imu_batches": FRAMES - 1, "events": 1,
     })
 }
 
@@ -231,7 +232,7 @@ fn generate(dir: &Path) {
     std::fs::write(&unclosed, &bytes[..bytes.len() - 10]).unwrap();
 
     let doc = json!({
-        "format_version": 1,
+        "format_version": rsrec::container::format::FORMAT_VERSION,
         "files": {
             "all-records.rsrec": {"closed": true, "content": expected},
             "unclosed.rsrec": {"closed": false, "torn_tail_bytes": "last record cut by 10 bytes",

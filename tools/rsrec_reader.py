@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Read rsrec recordings (``.rsrec`` files, format version 1) from Python.
+"""Read rsrec recordings (``.rsrec`` files, format versions 1 and 2) from Python.
 
 Written from ``format-spec.md`` alone: no Rust, only numpy, lz4 and zstandard
 (``pip install -r tools/requirements.txt``). It opens closed files in O(1) through the final
@@ -50,7 +50,7 @@ __all__ = [
 MAGIC = b"\x89RSREC\r\n"
 FOOTER_MAGIC = b"RSRECEND"
 SYNC = b"\x1eRSR"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MIN_READ_VERSION = 1
 PREAMBLE_LEN = 32
 RECORD_HEADER_LEN = 48
@@ -387,7 +387,8 @@ Gap = namedtuple("Gap", "stream first_frame last_frame count reason reason_name 
                         "frame_number device_ts_ms host_ts_us")
 Event = namedtuple("Event", "stream kind message host_ts_us device_ts_ms")
 VideoSegment = namedtuple("VideoSegment", "segment file_name codec path")
-ColorFrame = namedtuple("ColorFrame", "index frame_number device_ts_ms host_ts_us segment index_in_video")
+ColorFrame = namedtuple("ColorFrame", "index frame_number device_ts_ms host_ts_us segment "
+                        "index_in_video video_time_us")
 
 
 def _decode_header(buf, file_len):
@@ -1298,7 +1299,9 @@ class RsrecFile:
 
     def color_frames(self, stream=None):
         """Every colour-frame entry (§5.2) of a colour stream, in order: frame `i` of
-        video segment `segment` is frame `index_in_video` of that segment's video file."""
+        video segment `segment` is frame `index_in_video` of that segment's video file, at
+        `video_time_us` in it (format version 2; ``None`` in version 1, whose videos have
+        frame i at i / fps)."""
         sid = self.color_stream if stream is None else stream
         out = []
         if sid is None:
@@ -1306,8 +1309,10 @@ class RsrecFile:
         for i in range(self.count(sid, COLOR_FRAME)):
             h, p = self.read_record(sid, COLOR_FRAME, i)
             c = _Cursor(p, 0, len(p), f"colour frame at offset {h.offset}")
-            out.append(ColorFrame(i, h.frame_number, h.device_ts_ms, h.host_ts_us,
-                                  c.u32("segment"), c.u64("index_in_video")))
+            seg, idx = c.u32("segment"), c.u64("index_in_video")
+            # Version 2 adds the time in the video; bytes after known fields are ignored.
+            vt = c.i64("video_time_us") if len(p) >= 20 else None
+            out.append(ColorFrame(i, h.frame_number, h.device_ts_ms, h.host_ts_us, seg, idx, vt))
         return out
 
     def imu(self, stream):

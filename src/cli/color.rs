@@ -23,6 +23,10 @@ pub struct ColorArgs {
     /// Path of the ffmpeg program.
     #[arg(long, default_value = "ffmpeg")]
     pub ffmpeg: std::path::PathBuf,
+    /// Colour frames each encoder queues while FFmpeg is busy. When it is full, colour frames
+    /// are dropped (each one a counted gap) rather than taking CPU from depth.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub color_queue: u32,
 }
 
 impl ColorArgs {
@@ -32,6 +36,7 @@ impl ColorArgs {
             &self.color_codec,
             self.crf,
             self.preset.clone(),
+            self.color_queue as usize,
         )
     }
 }
@@ -43,6 +48,7 @@ pub fn factory(
     codec: &str,
     crf: Option<u8>,
     preset: Option<String>,
+    queue_frames: usize,
 ) -> anyhow::Result<ColorSinkFactory> {
     let codec: ColorCodec = codec
         .parse()
@@ -83,6 +89,6 @@ pub fn factory(
         codec: resolved,
         crf,
         preset,
-        queue_frames: 60,
+        queue_frames,
     }))
 }

@@ -7,8 +7,9 @@
 /// catches newline translation (the same trick as PNG).
 pub const MAGIC: [u8; 8] = *b"\x89RSREC\r\n";
 
-/// §2 Preamble, offset 8: the format version this code writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// §2 Preamble, offset 8: the format version this code writes. Version 2 added the colour
+/// frame's time in its video (§5.2 `video_time_us`).
+pub const FORMAT_VERSION: u16 = 2;
 /// Oldest format version this code still reads.
 pub const MIN_READ_VERSION: u16 = 1;
 

@@ -303,20 +303,37 @@ pub struct ColorFrameEntry {
     pub segment: u32,
     /// Index of the frame in that video file, counting from 0.
     pub index_in_video: u64,
+    /// The frame's presentation time in that video file, µs from the video's start (format
+    /// version 2). `None` in version-1 files, whose videos have frame *i* at *i* / fps.
+    pub video_time_us: Option<i64>,
 }
 
 impl ColorFrameEntry {
-    pub const LEN: usize = 12;
+    /// Payload length without (version 1) and with (version 2) `video_time_us`.
+    pub const LEN_V1: usize = 12;
+    pub const LEN: usize = 20;
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Builder::new();
         b.u32(self.segment).u64(self.index_in_video);
+        if let Some(t) = self.video_time_us {
+            b.i64(t);
+        }
         b.buf
     }
     pub fn decode(p: &[u8]) -> Result<Self> {
         let mut c = Cursor::new(p, "colour frame entry");
+        let segment = c.u32()?;
+        let index_in_video = c.u64()?;
+        // Version 1 ends here; bytes after known fields are ignored (§11).
+        let video_time_us = if c.remaining() >= 8 {
+            Some(c.i64()?)
+        } else {
+            None
+        };
         Ok(Self {
-            segment: c.u32()?,
-            index_in_video: c.u64()?,
+            segment,
+            index_in_video,
+            video_time_us,
         })
     }
 }
@@ -603,11 +620,20 @@ mod tests {
             codec: "libx265".into(),
         };
         assert_eq!(VideoSegment::decode(&v.encode().unwrap()).unwrap(), v);
-        let c = ColorFrameEntry {
+        let mut c = ColorFrameEntry {
             segment: 1,
             index_in_video: 99,
+            video_time_us: Some(3_300_000),
         };
+        assert_eq!(c.encode().len(), ColorFrameEntry::LEN);
         assert_eq!(ColorFrameEntry::decode(&c.encode()).unwrap(), c);
+        // A version-1 entry (12 bytes) has no video time; 4 trailing bytes are ignored.
+        c.video_time_us = None;
+        assert_eq!(c.encode().len(), ColorFrameEntry::LEN_V1);
+        assert_eq!(ColorFrameEntry::decode(&c.encode()).unwrap(), c);
+        let mut longer = c.encode();
+        longer.extend_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(ColorFrameEntry::decode(&longer).unwrap(), c);
         let s = vec![
             ImuSample {
                 frame_number: 1,

@@ -33,7 +33,10 @@ pub(super) fn run_color(
     let mut plans: BTreeMap<u32, FramePlan> = BTreeMap::new();
     for pos in sel.iter() {
         let (_, e) = cam.color_frame(pos)?;
-        plans.entry(e.segment).or_default().push(e.index_in_video);
+        plans
+            .entry(e.segment)
+            .or_default()
+            .push_timed(e.index_in_video, e.video_time_us);
     }
     let mut frames = ColorFrames::new(cam, decoder_config(cam, opts, output), plans);
     let mut csv = Csv::create(&job.dir, "index,frame_number,device_ts_ms,host_ts_us,file")?;

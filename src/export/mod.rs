@@ -620,7 +620,10 @@ fn pairing_plans(cam: &Camera, sel: &Selection, clock: Clock) -> Result<BTreeMap
         }
         last = Some(c);
         let (_, e) = cam.color_frame(c)?;
-        plans.entry(e.segment).or_default().push(e.index_in_video);
+        plans
+            .entry(e.segment)
+            .or_default()
+            .push_timed(e.index_in_video, e.video_time_us);
     }
     Ok(plans)
 }

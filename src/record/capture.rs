@@ -318,16 +318,16 @@ pub(super) fn capture_loop(
                 let pushed = if cfg.lossless {
                     // Conversions wait for the encoder instead of dropping.
                     loop {
-                        match sink.push(f.data.clone()) {
+                        match sink.push(f.data.clone(), t.host_ts_us) {
                             ColorPush::Dropped => std::thread::sleep(Duration::from_millis(2)),
                             other => break other,
                         }
                     }
                 } else {
-                    sink.push(f.data)
+                    sink.push(f.data, t.host_ts_us)
                 };
                 match pushed {
-                    ColorPush::Queued { index } => {
+                    ColorPush::Queued { index, time_us } => {
                         CameraStats::add(&stats.color_queued, 1);
                         if let Some(m) = color_gaps.flush() {
                             out.push(m);
@@ -345,6 +345,7 @@ pub(super) fn capture_loop(
                         let entry = ColorFrameEntry {
                             segment: c.segment,
                             index_in_video: index,
+                            video_time_us: Some(time_us),
                         };
                         out.push(ToWriter::Record {
                             header,

@@ -13,9 +13,12 @@ use crate::video::{ColorEncoder, EncoderConfig, PushResult, ResolvedCodec, Video
 struct FfmpegSink(ColorEncoder);
 
 impl ColorSink for FfmpegSink {
-    fn push(&mut self, frame: Vec<u8>) -> ColorPush {
-        match self.0.push(frame) {
-            Ok(PushResult::Queued { index }) => ColorPush::Queued { index },
+    fn push(&mut self, frame: Vec<u8>, host_ts_us: i64) -> ColorPush {
+        match self.0.push_at(frame, host_ts_us) {
+            Ok(PushResult::Queued { index, time_ms }) => ColorPush::Queued {
+                index,
+                time_us: time_ms as i64 * 1000,
+            },
             Ok(PushResult::Dropped) => ColorPush::Dropped,
             Ok(PushResult::EncoderDead(f)) => ColorPush::Dead(Box::new(f)),
             Err(e) => ColorPush::Dead(Box::new(e)),

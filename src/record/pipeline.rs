@@ -33,8 +33,9 @@ use super::segment::write_loop;
 /// Result of offering a colour frame to the encoder.
 #[derive(Debug)]
 pub enum ColorPush {
-    /// Accepted; `index` is its position in the current video file.
-    Queued { index: u64 },
+    /// Accepted; `index` is its position in the current video file and `time_us` its time
+    /// there (from the video's start).
+    Queued { index: u64, time_us: i64 },
     /// The encoder's queue was full: the frame is lost (a gap is recorded).
     Dropped,
     /// The encoder died; the error says why. The frame is lost.
@@ -48,7 +49,8 @@ pub type ColorError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A colour encoder for one camera (FFmpeg in production).
 pub trait ColorSink: Send {
-    fn push(&mut self, frame: Vec<u8>) -> ColorPush;
+    /// Queues a frame captured at `host_ts_us` (the video keeps the capture times).
+    fn push(&mut self, frame: Vec<u8>, host_ts_us: i64) -> ColorPush;
     /// Finishes the video. Returns frames written.
     fn finish(self: Box<Self>) -> Result<u64, ColorError>;
 }

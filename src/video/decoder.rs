@@ -11,8 +11,11 @@
 //! Far into a long video, decoding from the start would take minutes, so FFmpeg first seeks
 //! (`-ss`, input side) to a little before the first wanted frame. `n` then no longer counts
 //! from the start of the video, so a first `select` on time lets through only frames from
-//! the first wanted one on: rsrec's colour videos have frame *i* at time *i* / fps (FFmpeg is
-//! fed raw frames at a fixed `-framerate`), and the cut is placed half a frame before it.
+//! the first wanted one on. The plan knows where the frame is in time: since format version 2
+//! each colour-frame entry gives its frame's time in the video (whole milliseconds, frames at
+//! least 1 ms apart: the cut is half a millisecond before it); version-1 videos have frame *i*
+//! at *i* / fps (FFmpeg was fed raw frames at a fixed `-framerate`), and the cut is half a
+//! frame before it.
 //!
 //! The FFmpeg process's stderr is drained on its own thread into a bounded tail (for error
 //! messages), and the process is killed when the decoder is dropped.
@@ -52,6 +55,10 @@ pub const DEFAULT_SEEK_AFTER_S: f64 = 20.0;
 /// How far before the first wanted frame FFmpeg seeks to (the exact cut is made by time).
 const SEEK_MARGIN_S: f64 = 1.0;
 
+/// How far before a frame with a known time the cut goes: frames of a timed video are whole
+/// milliseconds apart (at least one), and FFmpeg's Matroska times are milliseconds.
+const TIMED_CUT_S: f64 = 0.0005;
+
 /// An arithmetic run of video indices: `start, start + step, ... <= last` (`step` 0: one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Run {
@@ -85,6 +92,8 @@ impl Run {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FramePlan {
     runs: Vec<Run>,
+    /// Times in the video (µs) of the wanted frames whose entries give them (format v2).
+    times: std::collections::BTreeMap<u64, i64>,
     /// More runs than fit in an expression, or indices out of order: the plan is widened to
     /// every frame from the smallest to the largest wanted index.
     widened: bool,
@@ -127,6 +136,19 @@ impl FramePlan {
         }
     }
 
+    /// [`push`](Self::push), with the frame's time in the video when its entry gives it.
+    pub fn push_timed(&mut self, i: u64, video_time_us: Option<i64>) {
+        self.push(i);
+        if let Some(t) = video_time_us {
+            self.times.insert(i, t);
+        }
+    }
+
+    /// The time of wanted frame `i` in the video, in seconds, if known.
+    pub fn time_of(&self, i: u64) -> Option<f64> {
+        self.times.get(&i).map(|&t| t as f64 / 1e6)
+    }
+
     fn widen(&mut self, i: u64) {
         let lo = self.runs.iter().map(|r| r.start).min().unwrap_or(i).min(i);
         let hi = self.runs.iter().map(|r| r.last).max().unwrap_or(i).max(i);
@@ -160,6 +182,7 @@ impl FramePlan {
         }
         FramePlan {
             runs,
+            times: self.times.range(from..).map(|(&i, &t)| (i, t)).collect(),
             widened: self.widened,
         }
     }
@@ -227,14 +250,20 @@ impl VideoDecoder {
         };
         let mut filters = Vec::new();
         let mut base = 0;
-        let t_first = if fps > 0.0 { first as f64 / fps } else { 0.0 };
-        if fps > 0.0 && t_first > cfg.seek_after_s && t_first > SEEK_MARGIN_S {
+        // Where the first wanted frame is, and how far before it the cut can go without
+        // letting the frame before it through.
+        let (t_first, before) = match plan.time_of(first) {
+            Some(t) => (Some(t), TIMED_CUT_S),
+            None if fps > 0.0 => (Some(first as f64 / fps), 0.5 / fps),
+            None => (None, 0.0),
+        };
+        if let Some(t_first) = t_first.filter(|&t| t > cfg.seek_after_s && t > SEEK_MARGIN_S) {
             // Seek a little before the first wanted frame; after an input seek FFmpeg's
-            // times count from the seek point, so frame i is at i / fps - ss.
+            // times count from the seek point, so frame i is at its time - ss.
             let ss = t_first - SEEK_MARGIN_S;
             input.push("-ss".into());
             input.push(format!("{ss:.6}").into());
-            let cut = (first as f64 - 0.5) / fps - ss;
+            let cut = t_first - before - ss;
             filters.push(format!("select='gte(t,{cut:.6})'"));
             base = first;
         }
@@ -386,8 +415,13 @@ impl Drop for VideoDecoder {
 /// stdin, so it waits in the demuxer until [`StandbyDecoder::begin`] writes a one-file
 /// script with an `inpoint` at the first wanted frame. The demuxer seeks to the keyframe
 /// before it; with `-copyts` the frames keep their times relative to the in-point, so a
-/// `select` half a frame before 0 drops the frames decoded on the way and the first frame
-/// out is exactly the one asked for (frame *i* of an rsrec colour video is at *i* / fps).
+/// `select` just before 0 drops the frames decoded on the way and the first frame out is
+/// exactly the one asked for. The cut is half a millisecond before 0. The in-point is the
+/// frame's time from its entry (format v2: whole milliseconds, exact in the video's time
+/// base, so the frame is at 0 and the one before it at least 1 ms earlier), or for a v1
+/// video (frame *i* at *i* / fps, rounded to milliseconds) half a frame less half a
+/// millisecond before *i* / fps, which puts the frame and the one before it on either side
+/// of the cut with room for the rounding.
 pub struct StandbyDecoder {
     dec: VideoDecoder,
     stdin: ChildStdin,
@@ -404,7 +438,7 @@ impl StandbyDecoder {
                 cfg.fps
             )));
         }
-        let half = 0.5 / cfg.fps;
+        let half = TIMED_CUT_S;
         let input = [
             "-copyts",
             "-protocol_whitelist",
@@ -428,9 +462,16 @@ impl StandbyDecoder {
         })
     }
 
-    /// Starts decoding `path` from video index `first`; the decoder returns frames
-    /// `first..=last` (fewer if the video ends first).
-    pub fn begin(mut self, path: &Path, first: u64, last: u64) -> Result<VideoDecoder> {
+    /// Starts decoding `path` from video index `first`, which is at `first_time_us` in the
+    /// video when its entry says so (format v2; else at `first` / fps); the decoder returns
+    /// frames `first..=last` (fewer if the video ends first).
+    pub fn begin(
+        mut self,
+        path: &Path,
+        first: u64,
+        first_time_us: Option<i64>,
+        last: u64,
+    ) -> Result<VideoDecoder> {
         use std::io::Write;
         let bad_path = |detail: &str| VideoError::VideoPath {
             path: path.to_path_buf(),
@@ -452,7 +493,10 @@ impl StandbyDecoder {
         let script = format!(
             "ffconcat version 1.0\nfile 'file:{}'\ninpoint {:.6}\n",
             name.replace('\'', "'\\''"),
-            first as f64 / self.fps
+            first_time_us.map_or(
+                ((first as f64 - 0.5) / self.fps + TIMED_CUT_S).max(0.0),
+                |t| t as f64 / 1e6
+            )
         );
         let mut dec = self.dec;
         dec.path = path.to_path_buf();

@@ -3,7 +3,9 @@
 //! Threads (all named after the output file):
 //! - the caller pushes frames with [`ColorEncoder::push`], which never blocks: a full queue
 //!   drops the frame and says so;
-//! - `ffmpeg-stdin` drains the queue into FFmpeg's stdin (this is where back-pressure lands);
+//! - `ffmpeg-stdin` drains the queue into FFmpeg's stdin (this is where back-pressure lands),
+//!   as a Matroska stream of raw frames each stamped with its time ([`super::mkv`]): the video
+//!   keeps every frame's capture time however many frames were dropped;
 //! - `ffmpeg-stderr` drains FFmpeg's stderr into a bounded tail for error messages, and
 //!   notices when FFmpeg exits on its own.
 
@@ -48,7 +50,8 @@ pub struct EncoderConfig {
     pub output: PathBuf,
     pub width: u32,
     pub height: u32,
-    /// Nominal frame rate: video frame `i` gets timestamp `i / fps`.
+    /// Nominal frame rate: the GOP length (a keyframe a second), and the time of frames
+    /// pushed with [`ColorEncoder::push`] (frame `i` at `i / fps`).
     pub fps: f64,
     /// Layout of the pushed frames: Rgb8, Bgr8, Rgba8, Bgra8, Yuyv or Y8.
     pub pixel_format: PixelFormat,
@@ -78,15 +81,6 @@ pub fn ffmpeg_pixel_format(format: PixelFormat) -> Option<(&'static str, usize)>
         PixelFormat::Yuyv => Some(("yuyv422", 2)),
         PixelFormat::Y8 => Some(("gray", 1)),
         _ => None,
-    }
-}
-
-/// `30` for 30.0, `29.97` for 29.97 (FFmpeg parses decimal rates into a rational).
-fn format_fps(fps: f64) -> String {
-    if fps.fract() == 0.0 && fps < 1e9 {
-        format!("{}", fps as u64)
-    } else {
-        format!("{fps}")
     }
 }
 
@@ -131,13 +125,18 @@ fn validate(cfg: &EncoderConfig) -> Result<usize, VideoError> {
 
 /// The FFmpeg arguments [`ColorEncoder::start`] uses for `cfg` (without the program name):
 ///
-/// `-hide_banner -nostdin -nostats -loglevel error -n [hw device] -f rawvideo -pix_fmt P
-/// -s WxH -framerate FPS -i - [-vf scale=out_color_matrix=bt709:out_range=tv] -pix_fmt yuv420p
-/// -c:v CODEC [codec options] [-crf N] [-preset X] [colour tags] -g round(FPS) -f matroska
-/// -cluster_time_limit 250 -flush_packets 1 OUT`
+/// `-hide_banner -nostdin -nostats -loglevel error -n [hw device] -probesize 32
+/// -analyzeduration 0 -f matroska -i -
+/// [-vf scale=out_color_matrix=bt709:out_range=tv] -pix_fmt yuv420p -c:v CODEC [codec options]
+/// [-crf N] [-preset X] [colour tags] -g round(FPS) -fps_mode passthrough -enc_time_base:v
+/// 1:1000 -f matroska -cluster_time_limit 250 -flush_packets 1 OUT`
+///
+/// The input is the Matroska stream of [`super::mkv`] (raw frames with their times; width,
+/// height and pixel format are in its header). `-fps_mode passthrough` and a 1 ms encoder
+/// time base keep each frame's time exactly: no frame is duplicated or dropped to make a
+/// constant rate.
 pub fn ffmpeg_args(cfg: &EncoderConfig) -> Result<Vec<OsString>, VideoError> {
     validate(cfg)?;
-    let (pix, _) = ffmpeg_pixel_format(cfg.pixel_format).expect("validated");
     let mut a: Vec<String> = Vec::new();
     a.extend(
         // -nostdin: stdin carries frames, not keyboard commands. -n: never overwrite.
@@ -153,18 +152,16 @@ pub fn ffmpeg_args(cfg: &EncoderConfig) -> Result<Vec<OsString>, VideoError> {
         .map(|s| s.to_string()),
     );
     a.extend(cfg.codec.global_args());
-    let size = format!("{}x{}", cfg.width, cfg.height);
-    let fps = format_fps(cfg.fps);
+    // The stream header says everything about the input: without a small probe FFmpeg
+    // would buffer up to 5 MB / 5 s of frames before encoding any (and lose them if killed).
     a.extend(
         [
+            "-probesize",
+            "32",
+            "-analyzeduration",
+            "0",
             "-f",
-            "rawvideo",
-            "-pix_fmt",
-            pix,
-            "-s",
-            &size,
-            "-framerate",
-            &fps,
+            "matroska",
             "-i",
             "-",
         ]
@@ -181,6 +178,11 @@ pub fn ffmpeg_args(cfg: &EncoderConfig) -> Result<Vec<OsString>, VideoError> {
     // 0.2-0.6 s in `rsrec view`). Costs ~5 % of colour bytes (x265 veryfast, lab-robot set).
     let gop = (cfg.fps.round() as u64).max(1).to_string();
     a.extend(["-g".to_string(), gop]);
+    a.extend(
+        ["-fps_mode", "passthrough", "-enc_time_base:v", "1:1000"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     // Matroska, not MP4: an MP4 whose writer dies has no index and cannot be played. Even
     // Matroska needs two options to survive `kill -9` of FFmpeg: by default the muxer builds
     // the open cluster in memory (up to 5 s / 5 MB) and the header sits in a 32 KiB I/O
@@ -210,8 +212,9 @@ pub fn ffmpeg_args(cfg: &EncoderConfig) -> Result<Vec<OsString>, VideoError> {
 /// What happened to a pushed frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PushResult {
-    /// Queued as video frame `index` (0-based; the number of frames accepted before it).
-    Queued { index: u64 },
+    /// Queued as video frame `index` (0-based; the number of frames accepted before it), at
+    /// `time_ms` in the video.
+    Queued { index: u64, time_ms: u64 },
     /// The queue was full (FFmpeg is behind): the frame is not in the video. Record a gap.
     Dropped,
     /// FFmpeg has died; the frame is not in the video. Finish this encoder (the file is
@@ -278,15 +281,17 @@ impl Shared {
 
 /// An FFmpeg process encoding colour frames into a Matroska file. See the module docs.
 pub struct ColorEncoder {
-    tx: Option<Sender<Vec<u8>>>,
+    tx: Option<Sender<(Vec<u8>, u64)>>,
     shared: Arc<Shared>,
     child: Mutex<Child>,
-    /// Serialises pushes so that indices follow queue order even with several pushers.
-    push_lock: Mutex<()>,
+    /// Serialises pushes so that indices and times follow queue order even with several
+    /// pushers; holds the video's clock.
+    push_lock: Mutex<VideoClock>,
     writer: Option<JoinHandle<()>>,
     stderr: Option<JoinHandle<()>>,
     pid: u32,
     frame_len: usize,
+    fps: f64,
     queue_capacity: usize,
     output: PathBuf,
     /// Set by the first close: the (cached) outcome.
@@ -372,9 +377,11 @@ impl ColorEncoder {
 
         let (tx, rx) = crossbeam_channel::bounded(cfg.queue_frames);
         let writer_shared = Arc::clone(&shared);
+        let fourcc = super::mkv::fourcc(cfg.pixel_format).expect("validated");
+        let header = super::mkv::stream_header(cfg.width, cfg.height, fourcc);
         let writer = thread::Builder::new()
             .name(format!("ffmpeg-stdin {label}"))
-            .spawn(move || writer_loop(rx, stdin, &writer_shared));
+            .spawn(move || writer_loop(rx, stdin, header, &writer_shared));
         let writer = match writer {
             Ok(h) => h,
             Err(e) => {
@@ -390,21 +397,40 @@ impl ColorEncoder {
             tx: Some(tx),
             shared,
             child: Mutex::new(child),
-            push_lock: Mutex::new(()),
+            push_lock: Mutex::new(VideoClock::default()),
             writer: Some(writer),
             stderr: Some(stderr_thread),
             pid,
             frame_len,
+            fps: cfg.fps,
             queue_capacity: cfg.queue_frames,
             output: cfg.output,
             outcome: None,
         })
     }
 
-    /// Queues one frame without blocking. `frame` must be exactly `width * height * bytes
-    /// per pixel` long (else [`VideoError::FrameSize`]); pushing after `close` is
-    /// [`VideoError::Closed`]. Everything else is a [`PushResult`].
+    /// Queues one frame without blocking, at the nominal time of its index (`index / fps`:
+    /// for sources without timestamps). See [`push_at`](Self::push_at).
     pub fn push(&self, frame: Vec<u8>) -> Result<PushResult, VideoError> {
+        self.push_inner(frame, None)
+    }
+
+    /// Queues one frame captured at `capture_us` (any clock in µs, e.g. host time) without
+    /// blocking. The video's time 0 is the first queued frame's capture time; a frame is at
+    /// its capture time after that, rounded to the millisecond and at least 1 ms after the
+    /// frame before it (Matroska's resolution; a clock that steps back cannot reorder the
+    /// video). `frame` must be exactly `width * height * bytes per pixel` long (else
+    /// [`VideoError::FrameSize`]); pushing after `close` is [`VideoError::Closed`].
+    /// Everything else is a [`PushResult`].
+    pub fn push_at(&self, frame: Vec<u8>, capture_us: i64) -> Result<PushResult, VideoError> {
+        self.push_inner(frame, Some(capture_us))
+    }
+
+    fn push_inner(
+        &self,
+        frame: Vec<u8>,
+        capture_us: Option<i64>,
+    ) -> Result<PushResult, VideoError> {
         if frame.len() != self.frame_len {
             return Err(VideoError::FrameSize {
                 expected: self.frame_len,
@@ -413,16 +439,26 @@ impl ColorEncoder {
         }
         let tx = self.tx.as_ref().ok_or(VideoError::Closed)?;
         let s = &self.shared;
-        let _order = lock(&self.push_lock);
+        let mut clock = lock(&self.push_lock);
         s.pushed.fetch_add(1, Ordering::Relaxed);
         if s.dead.load(Ordering::SeqCst) {
             s.rejected.fetch_add(1, Ordering::Relaxed);
             return Ok(PushResult::EncoderDead(self.failure_snapshot()));
         }
-        match tx.try_send(frame) {
-            Ok(()) => Ok(PushResult::Queued {
-                index: s.queued.fetch_add(1, Ordering::SeqCst),
-            }),
+        let index = s.queued.load(Ordering::SeqCst);
+        let time_ms = match capture_us {
+            Some(us) => clock.time_of(us),
+            None => clock.after((index as f64 * 1000.0 / self.fps).round() as u64),
+        };
+        match tx.try_send((frame, time_ms)) {
+            Ok(()) => {
+                clock.last_ms = Some(time_ms);
+                if clock.origin_us.is_none() {
+                    clock.origin_us = capture_us;
+                }
+                s.queued.fetch_add(1, Ordering::SeqCst);
+                Ok(PushResult::Queued { index, time_ms })
+            }
             Err(TrySendError::Full(_)) => {
                 s.dropped.fetch_add(1, Ordering::Relaxed);
                 Ok(PushResult::Dropped)
@@ -605,18 +641,51 @@ impl std::fmt::Debug for ColorEncoder {
     }
 }
 
-/// Body of the `ffmpeg-stdin` thread: queue -> FFmpeg's stdin. Ends when the queue is
-/// disconnected and empty; dropping stdin then tells FFmpeg the input is over.
-fn writer_loop(rx: Receiver<Vec<u8>>, stdin: ChildStdin, s: &Shared) {
+/// The times of one video's frames (see [`ColorEncoder::push_at`]).
+#[derive(Debug, Default)]
+struct VideoClock {
+    /// Capture time of the first queued frame: the video's time 0.
+    origin_us: Option<i64>,
+    /// Time of the last queued frame.
+    last_ms: Option<u64>,
+}
+
+impl VideoClock {
+    /// `ms`, or 1 ms after the last frame if that is later.
+    fn after(&self, ms: u64) -> u64 {
+        self.last_ms.map_or(ms, |last| ms.max(last + 1))
+    }
+
+    fn time_of(&self, capture_us: i64) -> u64 {
+        let since = capture_us.saturating_sub(self.origin_us.unwrap_or(capture_us));
+        self.after((since.max(0) as f64 / 1000.0).round() as u64)
+    }
+}
+
+/// Body of the `ffmpeg-stdin` thread: queue -> FFmpeg's stdin, after the Matroska stream's
+/// `header`. Ends when the queue is disconnected and empty; dropping stdin then tells FFmpeg
+/// the input is over.
+fn writer_loop(rx: Receiver<(Vec<u8>, u64)>, stdin: ChildStdin, header: Vec<u8>, s: &Shared) {
     let mut stdin = Some(stdin);
-    for frame in rx.iter() {
+    // The header at once: FFmpeg reads it while the first frame is still being captured.
+    if let Some(pipe) = stdin.as_mut() {
+        if let Err(e) = pipe.write_all(&header) {
+            s.mark_dead(format!("writing the stream header to ffmpeg failed: {e}"));
+            stdin = None;
+        }
+    }
+    for (frame, time_ms) in rx.iter() {
         if s.abandon.load(Ordering::SeqCst) || s.dead.load(Ordering::SeqCst) {
             // Discarded; counted as lost (queued but never written).
             stdin = None;
             continue;
         }
         let Some(pipe) = stdin.as_mut() else { continue };
-        match pipe.write_all(&frame) {
+        let prefix = super::mkv::frame_prefix(time_ms, frame.len());
+        let sent = pipe
+            .write_all(&prefix)
+            .and_then(|()| pipe.write_all(&frame));
+        match sent {
             Ok(()) => {
                 s.written.fetch_add(1, Ordering::SeqCst);
                 s.raw_bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);

@@ -48,6 +48,7 @@ mod codec;
 mod decoder;
 mod encoder;
 mod error;
+mod mkv;
 mod process;
 mod tail;
 

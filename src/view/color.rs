@@ -102,18 +102,19 @@ impl ColorSource {
     fn start_decoder(
         &mut self,
         path: &std::path::Path,
-        first: u64,
+        (first, first_time_us): (u64, Option<i64>),
         last: u64,
     ) -> Result<(VideoDecoder, bool), String> {
         if let Some(standby) = self.standby.take() {
-            match standby.begin(path, first, last) {
+            match standby.begin(path, first, first_time_us, last) {
                 Ok(dec) => return Ok((dec, true)),
                 Err(_) => self.use_standby = false,
             }
         }
         let cfg = self.config().ok_or("no colour stream")?;
         let mut plan = FramePlan::default();
-        for i in first..=last {
+        plan.push_timed(first, first_time_us);
+        for i in first + 1..=last {
             plan.push(i);
         }
         let dec = VideoDecoder::start(path, &plan, &cfg).map_err(|e| e.to_string())?;
@@ -167,9 +168,17 @@ impl ColorSource {
             } else {
                 index
             };
-            let (dec, via_standby) = self.start_decoder(path, first, index + CHUNK - 1)?;
+            // Where `first` is in the video: the entry `index - first` before this one (a
+            // segment's entries are its video's frames in order).
+            let first_time_us = k
+                .checked_sub((index - first) as usize)
+                .and_then(|j| camera.color_frame(j).ok())
+                .filter(|(_, e)| e.segment == seg && e.index_in_video == first)
+                .and_then(|(_, e)| e.video_time_us);
+            let (dec, via_standby) =
+                self.start_decoder(path, (first, first_time_us), index + CHUNK - 1)?;
             self.current = Some((seg, first, index + CHUNK - 1, dec));
-            started = Some((path, first, via_standby));
+            started = Some((path, (first, first_time_us), via_standby));
         }
         let mut result = self.read_until(seg, index);
         if let (Err(_), Some((path, first, true))) = (&result, started) {
@@ -177,7 +186,7 @@ impl ColorSource {
             // more with a plain `-ss` decoder, and no more standby processes.
             self.use_standby = false;
             let (dec, _) = self.start_decoder(path, first, index + CHUNK - 1)?;
-            self.current = Some((seg, first, index + CHUNK - 1, dec));
+            self.current = Some((seg, first.0, index + CHUNK - 1, dec));
             result = self.read_until(seg, index);
         }
         drop(retired);

@@ -80,6 +80,7 @@ fn base(dir: &std::path::Path) -> (Vec<u8>, Vec<(usize, usize)>, usize) {
         let entry = ColorFrameEntry {
             segment: 0,
             index_in_video: n as u64,
+            video_time_us: Some(n as i64 * 33_000),
         };
         w.write_record(
             &at(record_type::COLOR_FRAME, 1, CodecId::NONE, n as u64),

@@ -71,6 +71,7 @@ fn check_camera(dir: &Path, cam: &Value) -> (u64, u64) {
     let stats = &cam["stats"];
     let mut depth = 0;
     let mut color_entries: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
+    let mut color_times: std::collections::BTreeMap<u32, Vec<i64>> = Default::default();
     let mut numbers = Vec::new();
     for f in cam["files"].as_array().unwrap() {
         let path = dir.join(f.as_str().unwrap());
@@ -90,6 +91,10 @@ fn check_camera(dir: &Path, cam: &Value) -> (u64, u64) {
                 .entry(e.segment)
                 .or_default()
                 .push(e.index_in_video);
+            color_times.entry(e.segment).or_default().push(
+                e.video_time_us
+                    .expect("format v2 entries give the video time"),
+            );
         }
         for i in 0..r.count(1, record_type::VIDEO_SEGMENT) {
             let (_, p) = r.read_record(1, record_type::VIDEO_SEGMENT, i).unwrap();
@@ -111,7 +116,18 @@ fn check_camera(dir: &Path, cam: &Value) -> (u64, u64) {
     let queued: u64 = color_entries.values().map(|v| v.len() as u64).sum();
     assert_eq!(queued, stats["color_queued"].as_u64().unwrap());
     for (k, v) in cam["color_videos"].as_array().unwrap().iter().enumerate() {
-        let frames = video_frames(&dir.join(v.as_str().unwrap()));
+        let path = dir.join(v.as_str().unwrap());
+        let frames = video_frames(&path);
+        // Every frame of the video is where its entry says (its capture time, in ms).
+        let (times, _) = crate::video::frame_times_and_duration(&path);
+        let want = color_times.remove(&(k as u32)).unwrap_or_default();
+        assert_eq!(times.len(), want.len(), "{v}: frames with times");
+        for (i, (got, want)) in times.iter().zip(&want).enumerate() {
+            assert!(
+                (got * 1e6 - *want as f64).abs() < 500.0,
+                "{v}: frame {i} at {got} s in the video, its entry says {want} us"
+            );
+        }
         let entries = color_entries.remove(&(k as u32)).unwrap_or_default();
         // Colour entries index their video in order with no holes: entry i is video frame i.
         assert_eq!(
@@ -199,6 +215,61 @@ fn two_sim_cameras_for_a_few_seconds() {
         .output()
         .unwrap();
     assert!(o.status.success());
+}
+
+/// Issue 16: colour went to FFmpeg at a fixed frame rate, so every dropped colour frame
+/// shortened the video (20 s recorded, a 10.9 s .mkv). With an encoder that cannot keep up
+/// (720p at x265's medium preset, a 2-frame queue) colour frames are dropped, and the video
+/// still lasts as long as the depth stream (within 5 %), every frame at its capture time.
+#[test]
+fn colour_video_keeps_the_capture_clock_when_colour_frames_drop() {
+    if !have_ffmpeg() {
+        return common::skip("colour_video_keeps_the_capture_clock: no ffmpeg");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    record(
+        tmp.path(),
+        &[
+            "--cameras",
+            "sim:1",
+            "--duration",
+            "6s",
+            "--depth",
+            "424x240@30",
+            "--color",
+            "1280x720@30",
+            "--preset",
+            "medium",
+            "--color-queue",
+            "2",
+        ],
+    );
+    let dir = tmp.path().join("s");
+    let s = session(&dir);
+    let cam = &s["cameras"][0];
+    check_camera(&dir, cam);
+    let dropped = cam["stats"]["color_dropped"].as_u64().unwrap();
+    let queued = cam["stats"]["color_queued"].as_u64().unwrap();
+    eprintln!("colour: {queued} frames in the video, {dropped} dropped");
+    assert!(
+        dropped > 0,
+        "x265 medium at 1280x720@30 kept up on this machine: no colour frame dropped"
+    );
+    let r = Reader::open(dir.join(cam["files"][0].as_str().unwrap())).unwrap();
+    let n = r.frame_count(0);
+    let first = r.entry(0, record_type::DEPTH_FRAME, 0).unwrap().host_ts_us;
+    let last = r
+        .entry(0, record_type::DEPTH_FRAME, n - 1)
+        .unwrap()
+        .host_ts_us;
+    let depth_s = (last - first) as f64 / 1e6;
+    let video = dir.join(cam["color_videos"][0].as_str().unwrap());
+    let (_, duration) = crate::video::frame_times_and_duration(&video);
+    eprintln!("depth {depth_s:.3} s, video {duration:.3} s");
+    assert!(
+        (duration / depth_s - 1.0).abs() < 0.05,
+        "the video lasts {duration} s, the depth stream {depth_s} s"
+    );
 }
 
 #[test]

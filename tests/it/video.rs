@@ -148,7 +148,10 @@ fn libx265_encodes_60_frames_readable_by_ffprobe() {
     assert!(enc.pid() > 0);
     let results = push_all(&enc, 320, 240, 60);
     for (i, r) in results.iter().enumerate() {
-        assert_eq!(*r, PushResult::Queued { index: i as u64 });
+        assert!(
+            matches!(*r, PushResult::Queued { index, .. } if index == i as u64),
+            "{r:?}"
+        );
     }
     let stats = enc.finish().expect("finish");
     assert_eq!(stats.frames_pushed, 60);
@@ -211,7 +214,10 @@ fn other_pixel_formats_encode() {
         assert_eq!(enc.frame_len(), 64 * 48 * bpp);
         for i in 0..5u8 {
             let r = enc.push(vec![i * 40; 64 * 48 * bpp]).unwrap();
-            assert_eq!(r, PushResult::Queued { index: i as u64 });
+            assert!(
+                matches!(r, PushResult::Queued { index, .. } if index == i as u64),
+                "{r:?}"
+            );
         }
         enc.finish().expect("finish");
         assert_eq!(frames_in(&ffprobe(&out).unwrap()), 5, "{format:?}");
@@ -350,7 +356,7 @@ fn kill_9_mid_stream_reports_dead_and_leaves_a_playable_file() {
             last_check = Instant::now();
         }
         match enc.push(rgb_frame(320, 240, i)).unwrap() {
-            PushResult::Queued { index } => assert_eq!(index, i),
+            PushResult::Queued { index, .. } => assert_eq!(index, i),
             other => panic!("frame {i}: {other:?}"),
         }
         i += 1;
@@ -442,7 +448,10 @@ fn wrong_size_frame_is_an_error() {
     // The encoder is unaffected and the bad frames took no index.
     assert_eq!(
         enc.push(rgb_frame(64, 48, 0)).unwrap(),
-        PushResult::Queued { index: 0 }
+        PushResult::Queued {
+            index: 0,
+            time_ms: 0
+        }
     );
     let stats = enc.finish().unwrap();
     assert_eq!((stats.frames_pushed, stats.frames_written), (1, 1));
@@ -468,7 +477,7 @@ fn tiny_queue_drops_frames_and_counts_them() {
         // Far faster than x265 `medium` encodes, but slow enough for some frames to get in.
         std::thread::sleep(Duration::from_millis(2));
         match enc.push(frames[(i % 8) as usize].clone()).unwrap() {
-            PushResult::Queued { index } => {
+            PushResult::Queued { index, .. } => {
                 assert_eq!(index, next_index, "indices count accepted frames");
                 next_index += 1;
             }
@@ -672,4 +681,116 @@ fn colours_round_trip_through_a_standard_decoder() {
     for (g, want) in got.iter().zip(rgb) {
         assert!(g.abs_diff(want) <= 4, "decoded {got:?}, encoded {rgb:?}");
     }
+}
+
+/// The presentation times (s) of every frame of the first video stream, and the container's
+/// duration (s), as ffprobe reports them.
+pub fn frame_times_and_duration(file: &Path) -> (Vec<f64>, f64) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "frame=pts_time:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let num = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok());
+    let times = v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| num(&f["pts_time"]))
+        .collect();
+    (times, num(&v["format"]["duration"]).unwrap_or(0.0))
+}
+
+/// Issue 16: FFmpeg was fed raw frames at a fixed rate, so every dropped colour frame
+/// shortened the video (a 20 s recording gave a 10.9 s .mkv). Frames pushed with their
+/// capture times keep them: a third of the frames missing, the video is as long as the
+/// capture, and each frame is at its capture time (ms) from the first.
+#[test]
+fn frames_keep_their_capture_times_after_drops() {
+    let Some(ff) = ffmpeg("frames_keep_their_capture_times_after_drops") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for codec in [ColorCodec::Libx265, ColorCodec::Libx264] {
+        let out = dir.path().join(format!("{codec}.mkv"));
+        let enc = ColorEncoder::start(config(
+            &ff,
+            out.clone(),
+            resolved(&ff, codec),
+            (64, 48),
+            256,
+        ))
+        .unwrap();
+        // 3 s at 30 fps from host time 1.7e15 µs, with jitter; every third frame lost.
+        let t0 = 1_700_000_000_000_000i64;
+        let mut want = Vec::new();
+        for i in (0..90u64).filter(|i| i % 3 != 1) {
+            let capture = t0 + (i as i64 * 1_000_000) / 30 + (i as i64 % 4) * 700;
+            match enc.push_at(rgb_frame(64, 48, i), capture).unwrap() {
+                PushResult::Queued { time_ms, .. } => {
+                    assert_eq!(
+                        time_ms as i64,
+                        ((capture - t0) as f64 / 1000.0).round() as i64
+                    );
+                    want.push(time_ms as f64 / 1000.0);
+                }
+                r => panic!("{r:?}"),
+            }
+        }
+        enc.finish().unwrap();
+        let (times, duration) = frame_times_and_duration(&out);
+        assert_eq!(times.len(), want.len(), "{codec}: {times:?}");
+        for (got, want) in times.iter().zip(&want) {
+            assert!(
+                (got - want).abs() < 0.0015,
+                "{codec}: frame at {got} s, captured at {want} s"
+            );
+        }
+        // Depth of the same capture spans 89/30 s; the video's duration is within 5 %.
+        let span = 89.0 / 30.0;
+        assert!(
+            (duration / span - 1.0).abs() < 0.05,
+            "{codec}: the video lasts {duration} s, the capture {span} s"
+        );
+    }
+}
+
+/// Times of frames that arrive out of order or at the same instant stay increasing (1 ms
+/// apart): a clock that steps back cannot reorder the video.
+#[test]
+fn capture_times_that_step_back_stay_increasing() {
+    let Some(ff) = ffmpeg("capture_times_that_step_back_stay_increasing") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("back.mkv");
+    let codec = resolved(&ff, ColorCodec::Libx264);
+    let enc = ColorEncoder::start(config(&ff, out.clone(), codec, (64, 48), 16)).unwrap();
+    let mut got = Vec::new();
+    for (i, t) in [1_000_000i64, 1_033_000, 1_020_000, 1_020_000, 1_100_000]
+        .iter()
+        .enumerate()
+    {
+        match enc.push_at(rgb_frame(64, 48, i as u64), *t).unwrap() {
+            PushResult::Queued { time_ms, .. } => got.push(time_ms),
+            r => panic!("{r:?}"),
+        }
+    }
+    assert_eq!(got, [0, 33, 34, 35, 100]);
+    enc.finish().unwrap();
+    let (times, _) = frame_times_and_duration(&out);
+    assert_eq!(times, [0.0, 0.033, 0.034, 0.035, 0.1]);
 }
