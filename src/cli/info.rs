@@ -4,13 +4,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use rsrec::codec::CodecId;
 use rsrec::container::format::{record_type, ts_domain};
 use rsrec::container::{Reader, StreamKind};
 use rsrec::session::Recording;
 use serde_json::json;
 
 use super::util::{fmt_bytes, fmt_num, fmt_utc, human, outln};
+
+/// Depth frames whose headers `info` reads for the codec mix: every frame of a file up to
+/// about 11 minutes at 30 fps, evenly spaced ones beyond (one page read per frame).
+const CODEC_MIX_FRAMES: usize = 20_000;
 
 /// Show what a .rsrec file (or every file of a session folder) holds: streams, frame counts, duration, timestamps, codec,
 /// compression ratio, gaps, and whether it was closed cleanly.
@@ -73,7 +76,6 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
             let first = reader.entry(s.id, main, 0).expect("n > 0");
             let last = reader.entry(s.id, main, n - 1).expect("n > 0");
             let (first_rec, _) = reader.read_record(s.id, main, 0)?;
-            let (last_rec, _) = reader.read_record(s.id, main, n - 1)?;
             let dur_s = (last.device_ts_ms - first.device_ts_ms) / 1000.0;
             v["first_frame_number"] = json!(first.frame_number);
             v["last_frame_number"] = json!(last.frame_number);
@@ -87,12 +89,20 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
                 v["measured_fps"] = json!((n - 1) as f64 / dur_s);
             }
             if main == record_type::DEPTH_FRAME {
-                let codecs: Vec<CodecId> = vec![first_rec.header.codec, last_rec.header.codec];
-                let codec = if codecs[0] == codecs[1] {
-                    codecs[0].to_string()
-                } else {
-                    format!("{} .. {}", codecs[0], codecs[1])
+                // Every frame's codec id is in its record header (a file may mix codecs:
+                // `auto`); a long file is sampled so that info stays fast.
+                let mix = reader.codec_mix(s.id, CODEC_MIX_FRAMES);
+                let codec = match mix.frames.len() {
+                    1 => mix.describe(),
+                    _ => "mixed".to_string(),
                 };
+                v["codec_frames"] = json!(mix
+                    .frames
+                    .iter()
+                    .map(|(c, n)| (c.to_string(), json!(n)))
+                    .collect::<serde_json::Map<_, _>>());
+                v["codec_mix"] = json!(mix.describe());
+                v["codec_frames_sampled"] = json!(mix.sampled);
                 let stored = reader
                     .section(s.id, main)
                     .map_or(0, |sec| sec.payload_bytes);
@@ -234,9 +244,14 @@ fn print_text(r: &serde_json::Value) {
             );
         }
         if let Some(ratio) = st["compression_ratio"].as_f64() {
+            let sampled = if st["codec_frames_sampled"] == true {
+                format!(" (of {CODEC_MIX_FRAMES} frames sampled)")
+            } else {
+                String::new()
+            };
             outln!(
-                "  codec:    {}, {} stored for {} raw (ratio {ratio:.2}x)",
-                s(&st["codec"]),
+                "  codec:    {}{sampled}, {} stored for {} raw (ratio {ratio:.2}x)",
+                s(&st["codec_mix"]),
                 fmt_bytes(st["stored_bytes"].as_u64().unwrap_or(0)),
                 fmt_bytes(st["raw_bytes"].as_u64().unwrap_or(0)),
             );

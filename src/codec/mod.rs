@@ -30,7 +30,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Identifies the codec of one record's payload (record header offset 10; `format-spec.md` §8).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CodecId(pub u8);
 
 impl CodecId {

@@ -23,7 +23,7 @@ pub use header::{
 };
 pub use index::IndexEntry;
 pub use limits::ReadLimits;
-pub use reader::{OpenedVia, Reader};
+pub use reader::{CodecMix, OpenedVia, Reader};
 pub use record::{
     ColorFrameEntry, Event, Gap, GapReason, ImuSample, Record, RecordHeader, RecordKind,
     VideoSegment,

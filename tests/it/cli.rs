@@ -557,3 +557,35 @@ fn import_color_off_imports_depth_only() {
         .iter()
         .all(|s| s.kind != rsrec::container::StreamKind::Color));
 }
+
+/// Issue 16: `info` showed the codec of the first and last frame only ("a .. b"), though
+/// `auto` mixes codecs within a file. It counts every frame's codec now.
+#[test]
+fn info_shows_the_codec_mix_of_every_frame() {
+    let fixture =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/v2/all-records.rsrec");
+    let info = stdout(&rsrec(&["info", p(&fixture), "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let depth = &v["streams"][0];
+    assert_eq!(depth["codec"], "mixed", "{info}");
+    assert_eq!(depth["codec_frames_sampled"], false, "{info}");
+    let frames = depth["codec_frames"].as_object().unwrap();
+    let names: Vec<&str> = frames.keys().map(String::as_str).collect();
+    for c in [
+        "raw",
+        "lz4-planes",
+        "zstd-planes",
+        "med-rans",
+        "grad-rans",
+        "grad-rans32",
+    ] {
+        assert!(names.contains(&c), "{c} missing in {info}");
+    }
+    let total: u64 = frames.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(total, depth["frames"].as_u64().unwrap(), "{info}");
+    let text = stdout(&rsrec(&["info", p(&fixture)]));
+    assert!(
+        text.contains("grad-rans32 ") && text.contains(" %"),
+        "{text}"
+    );
+}
