@@ -76,6 +76,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     rsrec::record::stop_on_signals(&stop).context("installing the signal handler")?;
     let input = &args.input;
+    let mut pairing = None;
     let (source, total): (Box<dyn Source>, Option<usize>) = if input.is_file() {
         let bag = rsrec::source::bag::BagSource::open(input, Pacing::AsFastAsPossible)
             .with_context(|| format!("{}", input.display()))?;
@@ -93,6 +94,15 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         )
         .with_context(|| format!("importing {}", input.display()))?;
         let n = src.depth_frames();
+        if let Some(note) = src.pairing().note() {
+            // Unpaired frames are a warning (also with --quiet); timestamps are news.
+            if src.pairing().unpaired() {
+                eprintln!("rsrec: warning: {}: {note}", input.display());
+            } else if !args.quiet {
+                eprintln!("rsrec: {}: {note}", input.display());
+            }
+            pairing = Some(note);
+        }
         (Box::new(src), Some(n))
     } else {
         bail!("importing {}: not a directory or file", input.display());
@@ -129,7 +139,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         depth_codec: args.depth_codec,
         color,
         force: args.force,
-        metadata: json!({"import": {"source": input.display().to_string(), "fps": args.fps}}),
+        metadata: json!({"import": {"source": input.display().to_string(), "fps": args.fps, "pairing": pairing}}),
         workers: None,
         stop: Some(stop),
     };

@@ -32,6 +32,143 @@ pub enum PngError {
     Empty(PathBuf),
     #[error("{}: cannot read intrinsics: {detail}", path.display())]
     Intrinsics { path: PathBuf, detail: String },
+    #[error("{}, line {line}: {detail}", path.display())]
+    List {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
+}
+
+/// Largest timestamp list read (`depth.txt`, `rgb.txt`, `associations.txt`): 64 MiB is about
+/// a million lines, far beyond any dataset; a larger file is refused rather than read.
+pub const MAX_LIST_BYTES: u64 = 64 << 20;
+
+/// One image of a timestamped dataset: its time (seconds) and its file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stamped {
+    pub t: f64,
+    pub path: PathBuf,
+}
+
+fn read_list(path: &Path) -> Result<String, PngError> {
+    let io = |source| PngError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_LIST_BYTES {
+        return Err(PngError::List {
+            path: path.to_path_buf(),
+            line: 0,
+            detail: format!("{len} bytes, more than the {MAX_LIST_BYTES} a list may have"),
+        });
+    }
+    std::fs::read_to_string(path).map_err(io)
+}
+
+/// The lines of a TUM-style list that carry data: `#` comments and blank lines skipped,
+/// with their line numbers (1-based) and whitespace-separated fields.
+fn list_lines(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| (i, l.split_whitespace().collect()))
+}
+
+/// Parses `t file` pairs (TUM RGB-D's `depth.txt`, `rgb.txt`: seconds, then a path relative
+/// to `dir`). Times must be finite and increasing; every file must exist.
+pub fn read_stamped(list: &Path, dir: &Path) -> Result<Vec<Stamped>, PngError> {
+    let text = read_list(list)?;
+    let mut out: Vec<Stamped> = Vec::new();
+    for (line, f) in list_lines(&text) {
+        let bad = |detail: String| PngError::List {
+            path: list.to_path_buf(),
+            line,
+            detail,
+        };
+        let [t, file, ..] = f.as_slice() else {
+            return Err(bad("expected `timestamp file`".into()));
+        };
+        out.push(stamped(t, file, dir, out.last(), &bad)?);
+    }
+    if out.is_empty() {
+        return Err(PngError::Empty(list.to_path_buf()));
+    }
+    Ok(out)
+}
+
+fn stamped(
+    t: &str,
+    file: &str,
+    dir: &Path,
+    last: Option<&Stamped>,
+    bad: &dyn Fn(String) -> PngError,
+) -> Result<Stamped, PngError> {
+    let t: f64 = t
+        .parse()
+        .ok()
+        .filter(|t: &f64| t.is_finite() && *t >= 0.0)
+        .ok_or_else(|| bad(format!("{t:?} is not a timestamp in seconds")))?;
+    if let Some(l) = last {
+        if t <= l.t {
+            return Err(bad(format!(
+                "timestamp {t} is not after the one before it ({})",
+                l.t
+            )));
+        }
+    }
+    let path = dir.join(file);
+    if !path.is_file() {
+        return Err(bad(format!("{} does not exist", path.display())));
+    }
+    Ok(Stamped { t, path })
+}
+
+/// Parses an `associations.txt` (TUM's `associate.py`: `t1 file1 t2 file2` per line, one
+/// matched depth/colour pair each): returns (depth, colour). Which column is depth is told by
+/// the file paths (`depth/...`); times of each stream must increase.
+pub fn read_associations(
+    list: &Path,
+    dir: &Path,
+) -> Result<(Vec<Stamped>, Vec<Stamped>), PngError> {
+    let text = read_list(list)?;
+    let (mut depth, mut color): (Vec<Stamped>, Vec<Stamped>) = (Vec::new(), Vec::new());
+    let is_depth = |f: &str| {
+        Path::new(f).components().any(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .eq_ignore_ascii_case("depth")
+        })
+    };
+    for (line, f) in list_lines(&text) {
+        let bad = |detail: String| PngError::List {
+            path: list.to_path_buf(),
+            line,
+            detail,
+        };
+        let [t1, f1, t2, f2, ..] = f.as_slice() else {
+            return Err(bad("expected `timestamp file timestamp file`".into()));
+        };
+        let ((td, fd), (tc, fc)) = match (is_depth(f1), is_depth(f2)) {
+            (true, false) => ((t1, f1), (t2, f2)),
+            (false, true) => ((t2, f2), (t1, f1)),
+            _ => {
+                return Err(bad(format!(
+                    "cannot tell which of {f1} and {f2} is the depth image (one path should be in depth/)"
+                )))
+            }
+        };
+        let d = stamped(td, fd, dir, depth.last(), &bad)?;
+        let c = stamped(tc, fc, dir, color.last(), &bad)?;
+        depth.push(d);
+        color.push(c);
+    }
+    if depth.is_empty() {
+        return Err(PngError::Empty(list.to_path_buf()));
+    }
+    Ok((depth, color))
 }
 
 /// Longest `camera_intrinsic.json` read (a real one is a few hundred bytes).

@@ -134,6 +134,9 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
             CameraSpec::Png(dir) => {
                 let src = PngSource::open(dir, s.fps, 0.001, None, s.pacing)
                     .map_err(failed(format!("png:{}", dir.display())))?;
+                if let Some(note) = src.pairing().note() {
+                    warnings.push(format!("png:{}: {note}", dir.display()));
+                }
                 out.push((format!("png:{}", dir.display()), Box::new(src)));
             }
             CameraSpec::Bag(file) => {
