@@ -11,10 +11,13 @@ pub(super) fn plan<'a>(
     let cams = rec.select_cameras(&opts.cameras)?;
     let explicit = !opts.cameras.is_empty();
     let stream = opts.format.stream();
-    let start_us = rec.start_host_us();
+    let start_us = rec.start_us();
     let mut jobs = Vec::new();
     let mut skipped = Vec::new();
     for cam in cams {
+        if let (Window::Time(_), Some(n)) = (opts.window, cam.timeline_notice()) {
+            skipped.push(format!("{n} (--time counts by it)"));
+        }
         if cam.count(stream) == 0 {
             let msg = format!("{}: no {} to export", cam.name, stream.frames_name());
             if explicit {
@@ -151,12 +154,12 @@ pub(super) fn select(
         Window::Time(t) => {
             let start = start_us.unwrap_or(0);
             let at = |s: f64| start.saturating_add((s * 1e6).round() as i64);
-            let a = t.start_s.map_or(0, |s| cam.seek_host(stream, at(s)));
-            let b = t.end_s.map_or(count, |s| cam.seek_host(stream, at(s)));
+            let a = t.start_s.map_or(0, |s| cam.seek_time(stream, at(s)));
+            let b = t.end_s.map_or(count, |s| cam.seek_time(stream, at(s)));
             if a >= b {
                 let rel = |k: usize| {
-                    cam.entry(stream, k)
-                        .map_or(f64::NAN, |e| (e.host_ts_us - start) as f64 / 1e6)
+                    cam.time_us(stream, k)
+                        .map_or(f64::NAN, |t| (t - start) as f64 / 1e6)
                 };
                 return Err(ExportError::Selection(format!(
                     "--time {t} selects no {} of {}: they span {:.3} s to {:.3} s from the start of the recording",

@@ -49,6 +49,18 @@ impl Stream {
     }
 }
 
+/// The clock that puts a camera's frames on the recording's timeline (the viewer's time
+/// axis, `export --time`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timeline {
+    /// Host time (µs since 1970): one clock for every camera.
+    Host,
+    /// Device time, because the host times are unusable (every frame has the same one, as
+    /// in a bag whose system time is 0): a frame is at `offset_us` + its device time, which
+    /// puts the first depth frame at its own host time.
+    Device { offset_us: i64 },
+}
+
 /// One camera: its files in recording order, and where its colour videos are.
 pub struct Camera {
     pub name: String,
@@ -61,6 +73,7 @@ pub struct Camera {
     pub videos: BTreeMap<u32, PathBuf>,
     /// Cumulative depth / colour counts: `starts[s][f]` = position of file f's first frame.
     starts: [Vec<usize>; 2],
+    timeline: Timeline,
 }
 
 /// A session, folder or file, opened read-only.
@@ -174,12 +187,13 @@ impl Recording {
         })
     }
 
-    /// The start of the recording: the earliest host timestamp of any depth or colour frame
-    /// of any camera. `--time` counts from here.
-    pub fn start_host_us(&self) -> Option<i64> {
+    /// The start of the recording: the earliest timeline time ([`Camera::time_us`]; host
+    /// time unless a camera's host times are unusable) of any depth or colour frame of any
+    /// camera. `--time` counts from here.
+    pub fn start_us(&self) -> Option<i64> {
         self.cameras
             .iter()
-            .flat_map(|c| [Stream::Depth, Stream::Color].map(|s| c.first_host_us(s)))
+            .flat_map(|c| [Stream::Depth, Stream::Color].map(|s| c.first_time_us(s)))
             .flatten()
             .min()
     }
@@ -317,14 +331,100 @@ impl Camera {
             }
             starts[s].push(total);
         }
-        Ok(Camera {
+        let mut cam = Camera {
             name,
             files,
             depth,
             color,
             videos,
             starts,
+            timeline: Timeline::Host,
+        };
+        cam.timeline = cam.choose_timeline();
+        Ok(cam)
+    }
+
+    /// Host time, unless the main stream's host times are all the same (first, middle and
+    /// last frame) while its device times advance: then device time.
+    fn choose_timeline(&self) -> Timeline {
+        let s = if self.count(Stream::Depth) > 0 {
+            Stream::Depth
+        } else {
+            Stream::Color
+        };
+        let n = self.count(s);
+        let (Some(a), Some(m), Some(z)) = (
+            self.entry(s, 0),
+            self.entry(s, n / 2),
+            self.entry(s, n.saturating_sub(1)),
+        ) else {
+            return Timeline::Host;
+        };
+        let same_host = n >= 2 && a.host_ts_us == m.host_ts_us && m.host_ts_us == z.host_ts_us;
+        if same_host
+            && z.device_ts_ms.is_finite()
+            && a.device_ts_ms.is_finite()
+            && z.device_ts_ms > a.device_ts_ms
+        {
+            Timeline::Device {
+                offset_us: a.host_ts_us - (a.device_ts_ms * 1000.0).round() as i64,
+            }
+        } else {
+            Timeline::Host
+        }
+    }
+
+    /// The clock this camera's frames are placed by.
+    pub fn timeline(&self) -> Timeline {
+        self.timeline
+    }
+
+    /// What to tell the user about the timeline, if it is not host time.
+    pub fn timeline_notice(&self) -> Option<String> {
+        matches!(self.timeline, Timeline::Device { .. }).then(|| {
+            format!(
+                "{}: every frame has the same host time; frames are placed by device time",
+                self.name
+            )
         })
+    }
+
+    /// The time of frame `k` of a stream on the recording's timeline (µs; host time, or
+    /// device time moved to the host clock, see [`Timeline`]).
+    pub fn time_us(&self, stream: Stream, k: usize) -> Option<i64> {
+        self.entry(stream, k).map(|e| self.entry_time_us(&e))
+    }
+
+    /// The timeline time of an index entry of this camera.
+    pub fn entry_time_us(&self, e: &IndexEntry) -> i64 {
+        match self.timeline {
+            Timeline::Host => e.host_ts_us,
+            Timeline::Device { offset_us } => {
+                offset_us.saturating_add((e.device_ts_ms * 1000.0).round() as i64)
+            }
+        }
+    }
+
+    /// Position of the first frame of a stream at or after timeline time `t_us` (the count
+    /// when there is none).
+    pub fn seek_time(&self, stream: Stream, t_us: i64) -> usize {
+        match self.timeline {
+            Timeline::Host => self.seek_host(stream, t_us),
+            Timeline::Device { offset_us } => {
+                let ms = t_us.saturating_sub(offset_us) as f64 / 1000.0;
+                let starts = &self.starts[Self::slot(stream)];
+                for (fi, f) in self.files.iter().enumerate() {
+                    let Some(id) = f.stream_id(stream) else {
+                        continue;
+                    };
+                    let i = f.reader.seek_device_ts(id, stream.record_type(), ms);
+                    if i < f.count(stream) {
+                        return starts[fi] + i;
+                    }
+                }
+                self.count(stream)
+            }
+        }
     }
 
     fn slot(stream: Stream) -> usize {
@@ -362,6 +462,11 @@ impl Camera {
         (self.count(stream) > 0)
             .then(|| self.entry(stream, 0).map(|e| e.host_ts_us))
             .flatten()
+    }
+
+    /// Timeline time of the first frame of a stream.
+    pub fn first_time_us(&self, stream: Stream) -> Option<i64> {
+        self.time_us(stream, 0)
     }
 
     /// Position of the first frame of a stream whose host timestamp is at or after `ts_us`

@@ -48,7 +48,7 @@ mod codec;
 mod decoder;
 mod encoder;
 mod error;
-mod mkv;
+pub mod mkv;
 mod process;
 mod tail;
 

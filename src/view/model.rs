@@ -73,7 +73,7 @@ impl Session {
             notices.append(&mut n);
             cameras.push(view);
         }
-        let start_us = recording.start_host_us().ok_or_else(|| {
+        let start_us = recording.start_us().ok_or_else(|| {
             ViewError::Empty(format!(
                 "{}: no depth or colour frames to show",
                 recording.description
@@ -82,7 +82,7 @@ impl Session {
         let end_us = recording
             .cameras
             .iter()
-            .flat_map(|c| [Stream::Depth, Stream::Color].map(|s| last_host_us(c, s)))
+            .flat_map(|c| [Stream::Depth, Stream::Color].map(|s| last_time_us(c, s)))
             .flatten()
             .max()
             .unwrap_or(start_us);
@@ -105,14 +105,14 @@ impl Session {
         if n == 0 {
             return None;
         }
-        let after = c.seek_host(stream, self.start_us.saturating_add(t).saturating_add(1));
+        let after = c.seek_time(stream, self.start_us.saturating_add(t).saturating_add(1));
         Some(after.saturating_sub(1).min(n - 1))
     }
 
     /// Time (µs from the start) of frame `k` of a camera's stream.
     pub fn frame_time(&self, cam: usize, stream: Stream, k: usize) -> Option<i64> {
         let c = self.recording.cameras.get(cam)?;
-        c.entry(stream, k).map(|e| e.host_ts_us - self.start_us)
+        c.time_us(stream, k).map(|t| t - self.start_us)
     }
 
     /// Number of frames of a camera's stream.
@@ -130,7 +130,7 @@ impl Session {
             .iter()
             .filter_map(|&(cam, s)| {
                 let c = self.recording.cameras.get(cam)?;
-                let k = c.seek_host(s, self.start_us.saturating_add(t).saturating_add(1));
+                let k = c.seek_time(s, self.start_us.saturating_add(t).saturating_add(1));
                 self.frame_time(cam, s, k)
             })
             .min()
@@ -143,7 +143,7 @@ impl Session {
             .iter()
             .filter_map(|&(cam, s)| {
                 let c = self.recording.cameras.get(cam)?;
-                let k = c.seek_host(s, self.start_us.saturating_add(t));
+                let k = c.seek_time(s, self.start_us.saturating_add(t));
                 k.checked_sub(1).and_then(|k| self.frame_time(cam, s, k))
             })
             .max()
@@ -167,11 +167,8 @@ impl Session {
     }
 }
 
-fn last_host_us(c: &Camera, s: Stream) -> Option<i64> {
-    c.count(s)
-        .checked_sub(1)
-        .and_then(|k| c.entry(s, k))
-        .map(|e| e.host_ts_us)
+fn last_time_us(c: &Camera, s: Stream) -> Option<i64> {
+    c.count(s).checked_sub(1).and_then(|k| c.time_us(s, k))
 }
 
 /// A notice when the session's manifest says the recording did not finish normally.
@@ -188,7 +185,7 @@ fn session_notice(manifest: Option<&SessionManifest>) -> Option<String> {
 
 /// The camera's info-panel facts and its notices.
 fn camera_view(cam: &Camera) -> (CameraView, Vec<String>) {
-    let mut notices = Vec::new();
+    let mut notices: Vec<String> = cam.timeline_notice().into_iter().collect();
     let mut files = Vec::new();
     let mut gap_record_frames = 0;
     for f in &cam.files {
@@ -340,7 +337,7 @@ fn gap_spans(
             if let Some(p) = prev {
                 let p: crate::container::IndexEntry = p;
                 let dn = e.frame_number.saturating_sub(p.frame_number);
-                let dt = (e.host_ts_us - p.host_ts_us) as f64;
+                let dt = (cam.entry_time_us(&e) - cam.entry_time_us(&p)) as f64;
                 let by_time = if period_us > 0.0 && dt > 1.8 * period_us {
                     (dt / period_us).round() as u64 - 1
                 } else {
@@ -351,8 +348,8 @@ fn gap_spans(
                 let missing = if dn >= 1 { dn - 1 } else { by_time };
                 if missing > 0 {
                     let span = Span {
-                        start: p.host_ts_us - start_us,
-                        end: e.host_ts_us - start_us,
+                        start: cam.entry_time_us(&p) - start_us,
+                        end: cam.entry_time_us(&e) - start_us,
                         stream: s,
                         missing,
                     };

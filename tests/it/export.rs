@@ -1310,3 +1310,82 @@ fn existing_output_needs_force() {
     assert_eq!(read_csv(&dir.join("frames.csv")).len(), 4);
     assert!(out.join("cam/npy/depth.npy").exists());
 }
+
+/// A file whose every frame has the same host time (a bag whose system time is 0, imported
+/// before rsrec took arrival times for it): 90 depth frames 33.3 ms apart on the device clock.
+fn same_host_time_file(dir: &Path) -> PathBuf {
+    use rsrec::codec::DepthCodec;
+    use rsrec::container::format::ts_domain;
+    use rsrec::container::{FileHeader, RecordHeader, StreamDescriptor, Writer, WriterOptions};
+    let path = dir.join("cam.rsrec");
+    let header = FileHeader::new(
+        Default::default(),
+        vec![StreamDescriptor::depth(0, 16, 12, 30.0)],
+    );
+    let mut w = Writer::create(&path, &header, WriterOptions::deterministic(8)).unwrap();
+    let mut payload = Vec::new();
+    for n in 0..90u64 {
+        let f = common::synthetic_frame(16, 12, n);
+        DepthCodec::Lz4Planes
+            .encode(&f, 16, 12, &mut payload)
+            .unwrap();
+        let h = RecordHeader {
+            record_type: record_type::DEPTH_FRAME,
+            stream: 0,
+            codec: DepthCodec::Lz4Planes.id(),
+            ts_domain: ts_domain::HARDWARE_CLOCK,
+            flags: 0,
+            frame_number: n,
+            device_ts_ms: 5000.0 + n as f64 * 1000.0 / 30.0,
+            host_ts_us: 0,
+        };
+        w.write_record(&h, &payload).unwrap();
+    }
+    w.finish().unwrap();
+    path
+}
+
+/// Issue 16: with every host time the same, the recording had length 0 for `export --time`
+/// and the viewer. Such a camera is placed by its device time, and export says so.
+#[test]
+fn export_time_falls_back_to_device_time_when_host_times_are_all_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = same_host_time_file(tmp.path());
+    let out = tmp.path().join("out");
+    let o = rsrec(&[
+        "export",
+        p(&file),
+        "--to",
+        "png16",
+        "--time",
+        "1:2",
+        "--out",
+        p(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("same host time; frames are placed by device time"),
+        "{}",
+        stderr(&o)
+    );
+    let csv = walk(&out)
+        .into_iter()
+        .find(|f| f.ends_with("frames.csv"))
+        .expect("frames.csv");
+    let numbers: Vec<u64> = read_csv(&csv).iter().map(|r| r.1).collect();
+    // Device time 1 s .. 2 s after the first frame: frames 30..59.
+    assert_eq!(numbers, (30..60).collect::<Vec<_>>());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
