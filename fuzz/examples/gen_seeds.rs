@@ -128,6 +128,7 @@ fn write_file(path: &Path, codec: DepthCodec, index_every: usize, close: bool) -
         let c = ColorFrameEntry {
             segment: 0,
             index_in_video: n,
+            video_time_us: Some(n as i64 * 33_000),
         };
         w.write_record(&rec(record_type::COLOR_FRAME, 1, 0, n), &c.encode())
             .unwrap();
