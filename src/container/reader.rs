@@ -488,29 +488,23 @@ impl Reader {
     /// Reads record `i` of a stream and type: checks its header and payload CRC and that it
     /// is the record the index says it is.
     pub fn read_record(&self, stream: u8, record_type: u8, i: usize) -> Result<(RecordRef, &[u8])> {
-        let count = self.count(stream, record_type);
-        let e = self
-            .entry(stream, record_type, i)
-            .ok_or(ContainerError::FrameOutOfRange {
-                stream,
-                index: i as u64,
-                count: count as u64,
-            })?;
-        self.read_at(e, stream, record_type)
+        self.read_at(self.indexed(stream, record_type, i)?, stream, record_type)
     }
 
     /// The header of record `i` of a stream and type (header CRC checked, payload not read):
     /// what a summary of many records needs without touching their payloads.
     pub fn record_header(&self, stream: u8, record_type: u8, i: usize) -> Result<RecordRef> {
-        let count = self.count(stream, record_type);
-        let e = self
-            .entry(stream, record_type, i)
+        self.header_at(self.indexed(stream, record_type, i)?, stream, record_type)
+    }
+
+    /// Index entry `i` of a stream and type, or [`ContainerError::FrameOutOfRange`].
+    fn indexed(&self, stream: u8, record_type: u8, i: usize) -> Result<IndexEntry> {
+        self.entry(stream, record_type, i)
             .ok_or(ContainerError::FrameOutOfRange {
                 stream,
                 index: i as u64,
-                count: count as u64,
-            })?;
-        self.header_at(e, stream, record_type)
+                count: self.count(stream, record_type) as u64,
+            })
     }
 
     /// Frames of depth stream `stream` per codec, counted over every frame when there are at

@@ -442,15 +442,20 @@ mod tests {
         assert!("848x480@0".parse::<StreamMode>().is_err());
     }
 
-    #[test]
-    fn depth_looks_like_a_d4xx() {
-        let d = render_depth(848, 480, 10, 0);
+    /// Holes, rare outliers, the box at ~1.2 m and the wall at 2-3 m.
+    fn assert_d4xx_like(d: &[u16]) {
         let holes = d.iter().filter(|&&v| v == 0).count() as f64 / d.len() as f64;
         let far = d.iter().filter(|&&v| v == 65535).count();
         assert!((0.03..0.3).contains(&holes), "hole fraction {holes}");
         assert!(far > 0 && far < 200, "{far} outliers");
         assert!(d.iter().any(|&v| (1100..1400).contains(&v)));
         assert!(d.iter().any(|&v| (2000..4000).contains(&v)));
+    }
+
+    #[test]
+    fn depth_looks_like_a_d4xx() {
+        let d = render_depth(848, 480, 10, 0);
+        assert_d4xx_like(&d);
         assert_ne!(d, render_depth(848, 480, 11, 0), "frames change");
     }
 
@@ -461,12 +466,7 @@ mod tests {
     fn composed_depth_looks_like_a_d4xx_and_the_scene_moves() {
         let l = DepthLayers::new(848, 480, 0, 15);
         let d = l.frame(10);
-        let holes = d.iter().filter(|&&v| v == 0).count() as f64 / d.len() as f64;
-        let far = d.iter().filter(|&&v| v == 65535).count();
-        assert!((0.03..0.3).contains(&holes), "hole fraction {holes}");
-        assert!(far > 0 && far < 200, "{far} outliers");
-        assert!(d.iter().any(|&v| (1100..1400).contains(&v)));
-        assert!(d.iter().any(|&v| (2000..4000).contains(&v)));
+        assert_d4xx_like(&d);
         let near = |f: &[u16]| f.iter().filter(|&&v| (1100..1400).contains(&v)).count();
         // The box covers 12 % of the frame (less its outline) wherever it is.
         assert!(near(&d) > d.len() / 20, "{} box pixels", near(&d));
