@@ -12,9 +12,9 @@ use rsrec::codec::{CodecId, DepthCodec};
 use rsrec::container::format::{record_type, ts_domain};
 use rsrec::container::record::encode_imu_batch;
 use rsrec::container::{
-    ColorFrameEntry, DeviceInfo, Distortion, Event, Extrinsics, FileHeader, Gap, GapReason,
-    ImuSample, Intrinsics, PixelFormat, RecordHeader, StreamDescriptor, StreamKind, VideoSegment,
-    Writer, WriterOptions,
+    ColorFrameEntry, DeviceInfo, Distortion, Event, Extrinsics, FileHeader, FrameMetadata, Gap,
+    GapReason, ImuSample, Intrinsics, PixelFormat, RecordHeader, StreamDescriptor, StreamKind,
+    VideoSegment, Writer, WriterOptions,
 };
 use serde_json::json;
 
@@ -170,9 +170,23 @@ fn write_records(w: &mut Writer) -> serde_json::Value {
         codec.encode(&d, W, H, &mut payload).unwrap();
         let h = rec(record_type::DEPTH_FRAME, 0, i, codec.id());
         w.write_record(&h, &payload).unwrap();
+        // §5.8 The frame's metadata (version 2).
+        let meta = FrameMetadata {
+            pairs: vec![
+                ("frame_counter".into(), i as i64),
+                ("actual_exposure".into(), 8500 + i as i64),
+            ],
+        };
+        let mh = RecordHeader {
+            record_type: record_type::FRAME_METADATA,
+            codec: CodecId::NONE,
+            ..h
+        };
+        w.write_record(&mh, &meta.encode().unwrap()).unwrap();
         depth.push(json!({
             "frame_number": i, "device_ts_ms": h.device_ts_ms, "host_ts_us": h.host_ts_us,
             "codec": codec.id().name(), "codec_id": codec.id().0, "samples": d,
+            "metadata": {"frame_counter": i, "actual_exposure": 8500 + i},
         }));
         let c = ColorFrameEntry {
             segment: 0,

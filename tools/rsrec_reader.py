@@ -73,6 +73,8 @@ NO_STREAM = 255
 
 DEPTH_FRAME, COLOR_FRAME, IMU_BATCH, GAP, EVENT, VIDEO_SEGMENT = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 HEADER_COPY = 0x07  # §5.7
+FRAME_METADATA = 0x08  # §5.8 (format version 2)
+MAX_METADATA_PAIRS, MAX_METADATA_KEY = 256, 64
 INDEX_BLOCK, FINAL_INDEX = 0x10, 0x11
 RECORD_TYPES = {
     DEPTH_FRAME: "depth_frame",
@@ -82,6 +84,7 @@ RECORD_TYPES = {
     EVENT: "event",
     VIDEO_SEGMENT: "video_segment",
     HEADER_COPY: "header_copy",
+    FRAME_METADATA: "frame_metadata",
     INDEX_BLOCK: "index_block",
     FINAL_INDEX: "final_index",
 }
@@ -1256,6 +1259,31 @@ class RsrecFile:
             if rt == record_type:
                 for i in range(self.count(sid, rt)):
                     yield self.read_record(sid, rt, i)
+
+    def frame_metadata(self, stream=None):
+        """Per-frame metadata (§5.8, format version 2) of a stream (default: the depth
+        stream): a dict ``{(frame_number, host_ts_us): {key: value}}``, the key being the
+        frame's number and host time (as in its frame record and ``frames()``)."""
+        sid = self.depth_stream if stream is None else stream
+        out = {}
+        if sid is None:
+            return out
+        for i in range(self.count(sid, FRAME_METADATA)):
+            h, p = self.read_record(sid, FRAME_METADATA, i)
+            c = _Cursor(p, 0, len(p), f"frame metadata at offset {h.offset}")
+            n = c.u16("count")
+            if n > MAX_METADATA_PAIRS:
+                raise FrameError(f"frame metadata at offset {h.offset}: {n} pairs, more than "
+                                 f"{MAX_METADATA_PAIRS}")
+            pairs = {}
+            for _ in range(n):
+                k = c.str("key")
+                if not (0 < len(k) <= MAX_METADATA_KEY) or not all(
+                        ch.isascii() and (ch.isalnum() or ch == "_") for ch in k):
+                    raise FrameError(f"frame metadata at offset {h.offset}: bad key {k!r}")
+                pairs[k] = c.i64("value")
+            out[(h.frame_number, h.host_ts_us)] = pairs
+        return out
 
     def gaps(self):
         """Every gap record (§5.4): lost frames and why."""

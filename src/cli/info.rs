@@ -122,6 +122,18 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
                 }
             }
         }
+        // §5.8 Per-frame metadata: how many frames have it, and the first frame's.
+        let meta_n = reader.count(s.id, record_type::FRAME_METADATA);
+        if meta_n > 0 {
+            v["metadata_frames"] = json!(meta_n);
+            let (_, p) = reader.read_record(s.id, record_type::FRAME_METADATA, 0)?;
+            let m = rsrec::container::FrameMetadata::decode(p)?;
+            v["first_frame_metadata"] = json!(m
+                .pairs
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect::<serde_json::Map<_, _>>());
+        }
         streams.push(v);
     }
     let gaps: Vec<serde_json::Value> = reader
@@ -255,6 +267,18 @@ fn print_text(r: &serde_json::Value) {
                 fmt_bytes(st["stored_bytes"].as_u64().unwrap_or(0)),
                 fmt_bytes(st["raw_bytes"].as_u64().unwrap_or(0)),
             );
+        }
+        if let Some(n) = st["metadata_frames"].as_u64() {
+            let first = st["first_frame_metadata"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            outln!("  metadata: {n} frames; the first: {first}");
         }
         if let Some(m) = st["depth_max_error"].as_str() {
             let what = match m.strip_suffix('%') {

@@ -8,7 +8,7 @@
 pub const MAGIC: [u8; 8] = *b"\x89RSREC\r\n";
 
 /// §2 Preamble, offset 8: the format version this code writes. Version 2 added the colour
-/// frame's time in its video (§5.2 `video_time_us`).
+/// frame's time in its video (§5.2 `video_time_us`) and the frame metadata record (§5.8).
 pub const FORMAT_VERSION: u16 = 2;
 /// Oldest format version this code still reads.
 pub const MIN_READ_VERSION: u16 = 1;
@@ -79,6 +79,8 @@ pub mod record_type {
     /// §5.7 A copy of the file header (the first record, and the last data record of a
     /// closed file), for recovery when the header itself is damaged.
     pub const HEADER_COPY: u8 = 0x07;
+    /// §5.8 A frame's metadata (exposure, gain, laser power, ...), format version 2.
+    pub const FRAME_METADATA: u8 = 0x08;
     /// §6.1 Periodic index block.
     pub const INDEX_BLOCK: u8 = 0x10;
     /// §6.2 Final index, written once on close.

@@ -25,8 +25,8 @@ pub use index::IndexEntry;
 pub use limits::ReadLimits;
 pub use reader::{CodecMix, OpenedVia, Reader};
 pub use record::{
-    ColorFrameEntry, Event, Gap, GapReason, ImuSample, Record, RecordHeader, RecordKind,
-    VideoSegment,
+    ColorFrameEntry, Event, FrameMetadata, Gap, GapReason, ImuSample, Record, RecordHeader,
+    RecordKind, VideoSegment,
 };
 pub use writer::{FsyncPolicy, Writer, WriterOptions};
 

@@ -19,7 +19,9 @@ use super::index::{
     IndexEntry, ALL_SORTED,
 };
 use super::limits::ReadLimits;
-use super::record::{check_payload, parse_header, Event, Gap, RecordHeader, RecordRef};
+use super::record::{
+    check_payload, parse_header, Event, FrameMetadata, Gap, RecordHeader, RecordRef,
+};
 use super::scan::{scan, ScanMode, Tail};
 use crate::codec::{self, CodecId};
 
@@ -678,6 +680,35 @@ impl Reader {
             }
         }
         lo
+    }
+
+    /// The metadata record (§5.8) of the frame of `stream` that index entry `frame`
+    /// describes (the record with its frame number and host time), if the file has one.
+    pub fn frame_metadata(&self, stream: u8, frame: &IndexEntry) -> Result<Option<FrameMetadata>> {
+        let rt = record_type::FRAME_METADATA;
+        let Some(s) = self.section(stream, rt) else {
+            return Ok(None);
+        };
+        let same = |i: usize| {
+            self.section_entry(s, i).is_some_and(|e| {
+                e.frame_number == frame.frame_number && e.host_ts_us == frame.host_ts_us
+            })
+        };
+        // Sorted by frame number: the record is where its number is; else (numbers that
+        // restarted) a scan finds it.
+        let i = if s.flags & SECTION_SORTED_BY_FRAME != 0 {
+            self.find_frame_number(stream, rt, frame.frame_number)
+                .filter(|&i| same(i))
+        } else {
+            (0..s.len()).find(|&i| same(i))
+        };
+        match i {
+            Some(i) => {
+                let (_, p) = self.read_record(stream, rt, i)?;
+                Ok(Some(FrameMetadata::decode(p)?))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Every gap record of the file, with its stream.

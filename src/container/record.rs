@@ -176,6 +176,7 @@ pub enum RecordKind {
     Event,
     VideoSegment,
     HeaderCopy,
+    FrameMetadata,
     IndexBlock,
     FinalIndex,
     Unknown(u8),
@@ -191,6 +192,7 @@ impl RecordKind {
             record_type::EVENT => Self::Event,
             record_type::VIDEO_SEGMENT => Self::VideoSegment,
             record_type::HEADER_COPY => Self::HeaderCopy,
+            record_type::FRAME_METADATA => Self::FrameMetadata,
             record_type::INDEX_BLOCK => Self::IndexBlock,
             record_type::FINAL_INDEX => Self::FinalIndex,
             t => Self::Unknown(t),
@@ -206,6 +208,7 @@ impl RecordKind {
             Self::Event => record_type::EVENT,
             Self::VideoSegment => record_type::VIDEO_SEGMENT,
             Self::HeaderCopy => record_type::HEADER_COPY,
+            Self::FrameMetadata => record_type::FRAME_METADATA,
             Self::IndexBlock => record_type::INDEX_BLOCK,
             Self::FinalIndex => record_type::FINAL_INDEX,
             Self::Unknown(t) => t,
@@ -222,6 +225,7 @@ impl RecordKind {
             Self::Event => "events".into(),
             Self::VideoSegment => "video_segments".into(),
             Self::HeaderCopy => "header_copies".into(),
+            Self::FrameMetadata => "frame_metadata".into(),
             Self::IndexBlock => "index_blocks".into(),
             Self::FinalIndex => "final_index".into(),
             Self::Unknown(t) => format!("type_{t:#04x}"),
@@ -245,6 +249,7 @@ pub enum Record<'a> {
     VideoSegment(VideoSegment),
     /// §5.7 The file header's bytes (parsed, so that a copy that does not decode is found).
     HeaderCopy(Box<crate::container::FileHeader>),
+    FrameMetadata(FrameMetadata),
     IndexBlock(&'a [u8]),
     FinalIndex(&'a [u8]),
     /// A record type this version does not know, kept as it is.
@@ -271,6 +276,7 @@ impl<'a> Record<'a> {
             RecordKind::HeaderCopy => {
                 Record::HeaderCopy(Box::new(crate::container::FileHeader::decode(payload)?.0))
             }
+            RecordKind::FrameMetadata => Record::FrameMetadata(FrameMetadata::decode(payload)?),
             RecordKind::IndexBlock => Record::IndexBlock(payload),
             RecordKind::FinalIndex => Record::FinalIndex(payload),
             RecordKind::Unknown(record_type) => Record::Unknown {
@@ -289,6 +295,7 @@ impl<'a> Record<'a> {
             Record::Event(_) => RecordKind::Event,
             Record::VideoSegment(_) => RecordKind::VideoSegment,
             Record::HeaderCopy(_) => RecordKind::HeaderCopy,
+            Record::FrameMetadata(_) => RecordKind::FrameMetadata,
             Record::IndexBlock(_) => RecordKind::IndexBlock,
             Record::FinalIndex(_) => RecordKind::FinalIndex,
             Record::Unknown { record_type, .. } => RecordKind::Unknown(*record_type),
@@ -499,6 +506,103 @@ impl Event {
     }
 }
 
+/// §5.8 The metadata of one frame: what the camera reported with it (librealsense's
+/// per-frame metadata: exposure, gain, laser power, frame counter, ...), as named integers.
+/// The record header is the frame's own (stream, frame number, timestamps).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FrameMetadata {
+    pub pairs: Vec<(String, i64)>,
+}
+
+impl FrameMetadata {
+    /// At most this many pairs per frame (librealsense defines about 50 keys).
+    pub const MAX_PAIRS: usize = 256;
+    /// At most this many bytes per key.
+    pub const MAX_KEY: usize = 64;
+
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        if self.pairs.len() > Self::MAX_PAIRS {
+            return Err(ContainerError::LimitExceeded {
+                what: "frame metadata pairs",
+                value: self.pairs.len() as u64,
+                limit: Self::MAX_PAIRS as u64,
+            });
+        }
+        let mut b = Builder::new();
+        b.u16(self.pairs.len() as u16);
+        for (k, v) in &self.pairs {
+            check_key(k)?;
+            b.string(k, "frame metadata key")?.i64(*v);
+        }
+        Ok(b.buf)
+    }
+
+    pub fn decode(p: &[u8]) -> Result<Self> {
+        let mut c = Cursor::new(p, "frame metadata");
+        let n = c.u16()? as usize;
+        if n > Self::MAX_PAIRS {
+            return Err(ContainerError::LimitExceeded {
+                what: "frame metadata pairs",
+                value: n as u64,
+                limit: Self::MAX_PAIRS as u64,
+            });
+        }
+        let mut pairs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let k = c.string()?;
+            check_key(&k)?;
+            pairs.push((k, c.i64()?));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// The value of `key`, if the frame has it.
+    pub fn get(&self, key: &str) -> Option<i64> {
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+/// A key is 1 to 64 ASCII letters, digits and underscores (safe as a CSV column or a file
+/// name part).
+fn check_key(k: &str) -> Result<()> {
+    if k.is_empty() || k.len() > FrameMetadata::MAX_KEY {
+        return Err(ContainerError::LimitExceeded {
+            what: "frame metadata key length (1..=64)",
+            value: k.len() as u64,
+            limit: FrameMetadata::MAX_KEY as u64,
+        });
+    }
+    if let Some(b) = k
+        .bytes()
+        .find(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+    {
+        return Err(ContainerError::InvalidValue {
+            what: "frame metadata key character",
+            value: b as u64,
+        });
+    }
+    Ok(())
+}
+
+impl FrameMetadata {
+    /// `Actual Exposure` -> `actual_exposure`: what a source's name becomes as a key (ASCII
+    /// letters and digits lowercased, every other run of characters one `_`, at most 64
+    /// bytes); `None` if nothing is left.
+    pub fn key_of(name: &str) -> Option<String> {
+        let mut k = String::new();
+        for c in name.chars() {
+            if c.is_ascii_alphanumeric() {
+                k.push(c.to_ascii_lowercase());
+            } else if !k.is_empty() && !k.ends_with('_') {
+                k.push('_');
+            }
+        }
+        let k = k.trim_end_matches('_');
+        let k = &k[..k.len().min(Self::MAX_KEY)];
+        (!k.is_empty()).then(|| k.trim_end_matches('_').to_string())
+    }
+}
+
 /// §5.6 A colour video file that colour-frame entries of a stream point into.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VideoSegment {
@@ -620,6 +724,38 @@ mod tests {
             codec: "libx265".into(),
         };
         assert_eq!(VideoSegment::decode(&v.encode().unwrap()).unwrap(), v);
+        let m = FrameMetadata {
+            pairs: vec![
+                ("actual_exposure".into(), 8500),
+                ("frame_counter".into(), -1),
+            ],
+        };
+        assert_eq!(FrameMetadata::decode(&m.encode().unwrap()).unwrap(), m);
+        assert_eq!(m.get("actual_exposure"), Some(8500));
+        // A corrupt count or key length is an error, not an allocation or a panic.
+        assert!(FrameMetadata::decode(&[0xFF, 0xFF]).is_err());
+        assert!(FrameMetadata::decode(&[1, 0, 0, 0]).is_err());
+        let long = FrameMetadata {
+            pairs: vec![("k".repeat(65), 1)],
+        };
+        assert!(long.encode().is_err());
+        let comma = FrameMetadata {
+            pairs: vec![("a,b".into(), 1)],
+        };
+        assert!(comma.encode().is_err());
+        assert_eq!(
+            FrameMetadata::key_of("Actual Exposure").as_deref(),
+            Some("actual_exposure")
+        );
+        assert_eq!(
+            FrameMetadata::key_of("  Time Of  Arrival ").as_deref(),
+            Some("time_of_arrival")
+        );
+        assert_eq!(
+            FrameMetadata::key_of("system_time").as_deref(),
+            Some("system_time")
+        );
+        assert_eq!(FrameMetadata::key_of(" - ").as_deref(), None);
         let mut c = ColorFrameEntry {
             segment: 1,
             index_in_video: 99,

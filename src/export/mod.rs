@@ -513,9 +513,60 @@ impl Csv {
         }
         self.line(&s)
     }
+    /// [`row`](Self::row) followed by one column per metadata key (empty: the frame does
+    /// not have it).
+    fn row_with_metadata(
+        &mut self,
+        pos: usize,
+        e: &IndexEntry,
+        file: &str,
+        values: &[Option<i64>],
+    ) -> Result<()> {
+        let mut s = format!(
+            "{pos},{},{},{},{file}",
+            e.frame_number, e.device_ts_ms, e.host_ts_us
+        );
+        for v in values {
+            s.push(',');
+            if let Some(v) = v {
+                s.push_str(&v.to_string());
+            }
+        }
+        self.line(&s)
+    }
     fn finish(mut self) -> Result<()> {
         self.out.flush().map_err(|e| ExportError::io(&self.path, e))
     }
+}
+
+/// The per-frame metadata keys (§5.8) of the selected frames, sorted: the extra columns of
+/// `frames.csv` and of `depth_metadata.npy`. Reads every selected frame's metadata record
+/// (a few hundred bytes each).
+fn metadata_keys(cam: &Camera, stream: Stream, sel: &Selection) -> Result<Vec<String>> {
+    if !cam.has_metadata(stream) {
+        return Ok(Vec::new());
+    }
+    let mut keys = std::collections::BTreeSet::new();
+    for pos in sel.iter() {
+        if let Some(m) = cam.metadata(stream, pos)? {
+            keys.extend(m.pairs.into_iter().map(|(k, _)| k));
+        }
+    }
+    Ok(keys.into_iter().collect())
+}
+
+/// The values of `keys` in the metadata of frame `pos` (`None`: absent).
+fn metadata_values(
+    cam: &Camera,
+    stream: Stream,
+    pos: usize,
+    keys: &[String],
+) -> Result<Vec<Option<i64>>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let m = cam.metadata(stream, pos)?.unwrap_or_default();
+    Ok(keys.iter().map(|k| m.get(k)).collect())
 }
 
 /// `intrinsics.json`: the camera, its streams and what was selected.

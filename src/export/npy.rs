@@ -140,6 +140,9 @@ fn partial_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// `depth_metadata.npy`'s value for a key a frame does not have.
+const METADATA_MISSING: i64 = i64::MIN;
+
 pub(super) fn run_npy(
     job: &Job,
     opts: &ExportOptions,
@@ -159,6 +162,18 @@ pub(super) fn run_npy(
     let mut ts = npy::NpyWriter::create(&dir.join("timestamps.npy"), "<f8", 8, &[n])?;
     let mut host = npy::NpyWriter::create(&dir.join("host_timestamps_us.npy"), "<u8", 8, &[n])?;
     let mut numbers = npy::NpyWriter::create(&dir.join("frame_numbers.npy"), "<u8", 8, &[n])?;
+    // Per-frame metadata (§5.8): N x K int64, one column per key.
+    let keys = metadata_keys(cam, Stream::Depth, &sel)?;
+    let mut meta = if keys.is_empty() {
+        None
+    } else {
+        Some(npy::NpyWriter::create(
+            &dir.join("depth_metadata.npy"),
+            "<i8",
+            8,
+            &[n, keys.len() as u64],
+        )?)
+    };
     let mut damaged = if opts.skip_damaged {
         Some(npy::NpyWriter::create(
             &dir.join("damaged.npy"),
@@ -247,6 +262,11 @@ pub(super) fn run_npy(
             // The spec's host time is i64; the array is uint64 (times before 1970 clamp to 0).
             host.write_u64(hdr.host_ts_us.max(0) as u64)?;
             numbers.write_u64(hdr.frame_number)?;
+            if let Some(m) = meta.as_mut() {
+                for v in metadata_values(cam, Stream::Depth, sel.position(j), &keys)? {
+                    m.write(&v.unwrap_or(METADATA_MISSING).to_le_bytes())?;
+                }
+            }
             if let Some(c) = color.as_mut() {
                 let e = depth_entry(cam, sel.position(j))?;
                 let (cpos, offset) = c.pairing.nearest(&e);
@@ -280,6 +300,10 @@ pub(super) fn run_npy(
     if let Some(d) = damaged {
         paths.push(d.finish()?);
     }
+    let meta_written = meta.is_some();
+    if let Some(m) = meta {
+        paths.push(m.finish()?);
+    }
     let mut extra = json!({
         "arrays": {
             "depth.npy": "N x H x W uint16 depth (x depth_units = metres, 0 = no data)",
@@ -310,6 +334,12 @@ pub(super) fn run_npy(
         .extend(missing_warning(cam, missing, progress));
     for p in paths {
         report.bytes_written += std::fs::metadata(&p).map_or(0, |m| m.len());
+    }
+    if meta_written {
+        extra["arrays"]["depth_metadata.npy"] = json!(format!(
+            "N x K int64 per-frame metadata, columns in `metadata_keys` ({METADATA_MISSING}: the frame does not have it)"
+        ));
+        extra["metadata_keys"] = json!(keys);
     }
     if opts.skip_damaged {
         extra["arrays"]["damaged.npy"] =

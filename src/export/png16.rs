@@ -43,8 +43,15 @@ pub(super) fn run_png16(
     let n = cam.depth_frame_len()?;
     let raw = cam.depth_frame_bytes();
     let mut report = report_for(job);
-    let mut csv = Csv::create(&job.dir, "index,frame_number,device_ts_ms,host_ts_us,file")?;
     let sel = job.sel;
+    // One column per per-frame metadata key (exposure, gain, laser power, ...).
+    let keys = metadata_keys(cam, Stream::Depth, &sel)?;
+    let mut columns = String::from("index,frame_number,device_ts_ms,host_ts_us,file");
+    for k in &keys {
+        columns.push(',');
+        columns.push_str(k);
+    }
+    let mut csv = Csv::create(&job.dir, &columns)?;
     ordered(
         sel.len(),
         opts.workers(false),
@@ -65,15 +72,16 @@ pub(super) fn run_png16(
             let e = cam
                 .entry(Stream::Depth, pos)
                 .ok_or_else(|| ExportError::Internal(format!("no index entry {pos}")))?;
+            let meta = metadata_values(cam, Stream::Depth, pos, &keys)?;
             match item {
                 Ok((name, len)) => {
-                    csv.row(pos, &e, &name, None)?;
+                    csv.row_with_metadata(pos, &e, &name, &meta)?;
                     report.frames += 1;
                     report.bytes_written += len;
                 }
                 Err(why) => {
                     // A gap in the frame table: the row without a file.
-                    csv.row(pos, &e, "", None)?;
+                    csv.row_with_metadata(pos, &e, "", &meta)?;
                     damaged_warning(&mut report, pos, &why, progress);
                 }
             }

@@ -17,7 +17,7 @@ use crate::codec::CodecId;
 use crate::container::format::{record_type, ts_domain, NO_STREAM};
 use crate::container::record::encode_imu_batch;
 use crate::container::{
-    ColorFrameEntry, GapReason, ImuSample, RecordHeader, StreamKind, VideoSegment,
+    ColorFrameEntry, FrameMetadata, GapReason, ImuSample, RecordHeader, StreamKind, VideoSegment,
 };
 use crate::source::{stream_id, Sample, Source, SourceError, SourceInfo, Timing};
 
@@ -102,6 +102,9 @@ pub(super) fn capture_loop(
     let mut imu_gaps = [GapRun::new(stream_id::GYRO), GapRun::new(stream_id::ACCEL)];
     let mut last_depth: Option<u64> = None;
     let mut last_color: Option<u64> = None;
+    // The newest colour frame the encoder dropped, while no later one was queued or lost
+    // another way: the encoder holds it for the end of capture.
+    let mut last_color_drop: Option<Timing> = None;
     let mut imu: [Vec<ImuSample>; 2] = [Vec::new(), Vec::new()];
     while !stop.load(Ordering::Relaxed) {
         out.pump();
@@ -272,6 +275,15 @@ pub(super) fn capture_loop(
                     if let Some(m) = depth_gaps.flush() {
                         out.push(m);
                     }
+                    // Metadata is a data record: while the writer is far behind it is
+                    // lost (the frame is not), and counted in `records_lost`.
+                    if let Some(m) = metadata_record(&header, f.metadata) {
+                        if out.room_for_data() {
+                            out.push(m);
+                        } else {
+                            CameraStats::add(&stats.records_lost, 1);
+                        }
+                    }
                 }
                 stats.set_queue_len(job_tx.len() as u64);
             }
@@ -304,6 +316,7 @@ pub(super) fn capture_loop(
                 if !out.room_for_data() {
                     // The writer is far behind: the frame is dropped before it reaches the
                     // video, so that every frame of the video has its entry.
+                    last_color_drop = None;
                     CameraStats::add(&stats.color_dropped, 1);
                     if let Some(m) = color_gaps.add(
                         &t,
@@ -328,31 +341,20 @@ pub(super) fn capture_loop(
                 };
                 match pushed {
                     ColorPush::Queued { index, time_us } => {
+                        last_color_drop = None;
                         CameraStats::add(&stats.color_queued, 1);
                         if let Some(m) = color_gaps.flush() {
                             out.push(m);
                         }
-                        let header = RecordHeader {
-                            record_type: record_type::COLOR_FRAME,
-                            stream: stream_id::COLOR,
-                            codec: CodecId::NONE,
-                            ts_domain: t.ts_domain,
-                            flags: 0,
-                            frame_number: n,
-                            device_ts_ms: t.device_ts_ms,
-                            host_ts_us: t.host_ts_us,
-                        };
-                        let entry = ColorFrameEntry {
-                            segment: c.segment,
-                            index_in_video: index,
-                            video_time_us: Some(time_us),
-                        };
-                        out.push(ToWriter::Record {
-                            header,
-                            payload: entry.encode(),
-                        });
+                        let (entry, header) = color_entry_record(&t, c.segment, index, time_us);
+                        out.push(entry);
+                        if let Some(m) = metadata_record(&header, f.metadata) {
+                            out.push(m);
+                        }
                     }
                     ColorPush::Dropped => {
+                        // The encoder keeps the newest dropped frame (see below).
+                        last_color_drop = Some(t);
                         CameraStats::add(&stats.color_dropped, 1);
                         if let Some(m) = color_gaps.add(
                             &t,
@@ -364,6 +366,7 @@ pub(super) fn capture_loop(
                         }
                     }
                     ColorPush::Dead(err) => {
+                        last_color_drop = None;
                         let why = crate::error::chain(&*err);
                         CameraStats::add(&stats.color_dropped, 1);
                         out.push(gap_record(
@@ -399,6 +402,24 @@ pub(super) fn capture_loop(
                 if imu[k].len() >= 64 || sample.device_ts_ms - imu[k][0].device_ts_ms >= 100.0 {
                     flush_imu(&mut out, &mut imu[k], &mut imu_gaps[k], stream, stats);
                 }
+            }
+        }
+    }
+    // The video lasts until the capture's last colour frame: if the encoder dropped it, it
+    // gets it now (waiting a little for room), and it is no longer lost.
+    if let (Some(t), Some(c)) = (last_color_drop, color.as_mut()) {
+        if let Some(sink) = c
+            .sink
+            .as_mut()
+            .filter(|_| !c.dead && color_gaps.ends_with(t.frame_number) && out.room_for_data())
+        {
+            if let Some(ColorPush::Queued { index, time_us }) =
+                sink.push_last_dropped(Duration::from_secs(2))
+            {
+                color_gaps.retract_last(t.frame_number);
+                stats.color_dropped.fetch_sub(1, Ordering::Relaxed);
+                CameraStats::add(&stats.color_queued, 1);
+                out.push(color_entry_record(&t, c.segment, index, time_us).0);
             }
         }
     }
@@ -523,4 +544,67 @@ pub(super) fn wait_for_reconnect(
             return Ok(true);
         }
     }
+}
+
+/// The colour-frame entry (§5.2) of a frame captured with timing `t`, queued as frame `index`
+/// of video segment `segment` at `time_us` in it; and the entry's header.
+fn color_entry_record(
+    t: &Timing,
+    segment: u32,
+    index: u64,
+    time_us: i64,
+) -> (ToWriter, RecordHeader) {
+    let header = RecordHeader {
+        record_type: record_type::COLOR_FRAME,
+        stream: stream_id::COLOR,
+        codec: CodecId::NONE,
+        ts_domain: t.ts_domain,
+        flags: 0,
+        frame_number: t.frame_number,
+        device_ts_ms: t.device_ts_ms,
+        host_ts_us: t.host_ts_us,
+    };
+    let entry = ColorFrameEntry {
+        segment,
+        index_in_video: index,
+        video_time_us: Some(time_us),
+    };
+    (
+        ToWriter::Record {
+            header,
+            payload: entry.encode(),
+        },
+        header,
+    )
+}
+
+/// The §5.8 metadata record of a frame written with `frame` as its header, if the source gave
+/// the frame metadata. Names become keys ([`FrameMetadata::key_of`]: `Actual Exposure` ->
+/// `actual_exposure`); the first of equal keys and at most [`FrameMetadata::MAX_PAIRS`] pairs
+/// are kept (a source never gives more).
+fn metadata_record(frame: &RecordHeader, pairs: Vec<(String, i64)>) -> Option<ToWriter> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let meta = FrameMetadata {
+        pairs: pairs
+            .into_iter()
+            .filter_map(|(k, v)| Some((FrameMetadata::key_of(&k)?, v)))
+            .filter(|(k, _)| seen.insert(k.clone()))
+            .take(FrameMetadata::MAX_PAIRS)
+            .collect(),
+    };
+    if meta.pairs.is_empty() {
+        return None;
+    }
+    let payload = meta.encode().ok()?;
+    Some(ToWriter::Record {
+        header: RecordHeader {
+            record_type: record_type::FRAME_METADATA,
+            codec: CodecId::NONE,
+            ..*frame
+        },
+        payload,
+    })
 }

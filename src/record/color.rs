@@ -25,6 +25,16 @@ impl ColorSink for FfmpegSink {
         }
     }
 
+    fn push_last_dropped(&mut self, timeout: std::time::Duration) -> Option<ColorPush> {
+        match self.0.push_last_dropped(timeout) {
+            Ok(Some(PushResult::Queued { index, time_ms })) => Some(ColorPush::Queued {
+                index,
+                time_us: time_ms as i64 * 1000,
+            }),
+            _ => None,
+        }
+    }
+
     fn finish(self: Box<Self>) -> Result<u64, ColorError> {
         Ok(self.0.finish().map(|s| s.frames_written)?)
     }

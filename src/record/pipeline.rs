@@ -51,6 +51,12 @@ pub type ColorError = Box<dyn std::error::Error + Send + Sync>;
 pub trait ColorSink: Send {
     /// Queues a frame captured at `host_ts_us` (the video keeps the capture times).
     fn push(&mut self, frame: Vec<u8>, host_ts_us: i64) -> ColorPush;
+    /// At the end of capture: queues the newest dropped frame if it came after the last
+    /// queued one, waiting up to `timeout` (so that the video lasts as long as the capture).
+    /// `None`: nothing queued (the frame stays dropped). Sinks that keep no frames: `None`.
+    fn push_last_dropped(&mut self, _timeout: Duration) -> Option<ColorPush> {
+        None
+    }
     /// Finishes the video. Returns frames written.
     fn finish(self: Box<Self>) -> Result<u64, ColorError>;
 }
@@ -239,6 +245,27 @@ impl GapRun {
         }
         self.run = Some((*t, n, last, reason, detail));
         out
+    }
+
+    /// Takes frame `n` out of the pending run if it is the run's last frame (it was not
+    /// lost after all); false if the run (already written, or another) does not end with it.
+    pub(super) fn retract_last(&mut self, n: u64) -> bool {
+        match &mut self.run {
+            Some((_, first, end, _, _)) if *end == n => {
+                if *first == n {
+                    self.run = None;
+                } else {
+                    *end -= 1;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether frame `n` is the last frame of the pending run.
+    pub(super) fn ends_with(&self, n: u64) -> bool {
+        matches!(&self.run, Some((_, _, end, _, _)) if *end == n)
     }
 
     pub(super) fn flush(&mut self) -> Option<ToWriter> {

@@ -13,7 +13,8 @@ use super::error::{Result, SessionError};
 use super::manifest::{SessionManifest, SessionStatus};
 use crate::container::format::record_type;
 use crate::container::{
-    ColorFrameEntry, IndexEntry, Reader, RecordHeader, StreamDescriptor, StreamKind, VideoSegment,
+    ColorFrameEntry, FrameMetadata, IndexEntry, Reader, RecordHeader, StreamDescriptor, StreamKind,
+    VideoSegment,
 };
 
 /// One `.rsrec` file of a camera.
@@ -462,6 +463,44 @@ impl Camera {
         (self.count(stream) > 0)
             .then(|| self.entry(stream, 0).map(|e| e.host_ts_us))
             .flatten()
+    }
+
+    /// Whether any file of the camera has metadata records (§5.8) for a stream.
+    pub fn has_metadata(&self, stream: Stream) -> bool {
+        self.files.iter().any(|f| {
+            f.stream_id(stream)
+                .is_some_and(|id| f.reader.count(id, record_type::FRAME_METADATA) > 0)
+        })
+    }
+
+    /// The metadata (§5.8) of frame `k` of a stream: the camera's exposure, gain, laser power
+    /// and so on, if it was recorded (format v2, from cameras and bags that report it).
+    pub fn metadata(&self, stream: Stream, k: usize) -> Result<Option<FrameMetadata>> {
+        let Some(e) = self.entry(stream, k) else {
+            return Ok(None);
+        };
+        // In its frame's file, or (a segment boundary between them) in the next or the one
+        // before.
+        let (home, _) = self.locate(stream, k).expect("entry exists");
+        let at = self
+            .files
+            .iter()
+            .position(|f| std::ptr::eq(f, home))
+            .expect("the file is the camera's");
+        let near = [Some(at), at.checked_add(1), at.checked_sub(1)];
+        for f in near.into_iter().flatten().filter_map(|i| self.files.get(i)) {
+            let Some(id) = f.stream_id(stream) else {
+                continue;
+            };
+            if let Some(m) = f
+                .reader
+                .frame_metadata(id, &e)
+                .map_err(|err| SessionError::container(&f.path, err))?
+            {
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
     }
 
     /// Timeline time of the first frame of a stream.

@@ -287,6 +287,9 @@ pub struct ColorEncoder {
     /// Serialises pushes so that indices and times follow queue order even with several
     /// pushers; holds the video's clock.
     push_lock: Mutex<VideoClock>,
+    /// The newest frame dropped since the last queued one, and its capture time: see
+    /// [`ColorEncoder::push_last_dropped`].
+    last_dropped: Mutex<Option<(Vec<u8>, Option<i64>)>>,
     writer: Option<JoinHandle<()>>,
     stderr: Option<JoinHandle<()>>,
     pid: u32,
@@ -398,6 +401,7 @@ impl ColorEncoder {
             shared,
             child: Mutex::new(child),
             push_lock: Mutex::new(VideoClock::default()),
+            last_dropped: Mutex::new(None),
             writer: Some(writer),
             stderr: Some(stderr_thread),
             pid,
@@ -457,10 +461,13 @@ impl ColorEncoder {
                     clock.origin_us = capture_us;
                 }
                 s.queued.fetch_add(1, Ordering::SeqCst);
+                *lock(&self.last_dropped) = None;
                 Ok(PushResult::Queued { index, time_ms })
             }
-            Err(TrySendError::Full(_)) => {
+            Err(TrySendError::Full((frame, _))) => {
                 s.dropped.fetch_add(1, Ordering::Relaxed);
+                // Kept (not copied) for `push_last_dropped`; replaces the older one.
+                *lock(&self.last_dropped) = Some((frame, capture_us));
                 Ok(PushResult::Dropped)
             }
             Err(TrySendError::Disconnected(_)) => {
@@ -468,6 +475,40 @@ impl ColorEncoder {
                 s.rejected.fetch_add(1, Ordering::Relaxed);
                 Ok(PushResult::EncoderDead(self.failure_snapshot()))
             }
+        }
+    }
+
+    /// At the end of a capture: queues the newest dropped frame if it came after the last
+    /// queued one, waiting up to `timeout` for room, so that the video lasts until the
+    /// capture's last frame however slow the encoder was (a video whose last frames were
+    /// dropped would end early). The frame is then no longer counted as dropped. `None`
+    /// when there is no such frame or no room came in time (it stays dropped).
+    pub fn push_last_dropped(&self, timeout: Duration) -> Result<Option<PushResult>, VideoError> {
+        let tx = self.tx.as_ref().ok_or(VideoError::Closed)?;
+        let s = &self.shared;
+        let mut clock = lock(&self.push_lock);
+        let Some((frame, capture_us)) = lock(&self.last_dropped).take() else {
+            return Ok(None);
+        };
+        if s.dead.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let index = s.queued.load(Ordering::SeqCst);
+        let time_ms = match capture_us {
+            Some(us) => clock.time_of(us),
+            None => clock.after((index as f64 * 1000.0 / self.fps).round() as u64),
+        };
+        match tx.send_timeout((frame, time_ms), timeout) {
+            Ok(()) => {
+                clock.last_ms = Some(time_ms);
+                if clock.origin_us.is_none() {
+                    clock.origin_us = capture_us;
+                }
+                s.queued.fetch_add(1, Ordering::SeqCst);
+                s.dropped.fetch_sub(1, Ordering::SeqCst);
+                Ok(Some(PushResult::Queued { index, time_ms }))
+            }
+            Err(_) => Ok(None),
         }
     }
 

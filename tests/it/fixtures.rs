@@ -38,6 +38,19 @@ fn check_frames(reader: &Reader, content: &Value, count: usize) {
             .map(|v| v.as_u64().unwrap() as u16)
             .collect();
         assert_eq!(got.data, samples, "frame {i}");
+        // §5.8 (version 2): the frame's metadata, found by its index entry.
+        let e = reader.entry(0, record_type::DEPTH_FRAME, i).unwrap();
+        let meta = reader.frame_metadata(0, &e).unwrap();
+        match f["metadata"].as_object() {
+            Some(want) => {
+                let meta = meta.unwrap_or_else(|| panic!("frame {i} has no metadata"));
+                assert_eq!(meta.pairs.len(), want.len());
+                for (k, v) in want {
+                    assert_eq!(meta.get(k), v.as_i64(), "frame {i} {k}");
+                }
+            }
+            None => assert_eq!(meta, None, "frame {i}"),
+        }
     }
 }
 

@@ -139,6 +139,9 @@ def dump(path, prefix):
             d["color"] = [[c.frame_number, bits(c.device_ts_ms), c.host_ts_us, c.segment,
                            c.index_in_video, c.video_time_us] for c in f.color_frames()]
             d["videos"] = {str(k): [v.file_name, v.codec] for k, v in f.video_segments().items()}
+        if f.depth_stream is not None:
+            d["metadata"] = [[k[0], k[1], sorted(m.items())]
+                             for k, m in sorted(f.frame_metadata().items())]
         d["gaps"] = [[g.stream, g.first_frame, g.last_frame, g.count, g.reason, g.detail]
                      for g in f.gaps()]
         d["events"] = [[e.stream, e.kind, e.message, e.host_ts_us] for e in f.events()]
@@ -327,6 +330,32 @@ fn compare(path: &Path, dump: &Value, frames_file: &Path) -> String {
             );
         }
     }
+    // §5.8 Frame metadata of the depth stream.
+    if let Some(dm) = dump["metadata"].as_array() {
+        let d = depth_id;
+        let n = r.count(d, record_type::FRAME_METADATA);
+        assert_eq!(dm.len(), n, "{what}: metadata records");
+        let mut want: Vec<(u64, i64, Pairs)> = (0..n)
+            .map(|i| {
+                let (rec, p) = r.read_record(d, record_type::FRAME_METADATA, i).unwrap();
+                let mut m = rsrec::container::FrameMetadata::decode(p).unwrap().pairs;
+                m.sort();
+                (rec.header.frame_number, rec.header.host_ts_us, m)
+            })
+            .collect();
+        want.sort();
+        for (d, w) in dm.iter().zip(&want) {
+            assert_eq!(d[0].as_u64(), Some(w.0));
+            assert_eq!(d[1].as_i64(), Some(w.1));
+            let pairs: Vec<(String, i64)> = d[2]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_i64().unwrap()))
+                .collect();
+            assert_eq!(pairs, w.2, "{what}: metadata of frame {}", w.0);
+        }
+    }
     // Gaps, events, IMU.
     let gaps = r.gaps().unwrap();
     let dg = dump["gaps"].as_array().unwrap();
@@ -408,6 +437,9 @@ fn compare(path: &Path, dump: &Value, frames_file: &Path) -> String {
 }
 
 /// Dumps `files` with Python and compares each with the Rust reader.
+/// A frame's metadata pairs.
+type Pairs = Vec<(String, i64)>;
+
 fn agree(py: &Path, files: &[PathBuf]) -> Vec<String> {
     let out = tempfile::tempdir().unwrap();
     let mut args = vec![p(out.path()).to_string()];

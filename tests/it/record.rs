@@ -70,6 +70,7 @@ fn session(dir: &Path) -> Value {
 fn check_camera(dir: &Path, cam: &Value) -> (u64, u64) {
     let stats = &cam["stats"];
     let mut depth = 0;
+    let mut metadata = 0;
     let mut color_entries: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
     let mut color_times: std::collections::BTreeMap<u32, Vec<i64>> = Default::default();
     let mut numbers = Vec::new();
@@ -80,6 +81,7 @@ fn check_camera(dir: &Path, cam: &Value) -> (u64, u64) {
         let v = verify(&r);
         assert!(v.ok(), "{}: {:?}", path.display(), v.problems);
         depth += r.frame_count(0) as u64;
+        metadata += r.count(0, record_type::FRAME_METADATA) as u64;
         numbers.extend(
             r.entries(0, record_type::DEPTH_FRAME)
                 .map(|e| e.frame_number),
@@ -109,6 +111,8 @@ fn check_camera(dir: &Path, cam: &Value) -> (u64, u64) {
         "frame numbers not increasing"
     );
     assert_eq!(depth, stats["depth_written"].as_u64().unwrap());
+    // The synthetic camera reports exposure and laser power with every depth frame (§5.8).
+    assert_eq!(metadata, depth, "depth frames with their metadata record");
     assert_eq!(
         stats["depth_captured"].as_u64().unwrap(),
         stats["depth_written"].as_u64().unwrap() + stats["depth_dropped"].as_u64().unwrap()

@@ -794,3 +794,47 @@ fn capture_times_that_step_back_stay_increasing() {
     let (times, _) = frame_times_and_duration(&out);
     assert_eq!(times, [0.0, 0.033, 0.034, 0.035, 0.1]);
 }
+
+/// The video lasts until the capture's last frame: the newest dropped frame, pushed at the
+/// end with `push_last_dropped`, is the video's last frame at its capture time, and is no
+/// longer counted as dropped.
+#[test]
+fn the_last_dropped_frame_ends_the_video_at_its_time() {
+    let Some(ff) = ffmpeg("the_last_dropped_frame_ends_the_video_at_its_time") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("last.mkv");
+    let codec = resolved(&ff, ColorCodec::Libx264);
+    let enc = ColorEncoder::start(config(&ff, out.clone(), codec, (320, 240), 1)).unwrap();
+    assert_eq!(enc.push_last_dropped(Duration::from_secs(1)).unwrap(), None);
+    // Pushed far faster than FFmpeg takes them: most are dropped.
+    let mut last = None;
+    for i in 0..300u64 {
+        let t = i as i64 * 33_333;
+        if let PushResult::Dropped = enc.push_at(rgb_frame(320, 240, i), t).unwrap() {
+            last = Some(t);
+        }
+    }
+    let last = last.expect("a 1-frame queue dropped frames");
+    let before = enc.stats();
+    match enc.push_last_dropped(Duration::from_secs(5)).unwrap() {
+        Some(PushResult::Queued { index, time_ms }) => {
+            assert_eq!(index, before.frames_queued);
+            assert_eq!(time_ms as i64, (last as f64 / 1000.0).round() as i64);
+        }
+        r => panic!("{r:?}"),
+    }
+    // Only once.
+    assert_eq!(enc.push_last_dropped(Duration::from_secs(1)).unwrap(), None);
+    let stats = enc.finish().unwrap();
+    assert_eq!(stats.frames_dropped, before.frames_dropped - 1);
+    assert_eq!(stats.frames_queued, before.frames_queued + 1);
+    let (times, _) = frame_times_and_duration(&out);
+    assert_eq!(times.len() as u64, stats.frames_queued);
+    let end = *times.last().unwrap();
+    assert!(
+        (end - last as f64 / 1e6).abs() < 0.0015,
+        "last frame at {end} s, captured at {last} us"
+    );
+}
