@@ -4,9 +4,10 @@
 //! 1. [`probe`] an FFmpeg binary (version, encoder list).
 //! 2. [`resolve`] a [`ColorCodec`] (`auto` tries NVENC, VAAPI and Quick Sync by really
 //!    encoding a frame, then falls back to libx265).
-//! 3. [`ColorEncoder::start`] one FFmpeg per colour stream, [`ColorEncoder::push`] frames
-//!    (never blocks; a full queue drops the frame and says so; video frame `index` = number of
-//!    frames accepted before it), and [`ColorEncoder::finish`].
+//! 3. [`ColorEncoder::start`] one FFmpeg per colour stream, [`ColorEncoder::push_at`] frames
+//!    with their capture times (never blocks; a full queue drops the frame and says so; video
+//!    frame `index` = number of frames accepted before it, at its capture time in the video),
+//!    and [`ColorEncoder::finish`].
 //!
 //! The output is Matroska with short clusters flushed after every packet, so the file stays
 //! playable if FFmpeg or rsrec is killed (see [`ffmpeg_args`]). If FFmpeg dies, `push`
@@ -35,8 +36,10 @@
 //!     queue_frames: 30,
 //!     nice: 0,
 //! })?;
-//! match enc.push(vec![0; 640 * 480 * 3])? {
-//!     PushResult::Queued { index } => { /* video frame `index` <-> capture timestamp */ }
+//! // The frame's capture time (µs, any clock): the video keeps it.
+//! let captured_us = 1_700_000_000_000_000;
+//! match enc.push_at(vec![0; 640 * 480 * 3], captured_us)? {
+//!     PushResult::Queued { index, time_ms } => { /* video frame `index`, at `time_ms` */ }
 //!     PushResult::Dropped => { /* record a gap */ }
 //!     PushResult::EncoderDead(why) => { /* finish, log `why`, start a new file */ }
 //! }
