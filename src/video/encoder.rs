@@ -450,16 +450,10 @@ impl ColorEncoder {
             return Ok(PushResult::EncoderDead(self.failure_snapshot()));
         }
         let index = s.queued.load(Ordering::SeqCst);
-        let time_ms = match capture_us {
-            Some(us) => clock.time_of(us),
-            None => clock.after((index as f64 * 1000.0 / self.fps).round() as u64),
-        };
+        let time_ms = clock.time_for(index, capture_us, self.fps);
         match tx.try_send((frame, time_ms)) {
             Ok(()) => {
-                clock.last_ms = Some(time_ms);
-                if clock.origin_us.is_none() {
-                    clock.origin_us = capture_us;
-                }
+                clock.queued(time_ms, capture_us);
                 s.queued.fetch_add(1, Ordering::SeqCst);
                 *lock(&self.last_dropped) = None;
                 Ok(PushResult::Queued { index, time_ms })
@@ -494,16 +488,10 @@ impl ColorEncoder {
             return Ok(None);
         }
         let index = s.queued.load(Ordering::SeqCst);
-        let time_ms = match capture_us {
-            Some(us) => clock.time_of(us),
-            None => clock.after((index as f64 * 1000.0 / self.fps).round() as u64),
-        };
+        let time_ms = clock.time_for(index, capture_us, self.fps);
         match tx.send_timeout((frame, time_ms), timeout) {
             Ok(()) => {
-                clock.last_ms = Some(time_ms);
-                if clock.origin_us.is_none() {
-                    clock.origin_us = capture_us;
-                }
+                clock.queued(time_ms, capture_us);
                 s.queued.fetch_add(1, Ordering::SeqCst);
                 s.dropped.fetch_sub(1, Ordering::SeqCst);
                 Ok(Some(PushResult::Queued { index, time_ms }))
@@ -700,6 +688,23 @@ impl VideoClock {
     fn time_of(&self, capture_us: i64) -> u64 {
         let since = capture_us.saturating_sub(self.origin_us.unwrap_or(capture_us));
         self.after((since.max(0) as f64 / 1000.0).round() as u64)
+    }
+
+    /// The time the frame queued as `index` gets: its capture time, or without one the
+    /// nominal `index / fps`.
+    fn time_for(&self, index: u64, capture_us: Option<i64>, fps: f64) -> u64 {
+        match capture_us {
+            Some(us) => self.time_of(us),
+            None => self.after((index as f64 * 1000.0 / fps).round() as u64),
+        }
+    }
+
+    /// Notes a frame queued at `time_ms`; the first one's capture time is the video's 0.
+    fn queued(&mut self, time_ms: u64, capture_us: Option<i64>) {
+        self.last_ms = Some(time_ms);
+        if self.origin_us.is_none() {
+            self.origin_us = capture_us;
+        }
     }
 }
 
