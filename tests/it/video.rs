@@ -808,17 +808,22 @@ fn the_last_dropped_frame_ends_the_video_at_its_time() {
     let codec = resolved(&ff, ColorCodec::Libx264);
     let enc = ColorEncoder::start(config(&ff, out.clone(), codec, (320, 240), 1)).unwrap();
     assert_eq!(enc.push_last_dropped(Duration::from_secs(1)).unwrap(), None);
-    // Pushed far faster than FFmpeg takes them: most are dropped.
+    // Pushed far faster than FFmpeg takes them: most are dropped. Stop right after a drop,
+    // so the newest frame is a dropped one (a frame queued after it would clear it: a slow
+    // CI machine can take the final frame of a fixed count).
     let mut last = None;
-    for i in 0..300u64 {
+    for i in 0..3000u64 {
         let t = i as i64 * 33_333;
         if let PushResult::Dropped = enc.push_at(rgb_frame(320, 240, i), t).unwrap() {
             last = Some(t);
+            if i >= 20 {
+                break;
+            }
         }
     }
     let last = last.expect("a 1-frame queue dropped frames");
     let before = enc.stats();
-    match enc.push_last_dropped(Duration::from_secs(5)).unwrap() {
+    match enc.push_last_dropped(Duration::from_secs(30)).unwrap() {
         Some(PushResult::Queued { index, time_ms }) => {
             assert_eq!(index, before.frames_queued);
             assert_eq!(time_ms as i64, (last as f64 / 1000.0).round() as i64);
