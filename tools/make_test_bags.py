@@ -12,6 +12,16 @@ timestamps, a timestamp domain (hardware clock, global time, system time for the
 3rd set) and per-frame metadata (exposure, gain, laser power, frame counter). Optionally,
 synthetic gyro (200 Hz) and accel (63 Hz) streams on a motion sensor.
 
+Variants for the RealSense backend's tests (``SET:SERIAL:NAME`` writes ``NAME.bag``, so one
+set can give several bags; the options below take that NAME):
+``--imu NAME[:GYRO_HZ:ACCEL_HZ]`` (IMU rates, default 200/63), ``--domain NAME:DOMAIN`` (the
+clock of every stream), ``--frames NAME:N`` (N depth frames, cycling through the set's
+PNGs), ``--depth-stops-after NAME:K`` (depth and colour stop after K frames while the IMU
+goes on to the end), ``--no-counter NAME:EVERY`` (no ``frame_counter`` metadata and every
+EVERY-th frame not sent while the frame numbers stay contiguous, as a camera without UVC
+metadata whose frames were lost), ``--no-depth NAME`` (colour only: a camera rsrec cannot
+record).
+
 Next to every ``<set>.bag`` a ``<set>.json`` manifest says what was written (per depth frame:
 its source PNG, frame number, timestamp and metadata; depth units, intrinsics, serial,
 timestamp domain, colour and IMU counts) so that tests can check recordings of the bag
@@ -19,10 +29,10 @@ against the source frames.
 
 Usage (with the venv of tools/realsense-env.sh):
     make_test_bags.py --out DIR [--data DATA_DIR] [--fps 30] [--max-frames N]
-                      [--no-color] [--imu SET] [SET ...]
+                      [--no-color] [--imu NAME[:G:A]] [variant options] [SET ...]
 
 SET is a folder name under DATA_DIR (default: ../shared/data, or $RSREC_DATA_DIR), optionally
-``SET:SERIAL``. Sets are written in parallel (one thread each). Needs pyrealsense2, numpy
+``SET:SERIAL`` or ``SET:SERIAL:NAME``. Sets are written in parallel (one thread each). Needs pyrealsense2, numpy
 and Pillow.
 """
 
@@ -48,6 +58,19 @@ DOMAINS = [
 DOMAIN_CODES = {"hardware_clock": 0, "system_time": 1, "global_time": 2}
 GYRO_HZ = 200
 ACCEL_HZ = 63
+DOMAIN_BY_NAME = {name: d for name, d in DOMAINS}
+
+
+class Variant:
+    """Per-bag options (see the module doc)."""
+
+    def __init__(self):
+        self.imu = None  # (gyro_hz, accel_hz)
+        self.domain = None  # index into DOMAINS
+        self.frames = 0
+        self.depth_stops_after = 0
+        self.no_counter = 0
+        self.no_depth = False
 
 
 def natural_key(p):
@@ -101,21 +124,25 @@ def rs_intrinsics(k, w, h):
     return i
 
 
-def write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, with_imu, compress,
-              errors):
+def write_bag(set_dir, serial, name, index, out_dir, fps, max_frames, with_color, variant,
+              compress, errors):
     try:
-        _write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, with_imu, compress)
+        _write_bag(set_dir, serial, name, index, out_dir, fps, max_frames, with_color, variant,
+                   compress)
     except BaseException as e:  # reported by the main thread
-        errors.append(f"{set_dir.name}: {type(e).__name__}: {e}")
+        errors.append(f"{name}: {type(e).__name__}: {e}")
 
 
-def _write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, with_imu, compress):
-    name = set_dir.name
+def _write_bag(set_dir, serial, name, index, out_dir, fps, max_frames, with_color, opt, compress):
+    with_imu = opt.imu is not None
+    gyro_hz, accel_hz = opt.imu or (GYRO_HZ, ACCEL_HZ)
     pngs = images(set_dir / "depth", {".png"}) or images(set_dir, {".png"})
     if not pngs:
         raise SystemExit(f"{set_dir}: no depth PNGs")
     if max_frames:
         pngs = pngs[:max_frames]
+    if opt.frames:
+        pngs = [pngs[i % len(pngs)] for i in range(opt.frames)]
     depth = [load_depth(p) for p in pngs]
     h, w = depth[0].shape
     for p, d in zip(pngs, depth):
@@ -130,7 +157,7 @@ def _write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, wit
 
     depth_units = 0.001
     k = intrinsics_for(set_dir, w, h)
-    domain_name, domain = DOMAINS[index % len(DOMAINS)]
+    domain_name, domain = DOMAINS[(index if opt.domain is None else opt.domain) % len(DOMAINS)]
     bag = out_dir / f"{name}.bag"
     if bag.exists():
         bag.unlink()
@@ -143,10 +170,10 @@ def _write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, wit
     dev.register_info(rs.camera_info.product_line, "D400")
     dev.register_info(rs.camera_info.product_id, "0B3A")
 
-    ds = dev.add_sensor("Stereo Module")
+    ds = dev.add_sensor("RGB Camera" if opt.no_depth else "Stereo Module")
     vs = rs.video_stream()
-    vs.type, vs.index, vs.uid = rs.stream.depth, 0, 0
-    vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = w, h, fps, 2, rs.format.z16
+    vs.type, vs.index, vs.uid = (rs.stream.infrared if opt.no_depth else rs.stream.depth), 0, 0
+    vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = w, h, fps, 2, (rs.format.y16 if opt.no_depth else rs.format.z16)
     vs.intrinsics = rs_intrinsics(k, w, h)
     depth_profile = ds.add_video_stream(vs).as_video_stream_profile()
     ds.add_read_only_option(rs.option.depth_units, depth_units)
@@ -174,10 +201,10 @@ def _write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, wit
     if with_imu:
         ms = dev.add_sensor("Motion Module")
         g = rs.motion_stream()
-        g.type, g.index, g.uid, g.fps, g.fmt = rs.stream.gyro, 0, 2, GYRO_HZ, rs.format.motion_xyz32f
+        g.type, g.index, g.uid, g.fps, g.fmt = rs.stream.gyro, 0, 2, gyro_hz, rs.format.motion_xyz32f
         gyro_profile = ms.add_motion_stream(g).as_motion_stream_profile()
         a = rs.motion_stream()
-        a.type, a.index, a.uid, a.fps, a.fmt = rs.stream.accel, 0, 3, ACCEL_HZ, rs.format.motion_xyz32f
+        a.type, a.index, a.uid, a.fps, a.fmt = rs.stream.accel, 0, 3, accel_hz, rs.format.motion_xyz32f
         accel_profile = ms.add_motion_stream(a).as_motion_stream_profile()
         sensors.append((ms, [gyro_profile, accel_profile]))
 
@@ -195,7 +222,7 @@ def _write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, wit
     events = [(i / fps, 0, "frame", i) for i in range(len(depth))]
     imu_count = {"gyro": 0, "accel": 0}
     if with_imu:
-        for kind, hz in (("gyro", GYRO_HZ), ("accel", ACCEL_HZ)):
+        for kind, hz in (("gyro", gyro_hz), ("accel", accel_hz)):
             events += [(k / hz, 1, kind, k) for k in range(int(last_t * hz) + 1)]
     events.sort()
     motion = sensors[-1][0] if with_imu else None
@@ -218,9 +245,14 @@ def _write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, wit
             continue
         d = depth[i]
         ts = t0_ms + i * 1000.0 / fps
-        number = i + 1
-        meta = {"actual_exposure": 8000 + i, "gain_level": 16 + i % 4, "frame_laser_power": 150,
-                "frame_counter": number}
+        if opt.depth_stops_after and i >= opt.depth_stops_after:
+            continue  # the video streams stall; the IMU goes on
+        if opt.no_counter and i % opt.no_counter == opt.no_counter - 1:
+            continue  # lost in the camera: no number is skipped without a counter
+        number = (i + 1 - (i // opt.no_counter if opt.no_counter else 0))
+        meta = {"actual_exposure": 8000 + i, "gain_level": 16 + i % 4, "frame_laser_power": 150}
+        if not opt.no_counter:
+            meta["frame_counter"] = number
         for key, v in meta.items():
             ds.set_metadata(getattr(rs.frame_metadata_value, key), v)
         f = rs.software_video_frame()
@@ -231,7 +263,8 @@ def _write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, wit
         f.domain = domain
         f.frame_number = number
         f.profile = depth_profile
-        f.depth_units = depth_units
+        if not opt.no_depth:
+            f.depth_units = depth_units
         ds.on_video_frame(f)
         keep.append(d)
         if i < len(color):
@@ -248,7 +281,7 @@ def _write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, wit
             cs.on_video_frame(cf)
             keep.append(color[i])
         frames.append({"png": str(pngs[i]), "frame_number": number, "timestamp_ms": ts,
-                       "metadata": meta})
+                       "index": i, "metadata": meta})
     # Let the recorder's writer thread catch up before closing the file.
     time.sleep(0.3)
     for s, _ in sensors:
@@ -275,6 +308,10 @@ def _write_bag(set_dir, serial, index, out_dir, fps, max_frames, with_color, wit
         "frames": frames,
         "color": {"width": cw, "height": ch, "count": len(color)} if color else None,
         "imu": imu_count if with_imu else None,
+        "imu_rates": {"gyro": gyro_hz, "accel": accel_hz} if with_imu else None,
+        "depth_stops_after": opt.depth_stops_after or None,
+        "lost_every": opt.no_counter or None,
+        "no_depth": opt.no_depth,
     }
     (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=1))
     print(f"{bag}: {len(frames)} depth frames {w}x{h}"
@@ -292,20 +329,50 @@ def main():
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--max-frames", type=int, default=0, help="at most this many frames per set (0: all)")
     ap.add_argument("--no-color", action="store_true")
-    ap.add_argument("--imu", action="append", default=[], help="add gyro/accel streams to this set")
+    ap.add_argument("--imu", action="append", default=[],
+                    help="add gyro/accel streams to this bag: NAME or NAME:GYRO_HZ:ACCEL_HZ")
+    ap.add_argument("--domain", action="append", default=[], help="NAME:DOMAIN")
+    ap.add_argument("--frames", action="append", default=[], help="NAME:N")
+    ap.add_argument("--depth-stops-after", action="append", default=[], help="NAME:K")
+    ap.add_argument("--no-counter", action="append", default=[], help="NAME:EVERY")
+    ap.add_argument("--no-depth", action="append", default=[], help="NAME")
     ap.add_argument("--no-compress", action="store_true", help="write uncompressed bag chunks")
     a = ap.parse_args()
     sets = a.sets or DEFAULT_SETS
     a.out.mkdir(parents=True, exist_ok=True)
     threads, errors = [], []
+    variants = {}
+
+    def variant(name):
+        return variants.setdefault(name, Variant())
+
+    for spec in a.imu:
+        name, *rates = spec.split(":")
+        variant(name).imu = (int(rates[0]), int(rates[1])) if rates else (GYRO_HZ, ACCEL_HZ)
+    for spec in a.domain:
+        name, dom = spec.split(":")
+        variant(name).domain = [n for n, _ in DOMAINS].index(dom)
+    for spec in a.frames:
+        name, n = spec.split(":")
+        variant(name).frames = int(n)
+    for spec in a.depth_stops_after:
+        name, k = spec.split(":")
+        variant(name).depth_stops_after = int(k)
+    for spec in a.no_counter:
+        name, k = spec.split(":")
+        variant(name).no_counter = int(k)
+    for name in a.no_depth:
+        variant(name).no_depth = True
     for i, s in enumerate(sets):
-        name, _, serial = s.partition(":")
+        set_name, serial, name = (s.split(":") + ["", ""])[:3]
         serial = serial or f"9123000000{i + 1:02d}"
-        d = a.data / name
+        name = name or set_name
+        d = a.data / set_name
         if not d.is_dir():
             raise SystemExit(f"{d}: no such set")
-        t = threading.Thread(target=write_bag, args=(d, serial, i, a.out, a.fps, a.max_frames,
-                                                     not a.no_color, name in a.imu, not a.no_compress, errors))
+        t = threading.Thread(target=write_bag, args=(d, serial, name, i, a.out, a.fps, a.max_frames,
+                                                     not a.no_color, variants.get(name, Variant()),
+                                                     not a.no_compress, errors))
         t.start()
         threads.append(t)
     for t in threads:

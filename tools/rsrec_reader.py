@@ -106,6 +106,7 @@ TS_DOMAINS = {0: "hardware_clock", 1: "system_time", 2: "global_time", 254: "syn
 GAP_REASONS = {
     0: "unknown", 1: "queue_full", 2: "source_skipped", 3: "encoder_error",
     4: "device_disconnected", 5: "disk_full", 6: "io_error", 7: "corrupted",
+    8: "host_dropped", 9: "bad_frame",
 }
 
 #: One index entry (§6.2): the final index's 32-byte layout, used for every section.

@@ -28,6 +28,12 @@ pub struct RealSenseArgs {
     /// Depth exposure in microseconds, or `auto`.
     #[arg(long)]
     pub exposure: Option<String>,
+    /// Gyro rate in Hz with --imu (D435i: 200 or 400) [default: the camera's native rate].
+    #[arg(long, value_name = "HZ")]
+    pub gyro_hz: Option<u32>,
+    /// Accel rate in Hz with --imu (D435i: 63 or 250) [default: the camera's native rate].
+    #[arg(long, value_name = "HZ")]
+    pub accel_hz: Option<u32>,
     /// Colour pixel format: rgb8, bgr8, rgba8, bgra8 or yuyv.
     #[arg(long)]
     pub color_format: Option<String>,
@@ -40,6 +46,10 @@ pub struct RealSenseArgs {
     /// Do not reopen a camera that disconnects (its file is closed, the others go on).
     #[arg(long)]
     pub no_reconnect: bool,
+    /// Refuse to start unless every camera opens (by default one that fails is left out,
+    /// said, and listed in session.json, and the others are recorded).
+    #[arg(long)]
+    pub require_all: bool,
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -77,6 +87,8 @@ impl RealSenseArgs {
             color: color.map(str::to_string),
             color_format: self.color_format.clone(),
             imu: imu.then_some(true),
+            gyro_hz: self.gyro_hz,
+            accel_hz: self.accel_hz,
             visual_preset: text(&self.visual_preset),
             emitter: self.emitter,
             laser_power: self.laser_power,
@@ -94,7 +106,10 @@ impl RealSenseArgs {
             && self.laser_power.is_none()
             && self.exposure.is_none()
             && self.color_format.is_none()
+            && self.gyro_hz.is_none()
+            && self.accel_hz.is_none()
             && self.rs_options.is_empty()
+            && !self.require_all
             && self.camera_config.is_none()
     }
 }

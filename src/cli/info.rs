@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use rsrec::container::format::{record_type, ts_domain};
-use rsrec::container::{Reader, StreamKind};
+use rsrec::container::record::decode_imu_batch;
+use rsrec::container::{ImuSample, Reader, StreamKind};
 use rsrec::session::Recording;
 use serde_json::json;
 
@@ -85,7 +86,32 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
             v["first_host_time_utc"] = json!(fmt_utc(first.host_ts_us));
             v["last_host_time_utc"] = json!(fmt_utc(last.host_ts_us));
             v["duration_s"] = json!(dur_s);
-            if n > 1 && dur_s > 0.0 {
+            if main == record_type::IMU_BATCH {
+                // An IMU batch holds many samples (§5.3): samples and their rate, from the
+                // section's payload size (8 + 40 per sample per batch) and the last batch's
+                // last sample, not batches per second.
+                let payload = reader
+                    .section(s.id, main)
+                    .map_or(0, |sec| sec.payload_bytes);
+                let samples = payload.saturating_sub(8 * n as u64) / ImuSample::LEN as u64;
+                let (last_rec, p) = reader.read_record(s.id, main, n - 1)?;
+                let last_sample = decode_imu_batch(p)?.last().copied();
+                v["batches"] = json!(n);
+                v["frames"] = json!(samples);
+                v["samples"] = json!(samples);
+                if let Some(ls) = last_sample {
+                    let dur_s = (ls.device_ts_ms - first.device_ts_ms) / 1000.0;
+                    v["last_frame_number"] = json!(ls.frame_number);
+                    v["last_device_ts_ms"] = json!(ls.device_ts_ms);
+                    v["duration_s"] = json!(dur_s);
+                    if samples > 1 && dur_s > 0.0 {
+                        v["measured_hz"] = json!((samples - 1) as f64 / dur_s);
+                    }
+                }
+                if last_rec.header.ts_domain != first_rec.header.ts_domain {
+                    v["last_timestamp_domain"] = json!(domain_name(last_rec.header.ts_domain));
+                }
+            } else if n > 1 && dur_s > 0.0 {
                 v["measured_fps"] = json!((n - 1) as f64 / dur_s);
             }
             if main == record_type::DEPTH_FRAME {
@@ -231,7 +257,11 @@ fn print_text(r: &serde_json::Value) {
                 human(k["model"].as_str().unwrap_or("other"))
             );
         }
-        outln!("  frames:   {}", st["frames"]);
+        if let Some(b) = st["batches"].as_u64() {
+            outln!("  samples:  {} in {b} batches", st["samples"]);
+        } else {
+            outln!("  frames:   {}", st["frames"]);
+        }
         if st["frames"].as_u64().unwrap_or(0) > 0 {
             outln!(
                 "  numbers:  {} .. {}",
@@ -244,10 +274,11 @@ fn print_text(r: &serde_json::Value) {
                 st["last_device_ts_ms"].as_f64().unwrap_or(0.0),
                 human(&s(&st["timestamp_domain"])),
                 st["duration_s"].as_f64().unwrap_or(0.0),
-                st["measured_fps"]
-                    .as_f64()
-                    .map(|f| format!(", {f:.2} fps"))
-                    .unwrap_or_default()
+                match (st["measured_fps"].as_f64(), st["measured_hz"].as_f64()) {
+                    (Some(f), _) => format!(", {f:.2} fps"),
+                    (None, Some(hz)) => format!(", {hz:.2} Hz"),
+                    _ => String::new(),
+                }
             );
             outln!(
                 "  host:     {} .. {}",

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use rsrec::container::{FsyncPolicy, StreamKind, WriterOptions};
 use rsrec::record::limits::format_remaining;
+use rsrec::record::recorder::LeftOutCamera;
 use rsrec::record::DepthEncoding;
 use rsrec::record::{
     parse_duration, parse_size, stop_on_signals, CameraPlan, PlanField, RecordError, RecordPlan,
@@ -153,7 +154,8 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     if !realsense_cameras && !args.realsense.is_empty() {
         return Err(usage(
             "--sync, --visual-preset, --emitter, --laser-power, --exposure, --color-format, \
-             --rs-option and --camera-config are for RealSense cameras (--cameras all, a serial \
+             --gyro-hz, --accel-hz, --rs-option, --camera-config and --require-all are for \
+             RealSense cameras (--cameras all, a serial \
              number or rsbag:FILE)",
         ));
     }
@@ -169,11 +171,20 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             .realsense
             .layer(args.depth.as_ref(), args.color.as_deref(), args.imu)?,
         camera_file,
+        require_all: args.realsense.require_all,
     };
     let opened = open_sources(&specs, &settings)?;
     for w in &opened.warnings {
         esay!("rsrec: warning: {w}");
     }
+    let left_out: Vec<LeftOutCamera> = opened
+        .left_out
+        .iter()
+        .map(|(source, error)| LeftOutCamera {
+            source: source.clone(),
+            error: error.clone(),
+        })
+        .collect();
     let opened = opened.cameras;
     if args.depth_max_error.is_some() {
         // A bound in millimetres becomes depth units: every camera must use the same units.
@@ -224,6 +235,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     plan.min_free = min_free;
     plan.reconnect = (!args.realsense.no_reconnect).then_some(RECONNECT_EVERY);
     plan.command_line = std::env::args().collect();
+    plan.left_out = left_out;
     let plan = plan.validate().map_err(|e| match e {
         // A value the plan refuses is a bad argument: name its flag.
         RecordError::InvalidPlan { field, why } => {
@@ -328,7 +340,12 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                     s.compression_ratio,
                     s.file_bytes.saturating_sub(l.file_bytes) as f64 / dt / 1e6,
                     s.depth_dropped,
-                    if s.depth_source_skipped > 0 { format!(" (+{} source)", s.depth_source_skipped) } else { String::new() },
+                    match (s.depth_host_dropped, s.depth_source_skipped) {
+                        (0, 0) => String::new(),
+                        (0, k) => format!(" (+{k} source)"),
+                        (h, 0) => format!(" (+{h} host)"),
+                        (h, k) => format!(" (+{h} host, +{k} source)"),
+                    },
                     (s.color_queued - l.color_queued) as f64 / dt,
                     s.color_dropped,
                     if s.depth_codec_frames.len() > 1 {
@@ -374,11 +391,12 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             }
         );
         say!(
-            "{:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>10}",
+            "{:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>10}",
             "camera",
             "depth in",
             "written",
             "dropped",
+            "host",
             "skipped",
             "color",
             "c.drop",
@@ -388,11 +406,12 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         for o in outcomes {
             let s = &o.stats;
             say!(
-                "{:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6.2}x {:>10}",
+                "{:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6.2}x {:>10}",
                 o.name,
                 s.depth_captured,
                 s.depth_written,
                 s.depth_dropped,
+                s.depth_host_dropped,
                 s.depth_source_skipped,
                 s.color_queued,
                 s.color_dropped,
@@ -425,6 +444,24 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             o.stats.imu_dropped,
             o.stats.records_lost
         );
+    }
+    for o in outcomes.iter() {
+        let s = &o.stats;
+        let host = s.depth_host_dropped + s.color_host_dropped + s.imu_host_dropped;
+        if host + s.imu_source_skipped + s.bad_frames > 0 {
+            esay!(
+                "rsrec: warning: {}: {} depth, {} colour and {} IMU samples lost on the host \
+                 before rsrec had them (rsrec fell behind: fewer streams, more CPU or a faster \
+                 disk help); {} IMU samples skipped by the camera; {} unreadable frames (all \
+                 gap records in its file)",
+                o.name,
+                s.depth_host_dropped,
+                s.color_host_dropped,
+                s.imu_host_dropped,
+                s.imu_source_skipped,
+                s.bad_frames
+            );
+        }
     }
     for o in outcomes.iter().filter(|o| o.stats.disconnects > 0) {
         esay!(

@@ -96,6 +96,19 @@ pub mod ts_domain {
     pub const SYNTHETIC: u8 = 254;
     /// Record has no timestamp (index blocks, stream-less events).
     pub const NONE: u8 = 255;
+
+    /// The spec's name of a domain (`hardware_clock`, ...); `None` for a code the spec does
+    /// not define (unknown codes are not an error, §4.2).
+    pub fn name(code: u8) -> Option<&'static str> {
+        match code {
+            HARDWARE_CLOCK => Some("hardware_clock"),
+            SYSTEM_TIME => Some("system_time"),
+            GLOBAL_TIME => Some("global_time"),
+            SYNTHETIC => Some("synthetic"),
+            NONE => Some("none"),
+            _ => None,
+        }
+    }
 }
 
 /// §4.3 Stream id used by records that belong to no stream (events about the whole file).

@@ -413,6 +413,11 @@ pub enum GapReason {
     IoError,
     /// Records were unreadable and discarded by recovery.
     Corrupted,
+    /// Lost on the host before rsrec had them: the source's own buffer (between the driver's
+    /// threads and rsrec's capture thread) overflowed.
+    HostDropped,
+    /// The driver delivered the frame but it could not be read (wrong size, no data).
+    BadFrame,
     Other(u8),
 }
 
@@ -427,6 +432,8 @@ impl GapReason {
             Self::DiskFull => 5,
             Self::IoError => 6,
             Self::Corrupted => 7,
+            Self::HostDropped => 8,
+            Self::BadFrame => 9,
             Self::Other(c) => c,
         }
     }
@@ -440,6 +447,8 @@ impl GapReason {
             5 => Self::DiskFull,
             6 => Self::IoError,
             7 => Self::Corrupted,
+            8 => Self::HostDropped,
+            9 => Self::BadFrame,
             c => Self::Other(c),
         }
     }

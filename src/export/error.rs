@@ -40,6 +40,16 @@ pub enum ExportError {
         #[source]
         source: Box<crate::session::SessionError>,
     },
+    /// An IMU batch does not decode (also with `skip_damaged`, which skips depth frames).
+    #[error(
+        "a damaged IMU batch; `rsrec recover {file}` repairs the file (its damaged records \
+         are left out)"
+    )]
+    DamagedImu {
+        file: String,
+        #[source]
+        source: Box<crate::session::SessionError>,
+    },
     /// The stop flag was set (Ctrl+C): the unfinished camera's output was removed.
     #[error("interrupted: the unfinished output ({}) was removed", partial.display())]
     Interrupted { partial: PathBuf },

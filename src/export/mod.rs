@@ -1,15 +1,22 @@
 //! `rsrec export`: recordings to the files training pipelines read.
 //!
 //! - `png16`: one 16-bit grayscale PNG per depth frame (`NNNNNNNN_<device ms>.png`, frame
-//!   number and device timestamp), plus `frames.csv`.
+//!   number and device timestamp), plus `frames.csv`; with IMU, `gyro.csv` and `accel.csv`
+//!   (`frame_number,device_ts_ms,host_ts_us,x,y,z`).
 //! - `npy`: `depth.npy` (N x H x W `<u2`), `timestamps.npy` (device, `<f8` ms),
 //!   `host_timestamps_us.npy` (`<u8`), `frame_numbers.npy` (`<u8`); with colour,
 //!   `color.npy` (N x H x W x 3 `|u1`, the colour frame nearest in time to each depth frame),
 //!   `color_offset_ms.npy` and `color_frame_numbers.npy`. Written incrementally: memory does
-//!   not grow with N.
+//!   not grow with N. With IMU, per stream (`gyro`, `accel`): `gyro.npy` (M x 3 `<f4`, rad/s;
+//!   m/s² for accel), `gyro_timestamps.npy` (`<f8` device ms), `gyro_host_timestamps_us.npy`
+//!   (`<u8`) and `gyro_frame_numbers.npy` (`<u8`).
 //! - `ply`: one binary PLY point cloud per depth frame (metres, zeros skipped), coloured when
 //!   the camera has colour that can be mapped onto depth.
 //! - `color`: colour frames decoded by FFmpeg, as PNG or JPEG, plus `frames.csv`.
+//!
+//! The IMU files (module `imu`) hold every sample when every depth frame is exported, else
+//! the samples between the first and the last selected depth frame's time; they are read
+//! into memory first (48 bytes a sample). `intrinsics.json` describes them under `"imu"`.
 //!
 //! Every format goes to `OUT/<camera>/<format>/` with an `intrinsics.json` describing the
 //! camera and the selection. Nothing is written until every camera's selection has been
@@ -17,6 +24,7 @@
 
 mod color;
 pub mod error;
+mod imu;
 pub mod npy;
 mod plan;
 pub mod ply;
@@ -477,7 +485,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).map_err(|e| ExportError::io(path, e))
 }
 
-/// `frames.csv`.
+/// `frames.csv` (and the other CSV files: `gyro.csv`, `accel.csv`).
 struct Csv {
     out: BufWriter<File>,
     path: PathBuf,
@@ -485,7 +493,10 @@ struct Csv {
 
 impl Csv {
     fn create(dir: &Path, columns: &str) -> Result<Self> {
-        let path = dir.join("frames.csv");
+        Self::create_at(dir.join("frames.csv"), columns)
+    }
+    /// A new CSV file at `path` (never replaces one) with the header line `columns`.
+    fn create_at(path: PathBuf, columns: &str) -> Result<Self> {
         let f = OpenOptions::new()
             .write(true)
             .create_new(true)

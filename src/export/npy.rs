@@ -157,6 +157,7 @@ pub(super) fn run_npy(
     let raw = cam.depth_frame_bytes();
     let dir = &job.dir;
     let mut report = report_for(job);
+    let imu = imu::read(job)?;
 
     let mut depth = npy::NpyWriter::create(&dir.join("depth.npy"), "<u2", 2, &[n, h, w])?;
     let mut ts = npy::NpyWriter::create(&dir.join("timestamps.npy"), "<f8", 8, &[n])?;
@@ -348,6 +349,14 @@ pub(super) fn run_npy(
     if let (Some(o), Some(d)) = (extra.as_object_mut(), damaged_info(&report).as_object()) {
         o.extend(d.clone());
     }
+    imu::write(
+        job,
+        imu,
+        imu::ImuFiles::Npy,
+        &mut report,
+        &mut extra,
+        progress,
+    )?;
     report.bytes_written += write_info(job, opts, extra)?;
     Ok(report)
 }

@@ -43,6 +43,7 @@ pub(super) fn run_png16(
     let n = cam.depth_frame_len()?;
     let raw = cam.depth_frame_bytes();
     let mut report = report_for(job);
+    let imu = imu::read(job)?;
     let sel = job.sel;
     // One column per per-frame metadata key (exposure, gain, laser power, ...).
     let keys = metadata_keys(cam, Stream::Depth, &sel)?;
@@ -91,6 +92,15 @@ pub(super) fn run_png16(
         },
     )?;
     csv.finish()?;
-    report.bytes_written += write_info(job, opts, damaged_info(&report))?;
+    let mut extra = damaged_info(&report);
+    imu::write(
+        job,
+        imu,
+        imu::ImuFiles::Csv,
+        &mut report,
+        &mut extra,
+        progress,
+    )?;
+    report.bytes_written += write_info(job, opts, extra)?;
     Ok(report)
 }

@@ -12,6 +12,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use super::outbox::Outbox;
 
+use super::numbering::{Numbering, Step};
 use super::stats::CameraStats;
 use crate::codec::CodecId;
 use crate::container::format::{record_type, ts_domain, NO_STREAM};
@@ -19,7 +20,7 @@ use crate::container::record::encode_imu_batch;
 use crate::container::{
     ColorFrameEntry, FrameMetadata, GapReason, ImuSample, RecordHeader, StreamKind, VideoSegment,
 };
-use crate::source::{stream_id, Sample, Source, SourceError, SourceInfo, Timing};
+use crate::source::{stream_id, Sample, Source, SourceError, SourceInfo, StreamId, Timing};
 
 use super::pipeline::*;
 
@@ -100,12 +101,15 @@ pub(super) fn capture_loop(
     let mut depth_gaps = GapRun::new(stream_id::DEPTH);
     let mut color_gaps = GapRun::new(stream_id::COLOR);
     let mut imu_gaps = [GapRun::new(stream_id::GYRO), GapRun::new(stream_id::ACCEL)];
-    let mut last_depth: Option<u64> = None;
-    let mut last_color: Option<u64> = None;
+    // Each stream's frame numbers, with what the source had lost of it when recording began.
+    let numbering = |s: StreamId| Numbering::new(source.losses(s));
+    let mut depth_numbers = numbering(StreamId::Depth);
+    let mut color_numbers = numbering(StreamId::Color);
+    let mut imu_numbers = [numbering(StreamId::Gyro), numbering(StreamId::Accel)];
     // The newest colour frame the encoder dropped, while no later one was queued or lost
     // another way: the encoder holds it for the end of capture.
     let mut last_color_drop: Option<Timing> = None;
-    let mut imu: [Vec<ImuSample>; 2] = [Vec::new(), Vec::new()];
+    let mut imu: [ImuBatch; 2] = Default::default();
     while !stop.load(Ordering::Relaxed) {
         out.pump();
         let sample = match source.next() {
@@ -131,6 +135,16 @@ pub(super) fn capture_loop(
                     &mut imu,
                     stats,
                 );
+                note_unplaced(
+                    &*source,
+                    [
+                        (StreamId::Depth, &depth_numbers),
+                        (StreamId::Color, &color_numbers),
+                        (StreamId::Gyro, &imu_numbers[0]),
+                        (StreamId::Accel, &imu_numbers[1]),
+                    ],
+                    stats,
+                );
                 out.push(event_record(NO_STREAM, "camera_disconnected", msg.clone()));
                 out.push(ToWriter::Flush);
                 CameraStats::add(&stats.disconnects, 1);
@@ -140,16 +154,22 @@ pub(super) fn capture_loop(
                 let back = wait_for_reconnect(source.as_mut(), retry, stop, &mut out);
                 let away = since.elapsed();
                 CameraStats::add(&stats.outage_ms, away.as_millis() as u64);
+                // The cause (removed, a stream that stalled, ...) is part of every gap.
                 let detail = match &back {
-                    Ok(true) => format!("camera disconnected for {:.1} s", away.as_secs_f64()),
+                    Ok(true) => format!(
+                        "camera disconnected for {:.1} s ({msg})",
+                        away.as_secs_f64()
+                    ),
                     _ => format!(
-                        "camera disconnected; not back after {:.1} s when capture ended",
+                        "camera disconnected; not back after {:.1} s when capture ended ({msg})",
                         away.as_secs_f64()
                     ),
                 };
                 for (stream, last) in [
-                    (stream_id::DEPTH, last_depth),
-                    (stream_id::COLOR, last_color),
+                    (stream_id::DEPTH, depth_numbers.last()),
+                    (stream_id::COLOR, color_numbers.last()),
+                    (stream_id::GYRO, imu_numbers[0].last()),
+                    (stream_id::ACCEL, imu_numbers[1].last()),
                 ] {
                     let Some(d) = info.streams.iter().find(|s| s.id == stream) else {
                         continue;
@@ -189,8 +209,11 @@ pub(super) fn capture_loop(
                 stats.disconnected.store(false, Ordering::Relaxed);
                 CameraStats::add(&stats.reconnects, 1);
                 out.push(event_record(NO_STREAM, "camera_reconnected", detail));
-                last_depth = None;
-                last_color = None;
+                // A reopened source counts its losses afresh, and its numbers restart.
+                depth_numbers.restart(source.losses(StreamId::Depth));
+                color_numbers.restart(source.losses(StreamId::Color));
+                imu_numbers[0].restart(source.losses(StreamId::Gyro));
+                imu_numbers[1].restart(source.losses(StreamId::Accel));
                 continue;
             }
         };
@@ -200,36 +223,18 @@ pub(super) fn capture_loop(
                 CameraStats::add(&stats.depth_captured, 1);
                 let t = f.timing;
                 let n = t.frame_number;
-                match last_depth {
-                    Some(l) if n > l + 1 => {
-                        CameraStats::add(&stats.depth_source_skipped, n - l - 1);
-                        out.push(gap_record(
-                            stream_id::DEPTH,
-                            &t,
-                            l + 1,
-                            n - 1,
-                            GapReason::SourceSkipped,
-                            "frame numbers skipped by the source",
-                        ));
-                    }
-                    Some(l) if n <= l => out.push(event_record(
-                        stream_id::DEPTH,
-                        "frame_numbers_restarted",
-                        format!("depth frame number went from {l} to {n}"),
-                    )),
-                    _ => {}
-                }
-                last_depth = Some(n);
+                let step = depth_numbers.frame(&t, source.losses(StreamId::Depth));
+                note_step(&mut out, StreamId::Depth, &t, step, stats);
                 if f.data.len() != (d.width * d.height) as usize {
                     out.push(gap_record(
                         stream_id::DEPTH,
                         &t,
                         n,
                         n,
-                        GapReason::Other(100),
+                        GapReason::BadFrame,
                         "frame of the wrong size",
                     ));
-                    CameraStats::add(&stats.depth_dropped, 1);
+                    CameraStats::add(&stats.bad_frames, 1);
                     continue;
                 }
                 let header = RecordHeader {
@@ -291,20 +296,8 @@ pub(super) fn capture_loop(
                 CameraStats::add(&stats.color_captured, 1);
                 let t = f.timing;
                 let n = t.frame_number;
-                if let Some(l) = last_color {
-                    if n > l + 1 {
-                        CameraStats::add(&stats.color_source_skipped, n - l - 1);
-                        out.push(gap_record(
-                            stream_id::COLOR,
-                            &t,
-                            l + 1,
-                            n - 1,
-                            GapReason::SourceSkipped,
-                            "frame numbers skipped by the source",
-                        ));
-                    }
-                }
-                last_color = Some(n);
+                let step = color_numbers.frame(&t, source.losses(StreamId::Color));
+                note_step(&mut out, StreamId::Color, &t, step, stats);
                 let Some(c) = color.as_mut() else { continue };
                 if c.dead {
                     CameraStats::add(&stats.color_dropped, 1);
@@ -392,19 +385,55 @@ pub(super) fn capture_loop(
                     }
                 }
             }
-            Sample::Imu { kind, sample } => {
+            Sample::Imu {
+                kind,
+                sample,
+                ts_domain,
+            } => {
                 CameraStats::add(&stats.imu_samples, 1);
-                let (k, stream) = match kind {
-                    StreamKind::Gyro => (0, stream_id::GYRO),
-                    _ => (1, stream_id::ACCEL),
+                let (k, id) = match kind {
+                    StreamKind::Gyro => (0, StreamId::Gyro),
+                    _ => (1, StreamId::Accel),
                 };
-                imu[k].push(sample);
-                if imu[k].len() >= 64 || sample.device_ts_ms - imu[k][0].device_ts_ms >= 100.0 {
+                let stream = id.id();
+                let t = Timing {
+                    frame_number: sample.frame_number,
+                    device_ts_ms: sample.device_ts_ms,
+                    ts_domain,
+                    host_ts_us: sample.host_ts_us,
+                };
+                let step = imu_numbers[k].frame(&t, source.losses(id));
+                if step != Step::InOrder {
+                    // The gap goes after the samples before it.
+                    flush_imu(&mut out, &mut imu[k], &mut imu_gaps[k], stream, stats);
+                    note_step(&mut out, id, &t, step, stats);
+                }
+                // A batch has one clock (its record header's): a sample on another clock
+                // starts a new batch.
+                if imu[k].ts_domain != ts_domain {
+                    flush_imu(&mut out, &mut imu[k], &mut imu_gaps[k], stream, stats);
+                    imu[k].ts_domain = ts_domain;
+                }
+                let batch = &mut imu[k].samples;
+                batch.push(sample);
+                if batch.len() >= IMU_BATCH_SAMPLES
+                    || sample.device_ts_ms - batch[0].device_ts_ms >= IMU_BATCH_MS
+                {
                     flush_imu(&mut out, &mut imu[k], &mut imu_gaps[k], stream, stats);
                 }
             }
         }
     }
+    note_unplaced(
+        &*source,
+        [
+            (StreamId::Depth, &depth_numbers),
+            (StreamId::Color, &color_numbers),
+            (StreamId::Gyro, &imu_numbers[0]),
+            (StreamId::Accel, &imu_numbers[1]),
+        ],
+        stats,
+    );
     // The video lasts until the capture's last colour frame: if the encoder dropped it, it
     // gets it now (waiting a little for room), and it is no longer lost.
     if let (Some(t), Some(c)) = (last_color_drop, color.as_mut()) {
@@ -447,22 +476,89 @@ pub(super) fn capture_loop(
     stats.set_queue_len(0);
 }
 
+/// Records what a frame's number says: the gaps before it (counted by cause), or a restart.
+fn note_step(out: &mut Outbox<'_>, stream: StreamId, t: &Timing, step: Step, stats: &CameraStats) {
+    match step {
+        Step::InOrder => {}
+        Step::Gap(m) => {
+            let (skipped, host) = match stream {
+                StreamId::Depth => (&stats.depth_source_skipped, &stats.depth_host_dropped),
+                StreamId::Color => (&stats.color_source_skipped, &stats.color_host_dropped),
+                _ => (&stats.imu_source_skipped, &stats.imu_host_dropped),
+            };
+            CameraStats::add(skipped, m.source_skipped);
+            CameraStats::add(host, m.host_dropped);
+            CameraStats::add(&stats.bad_frames, m.bad);
+            for (first, last, reason, detail) in m.gaps() {
+                out.push(gap_record(stream.id(), t, first, last, reason, detail));
+            }
+        }
+        Step::Restarted { from } => out.push(event_record(
+            stream.id(),
+            "frame_numbers_restarted",
+            format!(
+                "{} frame number went from {from} to {}",
+                stream.kind().name(),
+                t.frame_number
+            ),
+        )),
+    }
+}
+
+/// Losses the source counted after each stream's last frame (at the end of capture, or
+/// before an outage): counted, with no gap record (no later frame says which numbers).
+fn note_unplaced(source: &dyn Source, numbers: [(StreamId, &Numbering); 4], stats: &CameraStats) {
+    for (stream, n) in numbers {
+        let u = n.unplaced(source.losses(stream));
+        let host = match stream {
+            StreamId::Depth => &stats.depth_host_dropped,
+            StreamId::Color => &stats.color_host_dropped,
+            _ => &stats.imu_host_dropped,
+        };
+        CameraStats::add(host, u.host_dropped);
+        CameraStats::add(&stats.bad_frames, u.bad);
+    }
+}
+
+/// An IMU batch (§5.3) holds at most this many samples...
+const IMU_BATCH_SAMPLES: usize = 64;
+/// ...and at most this long a stretch of device time, so that a slow stream is written
+/// (and survives a crash) within about a tenth of a second.
+const IMU_BATCH_MS: f64 = 100.0;
+
+/// IMU samples of one stream waiting to become one batch record: samples on one clock.
+struct ImuBatch {
+    samples: Vec<ImuSample>,
+    /// The clock of every sample in `samples` (`container::format::ts_domain`).
+    ts_domain: u8,
+}
+
+impl Default for ImuBatch {
+    fn default() -> Self {
+        Self {
+            samples: Vec::with_capacity(IMU_BATCH_SAMPLES),
+            ts_domain: ts_domain::HARDWARE_CLOCK,
+        }
+    }
+}
+
 /// Hands a batch of IMU samples to the writer, or, when the writer is far behind, drops it
 /// (counted in `imu_dropped`, recorded as a gap of its sample numbers).
 fn flush_imu(
     out: &mut Outbox<'_>,
-    batch: &mut Vec<ImuSample>,
+    pending: &mut ImuBatch,
     gaps: &mut GapRun,
     stream: u8,
     stats: &CameraStats,
 ) {
+    let batch = &mut pending.samples;
     let (Some(first), Some(last)) = (batch.first().copied(), batch.last().copied()) else {
         return;
     };
     let t = Timing {
         frame_number: first.frame_number,
         device_ts_ms: first.device_ts_ms,
-        ts_domain: ts_domain::HARDWARE_CLOCK,
+        ts_domain: pending.ts_domain,
         host_ts_us: first.host_ts_us,
     };
     if !out.room_for_data() {
@@ -504,7 +600,7 @@ fn flush_pending(
     out: &mut Outbox<'_>,
     frame_gaps: [&mut GapRun; 2],
     imu_gaps: &mut [GapRun; 2],
-    imu: &mut [Vec<ImuSample>; 2],
+    imu: &mut [ImuBatch; 2],
     stats: &CameraStats,
 ) {
     for g in frame_gaps {

@@ -8,6 +8,7 @@ mod compress;
 pub mod encoding;
 pub mod import;
 pub mod limits;
+mod numbering;
 mod outbox;
 pub mod pipeline;
 pub mod recorder;

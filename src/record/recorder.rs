@@ -36,6 +36,7 @@ use super::session::{camera_manifest, default_session_name, free_bytes, outcomes
 use super::stats::StatsSnapshot;
 use crate::codec::DepthCodec;
 use crate::container::{StreamKind, WriterOptions};
+pub use crate::session::manifest::LeftOutCamera;
 use crate::session::{Losses, ManifestError, RecordSettings, SessionManifest, SessionStatus};
 use crate::source::Source;
 
@@ -169,6 +170,8 @@ pub struct RecordPlan {
     pub reconnect: Option<Duration>,
     /// The command line, for `session.json`.
     pub command_line: Vec<String>,
+    /// Cameras asked for that could not be opened and were left out (`session.json`).
+    pub left_out: Vec<LeftOutCamera>,
 }
 
 impl RecordPlan {
@@ -192,6 +195,7 @@ impl RecordPlan {
             min_free: DEFAULT_MIN_FREE,
             reconnect: None,
             command_line: Vec::new(),
+            left_out: Vec::new(),
         }
     }
 
@@ -448,6 +452,7 @@ impl Recorder {
         let names = camera_names(plan.cameras.iter().map(|c| c.source.info().name.as_str()));
         let mut manifest = SessionManifest::new(&session, start_us);
         manifest.command_line = plan.command_line.clone();
+        manifest.cameras_left_out = plan.left_out.clone();
         manifest.settings = RecordSettings {
             depth_codec: plan.depth_codec.to_string(),
             color_codec: if any_color {

@@ -15,6 +15,8 @@ pub struct CameraStats {
     pub depth_dropped: AtomicU64,
     /// Missing in the source's own frame numbers (dropped in camera, USB or driver).
     pub depth_source_skipped: AtomicU64,
+    /// Lost on the host before rsrec had them (the source's buffer overflowed).
+    pub depth_host_dropped: AtomicU64,
     pub depth_raw_bytes: AtomicU64,
     pub depth_stored_bytes: AtomicU64,
     /// Depth frames written, by codec id (`format-spec.md` §8; ids above 7 are not counted
@@ -27,10 +29,16 @@ pub struct CameraStats {
     pub color_queued: AtomicU64,
     pub color_dropped: AtomicU64,
     pub color_source_skipped: AtomicU64,
+    pub color_host_dropped: AtomicU64,
     pub color_restarts: AtomicU64,
     pub imu_samples: AtomicU64,
     /// IMU samples dropped because the writer was far behind (recorded as gaps).
     pub imu_dropped: AtomicU64,
+    /// IMU sample numbers the source skipped, and IMU samples it lost on the host.
+    pub imu_source_skipped: AtomicU64,
+    pub imu_host_dropped: AtomicU64,
+    /// Frames or samples of any stream the driver delivered but that could not be read.
+    pub bad_frames: AtomicU64,
     /// Records (gaps, events) lost because the writer was stuck for so long that the
     /// capture thread's backlog reached its memory bound.
     pub records_lost: AtomicU64,
@@ -77,6 +85,7 @@ impl CameraStats {
             depth_written: g(&self.depth_written),
             depth_dropped: g(&self.depth_dropped),
             depth_source_skipped: g(&self.depth_source_skipped),
+            depth_host_dropped: g(&self.depth_host_dropped),
             depth_raw_bytes: raw,
             depth_stored_bytes: stored,
             compression_ratio: if stored > 0 {
@@ -98,9 +107,13 @@ impl CameraStats {
             color_queued: g(&self.color_queued),
             color_dropped: g(&self.color_dropped),
             color_source_skipped: g(&self.color_source_skipped),
+            color_host_dropped: g(&self.color_host_dropped),
             color_restarts: g(&self.color_restarts),
             imu_samples: g(&self.imu_samples),
             imu_dropped: g(&self.imu_dropped),
+            imu_source_skipped: g(&self.imu_source_skipped),
+            imu_host_dropped: g(&self.imu_host_dropped),
+            bad_frames: g(&self.bad_frames),
             records_lost: g(&self.records_lost),
             file_bytes: g(&self.file_bytes),
             segments: g(&self.segments),

@@ -33,6 +33,17 @@ pub enum SessionError {
         #[source]
         source: ContainerError,
     },
+    /// An IMU batch (§5.3) could not be read or decoded. `batch` is its position among the
+    /// stream's batches in `file`. (The source is boxed to keep the error small.)
+    #[error("{camera}: {stream} IMU batch {batch} ({file})")]
+    ImuBatch {
+        camera: String,
+        stream: &'static str,
+        batch: usize,
+        file: String,
+        #[source]
+        source: Box<ContainerError>,
+    },
     /// A frame position past the end of the camera's frames.
     #[error("{camera}: {what} {position} is out of range ({count} frames)")]
     OutOfRange {

@@ -171,6 +171,9 @@ pub struct StatsSnapshot {
     pub depth_written: u64,
     pub depth_dropped: u64,
     pub depth_source_skipped: u64,
+    /// Depth frames lost on the host before rsrec had them (the source's own buffer was
+    /// full); not included in `depth_source_skipped`.
+    pub depth_host_dropped: u64,
     pub depth_raw_bytes: u64,
     pub depth_stored_bytes: u64,
     pub compression_ratio: f64,
@@ -185,10 +188,16 @@ pub struct StatsSnapshot {
     pub color_queued: u64,
     pub color_dropped: u64,
     pub color_source_skipped: u64,
+    pub color_host_dropped: u64,
     pub color_restarts: u64,
     pub imu_samples: u64,
     /// IMU samples dropped because the writer was far behind (gap records say which).
     pub imu_dropped: u64,
+    /// IMU sample numbers skipped by the source, and IMU samples lost on the host.
+    pub imu_source_skipped: u64,
+    pub imu_host_dropped: u64,
+    /// Frames or samples the driver delivered that could not be read (gaps `bad_frame`).
+    pub bad_frames: u64,
     /// Gap and event records lost because the writer was stuck so long that the capture
     /// thread's backlog reached its memory bound (0 unless the disk hung for hours).
     pub records_lost: u64,
@@ -266,21 +275,39 @@ pub struct SessionManifest {
     /// while recording and in manifests of older versions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub losses: Option<Losses>,
+    /// Cameras asked for that could not be opened, and why: the others were recorded
+    /// without them (`rsrec record --require-all` refuses to start instead).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cameras_left_out: Vec<LeftOutCamera>,
+}
+
+/// A camera that was asked for but not recorded.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LeftOutCamera {
+    /// Its spec (`realsense:SERIAL`, `rsbag:FILE`).
+    pub source: String,
+    /// Why it could not be opened.
+    pub error: String,
 }
 
 /// Frames and samples the cameras delivered that rsrec could not keep (queues full, an
-/// encoder that fell behind or died, a writer far behind), summed over the cameras. Every
-/// one of them is also a gap record in its camera's file. What the cameras themselves
+/// encoder that fell behind or died, a writer far behind, and - `*_host_dropped` - those
+/// lost on the host before rsrec had them because it fell behind), summed over the cameras.
+/// Every one of them is also a gap record in its camera's file. What the cameras themselves
 /// skipped is not counted here (`depth_source_skipped` in each camera's stats).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Losses {
     pub depth_captured: u64,
     pub depth_dropped: u64,
+    pub depth_host_dropped: u64,
     pub color_captured: u64,
     pub color_dropped: u64,
+    pub color_host_dropped: u64,
     pub imu_samples: u64,
     pub imu_dropped: u64,
+    pub imu_host_dropped: u64,
     /// Gap and event records lost (only when a writer was stuck for hours).
     pub records_lost: u64,
 }
@@ -292,10 +319,13 @@ impl Losses {
         for s in cameras.iter().filter_map(|c| c.stats.as_ref()) {
             l.depth_captured += s.depth_captured;
             l.depth_dropped += s.depth_dropped;
+            l.depth_host_dropped += s.depth_host_dropped;
             l.color_captured += s.color_captured;
             l.color_dropped += s.color_dropped;
+            l.color_host_dropped += s.color_host_dropped;
             l.imu_samples += s.imu_samples;
             l.imu_dropped += s.imu_dropped;
+            l.imu_host_dropped += s.imu_host_dropped;
             l.records_lost += s.records_lost;
         }
         l
@@ -303,7 +333,14 @@ impl Losses {
 
     /// Whether anything was lost.
     pub fn any(&self) -> bool {
-        self.depth_dropped + self.color_dropped + self.imu_dropped + self.records_lost > 0
+        self.depth_dropped
+            + self.depth_host_dropped
+            + self.color_dropped
+            + self.color_host_dropped
+            + self.imu_dropped
+            + self.imu_host_dropped
+            + self.records_lost
+            > 0
     }
 
     /// `depth lost 0.3 % (12 frames), colour lost 12.0 % (1,234 frames)`; empty when
@@ -311,13 +348,42 @@ impl Losses {
     pub fn describe(&self) -> String {
         let pct = |n: u64, of: u64| n as f64 * 100.0 / of.max(1) as f64;
         let mut parts = Vec::new();
-        for (what, unit, n, of) in [
-            ("depth", "frames", self.depth_dropped, self.depth_captured),
-            ("colour", "frames", self.color_dropped, self.color_captured),
-            ("IMU", "samples", self.imu_dropped, self.imu_samples),
+        // Frames lost on the host never reached rsrec: they are part of what the camera
+        // delivered, not of what rsrec captured.
+        for (what, unit, n, host, of) in [
+            (
+                "depth",
+                "frames",
+                self.depth_dropped,
+                self.depth_host_dropped,
+                self.depth_captured,
+            ),
+            (
+                "colour",
+                "frames",
+                self.color_dropped,
+                self.color_host_dropped,
+                self.color_captured,
+            ),
+            (
+                "IMU",
+                "samples",
+                self.imu_dropped,
+                self.imu_host_dropped,
+                self.imu_samples,
+            ),
         ] {
-            if n > 0 {
-                parts.push(format!("{what} lost {:.1} % ({n} {unit})", pct(n, of)));
+            if n + host > 0 {
+                let on_host = if host > 0 {
+                    format!(", {host} of them on the host before rsrec had them")
+                } else {
+                    String::new()
+                };
+                parts.push(format!(
+                    "{what} lost {:.1} % ({} {unit}{on_host})",
+                    pct(n + host, of + host),
+                    n + host
+                ));
             }
         }
         if self.records_lost > 0 {
@@ -345,6 +411,7 @@ impl Default for SessionManifest {
             settings: RecordSettings::default(),
             cameras: Vec::new(),
             losses: None,
+            cameras_left_out: Vec::new(),
         }
     }
 }

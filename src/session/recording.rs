@@ -5,16 +5,20 @@
 //! so positions (`--frames`, frames.csv's `index`) count across all of them in order.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::error::{Result, SessionError};
 use super::manifest::{SessionManifest, SessionStatus};
-use crate::container::format::record_type;
+use crate::container::format::{
+    record_type, SECTION_SORTED_BY_DEVICE_TS, SECTION_SORTED_BY_HOST_TS,
+};
+use crate::container::record::decode_imu_batch;
 use crate::container::{
-    ColorFrameEntry, FrameMetadata, IndexEntry, Reader, RecordHeader, StreamDescriptor, StreamKind,
-    VideoSegment,
+    ColorFrameEntry, ContainerError, FrameMetadata, ImuSample, IndexEntry, Reader, RecordHeader,
+    StreamDescriptor, StreamKind, VideoSegment,
 };
 
 /// One `.rsrec` file of a camera.
@@ -49,6 +53,23 @@ impl Stream {
         }
     }
 }
+
+/// One IMU sample (§5.3) with the clock of its device timestamp: the timestamp domain
+/// (`container::format::ts_domain`) of the batch it was recorded in. A stream can change
+/// clocks between batches, never within one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ImuReading {
+    pub sample: ImuSample,
+    pub ts_domain: u8,
+}
+
+/// The IMU stream kinds, in the order [`Camera::imu_kinds`] lists them.
+const IMU_KINDS: [StreamKind; 2] = [StreamKind::Gyro, StreamKind::Accel];
+
+/// Batches read beyond those the index says can overlap a time range, on each side: host
+/// times of samples that jitter across a batch boundary (a sample later than the first one
+/// of the next batch) are still found.
+const IMU_MARGIN_BATCHES: usize = 1;
 
 /// The clock that puts a camera's frames on the recording's timeline (the viewer's time
 /// axis, `export --time`).
@@ -398,10 +419,19 @@ impl Camera {
 
     /// The timeline time of an index entry of this camera.
     pub fn entry_time_us(&self, e: &IndexEntry) -> i64 {
+        self.timeline_us(e.host_ts_us, e.device_ts_ms)
+    }
+
+    /// The timeline time of an IMU sample of this camera (as [`Camera::entry_time_us`]).
+    pub fn sample_time_us(&self, s: &ImuSample) -> i64 {
+        self.timeline_us(s.host_ts_us, s.device_ts_ms)
+    }
+
+    fn timeline_us(&self, host_ts_us: i64, device_ts_ms: f64) -> i64 {
         match self.timeline {
-            Timeline::Host => e.host_ts_us,
+            Timeline::Host => host_ts_us,
             Timeline::Device { offset_us } => {
-                offset_us.saturating_add((e.device_ts_ms * 1000.0).round() as i64)
+                offset_us.saturating_add((device_ts_ms * 1000.0).round() as i64)
             }
         }
     }
@@ -624,6 +654,113 @@ impl Camera {
             .map_or(0, |d| d.width as u64 * d.height as u64 * 2)
     }
 
+    /// The IMU streams (gyro, then accel) that any of the camera's files declares, whether
+    /// or not they hold samples.
+    pub fn imu_kinds(&self) -> Vec<StreamKind> {
+        IMU_KINDS
+            .into_iter()
+            .filter(|&k| self.imu_stream(k).is_some())
+            .collect()
+    }
+
+    /// The descriptor of the camera's stream of an IMU kind (from the first file declaring
+    /// it).
+    pub fn imu_stream(&self, kind: StreamKind) -> Option<&StreamDescriptor> {
+        self.files
+            .iter()
+            .find_map(|f| f.reader.header().streams.iter().find(|s| s.kind == kind))
+    }
+
+    /// The samples of the camera's IMU stream of `kind` (gyro or accel; found by kind in
+    /// each file's header, so its id may differ between files), in recording order, each
+    /// with its batch's timestamp domain. With `range`, only the samples whose timeline time
+    /// ([`Camera::sample_time_us`]) lies in it (inclusive).
+    ///
+    /// A range reads only the batches its index entries say can overlap it (an entry has
+    /// the times of its batch's first sample, and batches are in time order), plus one
+    /// batch on each side; a section whose entries are not sorted by the timeline's clock
+    /// is read whole. A batch that fails its checksum or does not decode is
+    /// a [`SessionError::ImuBatch`]. Empty when no file has the stream.
+    pub fn imu_samples(
+        &self,
+        kind: StreamKind,
+        range: Option<RangeInclusive<i64>>,
+    ) -> Result<Vec<ImuReading>> {
+        let rt = record_type::IMU_BATCH;
+        let mut out = Vec::new();
+        for f in &self.files {
+            let Some(id) = f.stream_of_kind(kind) else {
+                continue;
+            };
+            let batches = match &range {
+                None => 0..f.reader.count(id, rt),
+                Some(r) => self.imu_batches_overlapping(f, id, r),
+            };
+            for i in batches {
+                let err = |source| SessionError::ImuBatch {
+                    camera: self.name.clone(),
+                    stream: kind.name(),
+                    batch: i,
+                    file: f.path.display().to_string(),
+                    source: Box::new(source),
+                };
+                let (r, p) = f.reader.read_record(id, rt, i).map_err(err)?;
+                let samples = decode_imu_batch(p).map_err(|e| {
+                    err(ContainerError::BadRecord {
+                        offset: r.offset,
+                        message: crate::error::chain(&e),
+                    })
+                })?;
+                let ts_domain = r.header.ts_domain;
+                out.extend(
+                    samples
+                        .into_iter()
+                        .filter(|s| {
+                            range
+                                .as_ref()
+                                .is_none_or(|t| t.contains(&self.sample_time_us(s)))
+                        })
+                        .map(|sample| ImuReading { sample, ts_domain }),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The batches of IMU stream `id` of file `f` that can hold samples in `range`, by their
+    /// index entries (see [`Camera::imu_samples`]).
+    fn imu_batches_overlapping(
+        &self,
+        f: &CameraFile,
+        id: u8,
+        range: &RangeInclusive<i64>,
+    ) -> std::ops::Range<usize> {
+        let rt = record_type::IMU_BATCH;
+        let n = f.reader.count(id, rt);
+        if range.is_empty() {
+            return 0..0;
+        }
+        let flag = match self.timeline {
+            Timeline::Host => SECTION_SORTED_BY_HOST_TS,
+            Timeline::Device { .. } => SECTION_SORTED_BY_DEVICE_TS,
+        };
+        // Unsorted entries say nothing about where the range is.
+        let sorted = f
+            .reader
+            .section(id, rt)
+            .is_some_and(|s| s.flags & flag != 0);
+        if !sorted {
+            return 0..n;
+        }
+        let first_us = |i: usize| f.reader.entry(id, rt, i).map(|e| self.entry_time_us(&e));
+        // Batches starting before the range / no later than its end. A batch ends no later
+        // than the next one starts, so the last batch starting before the range is the first
+        // one that can reach into it.
+        let before = partition(n, |i| first_us(i).is_some_and(|t| t < *range.start()));
+        let upto = partition(n, |i| first_us(i).is_some_and(|t| t <= *range.end()));
+        before.saturating_sub(1 + IMU_MARGIN_BATCHES)..(upto + IMU_MARGIN_BATCHES).min(n)
+    }
+
     /// Paths of the camera's files, for messages and metadata.
     pub fn file_names(&self) -> Vec<String> {
         self.files
@@ -633,7 +770,32 @@ impl Camera {
     }
 }
 
+/// The number of leading positions of `0..n` for which `before` holds (`before` must hold
+/// for a prefix).
+fn partition(n: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 impl CameraFile {
+    /// Id of the file's first stream of `kind`.
+    fn stream_of_kind(&self, kind: StreamKind) -> Option<u8> {
+        self.reader
+            .header()
+            .streams
+            .iter()
+            .find(|s| s.kind == kind)
+            .map(|s| s.id)
+    }
+
     fn stream_id(&self, stream: Stream) -> Option<u8> {
         match stream {
             Stream::Depth => self.depth,

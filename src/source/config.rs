@@ -12,6 +12,8 @@
 //! depth = "848x480@30"
 //! color = "640x480@30"        # or "off"
 //! imu = true
+//! gyro_hz = 400               # D435i: 200 or 400 (default: the camera's native rate)
+//! accel_hz = 250              # D435i: 63 or 250
 //! visual_preset = "high_accuracy"  # or a number
 //! sync = "slave"              # off | master | slave | full-slave | 4..258 (genlock)
 //!
@@ -114,6 +116,8 @@ pub struct CameraSettings {
     pub color: Option<String>,
     pub color_format: Option<String>,
     pub imu: Option<bool>,
+    pub gyro_hz: Option<u32>,
+    pub accel_hz: Option<u32>,
     pub visual_preset: Option<NumOrText>,
     pub emitter: Option<bool>,
     pub laser_power: Option<f64>,
@@ -137,6 +141,8 @@ impl CameraSettings {
             color,
             color_format,
             imu,
+            gyro_hz,
+            accel_hz,
             visual_preset,
             emitter,
             laser_power,
@@ -216,6 +222,9 @@ pub struct Resolved {
     pub color: Option<StreamMode>,
     pub color_format: PixelFormat,
     pub imu: bool,
+    /// IMU rates asked for (`None`: the camera's native rate).
+    pub gyro_hz: Option<u32>,
+    pub accel_hz: Option<u32>,
     /// Options in the order they are applied (the preset first: it changes the others).
     pub options: Vec<(String, f32)>,
 }
@@ -268,6 +277,14 @@ fn resolve_layers(layers: &[&CameraSettings]) -> Result<Resolved, ConfigError> {
             ))
         }
     };
+    for (what, hz) in [("gyro_hz", s.gyro_hz), ("accel_hz", s.accel_hz)] {
+        if hz.is_some_and(|hz| !(1..=4000).contains(&hz)) {
+            return Err(invalid(
+                what,
+                format!("{} Hz is out of range", hz.unwrap_or(0)),
+            ));
+        }
+    }
     let mut options: Vec<(String, f32)> = Vec::new();
     if let Some(p) = &s.visual_preset {
         options.push(("depth:Visual Preset".into(), preset_value(p)?));
@@ -328,6 +345,8 @@ fn resolve_layers(layers: &[&CameraSettings]) -> Result<Resolved, ConfigError> {
         color,
         color_format,
         imu: s.imu.unwrap_or(false),
+        gyro_hz: s.gyro_hz,
+        accel_hz: s.accel_hz,
         options,
     })
 }

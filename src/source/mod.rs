@@ -93,6 +93,9 @@ pub enum Sample {
     Imu {
         kind: StreamKind,
         sample: ImuSample,
+        /// The clock of `sample.device_ts_ms` (`container::format::ts_domain`): each sample
+        /// carries its own, like a frame (a bag can have global-time IMU samples).
+        ts_domain: u8,
     },
 }
 
@@ -159,12 +162,29 @@ pub enum SourceError {
     Disconnected(String),
 }
 
+/// What a source lost of one stream before [`Source::next`] returned its samples, counted
+/// since the source was opened (they are missing numbers in the stream's frame numbers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceLosses {
+    /// Dropped on the host: the source's own buffer was full (the recorder fell behind).
+    pub host_dropped: u64,
+    /// Delivered by the driver but unreadable (wrong size, no data).
+    pub bad: u64,
+}
+
 /// A camera, real or simulated. `next` blocks until the next sample is due (live and
 /// real-time sources pace themselves; as-fast-as-possible sources do not) and returns
 /// `Ok(None)` at the end of a finite source.
 pub trait Source: Send {
     fn info(&self) -> &SourceInfo;
     fn next(&mut self) -> Result<Option<Sample>, SourceError>;
+
+    /// What this source lost of `stream` so far (see [`SourceLosses`]): the recorder tells
+    /// these apart from frames the camera itself skipped. Sources that lose nothing on the
+    /// host keep the default.
+    fn losses(&self, _stream: StreamId) -> SourceLosses {
+        SourceLosses::default()
+    }
 
     /// Whether [`Source::reconnect`] can bring this source back after `next` failed with
     /// [`SourceError::Disconnected`] (a camera that can be plugged in again).
@@ -258,6 +278,7 @@ pub mod bag;
 pub mod config;
 pub mod png;
 pub mod pngdir;
+pub mod renumber;
 // FFI to librealsense (the C API that realsense-rust does not wrap).
 #[cfg(feature = "realsense")]
 #[allow(unsafe_code)]

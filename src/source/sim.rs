@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    stream_id, ColorFrame, DepthFrame, Pacing, Sample, Source, SourceError, SourceInfo, StreamMode,
-    Timing,
+    stream_id, ColorFrame, DepthFrame, Pacing, Sample, Source, SourceError, SourceInfo,
+    SourceLosses, StreamId, StreamMode, Timing,
 };
 use crate::container::format::ts_domain;
 use crate::container::{
@@ -64,6 +64,8 @@ pub struct SimSource {
     due: [(f64, u64); 4],
     periods: [f64; 4],
     enabled: [bool; 4],
+    /// Samples per stream that were gone before anyone took them (host-side losses).
+    late: [u64; 4],
     /// Device clock offset, ms (cameras do not start at 0).
     clock_offset_ms: f64,
     /// With `prerendered`: the depth layers and the loop of colour frames.
@@ -158,6 +160,7 @@ impl SimSource {
             start: None,
             start_utc_us: crate::container::now_utc_us(),
             due: [(0.0, 0); 4],
+            late: [0; 4],
             periods,
             enabled,
         }
@@ -351,6 +354,21 @@ impl Source for SimSource {
         &self.info
     }
 
+    /// The frames nobody took in time (see `next`): lost on the host, as a camera's frames
+    /// are when librealsense's queue overflows.
+    fn losses(&self, stream: StreamId) -> SourceLosses {
+        let k = match stream {
+            StreamId::Depth => 0,
+            StreamId::Color => 1,
+            StreamId::Gyro => 2,
+            StreamId::Accel => 3,
+        };
+        SourceLosses {
+            host_dropped: self.late[k],
+            bad: 0,
+        }
+    }
+
     fn next(&mut self) -> Result<Option<Sample>, SourceError> {
         loop {
             if let Some(max) = self.cfg.max_depth_frames {
@@ -372,9 +390,10 @@ impl Source for SimSource {
                     std::thread::sleep(target - now);
                 } else if now - target > Duration::from_secs_f64(self.periods[k] * QUEUE_FRAMES) {
                     // Like a camera whose frames nobody took in time: the frame is gone and
-                    // its number is skipped (the recording reports it as skipped by the
-                    // source), instead of the clock slowing down to what the host keeps up
+                    // its number is skipped (the recording reports it as lost on the host:
+                    // `losses`), instead of the clock slowing down to what the host keeps up
                     // with.
+                    self.late[k] += 1;
                     continue;
                 }
             }
@@ -422,6 +441,7 @@ impl Source for SimSource {
                             host_ts_us: timing.host_ts_us,
                             xyz,
                         },
+                        ts_domain: timing.ts_domain,
                     }
                 }
             }));
@@ -535,7 +555,7 @@ mod tests {
                     assert_eq!(f.data.len(), 32 * 24 * 3);
                     f.timing.device_ts_ms
                 }
-                Sample::Imu { kind, sample } => {
+                Sample::Imu { kind, sample, .. } => {
                     if *kind == StreamKind::Gyro {
                         gyro += 1
                     } else {

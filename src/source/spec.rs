@@ -47,6 +47,9 @@ pub struct Opened {
     pub cameras: Vec<(String, Box<dyn Source>)>,
     /// Things to tell the user (a configured camera that is not connected, a camera on USB 2).
     pub warnings: Vec<String>,
+    /// RealSense cameras (and `rsbag:` playbacks) that failed to open and were left out, with
+    /// why ([`SourceSettings::require_all`] makes that an error instead).
+    pub left_out: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +104,8 @@ pub struct SourceSettings {
     /// RealSense cameras: the `--camera-config` file and the command line as a settings layer.
     pub camera_file: Option<ConfigFile>,
     pub camera_cli: CameraSettings,
+    /// A RealSense camera that fails to open is an error, not left out.
+    pub require_all: bool,
 }
 
 /// Noise variants a synthetic camera renders once and composes its moving scene from.
@@ -112,6 +117,23 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
     #[cfg_attr(not(feature = "realsense"), allow(unused_mut))]
     let mut warnings = Vec::new();
     let failed = |spec: String| move |source| OpenError::Source { spec, source };
+    // One bad camera of a rig does not stop the others: it is left out and said, unless
+    // every camera is required (or none opens at all).
+    let mut left_out: Vec<(String, String)> = Vec::new();
+    let mut first_failure: Option<OpenError> = None;
+    #[cfg_attr(not(feature = "realsense"), allow(unused_mut, unused_variables))]
+    let mut leave_out = |e: OpenError| -> Result<(), OpenError> {
+        if s.require_all {
+            return Err(e);
+        }
+        let spec = match &e {
+            OpenError::Source { spec, .. } => spec.clone(),
+            _ => String::new(),
+        };
+        left_out.push((spec, crate::error::chain(&e)));
+        first_failure.get_or_insert(e);
+        Ok(())
+    };
     let mut sim_index = 0;
     for spec in specs {
         match spec {
@@ -151,8 +173,13 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
                     let r = super::config::resolve(s.camera_file.as_ref(), &s.camera_cli, "")?;
                     let mut cfg = realsense_config(&r);
                     cfg.pacing = s.pacing;
-                    let mut src = RealSenseSource::open_bag(file, &cfg)
-                        .map_err(failed(format!("rsbag:{}", file.display())))?;
+                    let mut src = match RealSenseSource::open_bag(file, &cfg) {
+                        Ok(src) => src,
+                        Err(e) => {
+                            leave_out(failed(format!("rsbag:{}", file.display()))(e))?;
+                            continue;
+                        }
+                    };
                     // A name for the recorded camera's serial number in the config file.
                     let serial = src.info().device.serial.clone();
                     let named = s.camera_file.as_ref().and_then(|f| f.camera.get(&serial));
@@ -190,8 +217,13 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
                     for serial in serials {
                         let r =
                             super::config::resolve(s.camera_file.as_ref(), &s.camera_cli, &serial)?;
-                        let cam = RealSenseSource::open(&serial, &realsense_config(&r))
-                            .map_err(failed(format!("realsense:{serial}")))?;
+                        let cam = match RealSenseSource::open(&serial, &realsense_config(&r)) {
+                            Ok(cam) => cam,
+                            Err(e) => {
+                                leave_out(failed(format!("realsense:{serial}"))(e))?;
+                                continue;
+                            }
+                        };
                         warnings.extend(cam.warnings().iter().cloned());
                         out.push((format!("realsense:{serial}"), Box::new(cam)));
                     }
@@ -205,9 +237,21 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
             }
         }
     }
+    if out.is_empty() {
+        if let Some(e) = first_failure {
+            return Err(e);
+        }
+    }
+    for (spec, why) in &left_out {
+        warnings.push(format!(
+            "{spec} left out (the other cameras are recorded; --require-all makes this an \
+             error): {why}"
+        ));
+    }
     Ok(Opened {
         cameras: out,
         warnings,
+        left_out,
     })
 }
 
@@ -215,6 +259,8 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
 #[cfg(feature = "realsense")]
 fn realsense_config(r: &super::config::Resolved) -> super::realsense::RealSenseConfig {
     let mut cfg = super::realsense::RealSenseConfig::new(r.depth, r.color, r.imu);
+    cfg.gyro_hz = r.gyro_hz;
+    cfg.accel_hz = r.accel_hz;
     cfg.color_format = r.color_format;
     cfg.options = r.options.clone();
     cfg.name = r.name.clone();

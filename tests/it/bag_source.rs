@@ -788,7 +788,7 @@ fn synthetic_bag_imu_order_and_layouts() {
         .map(|s| match s {
             Sample::Depth(f) => format!("depth{}", f.timing.frame_number),
             Sample::Color(f) => format!("color{}", f.timing.frame_number),
-            Sample::Imu { kind, sample } => format!("{}{}", kind.name(), sample.frame_number),
+            Sample::Imu { kind, sample, .. } => format!("{}{}", kind.name(), sample.frame_number),
         })
         .collect();
     assert_eq!(
@@ -807,7 +807,12 @@ fn synthetic_bag_imu_order_and_layouts() {
     let Sample::Depth(d8) = &samples[6] else {
         unreachable!()
     };
-    assert!(d8.metadata.is_empty());
+    // No frame counter: numbered from the timestamps, the number it came with kept.
+    assert_eq!(
+        d8.metadata,
+        [("librealsense_frame_number".to_string(), 8)],
+        "no metadata but the original number"
+    );
     assert_eq!(d8.timing.ts_domain, 0);
     assert_eq!(d8.timing.host_ts_us, 30_000, "no metadata: the bag time");
 
@@ -816,7 +821,10 @@ fn synthetic_bag_imu_order_and_layouts() {
     };
     assert_eq!(g1.xyz, [0.1, 0.2, 0.3]);
     assert!((g1.device_ts_ms - 1005.0).abs() < 1e-6);
-    let Sample::Imu { kind, sample: a2 } = &samples[2] else {
+    let Sample::Imu {
+        kind, sample: a2, ..
+    } = &samples[2]
+    else {
         unreachable!()
     };
     assert_eq!(*kind, StreamKind::Accel);

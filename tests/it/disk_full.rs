@@ -253,7 +253,11 @@ fn a_real_full_disk_ends_like_the_disk_guard() {
             .filter(|(st, _)| *st == 0)
             .map(|(_, g)| g.count)
             .sum();
-        assert_eq!(gaps, s.depth_dropped + s.depth_source_skipped, "{s:?}");
+        assert_eq!(
+            gaps,
+            s.depth_dropped + s.depth_source_skipped + s.depth_host_dropped,
+            "{s:?}"
+        );
         if s.disk_full {
             let events = r.events().unwrap();
             assert!(

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use common::have_ffmpeg;
 
 /// `$RSREC_PYTHON`: a Python with numpy, Pillow, lz4 and zstandard (tools/requirements.txt).
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     match std::env::var_os("RSREC_PYTHON") {
         Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
         _ => {
@@ -91,7 +91,7 @@ fn desk() -> Option<&'static (PathBuf, PathBuf)> {
 }
 
 /// Camera names and files of a session, from session.json.
-fn session_cameras(dir: &Path) -> Vec<(String, Vec<PathBuf>)> {
+pub(crate) fn session_cameras(dir: &Path) -> Vec<(String, Vec<PathBuf>)> {
     let v: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("session.json")).unwrap()).unwrap();
     v["cameras"]
@@ -198,7 +198,7 @@ fn write_reference(r: &Reference, dir: &Path, name: &str) {
 }
 
 /// Parses an `.npy` file: (descr, shape, data bytes).
-fn read_npy(path: &Path) -> (String, Vec<u64>, Vec<u8>) {
+pub(crate) fn read_npy(path: &Path) -> (String, Vec<u64>, Vec<u8>) {
     let b = std::fs::read(path).unwrap();
     assert_eq!(&b[..6], b"\x93NUMPY", "{}", path.display());
     assert_eq!(b[6], 1);
@@ -225,7 +225,7 @@ fn u16s(bytes: &[u8]) -> Vec<u16> {
         .collect()
 }
 
-fn u64s(bytes: &[u8]) -> Vec<u64> {
+pub(crate) fn u64s(bytes: &[u8]) -> Vec<u64> {
     bytes
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().unwrap()))

@@ -17,6 +17,7 @@ mod disk_full;
 mod export;
 mod fixtures;
 mod fuzz_regressions;
+mod imu_export;
 mod png_source;
 mod python_reader;
 mod real_data;

@@ -159,6 +159,8 @@ pub(super) fn decode_imu(data: &[u8], kind: Kind) -> Result<Sample, String> {
             host_ts_us: 0,
             xyz: [xyz[0] as f32, xyz[1] as f32, xyz[2] as f32],
         },
+        // Set from the sample's metadata (its `timestamp_domain`) when it is played.
+        ts_domain: super::DEFAULT_TS_DOMAIN,
     })
 }
 

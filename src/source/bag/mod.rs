@@ -41,8 +41,8 @@ use super::{stream_id, ColorFrame, DepthFrame, Sample, Source, SourceError, Sour
 use crate::container::format::{ts_domain, MAX_DIMENSION, MAX_DISTORTION_COEFFS};
 use crate::container::header::invert_rigid;
 use crate::container::{
-    DeviceInfo, Distortion, Extrinsics, ImuSample, Intrinsics, PixelFormat, StreamDescriptor,
-    StreamKind,
+    DeviceInfo, Distortion, Extrinsics, FrameMetadata, ImuSample, Intrinsics, PixelFormat,
+    StreamDescriptor, StreamKind,
 };
 
 /// How the bag is replayed: [`Pacing::RealTime`] sleeps so that samples come out at the pace
@@ -103,6 +103,9 @@ pub struct BagSource {
     clock: Option<(u64, Instant)>,
     /// A damaged chunk ends the replay; the error is repeated on later calls.
     error: Option<String>,
+    /// Depth and colour frames without the camera's frame counter are numbered from their
+    /// timestamps, as librealsense's playback does in rsrec ([`super::renumber`]).
+    renumber: [super::renumber::Renumber; 2],
 }
 
 impl BagSource {
@@ -283,6 +286,7 @@ impl BagSource {
             pacing,
             clock: None,
             error: None,
+            renumber: Default::default(),
         })
     }
 
@@ -354,6 +358,25 @@ impl BagSource {
     }
 }
 
+impl BagSource {
+    /// A frame without a `frame_counter` in its metadata gets its number from its timestamp.
+    fn renumber(&mut self, kind: StreamKind, t: &mut Timing, metadata: &mut Vec<(String, i64)>) {
+        use super::renumber::{COUNTER_KEY, ORIGINAL_NUMBER_KEY};
+        // A counter that is the frame number (as librealsense numbers frames with one).
+        let counted = metadata.iter().any(|(k, v)| {
+            FrameMetadata::key_of(k).as_deref() == Some(COUNTER_KEY)
+                && u64::try_from(*v) == Ok(t.frame_number)
+        });
+        if counted {
+            return;
+        }
+        let fps = self.info.stream(kind).map_or(30.0, |s| s.fps);
+        let slot = usize::from(kind != StreamKind::Depth);
+        metadata.push((ORIGINAL_NUMBER_KEY.into(), t.frame_number as i64));
+        t.frame_number = self.renumber[slot].next(t.frame_number, t.device_ts_ms, fps);
+    }
+}
+
 impl Source for BagSource {
     fn info(&self) -> &SourceInfo {
         &self.info
@@ -377,9 +400,17 @@ impl Source for BagSource {
         let mut sample = p.sample;
         let pairs = meta.unwrap_or_default();
         match &mut sample {
-            Sample::Depth(f) => f.metadata = apply_metadata(&pairs, p.time, &mut f.timing),
-            Sample::Color(f) => f.metadata = apply_metadata(&pairs, p.time, &mut f.timing),
-            Sample::Imu { sample, .. } => {
+            Sample::Depth(f) => {
+                f.metadata = apply_metadata(&pairs, p.time, &mut f.timing);
+                self.renumber(StreamKind::Depth, &mut f.timing, &mut f.metadata);
+            }
+            Sample::Color(f) => {
+                f.metadata = apply_metadata(&pairs, p.time, &mut f.timing);
+                self.renumber(StreamKind::Color, &mut f.timing, &mut f.metadata);
+            }
+            Sample::Imu {
+                sample, ts_domain, ..
+            } => {
                 let mut t = Timing {
                     frame_number: sample.frame_number,
                     device_ts_ms: sample.device_ts_ms,
@@ -389,6 +420,7 @@ impl Source for BagSource {
                 apply_metadata(&pairs, p.time, &mut t);
                 sample.device_ts_ms = t.device_ts_ms;
                 sample.host_ts_us = t.host_ts_us;
+                *ts_domain = t.ts_domain;
             }
         }
         self.pace(p.time);

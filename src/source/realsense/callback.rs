@@ -2,6 +2,7 @@
 //! bounded channel; nothing here blocks or panics across the C boundary.
 
 use super::*;
+use crate::source::renumber;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Slot {
@@ -12,6 +13,22 @@ pub(super) enum Slot {
 }
 
 impl Slot {
+    pub(super) const ALL: [Slot; 4] = [Slot::Depth, Slot::Color, Slot::Gyro, Slot::Accel];
+
+    /// Index into per-slot arrays.
+    pub(super) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(super) fn stream(self) -> StreamId {
+        match self {
+            Slot::Depth => StreamId::Depth,
+            Slot::Color => StreamId::Color,
+            Slot::Gyro => StreamId::Gyro,
+            Slot::Accel => StreamId::Accel,
+        }
+    }
+
     pub(super) fn id(self) -> u8 {
         match self {
             Slot::Depth => stream_id::DEPTH,
@@ -24,6 +41,19 @@ impl Slot {
 
 /// Frame number and timestamp of the last sample delivered, per [`Slot`].
 pub(super) type LastDelivered = [Option<(u64, f64)>; 4];
+
+/// What the callbacks keep per stream.
+#[derive(Default)]
+pub(super) struct SlotState {
+    /// Samples dropped because the channel was full.
+    pub(super) dropped: AtomicU64,
+    /// Frames that could not be read.
+    pub(super) bad: AtomicU64,
+    /// When the last frame arrived, ms since [`Shared::t0`] plus one (0: none yet).
+    pub(super) last_arrival: AtomicU64,
+    /// Video frames without the camera's frame counter are numbered from their timestamps.
+    renumbered: Mutex<crate::source::renumber::Renumber>,
+}
 
 /// State shared with librealsense's callbacks. Lives until every callback that may use it is
 /// gone (see `Drop for RealSenseSource`).
@@ -40,9 +70,12 @@ pub(super) struct Shared {
     /// Playback: the frame number and timestamp last delivered per slot (a frame read while
     /// the playback was starting may come again when it resumes from the start).
     pub(super) last: Option<Mutex<LastDelivered>>,
-    /// Samples dropped because the channel was full.
-    pub(super) dropped: AtomicU64,
-    /// Frames that could not be read, and the first reason.
+    /// Losses, arrivals and numbering per [`Slot`].
+    pub(super) slots: [SlotState; 4],
+    /// The time base of [`SlotState::last_arrival`].
+    pub(super) t0: Instant,
+    /// Frames that could not be read (of any stream, also those whose stream is not known),
+    /// and the first reason.
     pub(super) bad_frames: AtomicU64,
     pub(super) first_bad: Mutex<Option<String>>,
     /// The device, for recognising it in the devices-changed callback.
@@ -55,13 +88,16 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    pub(super) fn note_bad(&self, why: String) {
+    pub(super) fn note_bad(&self, slot: Option<Slot>, why: String) {
         self.bad_frames.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = slot {
+            self.slots[s.index()].bad.fetch_add(1, Ordering::Relaxed);
+        }
         let mut first = self.first_bad.lock().unwrap_or_else(|e| e.into_inner());
         first.get_or_insert(why);
     }
 
-    pub(super) fn deliver(&self, sample: Sample) {
+    pub(super) fn deliver(&self, slot: Slot, sample: Sample) {
         if self.lossless {
             let mut s = sample;
             loop {
@@ -77,7 +113,9 @@ impl Shared {
                 }
             }
         } else if self.tx.try_send(sample).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.slots[slot.index()]
+                .dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -85,10 +123,13 @@ impl Shared {
     ///
     /// # Safety
     /// `frame` is a valid frame, released by the caller afterwards.
-    pub(super) unsafe fn on_frame(&self, frame: *mut sys::rs2_frame) -> Result<(), String> {
-        let profile = rs2!(rs2_get_frame_stream_profile(frame))?;
+    pub(super) unsafe fn on_frame(
+        &self,
+        frame: *mut sys::rs2_frame,
+    ) -> Result<(), (Option<Slot>, String)> {
+        let profile = rs2!(rs2_get_frame_stream_profile(frame)).map_err(|e| (None, e))?;
         if profile.is_null() {
-            return Err("frame without a stream profile".into());
+            return Err((None, "frame without a stream profile".into()));
         }
         let (mut stream, mut format, mut index, mut uid, mut fps) = (0, 0, 0, 0, 0);
         rs2!(rs2_get_stream_profile_data(
@@ -98,10 +139,29 @@ impl Shared {
             &mut index,
             &mut uid,
             &mut fps
-        ))?;
+        ))
+        .map_err(|e| (None, e))?;
         let Some(&(_, slot)) = self.streams.iter().find(|(u, _)| *u == uid) else {
             return Ok(()); // a stream that was not asked for
         };
+        let state = &self.slots[slot.index()];
+        let since = self.t0.elapsed().as_millis() as u64;
+        state.last_arrival.store(since + 1, Ordering::Relaxed);
+        self.read(frame, slot, fps, format)
+            .map_err(|e| (Some(slot), e))
+    }
+
+    /// Reads a frame of `slot` (a stream of `fps` in `format`) into a sample and delivers it.
+    ///
+    /// # Safety
+    /// As [`Shared::on_frame`].
+    unsafe fn read(
+        &self,
+        frame: *mut sys::rs2_frame,
+        slot: Slot,
+        fps: i32,
+        format: sys::rs2_format,
+    ) -> Result<(), String> {
         let number = rs2!(rs2_get_frame_number(frame))?;
         let ts = rs2!(rs2_get_frame_timestamp(frame))?;
         if let Some(last) = &self.last {
@@ -115,6 +175,7 @@ impl Shared {
         let domain = rs2!(rs2_get_frame_timestamp_domain(frame))?;
         let mut metadata = Vec::new();
         let mut arrival_ms = None;
+        let mut has_counter = false;
         for (id, name) in &self.metadata_names {
             if rs2!(rs2_supports_frame_metadata(frame, *id)).unwrap_or(0) == 0 {
                 continue;
@@ -123,9 +184,27 @@ impl Shared {
                 if *id == sys::rs2_frame_metadata_value_RS2_FRAME_METADATA_TIME_OF_ARRIVAL {
                     arrival_ms = Some(v);
                 }
+                // The camera's counter is the frame number (librealsense numbers frames by it);
+                // a playback of a recording without one reports a counter of 0.
+                has_counter |= *id
+                    == sys::rs2_frame_metadata_value_RS2_FRAME_METADATA_FRAME_COUNTER
+                    && u64::try_from(v) == Ok(number);
                 metadata.push((name.clone(), v));
             }
         }
+        // Without the camera's counter, librealsense numbers the frames it received, so
+        // frames the camera lost leave no gap: they are numbered from the timestamps instead
+        // (librealsense's number is kept in the metadata).
+        let number = if !has_counter && matches!(slot, Slot::Depth | Slot::Color) {
+            metadata.push((renumber::ORIGINAL_NUMBER_KEY.into(), number as i64));
+            self.slots[slot.index()]
+                .renumbered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .next(number, ts, fps as f64)
+        } else {
+            number
+        };
         let host_ts_us = match arrival_ms {
             Some(ms) if ms >= MIN_WALL_CLOCK_MS => ms.saturating_mul(1000),
             _ => crate::container::now_utc_us(),
@@ -201,10 +280,11 @@ impl Shared {
                         host_ts_us,
                         xyz: [f(0), f(4), f(8)],
                     },
+                    ts_domain: timing.ts_domain,
                 }
             }
         };
-        self.deliver(sample);
+        self.deliver(slot, sample);
         Ok(())
     }
 }
@@ -220,8 +300,8 @@ pub(super) unsafe extern "C" fn frame_callback(frame: *mut sys::rs2_frame, user:
         let shared = &*(user as *const Shared);
         match std::panic::catch_unwind(AssertUnwindSafe(|| shared.on_frame(frame))) {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => shared.note_bad(e),
-            Err(_) => shared.note_bad("panic while reading a frame".into()),
+            Ok(Err((slot, e))) => shared.note_bad(slot, e),
+            Err(_) => shared.note_bad(None, "panic while reading a frame".into()),
         }
     }
     // The callback owns the frame.

@@ -76,7 +76,10 @@ pub use listing::{list_devices, DeviceListing, ModeListing, SensorListing};
 use profiles::*;
 use realsense_sys as sys;
 
-use super::{stream_id, ColorFrame, DepthFrame, Sample, Source, SourceError, SourceInfo, Timing};
+use super::{
+    stream_id, ColorFrame, DepthFrame, Sample, Source, SourceError, SourceInfo, SourceLosses,
+    StreamId, Timing,
+};
 pub use super::{Pacing, StreamMode};
 use crate::container::format::ts_domain;
 use crate::container::{
@@ -102,8 +105,12 @@ pub struct RealSenseConfig {
     /// Colour pixel format: [`PixelFormat::Rgb8`] (default), `Bgr8`, `Rgba8`, `Bgra8` or
     /// `Yuyv`.
     pub color_format: PixelFormat,
-    /// Gyro and accel at the camera's default (native) rates, where the camera has an IMU.
+    /// Gyro and accel, where the camera has an IMU: at the camera's default (native) rates
+    /// unless `gyro_hz` / `accel_hz` ask for another (D435i: gyro 200 or 400 Hz, accel 63
+    /// or 250 Hz; a rate the camera does not offer is an error).
     pub imu: bool,
+    pub gyro_hz: Option<u32>,
+    pub accel_hz: Option<u32>,
     /// Switch on `Global Time Enabled` on every sensor that has it (live cameras).
     pub global_time: bool,
     /// Sensor options to set before streaming, in order, by librealsense name (e.g. `Visual
@@ -130,6 +137,8 @@ impl RealSenseConfig {
             color,
             color_format: PixelFormat::Rgb8,
             imu,
+            gyro_hz: None,
+            accel_hz: None,
             global_time: true,
             options: Vec::new(),
             name: None,
@@ -170,6 +179,9 @@ pub struct RealSenseSource {
     playback: bool,
     warnings: Vec<String>,
     stall_timeout: Duration,
+    /// When the sensors were started, and when `next` last looked for a stalled stream.
+    started_at: Instant,
+    last_check: Instant,
     last_sample: Instant,
     got_sample: bool,
     /// When `next` first saw the playback stopped with nothing buffered.
@@ -365,7 +377,11 @@ impl RealSenseSource {
 
     /// Samples dropped because the consumer fell behind (they are gaps in frame numbers).
     pub fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
+        self.shared
+            .slots
+            .iter()
+            .map(|s| s.dropped.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Frames librealsense delivered that could not be read, and the first reason.
@@ -397,8 +413,9 @@ impl RealSenseSource {
         } else {
             serial.clone()
         };
+        let usb2 = get("Usb Type Descriptor").is_some_and(|u| u.starts_with('2'));
         if let Some(usb) = get("Usb Type Descriptor") {
-            if usb.starts_with('2') {
+            if usb2 {
                 warnings.push(format!(
                     "camera {label} is connected through USB {usb}: only reduced depth/colour \
                      modes and frame rates are available; use a USB 3 port and cable"
@@ -432,9 +449,14 @@ impl RealSenseSource {
                 .iter()
                 .any(|(k, _, _)| matches!(k, Slot::Gyro | Slot::Accel))
         {
-            warnings.push(format!(
-                "camera {label} has no IMU (a D435i has one): recording without gyro/accel"
-            ));
+            warnings.push(if usb2 {
+                format!(
+                    "camera {label} offers no IMU on USB 2 (a D435i's IMU needs USB 3): \
+                     recording without gyro/accel"
+                )
+            } else {
+                format!("camera {label} has no IMU (a D435i has one): recording without gyro/accel")
+            });
         }
 
         let streams = stream_descriptors(&all, &depth_profile, depth_units);
@@ -488,7 +510,8 @@ impl RealSenseSource {
             metadata_names,
             closing: AtomicBool::new(false),
             last: playback.then(|| Mutex::new([None; 4])),
-            dropped: AtomicU64::new(0),
+            slots: Default::default(),
+            t0: Instant::now(),
             bad_frames: AtomicU64::new(0),
             first_bad: Mutex::new(None),
             device: device.ptr(),
@@ -507,6 +530,8 @@ impl RealSenseSource {
             playback,
             warnings,
             stall_timeout: cfg.stall_timeout,
+            started_at: Instant::now(),
+            last_check: Instant::now(),
             last_sample: Instant::now(),
             got_sample: false,
             stopped_since: None,
@@ -573,7 +598,49 @@ impl RealSenseSource {
                 .map_err(SourceError::Open)?;
         }
         src.last_sample = Instant::now();
+        src.started_at = src.last_sample;
         Ok(src)
+    }
+
+    /// The first stream that has delivered nothing for the stall timeout (its first frame:
+    /// for [`FIRST_FRAME_TIMEOUT`]), said with the streams that go on.
+    fn stalled_stream(&self) -> Option<String> {
+        let now = self.shared.t0.elapsed();
+        let started = self.started_at.saturating_duration_since(self.shared.t0);
+        let mut stalled = None;
+        let mut flowing = Vec::new();
+        for (_, slot) in &self.shared.streams {
+            let last = self.shared.slots[slot.index()]
+                .last_arrival
+                .load(Ordering::Relaxed);
+            let (quiet, limit) = match last {
+                0 => (
+                    now.saturating_sub(started),
+                    self.stall_timeout.max(FIRST_FRAME_TIMEOUT),
+                ),
+                ms => (
+                    now.saturating_sub(Duration::from_millis(ms - 1)),
+                    self.stall_timeout,
+                ),
+            };
+            let kind = slot.stream().kind().name();
+            if quiet >= limit {
+                stalled.get_or_insert((kind, quiet));
+            } else {
+                flowing.push(kind);
+            }
+        }
+        let (kind, quiet) = stalled?;
+        let name = &self.info.name;
+        let secs = quiet.as_secs_f64();
+        Some(if flowing.is_empty() {
+            format!("{name}: no frames for {secs:.1} s")
+        } else {
+            format!(
+                "{name}: the {kind} stream stalled: no frames for {secs:.1} s while {} go on",
+                flowing.join(", ")
+            )
+        })
     }
 
     fn finish(&mut self, r: Result<(), String>) -> Result<Option<Sample>, SourceError> {
@@ -605,6 +672,20 @@ impl Source for RealSenseSource {
 
     fn can_reconnect(&self) -> bool {
         true
+    }
+
+    /// Samples of `stream` the channel had no room for, and frames that could not be read.
+    fn losses(&self, stream: StreamId) -> SourceLosses {
+        Slot::ALL
+            .iter()
+            .find(|s| s.stream() == stream)
+            .map_or_else(SourceLosses::default, |s| {
+                let st = &self.shared.slots[s.index()];
+                SourceLosses {
+                    host_dropped: st.dropped.load(Ordering::Relaxed),
+                    bad: st.bad.load(Ordering::Relaxed),
+                }
+            })
     }
 
     /// Opens the camera with the same serial number again (a playback: the same file, once
@@ -651,6 +732,17 @@ impl Source for RealSenseSource {
             };
         }
         loop {
+            // Each stream on its own, also while samples of others flow: depth and colour
+            // (UVC) and the IMU (HID) take separate paths, and one can stall while another
+            // streams on. Not in a lossless playback, whose callbacks wait for the consumer.
+            if !self.shared.lossless && self.last_check.elapsed() >= POLL {
+                self.last_check = Instant::now();
+                if let Some(m) = self.stalled_stream() {
+                    if !self.playback_control().is_some_and(|pc| pc.stopped()) {
+                        return self.finish(Err(m));
+                    }
+                }
+            }
             match self.rx.recv_timeout(POLL) {
                 Ok(s) => {
                     self.last_sample = Instant::now();
@@ -683,7 +775,7 @@ impl Source for RealSenseSource {
             } else {
                 self.stall_timeout.max(FIRST_FRAME_TIMEOUT)
             };
-            if self.last_sample.elapsed() >= limit {
+            if self.shared.lossless && self.last_sample.elapsed() >= limit {
                 let m = format!(
                     "{name}: no frames for {:.1} s",
                     self.last_sample.elapsed().as_secs_f64()

@@ -117,11 +117,38 @@ pub(super) fn select_profiles(
                         p.stream == stream && p.format == sys::rs2_format_RS2_FORMAT_MOTION_XYZ32F
                     })
                     .collect();
-                // The default profile is the native rate; else the lowest rate.
-                let p = candidates
-                    .iter()
-                    .find(|p| p.default)
-                    .or_else(|| candidates.iter().min_by_key(|p| p.fps));
+                if candidates.is_empty() {
+                    continue;
+                }
+                let wanted = match slot {
+                    Slot::Gyro => cfg.gyro_hz,
+                    _ => cfg.accel_hz,
+                }
+                .filter(|_| !playback);
+                // The rate asked for; else the default profile (the native rate); else the
+                // lowest rate.
+                let p = match wanted {
+                    Some(hz) => Some(candidates.iter().find(|p| p.fps as u32 == hz).ok_or_else(
+                        || {
+                            let mut rates: Vec<i32> = candidates.iter().map(|p| p.fps).collect();
+                            rates.sort_unstable();
+                            rates.dedup();
+                            SourceError::Open(format!(
+                                "{} at {hz} Hz is not available on {label}; available: {} Hz",
+                                if slot == Slot::Gyro { "gyro" } else { "accel" },
+                                rates
+                                    .iter()
+                                    .map(|r| r.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                        },
+                    )?),
+                    None => candidates
+                        .iter()
+                        .find(|p| p.default)
+                        .or_else(|| candidates.iter().min_by_key(|p| p.fps)),
+                };
                 if let Some(p) = p {
                     chosen.push((slot, *p));
                 }
