@@ -115,6 +115,17 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
                 v["measured_fps"] = json!((n - 1) as f64 / dur_s);
             }
             if main == record_type::DEPTH_FRAME {
+                // How the camera's clock sits against the host's: the smallest host time
+                // minus device time over the frames (comparable across cameras on one
+                // host-based clock, e.g. global time).
+                let offset = reader
+                    .entries(s.id, main)
+                    .map(|e| e.host_ts_us as f64 / 1000.0 - e.device_ts_ms)
+                    .filter(|d| d.is_finite())
+                    .fold(f64::INFINITY, f64::min);
+                if offset.is_finite() {
+                    v["host_minus_device_ms_min"] = json!(offset);
+                }
                 // Every frame's codec id is in its record header (a file may mix codecs:
                 // `auto`); a long file is sampled so that info stays fast.
                 let mix = reader.codec_mix(s.id, CODEC_MIX_FRAMES);
@@ -285,6 +296,9 @@ fn print_text(r: &serde_json::Value) {
                 s(&st["first_host_time_utc"]),
                 s(&st["last_host_time_utc"])
             );
+            if let Some(o) = st["host_minus_device_ms_min"].as_f64() {
+                outln!("  clock:    host time - device time >= {o:.3} ms");
+            }
         }
         if let Some(ratio) = st["compression_ratio"].as_f64() {
             let sampled = if st["codec_frames_sampled"] == true {

@@ -186,6 +186,17 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let opened = opened.cameras;
+    // USB preflight (sysfs): cameras on USB 2, overloaded controllers, usbfs_memory_mb.
+    let planned: Vec<rsrec::source::usb::PlannedCamera> = opened
+        .iter()
+        .filter_map(|(_, s)| rsrec::source::usb::PlannedCamera::of_live_realsense(s.info()))
+        .collect();
+    if !planned.is_empty() {
+        let root = std::path::Path::new(rsrec::source::usb::DEFAULT_SYSFS_ROOT);
+        for w in rsrec::source::usb::preflight(root, &planned).warnings() {
+            esay!("rsrec: warning: {w}");
+        }
+    }
     if args.depth_max_error.is_some() {
         // A bound in millimetres becomes depth units: every camera must use the same units.
         let mut units: Vec<f32> = opened
@@ -421,6 +432,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if !args.quiet {
+        if let Some(line) = clock_agreement(outcomes) {
+            say!("{line}");
+        }
         for o in outcomes
             .iter()
             .filter(|o| o.stats.depth_codec_frames.len() > 1)
@@ -509,4 +523,56 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// How well the cameras' clocks agree: each camera's smallest host time minus device time
+/// (session.json `depth_clock_offset_us`) and their spread, for two or more cameras on one
+/// host-based clock; a note when they are on their own hardware clocks.
+fn clock_agreement(outcomes: &[rsrec::record::pipeline::CameraOutcome]) -> Option<String> {
+    let clocks: Vec<(&str, i64, &str)> = outcomes
+        .iter()
+        .filter_map(|o| {
+            Some((
+                o.name.as_str(),
+                o.stats.depth_clock_offset_us?,
+                o.stats.depth_ts_domain.as_deref()?,
+            ))
+        })
+        .collect();
+    if clocks.len() < 2 {
+        return None;
+    }
+    let domain = clocks[0].2;
+    if clocks.iter().any(|c| c.2 != domain) {
+        return Some(format!(
+            "{:>10} clocks: the cameras' depth times are on different clocks ({}); they \
+             cannot be compared",
+            "",
+            clocks
+                .iter()
+                .map(|(n, _, d)| format!("{n} {d}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if domain == "hardware_clock" {
+        return Some(format!(
+            "{:>10} clocks: every camera's depth times are on its own hardware clock; for times \
+             that compare across cameras keep global time on (the default)",
+            ""
+        ));
+    }
+    let lo = clocks.iter().map(|c| c.1).min().unwrap_or(0);
+    let hi = clocks.iter().map(|c| c.1).max().unwrap_or(0);
+    Some(format!(
+        "{:>10} clocks ({domain}): host time - device time per camera {}; the cameras agree \
+         within {:.1} ms",
+        "",
+        clocks
+            .iter()
+            .map(|(n, o, _)| format!("{n} {:.1} ms", *o as f64 / 1000.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (hi - lo) as f64 / 1000.0
+    ))
 }

@@ -12,6 +12,13 @@
 //! Which samples: every one when every depth frame is exported; otherwise those whose
 //! timeline time ([`Camera::sample_time_us`]) lies between the first and the last selected
 //! depth frame's (inclusive). A camera without IMU streams gets no files and no `"imu"` key.
+//!
+//! The samples are read twice, one batch at a time ([`Camera::imu_readings`]): [`read`],
+//! before the depth frames, checks every batch and gathers what the npy headers and
+//! `intrinsics.json` need ([`Summary`]: the count, the clocks, the first and the last
+//! sample); [`write`], after them, reads them again and writes the rows. Memory does not
+//! grow with the number of samples (IMU batches are tiny next to depth frames, so the
+//! second reading costs little).
 
 use std::ops::RangeInclusive;
 
@@ -32,44 +39,138 @@ pub(super) enum ImuFiles {
     Csv,
 }
 
-/// One camera's IMU samples in the export's window: read before its depth frames are
-/// exported, so that a damaged batch fails the camera before the long part.
+/// What the first reading of one camera's IMU samples in the export's window found: done
+/// before its depth frames are exported, so that a damaged batch fails the camera before
+/// the long part.
 pub(super) struct ImuData {
     /// Timeline range of the samples (`None`: all of them).
     range: Option<RangeInclusive<i64>>,
-    streams: Vec<(StreamKind, Vec<ImuReading>)>,
+    streams: Vec<(StreamKind, Summary)>,
 }
 
 /// The CSV header line of `gyro.csv` / `accel.csv`.
 const CSV_COLUMNS: &str = "frame_number,device_ts_ms,host_ts_us,x,y,z";
 
-/// Reads the samples of every IMU stream of the job's camera in the job's window.
+/// The most runs of one clock `timestamp_domain_runs` lists: a stream switching clocks
+/// back and forth must not make `intrinsics.json` (and the memory) grow with the length of
+/// the recording. Beyond them, `timestamp_domain_runs_total` says how many there are.
+const MAX_RUNS_LISTED: usize = 1000;
+
+/// What the headers and `intrinsics.json` need to know of one stream's exported samples,
+/// gathered one sample at a time ([`Summary::add`]) in bounded memory.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Summary {
+    samples: u64,
+    /// Every timestamp domain of the samples, in the order first seen (at most 256).
+    domains: Vec<u8>,
+    /// The first [`MAX_RUNS_LISTED`] runs of samples on one domain: the position of the
+    /// run's first sample in the exported arrays, and the domain.
+    runs: Vec<(u64, u8)>,
+    /// How many runs there are.
+    run_count: u64,
+    first: Option<ImuReading>,
+    last: Option<ImuReading>,
+}
+
+impl Summary {
+    /// The next exported sample.
+    fn add(&mut self, r: &ImuReading) {
+        if self.last.is_none_or(|l| l.ts_domain != r.ts_domain) {
+            self.run_count += 1;
+            if self.runs.len() < MAX_RUNS_LISTED {
+                self.runs.push((self.samples, r.ts_domain));
+            }
+        }
+        if !self.domains.contains(&r.ts_domain) {
+            self.domains.push(r.ts_domain);
+        }
+        self.first.get_or_insert(*r);
+        self.last = Some(*r);
+        self.samples += 1;
+    }
+
+    /// Every timestamp domain of the samples, in the order first seen.
+    fn domain_names(&self) -> Vec<String> {
+        self.domains.iter().map(|&d| domain_name(d)).collect()
+    }
+
+    /// Where the clock changes: the first sample (position in the exported arrays) of each
+    /// run of samples on one timestamp domain (the first [`MAX_RUNS_LISTED`]).
+    fn domain_runs(&self) -> Vec<Value> {
+        self.runs
+            .iter()
+            .map(|&(k, d)| json!({"first_sample": k, "domain": domain_name(d)}))
+            .collect()
+    }
+
+    /// The number of runs, when [`Summary::domain_runs`] does not list them all.
+    fn domain_runs_total(&self) -> Option<u64> {
+        (self.run_count > self.runs.len() as u64).then_some(self.run_count)
+    }
+
+    /// Samples per second over the exported samples, and the clock it was measured on:
+    /// device time when every sample is on the same device clock, else host time. `None`
+    /// below two samples or when no time passes between the first and the last.
+    fn measured_rate(&self) -> Option<(f64, &'static str)> {
+        let (first, last) = (self.first?, self.last?);
+        let intervals = (self.samples - 1) as f64;
+        let one_clock = first.ts_domain != ts_domain::NONE && self.domains == [first.ts_domain];
+        let device_s = (last.sample.device_ts_ms - first.sample.device_ts_ms) / 1000.0;
+        let host_s = (last.sample.host_ts_us as f64 - first.sample.host_ts_us as f64) / 1e6;
+        let (secs, clock) = if one_clock && device_s.is_finite() && device_s > 0.0 {
+            (device_s, "device")
+        } else {
+            (host_s, "host")
+        };
+        let rate = intervals / secs;
+        (secs > 0.0 && rate.is_finite()).then(|| ((rate * 1000.0).round() / 1000.0, clock))
+    }
+}
+
+/// A read error of the samples: a damaged batch is [`ExportError::DamagedImu`].
+fn read_error(e: SessionError) -> ExportError {
+    let file = match &e {
+        SessionError::ImuBatch { file, .. } => Some(file.clone()),
+        _ => None,
+    };
+    match file {
+        Some(file) => ExportError::DamagedImu {
+            file,
+            source: Box::new(e),
+        },
+        None => e.into(),
+    }
+}
+
+/// The samples of one IMU stream in the window, one batch in memory at a time.
+fn readings<'a>(
+    job: &Job<'a>,
+    kind: StreamKind,
+    range: &Option<RangeInclusive<i64>>,
+) -> impl Iterator<Item = Result<ImuReading>> + 'a {
+    job.camera
+        .imu_readings(kind, range.clone())
+        .map(|r| r.map_err(read_error))
+}
+
+/// The first reading: the [`Summary`] of every IMU stream of the job's camera in the job's
+/// window (every batch of the window is read and checked).
 pub(super) fn read(job: &Job) -> Result<ImuData> {
-    let cam = job.camera;
     let range = window(job)?;
     let mut streams = Vec::new();
-    for kind in cam.imu_kinds() {
-        let samples = cam.imu_samples(kind, range.clone()).map_err(|e| {
-            let file = match &e {
-                SessionError::ImuBatch { file, .. } => Some(file.clone()),
-                _ => None,
-            };
-            match file {
-                Some(file) => ExportError::DamagedImu {
-                    file,
-                    source: Box::new(e),
-                },
-                None => e.into(),
-            }
-        })?;
-        streams.push((kind, samples));
+    for kind in job.camera.imu_kinds() {
+        let mut summary = Summary::default();
+        for r in readings(job, kind, &range) {
+            summary.add(&r?);
+        }
+        streams.push((kind, summary));
     }
     Ok(ImuData { range, streams })
 }
 
-/// Writes the samples read by [`read`] into the job's folder, adds the bytes to `report`
-/// and the `"imu"` object to `info` (the extra keys of `intrinsics.json`). Nothing without
-/// IMU streams.
+/// Writes the samples [`read`] summarised (reading them again) into the job's folder, adds
+/// the bytes to `report` and the `"imu"` object to `info` (the extra keys of
+/// `intrinsics.json`). Nothing without IMU streams.
 pub(super) fn write(
     job: &Job,
     data: ImuData,
@@ -83,39 +184,48 @@ pub(super) fn write(
     }
     let cam = job.camera;
     let mut imu = serde_json::Map::new();
-    for (kind, samples) in &data.streams {
+    for (kind, summary) in &data.streams {
         let name = kind.name();
         let units = units(*kind);
-        let written = match files {
-            ImuFiles::Npy => write_npy(&job.dir, name, units, samples)?,
+        let samples = readings(job, *kind, &data.range);
+        let (written, rows) = match files {
+            ImuFiles::Npy => write_npy(&job.dir, name, units, summary.samples, samples)?,
             ImuFiles::Csv => write_csv(&job.dir, name, units, samples)?,
         };
+        if rows != summary.samples {
+            // The npy headers (and intrinsics.json) hold the first reading's count.
+            return Err(ExportError::Internal(format!(
+                "{}: {rows} {name} samples read for writing, {} before",
+                cam.name, summary.samples
+            )));
+        }
         for (file, _) in &written {
             report.bytes_written += std::fs::metadata(job.dir.join(file)).map_or(0, |m| m.len());
         }
-        if let Some(w) = clock_warning(job, name, samples, data.range.is_some()) {
+        if let Some(w) = clock_warning(job, name, summary, data.range.is_some()) {
             progress.warn(&w);
             report.warnings.push(w);
         }
-        let (rate, rate_clock) = measured_rate(samples).unzip();
-        imu.insert(
-            name.to_string(),
-            json!({
-                "files": written.into_iter().collect::<serde_json::Map<_, _>>(),
-                "samples": samples.len(),
-                "units": units,
-                "timestamp_domains": domains(samples),
-                "timestamp_domain_runs": domain_runs(samples),
-                "rate_hz": rate,
-                "rate_clock": rate_clock,
-                "nominal_rate_hz": cam.imu_stream(*kind).map(|d| d.fps).filter(|&f| f > 0.0),
-                "time_range_us": data.range.as_ref().map(|r| [*r.start(), *r.end()]),
-                "timeline": match cam.timeline() {
-                    Timeline::Host => "host",
-                    Timeline::Device { .. } => "device",
-                },
-            }),
-        );
+        let (rate, rate_clock) = summary.measured_rate().unzip();
+        let mut entry = json!({
+            "files": written.into_iter().collect::<serde_json::Map<_, _>>(),
+            "samples": summary.samples,
+            "units": units,
+            "timestamp_domains": summary.domain_names(),
+            "timestamp_domain_runs": summary.domain_runs(),
+            "rate_hz": rate,
+            "rate_clock": rate_clock,
+            "nominal_rate_hz": cam.imu_stream(*kind).map(|d| d.fps).filter(|&f| f > 0.0),
+            "time_range_us": data.range.as_ref().map(|r| [*r.start(), *r.end()]),
+            "timeline": match cam.timeline() {
+                Timeline::Host => "host",
+                Timeline::Device { .. } => "device",
+            },
+        });
+        if let (Some(total), Some(o)) = (summary.domain_runs_total(), entry.as_object_mut()) {
+            o.insert("timestamp_domain_runs_total".into(), total.into());
+        }
+        imu.insert(name.to_string(), entry);
     }
     match info.as_object_mut() {
         Some(o) => {
@@ -157,15 +267,16 @@ fn units(kind: StreamKind) -> &'static str {
     }
 }
 
-/// `S.npy`, `S_timestamps.npy`, `S_host_timestamps_us.npy`, `S_frame_numbers.npy`; returns
-/// each file's name and description.
+/// `S.npy`, `S_timestamps.npy`, `S_host_timestamps_us.npy`, `S_frame_numbers.npy` of the
+/// `n` samples of `samples` (more or fewer is an error); returns each file's name and
+/// description, and the number of samples written.
 fn write_npy(
     dir: &Path,
     name: &str,
     units: &str,
-    samples: &[ImuReading],
-) -> Result<Vec<(String, Value)>> {
-    let n = samples.len() as u64;
+    n: u64,
+    samples: impl Iterator<Item = Result<ImuReading>>,
+) -> Result<(Vec<(String, Value)>, u64)> {
     let files = [
         (
             format!("{name}.npy"),
@@ -188,8 +299,14 @@ fn write_npy(
     let mut ts = NpyWriter::create(&dir.join(&files[1].0), "<f8", 8, &[n])?;
     let mut host = NpyWriter::create(&dir.join(&files[2].0), "<u8", 8, &[n])?;
     let mut numbers = NpyWriter::create(&dir.join(&files[3].0), "<u8", 8, &[n])?;
+    let mut rows = 0;
     for r in samples {
-        let s = &r.sample;
+        let s = &r?.sample;
+        rows += 1;
+        if rows > n {
+            // Counted, not written: the headers say n (the caller tells the mismatch).
+            continue;
+        }
         for v in s.xyz {
             xyz.write(&v.to_le_bytes())?;
         }
@@ -198,26 +315,33 @@ fn write_npy(
         host.write_u64(s.host_ts_us.max(0) as u64)?;
         numbers.write_u64(s.frame_number)?;
     }
+    if rows != n {
+        // The writers are dropped: their partial files are removed.
+        return Ok((Vec::new(), rows));
+    }
     for w in [xyz, ts, host, numbers] {
         w.finish()?;
     }
-    Ok(files
+    let files = files
         .into_iter()
         .map(|(f, d)| (f, Value::from(d)))
-        .collect())
+        .collect();
+    Ok((files, rows))
 }
 
-/// `S.csv`; returns its name and description.
+/// `S.csv`; returns its name and description, and the number of samples written.
 fn write_csv(
     dir: &Path,
     name: &str,
     units: &str,
-    samples: &[ImuReading],
-) -> Result<Vec<(String, Value)>> {
+    samples: impl Iterator<Item = Result<ImuReading>>,
+) -> Result<(Vec<(String, Value)>, u64)> {
     let file = format!("{name}.csv");
     let mut csv = Csv::create_at(dir.join(&file), CSV_COLUMNS)?;
+    let mut rows = 0;
     for r in samples {
-        let s = &r.sample;
+        let s = &r?.sample;
+        rows += 1;
         // `{}` of a float is the shortest text that parses back to the same value (f64 for
         // the time, f32 for x, y, z).
         csv.line(&format!(
@@ -230,7 +354,7 @@ fn write_csv(
         "one row per sample: {CSV_COLUMNS}; device ms (clocks: timestamp_domain_runs), host UTC \
          microseconds, x, y, z in {units}"
     );
-    Ok(vec![(file, Value::from(what))])
+    Ok((vec![(file, Value::from(what))], rows))
 }
 
 /// A domain's name for intrinsics.json.
@@ -238,64 +362,21 @@ fn domain_name(d: u8) -> String {
     ts_domain::name(d).map_or_else(|| format!("unknown ({d})"), str::to_string)
 }
 
-/// Every timestamp domain of the samples, in the order first seen.
-fn domains(samples: &[ImuReading]) -> Vec<String> {
-    let mut seen: Vec<u8> = Vec::new();
-    for s in samples {
-        if !seen.contains(&s.ts_domain) {
-            seen.push(s.ts_domain);
-        }
-    }
-    seen.into_iter().map(domain_name).collect()
-}
-
-/// Where the clock changes: the first sample (position in the exported arrays) of each run
-/// of samples on one timestamp domain.
-fn domain_runs(samples: &[ImuReading]) -> Vec<Value> {
-    let mut runs = Vec::new();
-    let mut last = None;
-    for (k, s) in samples.iter().enumerate() {
-        if last != Some(s.ts_domain) {
-            last = Some(s.ts_domain);
-            runs.push(json!({"first_sample": k, "domain": domain_name(s.ts_domain)}));
-        }
-    }
-    runs
-}
-
-/// Samples per second over the exported samples, and the clock it was measured on: device
-/// time when every sample is on the same device clock, else host time. `None` below two
-/// samples or when no time passes between the first and the last.
-fn measured_rate(samples: &[ImuReading]) -> Option<(f64, &'static str)> {
-    let (first, last) = (samples.first()?, samples.last()?);
-    let intervals = (samples.len() - 1) as f64;
-    let one_clock = first.ts_domain != ts_domain::NONE
-        && samples.iter().all(|s| s.ts_domain == first.ts_domain);
-    let device_s = (last.sample.device_ts_ms - first.sample.device_ts_ms) / 1000.0;
-    let host_s = (last.sample.host_ts_us as f64 - first.sample.host_ts_us as f64) / 1e6;
-    let (secs, clock) = if one_clock && device_s.is_finite() && device_s > 0.0 {
-        (device_s, "device")
-    } else {
-        (host_s, "host")
-    };
-    let rate = intervals / secs;
-    (secs > 0.0 && rate.is_finite()).then(|| ((rate * 1000.0).round() / 1000.0, clock))
-}
-
 /// On a device-time timeline (the camera's host times are unusable) a window compares IMU
 /// device times with depth device times: meaningless for samples on another clock.
-fn clock_warning(job: &Job, name: &str, samples: &[ImuReading], windowed: bool) -> Option<String> {
+fn clock_warning(job: &Job, name: &str, summary: &Summary, windowed: bool) -> Option<String> {
     let cam = job.camera;
     if !windowed || !matches!(cam.timeline(), Timeline::Device { .. }) {
         return None;
     }
     let depth = cam.ts_domain(Stream::Depth)?;
-    let other = samples.iter().find(|s| s.ts_domain != depth)?;
+    // The first domain seen that is not depth's: that of the first sample on another clock.
+    let other = *summary.domains.iter().find(|&&d| d != depth)?;
     Some(format!(
         "{}: the {name} samples were chosen by device time (the host times are unusable), but \
          some are on another clock ({}) than depth ({}): the window may not match the depth frames",
         cam.name,
-        domain_name(other.ts_domain),
+        domain_name(other),
         domain_name(depth)
     ))
 }
@@ -317,6 +398,15 @@ mod tests {
         }
     }
 
+    /// The summary of `samples`, one at a time as the export gathers it.
+    fn summary(samples: &[ImuReading]) -> Summary {
+        let mut s = Summary::default();
+        for r in samples {
+            s.add(r);
+        }
+        s
+    }
+
     #[test]
     fn export_imu_rate_is_measured_on_one_clock() {
         let hw = ts_domain::HARDWARE_CLOCK;
@@ -324,15 +414,36 @@ mod tests {
         let s: Vec<_> = (0..201)
             .map(|k| reading(k, 5.0 * k as f64, 10_000 * k as i64, hw))
             .collect();
-        assert_eq!(measured_rate(&s), Some((200.0, "device")));
+        assert_eq!(summary(&s).measured_rate(), Some((200.0, "device")));
         // Two clocks: host time.
         let mut mixed = s.clone();
         mixed[100].ts_domain = ts_domain::GLOBAL_TIME;
-        assert_eq!(measured_rate(&mixed), Some((100.0, "host")));
-        assert_eq!(measured_rate(&s[..1]), None);
-        assert_eq!(measured_rate(&[]), None);
+        assert_eq!(summary(&mixed).measured_rate(), Some((100.0, "host")));
+        assert_eq!(summary(&s[..1]).measured_rate(), None);
+        assert_eq!(summary(&[]).measured_rate(), None);
         let still = [reading(0, 1.0, 5, hw), reading(1, 1.0, 5, hw)];
-        assert_eq!(measured_rate(&still), None);
+        assert_eq!(summary(&still).measured_rate(), None);
+        // No device clock (domain none): host time.
+        let none: Vec<_> = s
+            .iter()
+            .map(|r| ImuReading {
+                ts_domain: ts_domain::NONE,
+                ..*r
+            })
+            .collect();
+        assert_eq!(summary(&none).measured_rate(), Some((100.0, "host")));
+    }
+
+    fn runs_of(s: &Summary) -> Vec<(u64, String)> {
+        s.domain_runs()
+            .iter()
+            .map(|r| {
+                (
+                    r["first_sample"].as_u64().unwrap(),
+                    r["domain"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -345,21 +456,13 @@ mod tests {
             reading(3, 0.0, 0, hw),
             reading(4, 0.0, 0, 77),
         ];
+        let sum = summary(&s);
         assert_eq!(
-            domains(&s),
+            sum.domain_names(),
             ["hardware_clock", "global_time", "unknown (77)"]
         );
-        let runs: Vec<(u64, String)> = domain_runs(&s)
-            .iter()
-            .map(|r| {
-                (
-                    r["first_sample"].as_u64().unwrap(),
-                    r["domain"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
         assert_eq!(
-            runs,
+            runs_of(&sum),
             [
                 (0, "hardware_clock".to_string()),
                 (2, "global_time".to_string()),
@@ -367,6 +470,43 @@ mod tests {
                 (4, "unknown (77)".to_string()),
             ]
         );
-        assert!(domains(&[]).is_empty() && domain_runs(&[]).is_empty());
+        assert_eq!((sum.samples, sum.domain_runs_total()), (5, None));
+        let empty = summary(&[]);
+        assert!(empty.domain_names().is_empty() && empty.domain_runs().is_empty());
+        assert_eq!((empty.samples, empty.domain_runs_total()), (0, None));
+    }
+
+    /// A stream that changes clocks at every sample: the summary keeps the first
+    /// MAX_RUNS_LISTED runs and counts the others, so it stays the same size however many
+    /// samples it has seen.
+    #[test]
+    fn export_imu_summary_is_bounded() {
+        let (hw, gl) = (ts_domain::HARDWARE_CLOCK, ts_domain::GLOBAL_TIME);
+        let n = 3 * MAX_RUNS_LISTED as u64 + 7;
+        let mut sum = Summary::default();
+        for k in 0..n {
+            sum.add(&reading(
+                k,
+                k as f64,
+                1000 * k as i64,
+                if k % 2 == 0 { hw } else { gl },
+            ));
+            assert!(sum.runs.len() <= MAX_RUNS_LISTED && sum.domains.len() <= 2);
+        }
+        assert_eq!(sum.samples, n);
+        assert_eq!(sum.domain_runs_total(), Some(n));
+        let runs = runs_of(&sum);
+        assert_eq!(runs.len(), MAX_RUNS_LISTED);
+        assert_eq!(runs[0], (0, "hardware_clock".to_string()));
+        let last = MAX_RUNS_LISTED as u64 - 1;
+        assert_eq!(runs[last as usize], (last, "global_time".to_string()));
+        assert_eq!(sum.domain_names(), ["hardware_clock", "global_time"]);
+        assert_eq!(sum.first.map(|r| r.sample.frame_number), Some(0));
+        assert_eq!(sum.last.map(|r| r.sample.frame_number), Some(n - 1));
+        // Exactly MAX_RUNS_LISTED runs: all listed, no total.
+        let exact: Vec<_> = (0..MAX_RUNS_LISTED as u64)
+            .map(|k| reading(k, 0.0, 0, if k % 2 == 0 { hw } else { gl }))
+            .collect();
+        assert_eq!(summary(&exact).domain_runs_total(), None);
     }
 }

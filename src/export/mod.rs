@@ -15,8 +15,9 @@
 //! - `color`: colour frames decoded by FFmpeg, as PNG or JPEG, plus `frames.csv`.
 //!
 //! The IMU files (module `imu`) hold every sample when every depth frame is exported, else
-//! the samples between the first and the last selected depth frame's time; they are read
-//! into memory first (48 bytes a sample). `intrinsics.json` describes them under `"imu"`.
+//! the samples between the first and the last selected depth frame's time; they are read one
+//! batch at a time, twice (memory does not grow with their number). `intrinsics.json`
+//! describes them under `"imu"`.
 //!
 //! Every format goes to `OUT/<camera>/<format>/` with an `intrinsics.json` describing the
 //! camera and the selection. Nothing is written until every camera's selection has been

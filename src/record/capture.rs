@@ -138,10 +138,10 @@ pub(super) fn capture_loop(
                 note_unplaced(
                     &*source,
                     [
-                        (StreamId::Depth, &depth_numbers),
-                        (StreamId::Color, &color_numbers),
-                        (StreamId::Gyro, &imu_numbers[0]),
-                        (StreamId::Accel, &imu_numbers[1]),
+                        &depth_numbers,
+                        &color_numbers,
+                        &imu_numbers[0],
+                        &imu_numbers[1],
                     ],
                     stats,
                 );
@@ -224,6 +224,7 @@ pub(super) fn capture_loop(
                 let t = f.timing;
                 let n = t.frame_number;
                 let step = depth_numbers.frame(&t, source.losses(StreamId::Depth));
+                stats.note_depth_clock(t.host_ts_us, t.device_ts_ms, t.ts_domain);
                 note_step(&mut out, StreamId::Depth, &t, step, stats);
                 if f.data.len() != (d.width * d.height) as usize {
                     out.push(gap_record(
@@ -427,10 +428,10 @@ pub(super) fn capture_loop(
     note_unplaced(
         &*source,
         [
-            (StreamId::Depth, &depth_numbers),
-            (StreamId::Color, &color_numbers),
-            (StreamId::Gyro, &imu_numbers[0]),
-            (StreamId::Accel, &imu_numbers[1]),
+            &depth_numbers,
+            &color_numbers,
+            &imu_numbers[0],
+            &imu_numbers[1],
         ],
         stats,
     );
@@ -507,8 +508,15 @@ fn note_step(out: &mut Outbox<'_>, stream: StreamId, t: &Timing, step: Step, sta
 
 /// Losses the source counted after each stream's last frame (at the end of capture, or
 /// before an outage): counted, with no gap record (no later frame says which numbers).
-fn note_unplaced(source: &dyn Source, numbers: [(StreamId, &Numbering); 4], stats: &CameraStats) {
-    for (stream, n) in numbers {
+/// `numbers`: depth, colour, gyro, accel.
+fn note_unplaced(source: &dyn Source, numbers: [&Numbering; 4], stats: &CameraStats) {
+    let streams = [
+        StreamId::Depth,
+        StreamId::Color,
+        StreamId::Gyro,
+        StreamId::Accel,
+    ];
+    for (stream, n) in streams.into_iter().zip(numbers) {
         let u = n.unplaced(source.losses(stream));
         let host = match stream {
             StreamId::Depth => &stats.depth_host_dropped,

@@ -2,7 +2,7 @@
 //! display. Every frame a source delivers ends up in exactly one of: written, dropped
 //! (queue full / encoder), or lost in a failure that is recorded as a gap.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::codec::CodecId;
@@ -19,6 +19,12 @@ pub struct CameraStats {
     pub depth_host_dropped: AtomicU64,
     pub depth_raw_bytes: AtomicU64,
     pub depth_stored_bytes: AtomicU64,
+    /// The smallest host time minus device time of a depth frame, µs (once
+    /// `depth_clock_seen`), and the clock of the device times: how this camera's clock sits
+    /// against the host's, for comparing the cameras of a rig.
+    pub depth_clock_offset_us: AtomicI64,
+    pub depth_clock_seen: AtomicBool,
+    pub depth_ts_domain: AtomicU8,
     /// Depth frames written, by codec id (`format-spec.md` §8; ids above 7 are not counted
     /// here, none exists).
     pub depth_by_codec: [AtomicU64; 8],
@@ -60,6 +66,20 @@ pub struct CameraStats {
 pub use crate::session::StatsSnapshot;
 
 impl CameraStats {
+    /// A depth frame's host and device times (device in clock `ts_domain`).
+    pub fn note_depth_clock(&self, host_ts_us: i64, device_ts_ms: f64, ts_domain: u8) {
+        let d = (device_ts_ms * 1000.0).round();
+        if d.is_finite() && host_ts_us != 0 {
+            let offset = host_ts_us.saturating_sub(d as i64);
+            if self.depth_clock_seen.swap(true, Relaxed) {
+                self.depth_clock_offset_us.fetch_min(offset, Relaxed);
+            } else {
+                self.depth_clock_offset_us.store(offset, Relaxed);
+            }
+            self.depth_ts_domain.store(ts_domain, Relaxed);
+        }
+    }
+
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Relaxed);
     }
@@ -86,6 +106,15 @@ impl CameraStats {
             depth_dropped: g(&self.depth_dropped),
             depth_source_skipped: g(&self.depth_source_skipped),
             depth_host_dropped: g(&self.depth_host_dropped),
+            depth_clock_offset_us: self
+                .depth_clock_seen
+                .load(Relaxed)
+                .then(|| self.depth_clock_offset_us.load(Relaxed)),
+            depth_ts_domain: self.depth_clock_seen.load(Relaxed).then(|| {
+                crate::container::format::ts_domain::name(self.depth_ts_domain.load(Relaxed))
+                    .unwrap_or("other")
+                    .to_string()
+            }),
             depth_raw_bytes: raw,
             depth_stored_bytes: stored,
             compression_ratio: if stored > 0 {

@@ -174,6 +174,13 @@ pub struct StatsSnapshot {
     /// Depth frames lost on the host before rsrec had them (the source's own buffer was
     /// full); not included in `depth_source_skipped`.
     pub depth_host_dropped: u64,
+    /// The smallest host time minus device time over the depth frames, µs, and the clock of
+    /// the device times: in a rig on global time, how far apart the cameras' clocks are
+    /// (the spread of these values, give or take USB latency).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth_clock_offset_us: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth_ts_domain: Option<String>,
     pub depth_raw_bytes: u64,
     pub depth_stored_bytes: u64,
     pub compression_ratio: f64,

@@ -676,59 +676,45 @@ impl Camera {
     /// with its batch's timestamp domain. With `range`, only the samples whose timeline time
     /// ([`Camera::sample_time_us`]) lies in it (inclusive).
     ///
+    /// The samples are decoded one batch at a time, when the iterator reaches the batch:
+    /// memory holds one batch, whatever the length of the recording, and an iterator
+    /// dropped early has read no batch after the one it stopped in.
+    ///
     /// A range reads only the batches its index entries say can overlap it (an entry has
     /// the times of its batch's first sample, and batches are in time order), plus one
     /// batch on each side; a section whose entries are not sorted by the timeline's clock
     /// is read whole. A batch that fails its checksum or does not decode is
-    /// a [`SessionError::ImuBatch`]. Empty when no file has the stream.
+    /// a [`SessionError::ImuBatch`] item, the last one. Empty when no file has the stream.
+    pub fn imu_readings(
+        &self,
+        kind: StreamKind,
+        range: Option<RangeInclusive<i64>>,
+    ) -> ImuReadings<'_> {
+        ImuReadings {
+            cam: self,
+            kind,
+            range,
+            next_file: 0,
+            file: None,
+            batch: Vec::new().into_iter(),
+            ts_domain: 0,
+            batches_read: 0,
+        }
+    }
+
+    /// Every sample [`Camera::imu_readings`] yields, collected: memory grows with their
+    /// number (48 bytes a sample), so long recordings should be read with
+    /// [`Camera::imu_readings`] (as export does).
     pub fn imu_samples(
         &self,
         kind: StreamKind,
         range: Option<RangeInclusive<i64>>,
     ) -> Result<Vec<ImuReading>> {
-        let rt = record_type::IMU_BATCH;
-        let mut out = Vec::new();
-        for f in &self.files {
-            let Some(id) = f.stream_of_kind(kind) else {
-                continue;
-            };
-            let batches = match &range {
-                None => 0..f.reader.count(id, rt),
-                Some(r) => self.imu_batches_overlapping(f, id, r),
-            };
-            for i in batches {
-                let err = |source| SessionError::ImuBatch {
-                    camera: self.name.clone(),
-                    stream: kind.name(),
-                    batch: i,
-                    file: f.path.display().to_string(),
-                    source: Box::new(source),
-                };
-                let (r, p) = f.reader.read_record(id, rt, i).map_err(err)?;
-                let samples = decode_imu_batch(p).map_err(|e| {
-                    err(ContainerError::BadRecord {
-                        offset: r.offset,
-                        message: crate::error::chain(&e),
-                    })
-                })?;
-                let ts_domain = r.header.ts_domain;
-                out.extend(
-                    samples
-                        .into_iter()
-                        .filter(|s| {
-                            range
-                                .as_ref()
-                                .is_none_or(|t| t.contains(&self.sample_time_us(s)))
-                        })
-                        .map(|sample| ImuReading { sample, ts_domain }),
-                );
-            }
-        }
-        Ok(out)
+        self.imu_readings(kind, range).collect()
     }
 
     /// The batches of IMU stream `id` of file `f` that can hold samples in `range`, by their
-    /// index entries (see [`Camera::imu_samples`]).
+    /// index entries (see [`Camera::imu_readings`]).
     fn imu_batches_overlapping(
         &self,
         f: &CameraFile,
@@ -785,6 +771,106 @@ fn partition(n: usize, before: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
+/// The samples of one IMU stream of a camera, decoded one batch at a time: see
+/// [`Camera::imu_readings`]. Ends after its first error.
+pub struct ImuReadings<'a> {
+    cam: &'a Camera,
+    kind: StreamKind,
+    range: Option<RangeInclusive<i64>>,
+    /// The next of the camera's files to look for the stream in.
+    next_file: usize,
+    /// The file being read, its stream id and the batches of it still to read.
+    file: Option<(&'a CameraFile, u8, std::ops::Range<usize>)>,
+    /// What is left of the current batch.
+    batch: std::vec::IntoIter<ImuSample>,
+    /// The current batch's timestamp domain.
+    ts_domain: u8,
+    batches_read: usize,
+}
+
+impl ImuReadings<'_> {
+    /// How many batches have been read and decoded so far (each at most once).
+    pub fn batches_read(&self) -> usize {
+        self.batches_read
+    }
+
+    /// Reads the next batch to read into `self.batch`; `Ok(false)` when there is none left.
+    fn next_batch(&mut self) -> Result<bool> {
+        let rt = record_type::IMU_BATCH;
+        loop {
+            if let Some((f, id, batches)) = &mut self.file {
+                if let Some(i) = batches.next() {
+                    let (f, id) = (*f, *id);
+                    let err = |source| SessionError::ImuBatch {
+                        camera: self.cam.name.clone(),
+                        stream: self.kind.name(),
+                        batch: i,
+                        file: f.path.display().to_string(),
+                        source: Box::new(source),
+                    };
+                    let (r, p) = f.reader.read_record(id, rt, i).map_err(err)?;
+                    let samples = decode_imu_batch(p).map_err(|e| {
+                        err(ContainerError::BadRecord {
+                            offset: r.offset,
+                            message: crate::error::chain(&e),
+                        })
+                    })?;
+                    self.batches_read += 1;
+                    self.ts_domain = r.header.ts_domain;
+                    self.batch = samples.into_iter();
+                    return Ok(true);
+                }
+            }
+            let Some(f) = self.cam.files.get(self.next_file) else {
+                self.file = None;
+                return Ok(false);
+            };
+            self.next_file += 1;
+            self.file = f.stream_of_kind(self.kind).map(|id| {
+                let batches = match &self.range {
+                    None => 0..f.reader.count(id, rt),
+                    Some(r) => self.cam.imu_batches_overlapping(f, id, r),
+                };
+                (f, id, batches)
+            });
+        }
+    }
+
+    /// Nothing more after an error.
+    fn stop(&mut self) {
+        self.next_file = self.cam.files.len();
+        self.file = None;
+        self.batch = Vec::new().into_iter();
+    }
+}
+
+impl Iterator for ImuReadings<'_> {
+    type Item = Result<ImuReading>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (cam, range, ts_domain) = (self.cam, &self.range, self.ts_domain);
+            if let Some(sample) = self.batch.by_ref().find(|s| {
+                range
+                    .as_ref()
+                    .is_none_or(|t| t.contains(&cam.sample_time_us(s)))
+            }) {
+                return Some(Ok(ImuReading { sample, ts_domain }));
+            }
+            match self.next_batch() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.stop();
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl std::iter::FusedIterator for ImuReadings<'_> {}
+
 impl CameraFile {
     /// Id of the file's first stream of `kind`.
     fn stream_of_kind(&self, kind: StreamKind) -> Option<u8> {
@@ -829,6 +915,140 @@ mod tests {
             };
             assert!(e.contains("camera name"), "{bad:?}: {e}");
         }
+    }
+
+    /// Samples per batch and batches per file of [`imu_files`].
+    const PER_BATCH: u64 = 20;
+    const BATCHES_PER_FILE: u64 = 5;
+    const BASE_US: i64 = 1_800_000_000_000_000;
+
+    /// Two segment files of camera "cam" (`cam.000.rsrec`, `cam.001.rsrec`) holding a gyro
+    /// stream (id 3, then id 5) of 5 batches of 20 samples each, 5 ms apart on the host
+    /// clock, and no depth or colour. Returns the files.
+    fn imu_files(dir: &Path) -> Vec<PathBuf> {
+        use crate::codec::CodecId;
+        use crate::container::format::ts_domain;
+        use crate::container::record::encode_imu_batch;
+        use crate::container::{FileHeader, PixelFormat, Writer, WriterOptions};
+        let mut paths = Vec::new();
+        for (file, id) in [(0u64, 3u8), (1, 5)] {
+            let mut gyro = StreamDescriptor::depth(id, 0, 0, 200.0);
+            gyro.kind = StreamKind::Gyro;
+            gyro.name = "gyro".into();
+            gyro.format = PixelFormat::MotionXyz32f;
+            gyro.depth_units = 0.0;
+            let header = FileHeader::new(Default::default(), vec![gyro]);
+            let path = dir.join(format!("cam.{file:03}.rsrec"));
+            let mut w = Writer::create(&path, &header, WriterOptions::deterministic(16)).unwrap();
+            for b in 0..BATCHES_PER_FILE {
+                let first = (file * BATCHES_PER_FILE + b) * PER_BATCH;
+                let samples: Vec<ImuSample> = (first..first + PER_BATCH)
+                    .map(|k| ImuSample {
+                        frame_number: k,
+                        device_ts_ms: 5.0 * k as f64,
+                        host_ts_us: BASE_US + 5000 * k as i64,
+                        xyz: [k as f32, 0.0, 0.0],
+                    })
+                    .collect();
+                let h = RecordHeader {
+                    record_type: record_type::IMU_BATCH,
+                    stream: id,
+                    codec: CodecId::NONE,
+                    ts_domain: ts_domain::HARDWARE_CLOCK,
+                    flags: 0,
+                    frame_number: first,
+                    device_ts_ms: samples[0].device_ts_ms,
+                    host_ts_us: samples[0].host_ts_us,
+                };
+                w.write_record(&h, &encode_imu_batch(&samples)).unwrap();
+            }
+            w.finish().unwrap();
+            paths.push(path);
+        }
+        paths
+    }
+
+    /// The streaming reader decodes a batch only when it reaches it: after k samples it has
+    /// read exactly the batches holding them (so memory holds one batch, however long the
+    /// recording), across files; a window reads its batches and one on each side.
+    #[test]
+    fn imu_readings_read_one_batch_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        imu_files(dir.path());
+        let rec = Recording::open(dir.path()).unwrap();
+        let cam = &rec.cameras[0];
+        assert_eq!(cam.files.len(), 2);
+        let total = 2 * BATCHES_PER_FILE * PER_BATCH;
+        let mut it = cam.imu_readings(StreamKind::Gyro, None);
+        assert_eq!(it.batches_read(), 0);
+        for k in 0..total {
+            let r = it.next().unwrap().unwrap();
+            assert_eq!(r.sample.frame_number, k);
+            // Sample k is in batch k / PER_BATCH: that one and those before are read.
+            assert_eq!(it.batches_read() as u64, k / PER_BATCH + 1, "sample {k}");
+        }
+        assert!(it.next().is_none());
+        assert_eq!(it.batches_read() as u64, 2 * BATCHES_PER_FILE);
+        // Stopping early: a consumer that takes 25 samples has read two batches.
+        let mut it = cam.imu_readings(StreamKind::Gyro, None);
+        assert_eq!(it.by_ref().take(25).count(), 25);
+        assert_eq!(it.batches_read(), 2);
+        // Samples 50 to 59 (in batch 2): batches 1 to 3 read, and the first one of the second
+        // file (the margin after the window, per file).
+        let range = BASE_US + 250_000..=BASE_US + 295_000;
+        let mut it = cam.imu_readings(StreamKind::Gyro, Some(range));
+        let got: Vec<u64> = it
+            .by_ref()
+            .map(|r| r.unwrap().sample.frame_number)
+            .collect();
+        assert_eq!(got, (50..60).collect::<Vec<_>>());
+        assert_eq!(it.batches_read(), 4);
+        // The collecting call yields the same samples.
+        let all = cam.imu_samples(StreamKind::Gyro, None).unwrap();
+        assert_eq!(all.len() as u64, total);
+        assert!(cam.imu_readings(StreamKind::Accel, None).next().is_none());
+    }
+
+    /// A damaged batch is an error when the reader reaches it, not before (the samples of
+    /// the batches before it come first), and the last item.
+    #[test]
+    fn imu_readings_fail_at_the_damaged_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = imu_files(dir.path());
+        // Batch 2 of the second file (batch 7 of the camera).
+        let offset = {
+            let r = Reader::open(&files[1]).unwrap();
+            r.record_header(5, record_type::IMU_BATCH, 2)
+                .unwrap()
+                .payload_offset
+        };
+        let mut bytes = std::fs::read(&files[1]).unwrap();
+        bytes[offset as usize + 20] ^= 0x40;
+        std::fs::write(&files[1], bytes).unwrap();
+        let rec = Recording::open(dir.path()).unwrap();
+        let cam = &rec.cameras[0];
+        let mut it = cam.imu_readings(StreamKind::Gyro, None);
+        let good = (BATCHES_PER_FILE + 2) * PER_BATCH;
+        for k in 0..good {
+            assert_eq!(it.next().unwrap().unwrap().sample.frame_number, k);
+        }
+        match it.next() {
+            Some(Err(SessionError::ImuBatch {
+                stream,
+                batch,
+                file,
+                ..
+            })) => {
+                assert_eq!((stream, batch), ("gyro", 2));
+                assert!(file.ends_with("cam.001.rsrec"), "{file}");
+            }
+            other => panic!("expected the damaged batch, got {other:?}"),
+        }
+        assert!(it.next().is_none());
+        assert!(matches!(
+            cam.imu_samples(StreamKind::Gyro, None),
+            Err(SessionError::ImuBatch { batch: 2, .. })
+        ));
     }
 
     #[test]

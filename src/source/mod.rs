@@ -279,9 +279,11 @@ pub mod config;
 pub mod png;
 pub mod pngdir;
 pub mod renumber;
+pub mod sync;
 // FFI to librealsense (the C API that realsense-rust does not wrap).
 #[cfg(feature = "realsense")]
 #[allow(unsafe_code)]
 pub mod realsense;
 pub mod sim;
 pub mod spec;
+pub mod usb;

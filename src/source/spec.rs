@@ -135,6 +135,8 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
         Ok(())
     };
     let mut sim_index = 0;
+    #[cfg(feature = "realsense")]
+    let mut rs_context: Option<super::realsense::RealSenseContext> = None;
     for spec in specs {
         match spec {
             CameraSpec::Sim(n) => {
@@ -198,11 +200,24 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
             CameraSpec::AllRealSense | CameraSpec::Serial(_) => {
                 #[cfg(feature = "realsense")]
                 {
-                    use super::realsense::RealSenseSource;
+                    use super::realsense::{RealSenseContext, RealSenseSource};
+                    // One librealsense context for every camera of the rig.
+                    let ctx = match &rs_context {
+                        Some(c) => c,
+                        None => rs_context.insert(
+                            RealSenseContext::new().map_err(failed("realsense".to_string()))?,
+                        ),
+                    };
                     let serials = match spec {
                         CameraSpec::Serial(serial) => vec![serial.clone()],
-                        _ => RealSenseSource::connected_serials()
-                            .map_err(failed("all".to_string()))?,
+                        _ => {
+                            let serials = ctx.serials().map_err(failed("all".to_string()))?;
+                            if serials.is_empty() {
+                                RealSenseSource::connected_serials()
+                                    .map_err(failed("all".to_string()))?;
+                            }
+                            serials
+                        }
                     };
                     if let Some(f) = &s.camera_file {
                         for serial in f.camera.keys() {
@@ -214,10 +229,16 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
                             }
                         }
                     }
+                    let mut cameras = Vec::new();
                     for serial in serials {
                         let r =
                             super::config::resolve(s.camera_file.as_ref(), &s.camera_cli, &serial)?;
-                        let cam = match RealSenseSource::open(&serial, &realsense_config(&r)) {
+                        cameras.push((serial, realsense_config(&r)));
+                    }
+                    // All at once, each streaming as soon as it is open.
+                    let opened = RealSenseSource::open_rig(ctx, &cameras);
+                    for ((serial, _), cam) in cameras.iter().zip(opened) {
+                        let cam = match cam {
                             Ok(cam) => cam,
                             Err(e) => {
                                 leave_out(failed(format!("realsense:{serial}"))(e))?;
@@ -242,6 +263,9 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
             return Err(e);
         }
     }
+    warnings.extend(super::sync::check(
+        out.iter().map(|(_, s)| (s.info().name.as_str(), s.info())),
+    ));
     for (spec, why) in &left_out {
         warnings.push(format!(
             "{spec} left out (the other cameras are recorded; --require-all makes this an \

@@ -712,6 +712,126 @@ fn imu_windows_skip_far_batches_and_damage_is_an_error() {
     check_npy(&win, "gyro", &gyro[20..40]);
 }
 
+/// The library's streaming reader decodes one batch at a time, so memory does not grow with
+/// the recording: after k samples it has read only the batches holding them, and with batch
+/// 9 damaged the 180 samples of batches 0 to 8 come out before the error (the last item).
+#[test]
+fn imu_samples_are_read_one_batch_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("cam.rsrec");
+    library_file(&file, false);
+    let gyro: Vec<Sample> = library_gyro().concat();
+    damage_batch(&file, 9);
+    let rec = Recording::open(&file).unwrap();
+    let cam = &rec.cameras[0];
+    let mut it = cam.imu_readings(StreamKind::Gyro, None);
+    assert_eq!(it.batches_read(), 0);
+    for (k, want) in gyro[..9 * PER_BATCH].iter().enumerate() {
+        let r = it.next().unwrap().unwrap();
+        assert_eq!((r.sample, r.ts_domain), *want, "sample {k}");
+        assert_eq!(it.batches_read(), k / PER_BATCH + 1, "sample {k}");
+    }
+    match it.next() {
+        Some(Err(SessionError::ImuBatch { stream, batch, .. })) => {
+            assert_eq!((stream, batch), ("gyro", 9))
+        }
+        other => panic!("expected the damaged batch, got {other:?}"),
+    }
+    assert!(it.next().is_none());
+    assert_eq!(it.batches_read(), 9);
+    // A consumer that stops after 30 samples has read two batches.
+    let mut it = cam.imu_readings(StreamKind::Gyro, None);
+    assert_eq!(it.by_ref().take(30).count(), 30);
+    assert_eq!(it.batches_read(), 2);
+}
+
+/// A gyro stream that switches clocks at every batch (1201 runs): intrinsics.json lists the
+/// first 1000 runs and gives their total, so it does not grow with the recording; the
+/// samples are all exported.
+#[test]
+fn imu_clock_runs_are_listed_up_to_a_limit() {
+    const RUNS: usize = 1201;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("cam.rsrec");
+    let mut gyro = StreamDescriptor::depth(1, 0, 0, 200.0);
+    gyro.kind = StreamKind::Gyro;
+    gyro.name = "gyro".into();
+    gyro.format = PixelFormat::MotionXyz32f;
+    gyro.depth_units = 0.0;
+    let header = FileHeader::new(
+        Default::default(),
+        vec![StreamDescriptor::depth(0, W, H, 30.0), gyro],
+    );
+    let mut w = Writer::create(&file, &header, WriterOptions::deterministic(16)).unwrap();
+    let mut payload = Vec::new();
+    for n in 0..3u64 {
+        let f = common::synthetic_frame(W, H, n);
+        DepthCodec::Raw.encode(&f, W, H, &mut payload).unwrap();
+        let h = RecordHeader {
+            record_type: record_type::DEPTH_FRAME,
+            stream: 0,
+            codec: CodecId::RAW,
+            ts_domain: ts_domain::HARDWARE_CLOCK,
+            flags: 0,
+            frame_number: n,
+            device_ts_ms: 1000.0 + n as f64 * 1000.0,
+            host_ts_us: BASE_US + n as i64 * 1_000_000,
+        };
+        w.write_record(&h, &payload).unwrap();
+    }
+    let mut want = Vec::new();
+    for b in 0..RUNS {
+        let domain = if b % 2 == 0 {
+            ts_domain::HARDWARE_CLOCK
+        } else {
+            ts_domain::GLOBAL_TIME
+        };
+        let samples: Vec<ImuSample> = (0..2)
+            .map(|i| {
+                let k = (2 * b + i) as u64;
+                ImuSample {
+                    frame_number: k,
+                    device_ts_ms: 1000.0 + k as f64,
+                    host_ts_us: BASE_US + 1000 * k as i64,
+                    xyz: [k as f32, 1.0, -1.0],
+                }
+            })
+            .collect();
+        want.extend(samples.iter().map(|s| (*s, domain)));
+        let h = RecordHeader {
+            record_type: record_type::IMU_BATCH,
+            stream: 1,
+            codec: CodecId::NONE,
+            ts_domain: domain,
+            flags: 0,
+            frame_number: samples[0].frame_number,
+            device_ts_ms: samples[0].device_ts_ms,
+            host_ts_us: samples[0].host_ts_us,
+        };
+        w.write_record(&h, &encode_imu_batch(&samples)).unwrap();
+    }
+    w.finish().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let npy = export(&file, "npy", out.path(), &[])
+        .join("cam")
+        .join("npy");
+    check_npy(&npy, "gyro", &want);
+    let g = &intrinsics(&npy)["imu"]["gyro"];
+    assert_eq!(g["samples"], 2 * RUNS);
+    let runs = g["timestamp_domain_runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1000);
+    assert_eq!(
+        runs[999],
+        json!({"first_sample": 2 * 999, "domain": "global_time"})
+    );
+    assert_eq!(g["timestamp_domain_runs_total"], RUNS);
+    assert_eq!(
+        g["timestamp_domains"],
+        json!(["hardware_clock", "global_time"])
+    );
+    assert_eq!(g["rate_clock"], "host");
+}
+
 /// A camera placed by device time (every host time the same): the window is on device time.
 #[test]
 fn imu_windows_follow_a_device_timeline() {

@@ -25,5 +25,6 @@ mod real_data;
 mod realsense;
 mod record;
 mod truncation;
+mod usb;
 mod video;
 mod view;

@@ -380,8 +380,9 @@ fn check_file(file: &Path, tb: &TestBag) -> Vec<(u64, i64)> {
 
 #[test]
 fn three_bags_play_at_once_in_real_time_and_record_bit_exact() {
-    let Some(bags) = bags() else { return };
+    // Heavy first: generating the bags (real-time writers) must not overlap a real-time test.
     let _g = heavy();
+    let Some(bags) = bags() else { return };
     let out = tempfile::tempdir().unwrap();
     let cfg = live_cfg(Pacing::RealTime);
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
@@ -486,8 +487,9 @@ fn imu_numbers(file: &Path) -> Vec<(u8, Vec<u64>)> {
 
 #[test]
 fn three_bags_at_once_as_fast_as_possible_lose_nothing() {
-    let Some(bags) = bags() else { return };
+    // Heavy first: generating the bags (real-time writers) must not overlap a real-time test.
     let _g = heavy();
+    let Some(bags) = bags() else { return };
     let out = tempfile::tempdir().unwrap();
     let cfg = live_cfg(Pacing::AsFastAsPossible);
     let sources: Vec<Box<dyn Source>> = bags
@@ -661,8 +663,9 @@ fn agree(bag: &Path) {
 
 #[test]
 fn pure_rust_bag_reader_and_librealsense_agree_frame_for_frame() {
-    let Some(bags) = bags() else { return };
+    // Heavy first: generating the bags (real-time writers) must not overlap a real-time test.
     let _g = heavy();
+    let Some(bags) = bags() else { return };
     for tb in bags {
         agree(&tb.bag);
     }
@@ -675,8 +678,9 @@ fn pure_rust_bag_reader_and_librealsense_agree_frame_for_frame() {
 
 #[test]
 fn a_camera_that_vanishes_leaves_the_others_recording() {
-    let Some(bags) = bags() else { return };
+    // Heavy first: generating the bags (real-time writers) must not overlap a real-time test.
     let _g = heavy();
+    let Some(bags) = bags() else { return };
     let out = tempfile::tempdir().unwrap();
     let cfg = live_cfg(Pacing::RealTime);
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
@@ -754,6 +758,9 @@ fn a_camera_that_vanishes_leaves_the_others_recording() {
 
 #[test]
 fn no_camera_is_a_clear_error_and_devices_says_so() {
+    // librealsense scanning for devices (here and in `rsrec devices`) costs enough CPU to
+    // make a real-time playback running beside it drop frames.
+    let _g = heavy();
     if !list_devices().unwrap().is_empty() {
         eprintln!("a RealSense camera is connected: skipping the no-camera checks");
         return;
@@ -813,13 +820,21 @@ fn no_camera_is_a_clear_error_and_devices_says_so() {
 
 #[test]
 fn playback_ends_cleanly_and_stop_ends_it_early() {
-    let Some(bags) = bags() else { return };
+    // Heavy first: generating the bags (real-time writers) must not overlap a real-time test.
     let _g = heavy();
+    let Some(bags) = bags() else { return };
     // The desk bag to its end, in real time.
     let tb = &bags[2];
     let mut src = RealSenseSource::open_bag(&tb.bag, &live_cfg(Pacing::RealTime)).unwrap();
     let d = drain(&mut src).unwrap();
-    assert_eq!(d.depth.len(), tb.frames().len());
+    assert_eq!(
+        d.depth.len(),
+        tb.frames().len(),
+        "depth frames {:?}, dropped {}, bad {:?}",
+        d.depth.iter().map(|f| f.0).collect::<Vec<_>>(),
+        src.dropped(),
+        src.bad_frames()
+    );
     assert!(src.next().unwrap().is_none(), "ended stays ended");
 
     // The lab robot bag, stopped after 10 depth frames: ends without an error.
@@ -852,8 +867,9 @@ fn playback_ends_cleanly_and_stop_ends_it_early() {
 
 #[test]
 fn rsrec_record_plays_rsbags_through_librealsense_with_camera_names_from_a_config() {
-    let Some(bags) = bags() else { return };
+    // Heavy first: generating the bags (real-time writers) must not overlap a real-time test.
     let _g = heavy();
+    let Some(bags) = bags() else { return };
     let out = tempfile::tempdir().unwrap();
     let names = ["lab", "ceiling", "desk"];
     let mut config = String::from("[defaults]\nvisual_preset = \"high_accuracy\"\n");
@@ -898,6 +914,12 @@ fn rsrec_record_plays_rsbags_through_librealsense_with_camera_names_from_a_confi
         assert_eq!(get("depth_written"), seen.len() as u64, "{cam}");
         assert_eq!(get("depth_dropped"), 0, "{cam}");
         assert_eq!(get("depth_captured"), get("depth_written"), "{cam}");
+        // Each camera's clock against the host's, on the clock its bag was recorded in.
+        assert_eq!(
+            st["depth_ts_domain"], tb.manifest["timestamp_domain"],
+            "{cam}"
+        );
+        assert!(st["depth_clock_offset_us"].is_i64(), "{cam}");
         // librealsense's real-time playback drops frames when the host is busy (its
         // documentation says so); each one inside the recording is a gap record
         // (source skipped), none is silent. The bag must still have been played through.
@@ -943,8 +965,9 @@ fn rsrec_record_plays_rsbags_through_librealsense_with_camera_names_from_a_confi
 
 #[test]
 fn a_camera_that_comes_back_is_reopened_and_the_outage_is_a_gap() {
-    let Some(bags) = bags() else { return };
+    // Heavy first: generating the bags (real-time writers) must not overlap a real-time test.
     let _g = heavy();
+    let Some(bags) = bags() else { return };
     let out = tempfile::tempdir().unwrap();
     let cfg = live_cfg(Pacing::RealTime);
     let mut sources: Vec<Box<dyn Source>> = Vec::new();

@@ -176,6 +176,18 @@ fn two_sim_cameras_for_a_few_seconds() {
     assert_eq!(s["status"], "complete");
     let cams = s["cameras"].as_array().unwrap();
     assert_eq!(cams.len(), 2);
+    // Each camera's clock against the host's (comparing the cameras of a rig).
+    let domains: Vec<&Value> = cams
+        .iter()
+        .map(|c| &c["stats"]["depth_ts_domain"])
+        .collect();
+    assert!(
+        domains.iter().all(|d| d.is_string() && *d == domains[0]),
+        "{domains:?}"
+    );
+    assert!(cams
+        .iter()
+        .all(|c| c["stats"]["depth_clock_offset_us"].is_i64()));
     let mut rsrec_files = 0;
     for cam in cams {
         let (depth, color) = check_camera(&dir, cam);

@@ -78,14 +78,17 @@ pub(super) struct Shared {
     /// and the first reason.
     pub(super) bad_frames: AtomicU64,
     pub(super) first_bad: Mutex<Option<String>>,
-    /// The device, for recognising it in the devices-changed callback.
-    pub(super) device: *const sys::rs2_device,
+    /// The device, for recognising it in the devices-changed callback; null once the
+    /// device is deleted (the lock keeps the callback from using it meanwhile).
+    pub(super) device: Mutex<DevicePtr>,
     /// librealsense reported the device removed.
     pub(super) removed: AtomicBool,
 }
-// SAFETY: `device` is only passed to thread-safe librealsense calls while the device lives.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
+/// A device pointer that may be shared: only passed to thread-safe librealsense calls while
+/// the device lives (see [`Shared::device`]).
+pub(super) struct DevicePtr(pub(super) *const sys::rs2_device);
+// SAFETY: see the type's doc.
+unsafe impl Send for DevicePtr {}
 
 impl Shared {
     pub(super) fn note_bad(&self, slot: Option<Slot>, why: String) {
@@ -306,31 +309,6 @@ pub(super) unsafe extern "C" fn frame_callback(frame: *mut sys::rs2_frame, user:
     }
     // The callback owns the frame.
     sys::rs2_release_frame(frame);
-}
-
-/// librealsense's devices-changed callback: notes when our device is among the removed ones.
-pub(super) unsafe extern "C" fn devices_changed_callback(
-    removed: *mut sys::rs2_device_list,
-    added: *mut sys::rs2_device_list,
-    user: *mut c_void,
-) {
-    if !user.is_null() && !removed.is_null() {
-        // SAFETY: `user` is the `Shared` registered with the context, alive until the context
-        // is deleted.
-        let shared = &*(user as *const Shared);
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            if rs2!(rs2_device_list_contains(removed, shared.device)).unwrap_or(0) != 0 {
-                shared.removed.store(true, Ordering::SeqCst);
-            }
-        }));
-    }
-    // The callee owns both lists.
-    if !removed.is_null() {
-        sys::rs2_delete_device_list(removed);
-    }
-    if !added.is_null() {
-        sys::rs2_delete_device_list(added);
-    }
 }
 
 // ---------------------------------------------------------------------------------------

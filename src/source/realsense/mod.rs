@@ -65,6 +65,7 @@ macro_rules! rs2 {
 
 mod callback;
 mod ffi;
+mod hub;
 mod listing;
 mod profiles;
 
@@ -72,6 +73,7 @@ use callback::*;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 pub use ffi::librealsense_version;
 use ffi::*;
+pub use hub::RealSenseContext;
 pub use listing::{list_devices, DeviceListing, ModeListing, SensorListing};
 use profiles::*;
 use realsense_sys as sys;
@@ -153,13 +155,37 @@ impl RealSenseConfig {
 // The C API: errors and owned handles
 // ---------------------------------------------------------------------------------------
 
-/// Context and device of an open source, shared with [`PlaybackControl`].
+/// Context and device of an open source, shared with [`PlaybackControl`] (and with a stop
+/// that hangs, see [`STOP_TIMEOUT`]).
 struct Handle {
     // Field order is drop order: device before context.
     device: Device,
-    ctx: Context,
+    hub: RealSenseContext,
     /// The `.bag` of a playback device.
     file: Option<CString>,
+}
+
+/// How long stopping and closing a camera's sensors may take. `rs2_stop` is known to hang on
+/// a stuck D4xx: it runs on a thread of its own, and the recorder goes on without it after
+/// this long (the stuck camera's handles are then left to that thread).
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A camera waiting to come back looks at the device list when librealsense reports a device
+/// plugged in, and at least this often.
+const RESCAN_EVERY: Duration = Duration::from_secs(10);
+
+/// After this many reopen attempts in a row that found the camera but could not start it,
+/// it gets a `hardware_reset` (it then re-enumerates).
+const RESET_AFTER: u32 = 3;
+
+/// What reconnecting a camera keeps between attempts.
+#[derive(Clone, Debug)]
+struct Reconnecting {
+    /// [`RealSenseContext::additions`] when the device list was last read.
+    additions: u64,
+    last_scan: Option<Instant>,
+    failed_starts: u32,
+    resets: u32,
 }
 
 /// A RealSense camera, or a `.bag` played through librealsense, as a [`Source`].
@@ -193,6 +219,9 @@ pub struct RealSenseSource {
     cfg: RealSenseConfig,
     /// Playback: cleared by [`PlaybackControl::unplug`], set by [`PlaybackControl::replug`].
     plugged: Arc<AtomicBool>,
+    reconnecting: Reconnecting,
+    /// Set when stopping the sensors took longer than [`STOP_TIMEOUT`].
+    stop_hung: bool,
 }
 
 /// Where a source's device came from.
@@ -226,7 +255,7 @@ impl PlaybackControl {
             // SAFETY: valid context and NUL-terminated path.
             unsafe {
                 rs2!(rs2_context_remove_device(
-                    self.handle.ctx.ptr(),
+                    self.handle.hub.0.ctx.ptr(),
                     file.as_ptr()
                 ))
             }
@@ -273,36 +302,99 @@ struct Selection {
 }
 
 impl RealSenseSource {
-    /// Opens the connected camera with serial number `serial`.
+    /// Opens the connected camera with serial number `serial`, in a context of its own.
     pub fn open(serial: &str, cfg: &RealSenseConfig) -> Result<RealSenseSource, SourceError> {
-        let open = |m: String| SourceError::Open(format!("RealSense {serial}: {m}"));
-        let ctx = Context::new().map_err(open)?;
-        let devices = query_devices(&ctx).map_err(open)?;
-        let serials: Vec<String> = devices.iter().map(|(s, _)| s.clone()).collect();
-        let Some((_, device)) = devices.into_iter().find(|(s, _)| s == serial) else {
-            return Err(open(if serials.is_empty() {
-                "no RealSense devices found".into()
-            } else {
-                format!("not connected (connected: {})", serials.join(", "))
-            }));
+        let ctx = RealSenseContext::new()
+            .map_err(|e| SourceError::Open(format!("RealSense {serial}: {e}")))?;
+        Self::open_in(&ctx, serial, cfg)
+    }
+
+    /// Opens camera `serial` of the shared context `ctx`.
+    pub fn open_in(
+        ctx: &RealSenseContext,
+        serial: &str,
+        cfg: &RealSenseConfig,
+    ) -> Result<RealSenseSource, SourceError> {
+        let mut r = Self::open_rig(ctx, &[(serial.to_string(), cfg.clone())]);
+        r.pop()
+            .unwrap_or_else(|| Err(SourceError::Open(format!("RealSense {serial}"))))
+    }
+
+    /// Opens several cameras of one shared context at once, each on a thread of its own: the
+    /// device list is read once (each device created once), every camera starts streaming as
+    /// soon as it is open instead of after the others, and one that fails does not stop the
+    /// others - its error is in its place of the result.
+    pub fn open_rig(
+        ctx: &RealSenseContext,
+        cameras: &[(String, RealSenseConfig)],
+    ) -> Vec<Result<RealSenseSource, SourceError>> {
+        let open = |serial: &str, m: String| SourceError::Open(format!("RealSense {serial}: {m}"));
+        let devices = match query_devices(&ctx.0.ctx) {
+            Ok(d) => d,
+            Err(e) => {
+                return cameras
+                    .iter()
+                    .map(|(s, _)| Err(open(s, e.clone())))
+                    .collect()
+            }
         };
-        Self::start(ctx, device, None, cfg).map_err(|e| match e {
-            SourceError::Open(m) => open(m),
-            e => e,
+        let connected: Vec<String> = devices.iter().map(|(s, _)| s.clone()).collect();
+        let mut devices: Vec<Option<(String, Device)>> = devices.into_iter().map(Some).collect();
+        let mut take = |serial: &str| {
+            devices
+                .iter_mut()
+                .find(|d| d.as_ref().is_some_and(|(s, _)| s == serial))
+                .and_then(Option::take)
+                .map(|(_, d)| d)
+        };
+        let jobs: Vec<(&String, &RealSenseConfig, Option<Device>)> = cameras
+            .iter()
+            .map(|(serial, cfg)| (serial, cfg, take(serial)))
+            .collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .into_iter()
+                .map(|(serial, cfg, device)| {
+                    let connected = &connected;
+                    let work = move || {
+                        let Some(device) = device else {
+                            return Err(open(
+                                serial,
+                                if connected.is_empty() {
+                                    "no RealSense devices found".into()
+                                } else {
+                                    format!("not connected (connected: {})", connected.join(", "))
+                                },
+                            ));
+                        };
+                        Self::start(ctx.clone(), device, None, cfg).map_err(|e| match e {
+                            SourceError::Open(m) => open(serial, m),
+                            e => e,
+                        })
+                    };
+                    (
+                        serial,
+                        std::thread::Builder::new()
+                            .name(format!("rs-open-{serial}"))
+                            .spawn_scoped(s, work),
+                    )
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(serial, h)| match h {
+                    Ok(h) => h
+                        .join()
+                        .unwrap_or_else(|_| Err(open(serial, "panicked while opening".into()))),
+                    Err(e) => Err(open(serial, format!("cannot start a thread: {e}"))),
+                })
+                .collect()
         })
     }
 
     /// Serial numbers of the connected cameras, sorted. No camera is an error.
     pub fn connected_serials() -> Result<Vec<String>, SourceError> {
-        let ctx = Context::new().map_err(SourceError::Open)?;
-        let mut serials: Vec<String> = query_devices(&ctx)
-            .map_err(SourceError::Open)?
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect();
-        drop(ctx);
-        serials.sort();
-        serials.dedup();
+        let serials = RealSenseContext::new()?.serials()?;
         if serials.is_empty() {
             return Err(SourceError::Open(
                 "no RealSense devices found (is a camera plugged in? `rsrec devices` lists \
@@ -313,12 +405,18 @@ impl RealSenseSource {
         Ok(serials)
     }
 
-    /// Opens every connected camera with the same configuration. No camera is an error.
+    /// Opens every connected camera with the same configuration, in one shared context. No
+    /// camera is an error.
     pub fn open_all(cfg: &RealSenseConfig) -> Result<Vec<RealSenseSource>, SourceError> {
-        Self::connected_serials()?
-            .iter()
-            .map(|s| Self::open(s, cfg))
-            .collect()
+        let ctx = RealSenseContext::new()?;
+        let serials = ctx.serials()?;
+        if serials.is_empty() {
+            // The error `connected_serials` gives for no camera.
+            return Self::connected_serials().map(|_| Vec::new());
+        }
+        let cameras: Vec<(String, RealSenseConfig)> =
+            serials.into_iter().map(|s| (s, cfg.clone())).collect();
+        Self::open_rig(&ctx, &cameras).into_iter().collect()
     }
 
     /// Plays `path` through librealsense's playback device, as if it were a live camera.
@@ -336,10 +434,10 @@ impl RealSenseSource {
         })?;
         let file = CString::new(abs.to_string_lossy().as_bytes())
             .map_err(|_| open("path contains a NUL byte".into()))?;
-        let ctx = Context::new().map_err(open)?;
+        let ctx = RealSenseContext::new().map_err(|e| open(e.to_string()))?;
         // SAFETY: valid context and NUL-terminated path; the device is owned below.
-        let dev =
-            unsafe { rs2!(rs2_context_add_device(ctx.ptr(), file.as_ptr())) }.map_err(open)?;
+        let dev = unsafe { rs2!(rs2_context_add_device(ctx.0.ctx.ptr(), file.as_ptr())) }
+            .map_err(open)?;
         let device = Device(NonNull::new(dev).ok_or_else(|| open("no playback device".into()))?);
         if !device.is_playback() {
             return Err(open(
@@ -397,7 +495,7 @@ impl RealSenseSource {
 
     /// Chooses the profiles, reads the descriptors, opens and starts the sensors.
     fn start(
-        ctx: Context,
+        ctx: RealSenseContext,
         device: Device,
         file: Option<CString>,
         cfg: &RealSenseConfig,
@@ -433,7 +531,8 @@ impl RealSenseSource {
             .map_err(SourceError::Open)?;
         }
 
-        let (selections, depth_units) = select_profiles(&device, cfg, playback, &label)?;
+        let (selections, depth_units) =
+            select_profiles(&device, cfg, playback, usb2, &label, &mut warnings)?;
         let all: Vec<(Slot, Profile, &Selection)> = selections
             .iter()
             .flat_map(|s| s.chosen.iter().map(move |(k, p)| (*k, *p, s)))
@@ -468,6 +567,28 @@ impl RealSenseSource {
             .unwrap_or_default();
         let mut properties = infos.clone();
         properties.push(("librealsense".into(), librealsense_version()));
+        // What a sync rig is checked against (see `crate::source::sync`): the depth sensor's
+        // sync mode and the colour sensor's auto-exposure priority, as set for recording.
+        for sel in &selections {
+            let has = |slot| sel.chosen.iter().any(|(k, _)| *k == slot);
+            let read = |o, key: &str| {
+                sel.sensor
+                    .option(o)
+                    .map(|v| (key.to_string(), v.to_string()))
+            };
+            if has(Slot::Depth) {
+                properties.extend(read(
+                    sys::rs2_option_RS2_OPTION_INTER_CAM_SYNC_MODE,
+                    super::sync::PROP_SYNC_MODE,
+                ));
+            }
+            if has(Slot::Color) {
+                properties.extend(read(
+                    sys::rs2_option_RS2_OPTION_AUTO_EXPOSURE_PRIORITY,
+                    super::sync::PROP_COLOR_AE_PRIORITY,
+                ));
+            }
+        }
         properties.push((
             "source".into(),
             match &file {
@@ -514,10 +635,15 @@ impl RealSenseSource {
             t0: Instant::now(),
             bad_frames: AtomicU64::new(0),
             first_bad: Mutex::new(None),
-            device: device.ptr(),
+            device: Mutex::new(DevicePtr(device.ptr())),
             removed: AtomicBool::new(false),
         });
-        let handle = Arc::new(Handle { device, ctx, file });
+        ctx.watch(&shared);
+        let handle = Arc::new(Handle {
+            device,
+            hub: ctx,
+            file,
+        });
         let mut src = RealSenseSource {
             info,
             rx,
@@ -542,20 +668,15 @@ impl RealSenseSource {
             },
             cfg: cfg.clone(),
             plugged: Arc::new(AtomicBool::new(true)),
+            reconnecting: Reconnecting {
+                additions: 0,
+                last_scan: None,
+                failed_starts: 0,
+                resets: 0,
+            },
+            stop_hung: false,
         };
         // From here on `src`'s Drop stops whatever was started if anything fails.
-        // SAFETY: the registered pointer is a leaked `Arc<Shared>` reference, released in
-        // `Drop` after the context is gone.
-        unsafe {
-            let user = Arc::into_raw(shared.clone()) as *mut c_void;
-            src.callback_refs += 1;
-            rs2!(rs2_set_devices_changed_callback(
-                handle.ctx.ptr(),
-                Some(devices_changed_callback),
-                user
-            ))
-            .map_err(SourceError::Open)?;
-        }
         for sel in selections {
             let mut ptrs: Vec<*const sys::rs2_stream_profile> =
                 sel.chosen.iter().map(|(_, p)| p.ptr).collect();
@@ -644,7 +765,11 @@ impl RealSenseSource {
     }
 
     fn finish(&mut self, r: Result<(), String>) -> Result<Option<Sample>, SourceError> {
-        self.stop_streaming();
+        let r = match (self.stop_streaming(), r) {
+            (false, r) => r,
+            (true, Ok(())) => Err(self.hung_message()),
+            (true, Err(m)) => Err(format!("{m}; {}", self.hung_message())),
+        };
         self.done = Some(r.clone());
         match r {
             Ok(()) => Ok(None),
@@ -652,15 +777,102 @@ impl RealSenseSource {
         }
     }
 
-    fn stop_streaming(&mut self) {
-        self.shared.closing.store(true, Ordering::SeqCst);
-        for s in self.started.drain(..) {
-            // SAFETY: valid sensors; errors (already stopped, device gone) are irrelevant.
-            unsafe {
-                let _ = rs2!(rs2_stop(s.ptr()));
-                let _ = rs2!(rs2_close(s.ptr()));
+    /// One attempt to open camera `serial` again in this source's context: the device list
+    /// is read only when librealsense reported a device plugged in since the last look (or
+    /// [`RESCAN_EVERY`] passed); a camera that is listed but fails to start [`RESET_AFTER`]
+    /// times in a row gets a `hardware_reset`. `None`: not back yet.
+    fn reopen(&mut self, serial: &str) -> Result<Option<RealSenseSource>, SourceError> {
+        let Some(hub) = self.handle.as_ref().map(|h| h.hub.clone()) else {
+            return Ok(None);
+        };
+        let r = &mut self.reconnecting;
+        let additions = hub.additions();
+        let due = r.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY);
+        if additions == r.additions && !due {
+            return Ok(None);
+        }
+        r.additions = additions;
+        r.last_scan = Some(Instant::now());
+        let Ok(devices) = query_devices(&hub.0.ctx) else {
+            return Ok(None);
+        };
+        let Some((_, device)) = devices.into_iter().find(|(s, _)| s == serial) else {
+            return Ok(None); // not enumerated (yet)
+        };
+        match Self::start(hub.clone(), device, None, &self.cfg) {
+            Ok(s) => Ok(Some(s)),
+            // Listed but not starting: still booting, or stuck.
+            Err(SourceError::Open(_)) => {
+                let r = &mut self.reconnecting;
+                r.failed_starts += 1;
+                if r.failed_starts >= RESET_AFTER {
+                    r.failed_starts = 0;
+                    r.resets += 1;
+                    if let Some((_, d)) = query_devices(&hub.0.ctx)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find(|(s, _)| s == serial)
+                    {
+                        // SAFETY: a valid device; it disconnects and comes back.
+                        let _ = unsafe { rs2!(rs2_hardware_reset(d.ptr())) };
+                    }
+                }
+                Ok(None)
             }
-            self.opened.push(s);
+            Err(e) => Err(e),
+        }
+    }
+
+    fn hung_message(&self) -> String {
+        format!(
+            "{}: librealsense did not stop the camera within {} s (a stuck camera: unplug it or \
+             power-cycle its hub)",
+            self.info.name,
+            STOP_TIMEOUT.as_secs()
+        )
+    }
+
+    /// Stops and closes the started sensors on a thread of its own (`rs2_stop` can hang on a
+    /// stuck camera) and waits up to [`STOP_TIMEOUT`]. `true`: it hung; the thread keeps the
+    /// sensors, the device and the context until librealsense returns.
+    fn stop_streaming(&mut self) -> bool {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        if self.started.is_empty() {
+            return false;
+        }
+        let sensors: Vec<Sensor> = std::mem::take(&mut self.started);
+        let keep = self.handle.clone();
+        let (tx, rx) = bounded(1);
+        let stop = move || {
+            for s in &sensors {
+                // SAFETY: valid sensors of a device kept alive by `keep`; errors (already
+                // stopped, device gone) are irrelevant.
+                unsafe {
+                    let _ = rs2!(rs2_stop(s.ptr()));
+                    let _ = rs2!(rs2_close(s.ptr()));
+                }
+            }
+            // Back to the source, to be dropped in order; if it gave up waiting, dropped here
+            // (sensors, then the device and context).
+            let _ = tx.send((sensors, keep));
+        };
+        match std::thread::Builder::new()
+            .name(format!("rs-stop-{}", self.info.name))
+            .spawn(stop)
+        {
+            Ok(_) => match rx.recv_timeout(STOP_TIMEOUT) {
+                Ok((sensors, keep)) => {
+                    self.opened.extend(sensors);
+                    drop(keep);
+                    false
+                }
+                Err(_) => {
+                    self.stop_hung = true;
+                    true
+                }
+            },
+            // No thread: the sensors are dropped (deleted) without stopping them first.
+            Err(_) => false,
         }
     }
 }
@@ -692,18 +904,16 @@ impl Source for RealSenseSource {
     /// [`PlaybackControl::replug`] was called) with the same configuration. Not there yet is
     /// `Ok(false)`; back with other streams than before is an error.
     fn reconnect(&mut self) -> Result<bool, SourceError> {
-        let fresh = match &self.origin {
-            Origin::Serial(serial) => match Self::open(serial, &self.cfg) {
-                Ok(s) => s,
-                // Not enumerated yet, or still booting.
-                Err(SourceError::Open(_)) => return Ok(false),
-                Err(e) => return Err(e),
+        let fresh = match self.origin.clone() {
+            Origin::Serial(serial) => match self.reopen(&serial)? {
+                Some(s) => s,
+                None => return Ok(false),
             },
             Origin::Bag(path) => {
                 if !self.plugged.load(Ordering::SeqCst) {
                     return Ok(false);
                 }
-                Self::open_bag(path, &self.cfg)?
+                Self::open_bag(&path, &self.cfg)?
             }
         };
         let shape = |i: &SourceInfo| {
@@ -789,12 +999,24 @@ impl Source for RealSenseSource {
 impl Drop for RealSenseSource {
     fn drop(&mut self) {
         self.stop_streaming();
+        if self.stop_hung {
+            // The stopping thread still uses the sensors, whose profiles point into these
+            // lists, and holds the device and context: all of it is left to it.
+            std::mem::forget(std::mem::take(&mut self.profile_lists));
+            while self.rx.try_recv().is_ok() {}
+            return;
+        }
         // Sensors, their profile lists, then the device and context; after that no callback
         // can run any more and the leaked references are released.
         self.opened.clear();
         self.profile_lists.clear();
         let handle = self.handle.take();
-        let sole = handle.as_ref().is_none_or(|h| Arc::strong_count(h) == 1);
+        // The frame callbacks are certainly gone once the context is: when this source holds
+        // the last reference to its device and to its context (a camera of a shared context
+        // that others still use leaves its references leaked, a few bytes, always safe).
+        let sole = handle
+            .as_ref()
+            .is_none_or(|h| Arc::strong_count(h) == 1 && Arc::strong_count(&h.hub.0) == 1);
         drop(handle);
         if sole {
             for _ in 0..self.callback_refs {

@@ -3,13 +3,37 @@
 
 use super::*;
 
+/// Modes a camera on USB 2 falls back to, best first, when the mode asked for is not
+/// available there (librealsense's own default on USB 2 is 640x480@15).
+const USB2_MODES: [StreamMode; 3] = [
+    StreamMode {
+        width: 640,
+        height: 480,
+        fps: 15.0,
+    },
+    StreamMode {
+        width: 640,
+        height: 480,
+        fps: 6.0,
+    },
+    StreamMode {
+        width: 424,
+        height: 240,
+        fps: 30.0,
+    },
+];
+
 /// Chooses the stream profiles, sensor by sensor, and applies the options (global time,
 /// then the user's): what [`RealSenseSource::start`] opens. Also returns the depth units.
+/// On USB 2 (`usb2`), a mode that is not available falls back to a USB-2 mode, said in
+/// `warnings`.
 pub(super) fn select_profiles(
     device: &Device,
     cfg: &RealSenseConfig,
     playback: bool,
+    usb2: bool,
     label: &str,
+    warnings: &mut Vec<String>,
 ) -> Result<(Vec<Selection>, Option<f32>), SourceError> {
     let sensors = device.sensors().map_err(SourceError::Open)?;
     let mut selections: Vec<Selection> = Vec::new();
@@ -29,13 +53,28 @@ pub(super) fn select_profiles(
         let profiles = sensor.profiles().map_err(SourceError::Open)?;
         let mut chosen: Vec<(Slot, Profile)> = Vec::new();
         let ps = &profiles.profiles;
-        let pick_video = |stream: sys::rs2_stream, format: sys::rs2_format, m: &StreamMode| {
+        let exact = |stream: sys::rs2_stream, format: sys::rs2_format, m: &StreamMode| {
             ps.iter().copied().find(|p| {
                 p.stream == stream
                     && p.format == format
                     && p.width as u32 == m.width
                     && p.height as u32 == m.height
                     && (p.fps as f64 - m.fps).abs() < 0.5
+            })
+        };
+        let mut fallbacks = Vec::new();
+        let mut pick_video = |stream: sys::rs2_stream, format: sys::rs2_format, m: &StreamMode| {
+            exact(stream, format, m).or_else(|| {
+                let (fm, p) = USB2_MODES
+                    .iter()
+                    .filter(|_| usb2)
+                    .find_map(|fm| exact(stream, format, fm).map(|p| (fm, p)))?;
+                fallbacks.push(format!(
+                    "camera {label} is on USB 2, where {} {m} is not available: recording {fm} \
+                     (use a USB 3 port and cable for the full modes)",
+                    stream_name(stream)
+                ));
+                Some(p)
             })
         };
         // Playback: the file's streams as recorded.
@@ -154,6 +193,7 @@ pub(super) fn select_profiles(
                 }
             }
         }
+        warnings.append(&mut fallbacks);
         // Options: global time, then the user's.
         if !playback {
             if cfg.global_time {

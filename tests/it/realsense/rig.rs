@@ -72,10 +72,10 @@ fn info_json(file: &Path) -> Value {
 /// of the bag (400 / 250 Hz, not librealsense's defaults) are what is recorded.
 #[test]
 fn imu_in_global_time_at_400_and_250_hz_keeps_its_clock_and_rate() {
+    let _g = heavy();
     let Some(tb) = rig_bag("imu-fast") else {
         return;
     };
-    let _g = heavy();
     let dir = tempfile::tempdir().unwrap();
     let src = RealSenseSource::open_bag(&tb.bag, &live_cfg(Pacing::AsFastAsPossible)).unwrap();
     let out = record(vec![Box::new(src)], dir.path(), true, |_| {});
@@ -136,10 +136,10 @@ fn imu_in_global_time_at_400_and_250_hz_keeps_its_clock_and_rate() {
 /// went on.
 #[test]
 fn a_depth_stream_that_stops_while_the_imu_goes_on_is_a_stall() {
+    let _g = heavy();
     let Some(tb) = rig_bag("depth-stops") else {
         return;
     };
-    let _g = heavy();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = live_cfg(Pacing::RealTime);
     cfg.stall_timeout = Duration::from_millis(800);
@@ -176,10 +176,10 @@ fn a_depth_stream_that_stops_while_the_imu_goes_on_is_a_stall() {
 /// each lost frame is a gap.
 #[test]
 fn frames_without_a_camera_counter_are_numbered_from_their_timestamps() {
+    let _g = heavy();
     let Some(tb) = rig_bag("no-counter") else {
         return;
     };
-    let _g = heavy();
     // Both readers give the same numbers.
     agree(&tb.bag);
     let dir = tempfile::tempdir().unwrap();
@@ -226,10 +226,10 @@ fn frames_without_a_camera_counter_are_numbered_from_their_timestamps() {
 /// `--require-all`.
 #[test]
 fn a_camera_that_cannot_be_recorded_is_left_out_and_the_others_go_on() {
+    let _g = heavy();
     let (Some(good), Some(bad)) = (rig_bag("imu-fast"), rig_bag("no-depth")) else {
         return;
     };
-    let _g = heavy();
     let out = tempfile::tempdir().unwrap();
     let cameras = format!("rsbag:{},rsbag:{}", good.bag.display(), bad.bag.display());
     let run = |extra: &[&str], session: &str| {
