@@ -6,7 +6,7 @@
 //! the figures measure the pipeline, not the renderer.
 //!
 //! Run: `cargo bench --bench record` (`RSREC_BENCH_SECONDS` = seconds per real-time case,
-//! default 10). Files go to a temporary folder on the same disk as the system temp dir.
+//! default 10; `RSREC_BENCH_CASE="8 x 1280x720"`: only the real-time cases of that mode). Files go to a temporary folder on the same disk as the system temp dir.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -156,6 +156,9 @@ fn run(case: &Case, pacing: Pacing, seconds: f64, frames: Option<u64>, color: bo
     let cpu = cpu_seconds(libc::RUSAGE_SELF) - cpu0 + cpu_seconds(libc::RUSAGE_CHILDREN) - child0;
     let written: u64 = out.iter().map(|o| o.stats.depth_written).sum();
     let dropped: u64 = out.iter().map(|o| o.stats.depth_dropped).sum();
+    // Frames the (synthetic) camera lost because nobody took them in time: a CPU too busy
+    // for the capture threads.
+    let host: u64 = out.iter().map(|o| o.stats.depth_host_dropped).sum();
     let cdropped: u64 = out.iter().map(|o| o.stats.color_dropped).sum();
     let cqueued: u64 = out.iter().map(|o| o.stats.color_queued).sum();
     let hw = out
@@ -184,10 +187,10 @@ fn run(case: &Case, pacing: Pacing, seconds: f64, frames: Option<u64>, color: bo
     );
     match pacing {
         Pacing::RealTime => format!(
-            "{mode:<44} real time {wall_capture:5.1}s  CPU {:.3} s per camera-second  queue max {hw:>3}/{:<3}  depth dropped {dropped}/{}  colour dropped {cdropped}/{}  ratio {:.2}x  codecs {mix}  RSS {:.0} MiB at 2 s, max {rss_max:.0} MiB  (stop took {:.1}s)",
+            "{mode:<44} real time {wall_capture:5.1}s  CPU {:.3} s per camera-second  queue max {hw:>3}/{:<3}  depth dropped {dropped}/{} (+{host} on the host)  colour dropped {cdropped}/{}  ratio {:.2}x  codecs {mix}  RSS {:.0} MiB at 2 s, max {rss_max:.0} MiB  (stop took {:.1}s)",
             cpu / cam_seconds.max(1e-9),
             (case.depth.fps * 2.0) as usize,
-            written + dropped,
+            written + dropped + host,
             cqueued + cdropped,
             raw as f64 / stored.max(1) as f64,
             rss_warm.unwrap_or(0.0),
@@ -237,7 +240,13 @@ fn main() {
     };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("rsrec record benchmark: {cores} cores, IMU on, fsync every flush");
+    // `RSREC_BENCH_CASE=TEXT`: only the real-time cases whose description contains TEXT.
+    let only = std::env::var("RSREC_BENCH_CASE").ok();
     for c in &cases {
+        let mode = format!("{} x {}", c.cameras, c.depth);
+        if only.as_ref().is_some_and(|o| !mode.contains(o.as_str())) {
+            continue;
+        }
         if c.color.is_some() && !have_ffmpeg {
             println!("(skipping colour cases: ffmpeg not installed)");
             continue;
@@ -246,6 +255,9 @@ fn main() {
             "{}",
             run(c, Pacing::RealTime, seconds, None, c.color.is_some())
         );
+    }
+    if only.is_some() {
+        return;
     }
     if bench && have_ffmpeg {
         // Depth before colour: every core busy with another process the whole time.

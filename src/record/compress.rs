@@ -53,10 +53,15 @@ pub(super) fn compress_loop(
         let cam = open[op.index()];
         match op.recv(&rxs[cam]) {
             Ok(mut job) => {
-                // `auto`: the fast codec for a camera whose queue is filling up, unless its
-                // writer has a backlog (a healthy one has a few records waiting): a slow disk.
+                // `auto`: the fast codec for a camera whose queue is filling up - or for every
+                // camera while the workers are behind overall (the frames waiting over all
+                // cameras count as this camera's: with 8 cameras each queue can stay short
+                // while together they outrun the CPU) - unless the camera's writer has a
+                // backlog (a healthy one has a few records waiting): a slow disk.
+                let backlog: usize = live.iter().map(|&i| rxs[i].len()).sum();
                 let writer_behind = txs[cam].len() >= WRITER_BEHIND;
-                let codec = depth.choose(rxs[cam].len(), capacity, writer_behind);
+                let queued = rxs[cam].len().max(backlog);
+                let codec = depth.choose(queued, capacity, writer_behind);
                 job.header.codec = codec.id();
                 #[cfg(test)]
                 slow::pause(job.width, codec == depth.best());

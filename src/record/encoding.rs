@@ -67,7 +67,9 @@ impl DepthEncoding {
     }
 
     /// The codec of a frame taken from a camera queue that still holds `queued` frames of
-    /// `capacity`; `writer_behind`: the camera's writer has a backlog (a slow disk).
+    /// `capacity` (the compression workers pass the larger of the camera's queue and the
+    /// frames waiting over all cameras); `writer_behind`: the camera's writer has a backlog
+    /// (a slow disk).
     pub fn choose(self, queued: usize, capacity: usize, writer_behind: bool) -> DepthCodec {
         match self {
             Self::Fixed(c) => c,
