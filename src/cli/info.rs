@@ -28,14 +28,7 @@ pub struct Args {
 }
 
 fn domain_name(d: u8) -> &'static str {
-    match d {
-        ts_domain::HARDWARE_CLOCK => "hardware_clock",
-        ts_domain::SYSTEM_TIME => "system_time",
-        ts_domain::GLOBAL_TIME => "global_time",
-        ts_domain::SYNTHETIC => "synthetic",
-        ts_domain::NONE => "none",
-        _ => "unknown",
-    }
+    ts_domain::name(d).unwrap_or("unknown")
 }
 
 fn record_type_name(t: u8) -> String {
