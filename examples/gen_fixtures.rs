@@ -19,6 +19,8 @@ use rsrec::container::{
 use serde_json::json;
 
 const W: u32 = 16;
+/// The infrared stream's id.
+const IR: u8 = 4;
 const H: u32 = 12;
 const T0_US: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
 
@@ -92,6 +94,8 @@ fn header() -> FileHeader {
                 PixelFormat::MotionXyz32f,
                 63.0,
             ),
+            // §5.9 (version 3): the left imager, as large as the depth.
+            StreamDescriptor::infrared(IR, 1, W, H, 30.0),
         ],
         metadata_json: r#"{"fixture":"all-records","note":"test vector"}"#.into(),
     }
@@ -104,6 +108,17 @@ fn depth_frame(i: u64) -> Vec<u16> {
             0 => 0,
             1 if i % 2 == 0 => 65535,
             _ => (1000 + p * 3 + i as u32 * 7) as u16,
+        })
+        .collect()
+}
+
+/// Infrared frame `i`: a ramp over all 256 values with black and saturated pixels.
+fn infrared_frame(i: u64) -> Vec<u8> {
+    (0..W * H)
+        .map(|p| match (p as u64 + i) % 17 {
+            0 => 0,
+            1 => 255,
+            _ => ((p * 5 + i as u32 * 3) % 256) as u8,
         })
         .collect()
 }
@@ -147,6 +162,7 @@ fn write_records(w: &mut Writer) -> serde_json::Value {
     )
     .unwrap();
     let mut depth = Vec::new();
+    let mut infrared = Vec::new();
     let mut payload = Vec::new();
     for i in 0..FRAMES {
         if i == 3 {
@@ -188,6 +204,17 @@ fn write_records(w: &mut Writer) -> serde_json::Value {
             "codec": codec.id().name(), "codec_id": codec.id().0, "samples": d,
             "metadata": {"frame_counter": i, "actual_exposure": 8500 + i},
         }));
+        // §5.9 The infrared frame of the same exposure, with the same codec (version 3).
+        let ir = infrared_frame(i);
+        codec
+            .encode(&rsrec::codec::widen_y8(&ir), W, H, &mut payload)
+            .unwrap();
+        let ih = rec(record_type::INFRARED_FRAME, IR, i, codec.id());
+        w.write_record(&ih, &payload).unwrap();
+        infrared.push(json!({
+            "frame_number": i, "device_ts_ms": ih.device_ts_ms, "host_ts_us": ih.host_ts_us,
+            "codec": codec.id().name(), "codec_id": codec.id().0, "pixels": ir,
+        }));
         let c = ColorFrameEntry {
             segment: 0,
             index_in_video: i,
@@ -221,6 +248,7 @@ fn write_records(w: &mut Writer) -> serde_json::Value {
     w.write_record(&eh, &ev.encode().unwrap()).unwrap();
     json!({
         "depth_stream": 0, "width": W, "height": H, "depth_frames": depth,
+        "streams": 5, "infrared_stream": IR, "infrared_frames": infrared,
         "gaps": [{"stream": 0, "first_frame": 3, "last_frame": 3, "count": 1, "reason": "queue_full"}],
         "color_frames": FRAMES - 1, "color_video_time_step_us": 33_000, "imu_batches": FRAMES - 1, "events": 1,
     })

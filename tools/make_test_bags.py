@@ -20,7 +20,10 @@ PNGs), ``--depth-stops-after NAME:K`` (depth and colour stop after K frames whil
 goes on to the end), ``--no-counter NAME:EVERY`` (no ``frame_counter`` metadata and every
 EVERY-th frame not sent while the frame numbers stay contiguous, as a camera without UVC
 metadata whose frames were lost), ``--no-depth NAME`` (colour only: a camera rsrec cannot
-record).
+record), ``--ir NAME`` (left and right infrared, Y8 at the depth's size and rate on the stereo
+module, each frame with its depth frame's number and timestamp; the pixels, derived from the
+depth and a fixed projector-dot pattern, are saved as ``NAME.ir_left.npy`` and
+``NAME.ir_right.npy``, N x H x W uint8, for bit-exact checks).
 
 Next to every ``<set>.bag`` a ``<set>.json`` manifest says what was written (per depth frame:
 its source PNG, frame number, timestamp and metadata; depth units, intrinsics, serial,
@@ -71,6 +74,21 @@ class Variant:
         self.depth_stops_after = 0
         self.no_counter = 0
         self.no_depth = False
+        self.ir = False
+
+
+def infrared_frames(depth, right):
+    """8-bit images of each depth frame as an imager might see them: nearer is brighter,
+    holes dark, a fixed pseudo-random projector-dot pattern, the right imager shifted."""
+    h, w = depth[0].shape
+    rng = np.random.default_rng(17 + int(right))
+    dots = (rng.random((h, w)) < 0.05).astype(np.int16) * 60
+    out = []
+    for d in depth:
+        d = np.roll(d, -w // 20, axis=1) if right else d
+        base = np.where(d == 0, 20, np.clip(230 - d.astype(np.int32) // 25, 30, 230)).astype(np.int16)
+        out.append(np.ascontiguousarray(np.clip(base + dots, 0, 255).astype(np.uint8)))
+    return out
 
 
 def natural_key(p):
@@ -178,6 +196,22 @@ def _write_bag(set_dir, serial, name, index, out_dir, fps, max_frames, with_colo
     depth_profile = ds.add_video_stream(vs).as_video_stream_profile()
     ds.add_read_only_option(rs.option.depth_units, depth_units)
     sensors = [(ds, [depth_profile])]
+    ir_profiles, ir = [], []
+    if opt.ir:
+        for index in (1, 2):
+            ivs = rs.video_stream()
+            ivs.type, ivs.index, ivs.uid = rs.stream.infrared, index, 3 + index
+            ivs.width, ivs.height, ivs.fps, ivs.bpp, ivs.fmt = w, h, fps, 1, rs.format.y8
+            ivs.intrinsics = rs_intrinsics(k, w, h)
+            ip = ds.add_video_stream(ivs).as_video_stream_profile()
+            # The right imager 50 mm to the side of the left one (the depth's origin).
+            e = rs.extrinsics()
+            e.rotation = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+            e.translation = [0.0 if index == 1 else -0.05, 0.0, 0.0]
+            ip.register_extrinsics_to(depth_profile, e)
+            ir_profiles.append(ip)
+            ir.append(infrared_frames(depth, index == 2))
+        sensors[0][1].extend(ir_profiles)
 
     color_profile = None
     if color:
@@ -267,6 +301,17 @@ def _write_bag(set_dir, serial, name, index, out_dir, fps, max_frames, with_colo
             f.depth_units = depth_units
         ds.on_video_frame(f)
         keep.append(d)
+        for ip, frames_of in zip(ir_profiles, ir):
+            irf = rs.software_video_frame()
+            irf.pixels = frames_of[i]
+            irf.stride = w
+            irf.bpp = 1
+            irf.timestamp = ts
+            irf.domain = domain
+            irf.frame_number = number
+            irf.profile = ip
+            ds.on_video_frame(irf)
+            keep.append(frames_of[i])
         if i < len(color):
             cs = sensors[1][0]
             cs.set_metadata(rs.frame_metadata_value.actual_exposure, 300 + i)
@@ -313,6 +358,11 @@ def _write_bag(set_dir, serial, name, index, out_dir, fps, max_frames, with_colo
         "lost_every": opt.no_counter or None,
         "no_depth": opt.no_depth,
     }
+    if ir:
+        sent = [f["index"] for f in frames]
+        for side, frames_of in zip(("ir_left", "ir_right"), ir):
+            np.save(out_dir / f"{name}.{side}.npy", np.stack([frames_of[i] for i in sent]))
+        manifest["ir"] = {"streams": ["ir_left", "ir_right"], "count": len(sent)}
     (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=1))
     print(f"{bag}: {len(frames)} depth frames {w}x{h}"
           + (f", {len(color)} colour frames {cw}x{ch}" if color else "")
@@ -336,6 +386,7 @@ def main():
     ap.add_argument("--depth-stops-after", action="append", default=[], help="NAME:K")
     ap.add_argument("--no-counter", action="append", default=[], help="NAME:EVERY")
     ap.add_argument("--no-depth", action="append", default=[], help="NAME")
+    ap.add_argument("--ir", action="append", default=[], help="NAME: add infrared left and right")
     ap.add_argument("--no-compress", action="store_true", help="write uncompressed bag chunks")
     a = ap.parse_args()
     sets = a.sets or DEFAULT_SETS
@@ -363,6 +414,8 @@ def main():
         variant(name).no_counter = int(k)
     for name in a.no_depth:
         variant(name).no_depth = True
+    for name in a.ir:
+        variant(name).ir = True
     for i, s in enumerate(sets):
         set_name, serial, name = (s.split(":") + ["", ""])[:3]
         serial = serial or f"9123000000{i + 1:02d}"

@@ -50,7 +50,7 @@ __all__ = [
 MAGIC = b"\x89RSREC\r\n"
 FOOTER_MAGIC = b"RSRECEND"
 SYNC = b"\x1eRSR"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MIN_READ_VERSION = 1
 PREAMBLE_LEN = 32
 RECORD_HEADER_LEN = 48
@@ -74,6 +74,7 @@ NO_STREAM = 255
 DEPTH_FRAME, COLOR_FRAME, IMU_BATCH, GAP, EVENT, VIDEO_SEGMENT = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 HEADER_COPY = 0x07  # §5.7
 FRAME_METADATA = 0x08  # §5.8 (format version 2)
+INFRARED_FRAME = 0x09  # §5.9 (format version 3)
 MAX_METADATA_PAIRS, MAX_METADATA_KEY = 256, 64
 INDEX_BLOCK, FINAL_INDEX = 0x10, 0x11
 RECORD_TYPES = {
@@ -85,6 +86,7 @@ RECORD_TYPES = {
     VIDEO_SEGMENT: "video_segment",
     HEADER_COPY: "header_copy",
     FRAME_METADATA: "frame_metadata",
+    INFRARED_FRAME: "infrared_frame",
     INDEX_BLOCK: "index_block",
     FINAL_INDEX: "final_index",
 }
@@ -386,6 +388,9 @@ RecordHeader = namedtuple(
     "host_ts_us header_crc payload_crc")
 Section = namedtuple("Section", "stream record_type flags payload_bytes entries")
 DepthFrame = namedtuple("DepthFrame", "index frame_number device_ts_ms host_ts_us ts_domain codec data")
+# §5.9: `data` is a (height, width) uint8 array.
+InfraredFrame = namedtuple("InfraredFrame",
+                           "index frame_number device_ts_ms host_ts_us ts_domain codec data")
 Timestamps = namedtuple("Timestamps", "device_ms host_us frame_numbers")
 Gap = namedtuple("Gap", "stream first_frame last_frame count reason reason_name detail "
                         "frame_number device_ts_ms host_ts_us")
@@ -1213,6 +1218,34 @@ class RsrecFile:
         return DepthFrame(k, h.frame_number, h.device_ts_ms, h.host_ts_us, h.ts_domain,
                           h.codec, data)
 
+    @property
+    def infrared_streams(self):
+        """Ids of the infrared streams (§5.9), in header order."""
+        return [s.id for s in self.streams if s.kind == 3]
+
+    def infrared_count(self, stream):
+        """Number of infrared frames of `stream`."""
+        return self.count(stream, INFRARED_FRAME)
+
+    def infrared_frame(self, k, stream):
+        """Infrared frame `k` of `stream` as an :class:`InfraredFrame` (§5.9): the payload is
+        a depth-codec frame of 16-bit samples that must all fit a byte."""
+        s = self.stream(stream)
+        if s.kind != 3 or s.format != 7:
+            raise RsrecError(f"stream {stream} is a {s.kind_name} stream in {s.format_name}; "
+                             "this needs an infrared stream in y8")
+        h, p = self.read_record(stream, INFRARED_FRAME, k)
+        try:
+            wide = decode_depth(h.codec, p, s.width, s.height)
+        except FrameError as e:
+            raise FrameError(f"record at offset {h.offset}: {e}") from None
+        if wide.size and int(wide.max()) > 255:
+            pixel = int(np.argmax(wide.reshape(-1) > 255))
+            raise FrameError(f"record at offset {h.offset}: sample {int(wide.reshape(-1)[pixel])} "
+                             f"at pixel {pixel} does not fit an 8-bit image")
+        return InfraredFrame(k, h.frame_number, h.device_ts_ms, h.host_ts_us, h.ts_domain,
+                             h.codec, wide.astype(np.uint8))
+
     def depth(self, k, stream=None):
         """Depth frame `k` as a (height, width) uint16 array."""
         return self.depth_frame(k, stream).data
@@ -1345,8 +1378,18 @@ class RsrecFile:
         return out
 
     def imu(self, stream):
-        """Every IMU sample (§5.3) of a gyro or accel stream, as a structured array."""
-        parts = []
+        """Every IMU sample (§5.3) of a gyro or accel stream, as a structured array. The clock
+        of each sample's ``device_ts_ms`` is its batch's: :meth:`imu_ts_domains`."""
+        return self._imu(stream)[0]
+
+    def imu_ts_domains(self, stream):
+        """The timestamp domain (§4.2) of each sample of :meth:`imu`, a uint8 array: the
+        clock of the batch the sample was recorded in (a stream can change clocks between
+        batches, never within one)."""
+        return self._imu(stream)[1]
+
+    def _imu(self, stream):
+        parts, domains = [], []
         for i in range(self.count(stream, IMU_BATCH)):
             h, p = self.read_record(stream, IMU_BATCH, i)
             if len(p) < 8:
@@ -1355,7 +1398,10 @@ class RsrecFile:
             if len(p) != 8 + 40 * n:
                 raise FrameError(f"IMU batch at offset {h.offset}: {len(p)} bytes for {n} samples")
             parts.append(np.frombuffer(p, dtype=IMU_DTYPE, count=n, offset=8))
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=IMU_DTYPE)
+            domains.append(np.full(n, h.ts_domain, dtype=np.uint8))
+        if not parts:
+            return np.zeros(0, dtype=IMU_DTYPE), np.zeros(0, dtype=np.uint8)
+        return np.concatenate(parts), np.concatenate(domains)
 
     # -- summary and lifetime ----------------------------------------------------------
 
@@ -1366,7 +1412,7 @@ class RsrecFile:
             d = stream_description(s)
             d["records"] = {RECORD_TYPES.get(rt, f"type_{rt:#04x}"): self.count(s.id, rt)
                             for (sid, rt) in sorted(self.sections) if sid == s.id}
-            rt = DEPTH_FRAME if s.kind == 1 else COLOR_FRAME
+            rt = {1: DEPTH_FRAME, 3: INFRARED_FRAME}.get(s.kind, COLOR_FRAME)
             e = self.entries(s.id, rt)
             if len(e):
                 d["frames"] = len(e)

@@ -203,6 +203,13 @@ fn seeds(out: &Path) {
         "unclosed-noblocks".into(),
         write_file(&tmp, DepthCodec::Raw, 1 << 20, false),
     ));
+    // The format's own test vectors (every record type, infrared frames of every codec).
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/v3");
+    for name in ["all-records.rsrec", "unclosed.rsrec"] {
+        let bytes = std::fs::read(vectors.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", vectors.join(name).display()));
+        files.push((format!("fixture-v3-{name}"), bytes));
+    }
     // Looked up by name: positions move whenever a codec is added above.
     fn file<'a>(files: &'a [(String, Vec<u8>)], name: &str) -> &'a (String, Vec<u8>) {
         files

@@ -155,6 +155,30 @@ pub fn exercise_reader(bytes: Vec<u8>) -> Option<Reader> {
         assert!(reader.seek_host_ts(id, dt, i64::MIN) <= n);
         assert!(reader.seek_host_ts(id, dt, i64::MAX) <= n);
     }
+    // §5.9 Infrared frames: decoded (narrowed to bytes) or refused, never a panic.
+    let ir_ids: Vec<u8> = reader
+        .header()
+        .streams
+        .iter()
+        .filter(|s| s.kind == StreamKind::Infrared)
+        .map(|s| s.id)
+        .collect();
+    for id in ir_ids {
+        let n = reader.count(id, record_type::INFRARED_FRAME);
+        let mut scratch = Vec::new();
+        for i in 0..n.min(4) {
+            if let Ok(f) = reader.read_infrared(id, i) {
+                assert_eq!(f.data.len(), f.width as usize * f.height as usize);
+                let mut again = vec![0u8; f.data.len()];
+                let h = reader.read_infrared_into(id, i, &mut scratch, &mut again);
+                assert!(h.is_ok() && again == f.data, "read_infrared_into differs");
+            }
+        }
+        assert!(
+            reader.read_infrared(id, n).is_err(),
+            "frame {n} of {n} read"
+        );
+    }
     // Every section, whatever its type: entries and the first and last record.
     let sections: Vec<(u8, u8, usize)> = reader
         .sections()

@@ -61,13 +61,14 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
 }
 
 impl RealSenseArgs {
-    /// The command line as one settings layer (`depth`, `color` and `imu` come from the
-    /// record command's own flags).
+    /// The command line as one settings layer (`depth`, `color`, `imu` and `ir` come from
+    /// the record command's own flags).
     pub fn layer(
         &self,
         depth: Option<&StreamMode>,
         color: Option<&str>,
         imu: bool,
+        ir: Option<&[u8]>,
     ) -> anyhow::Result<CameraSettings> {
         let mut options = BTreeMap::new();
         for o in &self.rs_options {
@@ -89,6 +90,14 @@ impl RealSenseArgs {
             imu: imu.then_some(true),
             gyro_hz: self.gyro_hz,
             accel_hz: self.accel_hz,
+            ir: ir
+                .map(|v| {
+                    v.iter()
+                        .map(|&i| if i == 2 { "right" } else { "left" })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .map(|s| if s.is_empty() { "off".to_string() } else { s }),
             visual_preset: text(&self.visual_preset),
             emitter: self.emitter,
             laser_power: self.laser_power,
@@ -130,16 +139,19 @@ mod tests {
             rs_options: vec!["depth:Laser Power=120".into(), "Gain = 16".into()],
             ..Default::default()
         };
-        let layer = args.layer(None, Some("off"), false).unwrap();
+        let layer = args.layer(None, Some("off"), false, Some(&[2])).unwrap();
         let r = resolve(None, &layer, "1").unwrap();
         assert_eq!(opt(&r, "depth:Laser Power"), Some(120.0));
         assert_eq!(opt(&r, "Gain"), Some(16.0));
         assert_eq!(opt(&r, "depth:Enable Auto Exposure"), Some(1.0));
         assert_eq!(r.color, None);
+        assert_eq!(r.ir, vec![2]);
+        let none = args.layer(None, None, false, Some(&[])).unwrap();
+        assert_eq!(resolve(None, &none, "1").unwrap().ir, Vec::<u8>::new());
         let bad = RealSenseArgs {
             rs_options: vec!["Gain".into()],
             ..Default::default()
         };
-        assert!(bad.layer(None, None, false).is_err());
+        assert!(bad.layer(None, None, false, None).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! `rsrec export SESSION_DIR|FILE --to png16|npy|ply|color --out DIR`: recordings to PNG16,
-//! NumPy, PLY and colour images (see `rsrec::export` and docs/export.md).
+//! `rsrec export SESSION_DIR|FILE --to png16|npy|ply|color|ir --out DIR`: recordings to
+//! PNG16, NumPy, PLY, colour images and infrared (see `rsrec::export` and docs/export.md).
 
 use anyhow::Context;
 use std::io::IsTerminal;
@@ -25,6 +25,10 @@ pub enum To {
     /// Colour frames decoded with FFmpeg, as PNG or JPEG, plus frames.csv.
     #[value(alias = "colour")]
     Color,
+    /// Infrared (recorded with --ir): per imager, 8-bit PNGs with a CSV, and ir_left.npy
+    /// (N x H x W uint8) with its timestamps and frame numbers.
+    #[value(alias = "infrared")]
+    Ir,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -130,6 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         To::Npy => Format::Npy,
         To::Ply => Format::Ply,
         To::Color => Format::Color,
+        To::Ir => Format::Ir,
     };
     if args.with_color && format != Format::Npy {
         return Err(usage(

@@ -80,6 +80,9 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let (source, total): (Box<dyn Source>, Option<usize>) = if input.is_file() {
         let bag = rsrec::source::bag::BagSource::open(input, Pacing::AsFastAsPossible)
             .with_context(|| format!("{}", input.display()))?;
+        for s in bag.skipped_streams() {
+            eprintln!("rsrec: warning: {}: not imported: {s}", input.display());
+        }
         (Box::new(bag) as Box<dyn Source>, None)
     } else if input.is_dir() {
         let fps = args.fps.ok_or_else(|| {

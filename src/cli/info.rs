@@ -57,7 +57,8 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
         // Main record type of the stream: depth frames, colour entries or IMU batches.
         let main = match s.kind {
             StreamKind::Depth => record_type::DEPTH_FRAME,
-            StreamKind::Color | StreamKind::Infrared => record_type::COLOR_FRAME,
+            StreamKind::Infrared => record_type::INFRARED_FRAME,
+            StreamKind::Color => record_type::COLOR_FRAME,
             _ => record_type::IMU_BATCH,
         };
         let n = reader.count(s.id, main);
@@ -107,7 +108,7 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
             } else if n > 1 && dur_s > 0.0 {
                 v["measured_fps"] = json!((n - 1) as f64 / dur_s);
             }
-            if main == record_type::DEPTH_FRAME {
+            if matches!(main, record_type::DEPTH_FRAME | record_type::INFRARED_FRAME) {
                 // How the camera's clock sits against the host's: the smallest host time
                 // minus device time over the frames (comparable across cameras on one
                 // host-based clock, e.g. global time).
@@ -136,7 +137,13 @@ fn report(reader: &Reader) -> anyhow::Result<serde_json::Value> {
                 let stored = reader
                     .section(s.id, main)
                     .map_or(0, |sec| sec.payload_bytes);
-                let raw = n as u64 * s.width as u64 * s.height as u64 * 2;
+                // Raw size as the camera delivers it: 2 bytes a depth pixel, 1 an infrared one.
+                let bytes_per_pixel = if main == record_type::DEPTH_FRAME {
+                    2
+                } else {
+                    1
+                };
+                let raw = n as u64 * s.width as u64 * s.height as u64 * bytes_per_pixel;
                 v["codec"] = json!(codec);
                 v["raw_bytes"] = json!(raw);
                 v["stored_bytes"] = json!(stored);

@@ -78,6 +78,12 @@ pub struct Args {
     /// Record IMU (gyro and accel) where the camera has one.
     #[arg(long)]
     pub imu: bool,
+    /// Record infrared (synthetic and RealSense cameras): left, right, left,right or off.
+    /// Stored losslessly in the camera's .rsrec at the depth mode (8-bit frames, the depth
+    /// codec); depth keeps priority (infrared frames wait only in the first half of the
+    /// compression queue).
+    #[arg(long, value_name = "IMAGERS", value_parser = parse_ir)]
+    pub ir: Option<Imagers>,
     /// Depth codec: auto (grad-rans32; lz4-planes for the frames of a camera whose
     /// compression queue is a quarter full, so that no frame is lost for want of CPU;
     /// grad-rans32 throughout when the disk is the bottleneck),
@@ -165,11 +171,15 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| camera_config::DEFAULT_DEPTH.parse().expect("valid default")),
         color: color_mode,
         imu: args.imu,
+        ir: args.ir.clone().map(|i| i.0).unwrap_or_default(),
         fps: args.fps,
         pacing: Pacing::RealTime,
-        camera_cli: args
-            .realsense
-            .layer(args.depth.as_ref(), args.color.as_deref(), args.imu)?,
+        camera_cli: args.realsense.layer(
+            args.depth.as_ref(),
+            args.color.as_deref(),
+            args.imu,
+            args.ir.as_ref().map(|i| i.0.as_slice()),
+        )?,
         camera_file,
         require_all: args.realsense.require_all,
     };
@@ -447,6 +457,22 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    for o in outcomes.iter().filter(|o| o.stats.color_preset_steps > 0) {
+        esay!(
+            "rsrec: warning: {}: the colour encoder could not keep up ({} colour frames \
+             dropped): it went on {} preset step(s) faster{}, each in a new video (events \
+             color_preset_stepped_down); a lighter --preset, a lower --color mode or more \
+             CPU avoid it",
+            o.name,
+            o.stats.color_dropped,
+            o.stats.color_preset_steps,
+            o.stats
+                .color_preset
+                .as_deref()
+                .map(|p| format!(", ending at {p}"))
+                .unwrap_or_default()
+        );
+    }
     for o in outcomes
         .iter()
         .filter(|o| o.stats.imu_dropped + o.stats.records_lost > 0)
@@ -575,4 +601,14 @@ fn clock_agreement(outcomes: &[rsrec::record::pipeline::CameraOutcome]) -> Optio
             .join(", "),
         (hi - lo) as f64 / 1000.0
     ))
+}
+
+/// The infrared imagers of `--ir` (1 left, 2 right; empty: off). A type of its own: clap
+/// would take a bare `Vec` for a list of values.
+#[derive(Clone, Debug)]
+pub struct Imagers(pub Vec<u8>);
+
+/// `--ir`: see [`rsrec::source::config::parse_ir`].
+fn parse_ir(v: &str) -> Result<Imagers, String> {
+    rsrec::source::config::parse_ir(v).map(Imagers)
 }

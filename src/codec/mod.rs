@@ -99,6 +99,8 @@ pub enum CodecError {
     },
     #[error("zstd level {0} is out of range 1..=22")]
     BadLevel(i32),
+    #[error("sample {value} at pixel {pixel} does not fit an 8-bit image")]
+    NotEightBit { pixel: usize, value: u16 },
 }
 
 /// A depth codec with its encoder settings.
@@ -156,6 +158,17 @@ impl DepthCodec {
             Self::MedRans { .. } => CodecId::MED_RANS,
             Self::GradRans { .. } => CodecId::GRAD_RANS,
             Self::GradRans32 { .. } => CodecId::GRAD_RANS32,
+        }
+    }
+
+    /// The same codec without an error bound (bit-exact): what infrared frames use whatever
+    /// bound the depth has.
+    pub fn lossless(self) -> Self {
+        match self {
+            Self::MedRans { .. } => Self::MED_RANS,
+            Self::GradRans { .. } => Self::GRAD_RANS,
+            Self::GradRans32 { .. } => Self::GRAD_RANS32,
+            other => other,
         }
     }
 
@@ -414,6 +427,39 @@ pub fn decode(
     }
 }
 
+/// 8-bit images (infrared, `format-spec.md` §5.9) go through the depth codecs as 16-bit
+/// samples of the same values: `pixels` widened, for [`DepthCodec::encode`].
+pub fn widen_y8(pixels: &[u8]) -> Vec<u16> {
+    pixels.iter().map(|&p| p as u16).collect()
+}
+
+/// Decodes an 8-bit image (§5.9) into `out` (`width * height` bytes), using `scratch` for the
+/// 16-bit samples; a sample above 255 is [`CodecError::NotEightBit`].
+pub fn decode_y8(
+    codec: CodecId,
+    payload: &[u8],
+    width: u32,
+    height: u32,
+    scratch: &mut Vec<u16>,
+    out: &mut [u8],
+) -> Result<(), CodecError> {
+    let n = frame_len(width, height)?;
+    if out.len() != n {
+        return Err(CodecError::BadOutputLen {
+            expected: n,
+            actual: out.len(),
+        });
+    }
+    precheck(codec, payload, width, height)?;
+    scratch.clear();
+    scratch.resize(n, 0);
+    decode(codec, payload, width, height, scratch)?;
+    for (pixel, (o, &v)) in out.iter_mut().zip(scratch.iter()).enumerate() {
+        *o = u8::try_from(v).map_err(|_| CodecError::NotEightBit { pixel, value: v })?;
+    }
+    Ok(())
+}
+
 /// Decodes one frame into a new vector.
 pub fn decode_to_vec(
     codec: CodecId,
@@ -470,6 +516,38 @@ mod tests {
             let ramp: Vec<u16> = (0..=65535u32).map(|v| v as u16).collect();
             round_trip(codec, &ramp, 256, 256);
         }
+    }
+
+    #[test]
+    fn eight_bit_images_round_trip_and_wide_samples_are_refused() {
+        let mut next = xorshift(11);
+        let (w, h) = (37u32, 11u32);
+        let pixels: Vec<u8> = (0..w * h).map(|_| next() as u8).collect();
+        let mut scratch = Vec::new();
+        for codec in ALL {
+            let mut enc = Vec::new();
+            codec.encode(&widen_y8(&pixels), w, h, &mut enc).unwrap();
+            let mut back = vec![0u8; pixels.len()];
+            decode_y8(codec.id(), &enc, w, h, &mut scratch, &mut back).unwrap();
+            assert_eq!(back, pixels, "{codec}");
+        }
+        // A valid 16-bit frame that is not an 8-bit image: refused, at its first wide pixel.
+        let mut wide = widen_y8(&pixels);
+        wide[5] = 256;
+        let mut enc = Vec::new();
+        DepthCodec::Lz4Planes.encode(&wide, w, h, &mut enc).unwrap();
+        let mut out = vec![0u8; pixels.len()];
+        assert_eq!(
+            decode_y8(CodecId::LZ4_PLANES, &enc, w, h, &mut scratch, &mut out),
+            Err(CodecError::NotEightBit {
+                pixel: 5,
+                value: 256
+            })
+        );
+        assert!(matches!(
+            decode_y8(CodecId::LZ4_PLANES, &enc, w, h, &mut scratch, &mut out[1..]),
+            Err(CodecError::BadOutputLen { .. })
+        ));
     }
 
     #[test]

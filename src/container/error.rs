@@ -83,6 +83,13 @@ pub enum ContainerError {
     FrameOutOfRange { stream: u8, index: u64, count: u64 },
     #[error("stream {stream} is a {kind} stream; this needs a depth stream")]
     NotDepth { stream: u8, kind: &'static str },
+    /// §5.9: infrared frames decode only in an infrared stream of format `y8`.
+    #[error("stream {stream} is a {kind} stream in {format}; this needs an infrared stream in y8")]
+    NotInfrared {
+        stream: u8,
+        kind: &'static str,
+        format: &'static str,
+    },
     /// §3 (frame-size limit): a stream whose frames are larger than the reader's limit; nothing was allocated.
     #[error(
         "stream {stream} has {width}x{height} frames, above this reader's limit of {limit} pixels \

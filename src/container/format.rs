@@ -7,9 +7,10 @@
 /// catches newline translation (the same trick as PNG).
 pub const MAGIC: [u8; 8] = *b"\x89RSREC\r\n";
 
-/// §2 Preamble, offset 8: the format version this code writes. Version 2 added the colour
-/// frame's time in its video (§5.2 `video_time_us`) and the frame metadata record (§5.8).
-pub const FORMAT_VERSION: u16 = 2;
+/// §2 Preamble, offset 8: the format version this code writes. Version 3 added the infrared
+/// frame (§5.9); version 2 the colour frame's time in its video (§5.2 `video_time_us`) and
+/// the frame metadata record (§5.8).
+pub const FORMAT_VERSION: u16 = 3;
 /// Oldest format version this code still reads.
 pub const MIN_READ_VERSION: u16 = 1;
 
@@ -81,6 +82,9 @@ pub mod record_type {
     pub const HEADER_COPY: u8 = 0x07;
     /// §5.8 A frame's metadata (exposure, gain, laser power, ...), format version 2.
     pub const FRAME_METADATA: u8 = 0x08;
+    /// §5.9 One infrared (Y8) frame, coded by a depth codec as 16-bit samples, format
+    /// version 3.
+    pub const INFRARED_FRAME: u8 = 0x09;
     /// §6.1 Periodic index block.
     pub const INDEX_BLOCK: u8 = 0x10;
     /// §6.2 Final index, written once on close.
@@ -130,6 +134,10 @@ pub const SECTION_SORTED_BY_HOST_TS: u8 = 0x04;
 /// §7 Footer: the last 32 bytes of a closed file.
 pub const FOOTER_LEN: usize = 32;
 pub const FOOTER_MAGIC: [u8; 8] = *b"RSRECEND";
+
+/// §3.2 Stream property of an infrared stream: librealsense's stream index, `1` (left imager)
+/// or `2` (right).
+pub const PROP_IR_INDEX: &str = "ir_index";
 
 /// §3.2 Stream property of a depth stream recorded with a lossy bound (§8.4.6): `N` (depth
 /// units) or `P%`. Its frames are not bit-exact.

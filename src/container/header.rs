@@ -99,6 +99,22 @@ impl PixelFormat {
             c => Self::Other(c),
         }
     }
+
+    /// The spec's name (§3.3): `z16`, `y8`, ...; `other` for a code it does not define.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Z16 => "z16",
+            Self::Rgb8 => "rgb8",
+            Self::Bgr8 => "bgr8",
+            Self::Rgba8 => "rgba8",
+            Self::Bgra8 => "bgra8",
+            Self::Yuyv => "yuyv",
+            Self::Y8 => "y8",
+            Self::Y16 => "y16",
+            Self::MotionXyz32f => "motion_xyz32f",
+            Self::Other(_) => "other",
+        }
+    }
 }
 
 /// §3.4 Distortion models, numbered as librealsense's `rs2_distortion`.
@@ -256,6 +272,34 @@ impl StreamDescriptor {
             extrinsics: None,
             properties: Vec::new(),
         }
+    }
+
+    /// An infrared stream (§5.9) of imager `ir_index` (1 left, 2 right), named `ir_left` or
+    /// `ir_right`.
+    pub fn infrared(id: u8, ir_index: u8, width: u32, height: u32, fps: f64) -> Self {
+        Self {
+            id,
+            kind: StreamKind::Infrared,
+            name: if ir_index == 2 { "ir_right" } else { "ir_left" }.into(),
+            width,
+            height,
+            format: PixelFormat::Y8,
+            fps,
+            depth_units: 0.0,
+            intrinsics: None,
+            extrinsics: None,
+            properties: vec![(
+                crate::container::format::PROP_IR_INDEX.to_string(),
+                ir_index.to_string(),
+            )],
+        }
+    }
+
+    /// librealsense's index of an infrared stream's imager (§3.2 `ir_index`: 1 left, 2 right).
+    pub fn ir_index(&self) -> Option<u8> {
+        self.property(crate::container::format::PROP_IR_INDEX)?
+            .parse()
+            .ok()
     }
 
     pub fn property(&self, key: &str) -> Option<&str> {

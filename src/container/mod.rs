@@ -23,7 +23,7 @@ pub use header::{
 };
 pub use index::IndexEntry;
 pub use limits::ReadLimits;
-pub use reader::{CodecMix, OpenedVia, Reader};
+pub use reader::{CodecMix, InfraredFrame, OpenedVia, Reader};
 pub use record::{
     ColorFrameEntry, Event, FrameMetadata, Gap, GapReason, ImuSample, Record, RecordHeader,
     RecordKind, VideoSegment,

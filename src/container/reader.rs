@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{ContainerError, Result};
 use super::format::*;
-use super::header::{FileHeader, StreamDescriptor, StreamKind};
+use super::header::{FileHeader, PixelFormat, StreamDescriptor, StreamKind};
 use super::index::{
     decode_final_entry, decode_final_sections, decode_footer, update_sort_flags, IndexBlock,
     IndexEntry, ALL_SORTED,
@@ -92,6 +92,16 @@ pub struct DepthFrame {
     pub width: u32,
     pub height: u32,
     pub data: Vec<u16>,
+}
+
+/// A decoded infrared frame (§5.9) with its record header.
+#[derive(Clone, Debug)]
+pub struct InfraredFrame {
+    pub header: RecordHeader,
+    pub width: u32,
+    pub height: u32,
+    /// `width * height` 8-bit pixels, row-major.
+    pub data: Vec<u8>,
 }
 
 /// Depth frames per codec ([`Reader::codec_mix`]).
@@ -509,17 +519,21 @@ impl Reader {
             })
     }
 
-    /// Frames of depth stream `stream` per codec, counted over every frame when there are at
-    /// most `max_frames`, else over `max_frames` evenly spaced ones (then `sampled` is true).
-    /// A frame whose header is damaged is not counted.
+    /// Frames of depth (or infrared) stream `stream` per codec, counted over every frame when
+    /// there are at most `max_frames`, else over `max_frames` evenly spaced ones (then
+    /// `sampled` is true). A frame whose header is damaged is not counted.
     pub fn codec_mix(&self, stream: u8, max_frames: usize) -> CodecMix {
-        let n = self.count(stream, record_type::DEPTH_FRAME);
+        let rt = match self.header.stream(stream).map(|s| s.kind) {
+            Some(StreamKind::Infrared) => record_type::INFRARED_FRAME,
+            _ => record_type::DEPTH_FRAME,
+        };
+        let n = self.count(stream, rt);
         let take = n.min(max_frames.max(1));
         let mut frames = std::collections::BTreeMap::new();
         for k in 0..take {
             // Evenly spaced: k * n / take (every frame when take == n).
             let i = (k as u128 * n as u128 / take.max(1) as u128) as usize;
-            if let Ok(r) = self.record_header(stream, record_type::DEPTH_FRAME, i) {
+            if let Ok(r) = self.record_header(stream, rt, i) {
                 *frames.entry(r.header.codec).or_insert(0u64) += 1;
             }
         }
@@ -622,6 +636,72 @@ impl Reader {
     /// item is independent, so a damaged frame is an error item and iteration goes on.
     pub fn depth_frames(&self, stream: u8) -> impl Iterator<Item = Result<DepthFrame>> + '_ {
         (0..self.frame_count(stream)).map(move |i| self.read_depth(stream, i))
+    }
+
+    /// The descriptor of `stream`, which must be an infrared stream in `y8` (§5.9).
+    pub fn infrared_descriptor(&self, stream: u8) -> Result<&StreamDescriptor> {
+        let desc = self
+            .header
+            .stream(stream)
+            .ok_or(ContainerError::NoSuchStream(stream))?;
+        if desc.kind != StreamKind::Infrared || desc.format != PixelFormat::Y8 {
+            return Err(ContainerError::NotInfrared {
+                stream,
+                kind: desc.kind.name(),
+                format: desc.format.name(),
+            });
+        }
+        Ok(desc)
+    }
+
+    /// Decodes infrared frame `i` of `stream` into `out` (`width * height` bytes), with
+    /// `scratch` for the codec's 16-bit samples (reused between calls).
+    pub fn read_infrared_into(
+        &self,
+        stream: u8,
+        i: usize,
+        scratch: &mut Vec<u16>,
+        out: &mut [u8],
+    ) -> Result<RecordHeader> {
+        let desc = self.infrared_descriptor(stream)?;
+        self.limits.frame_pixels(desc)?;
+        let (r, p) = self.read_record(stream, record_type::INFRARED_FRAME, i)?;
+        codec::decode_y8(r.header.codec, p, desc.width, desc.height, scratch, out).map_err(
+            |source| ContainerError::Codec {
+                offset: r.offset,
+                source,
+            },
+        )?;
+        Ok(r.header)
+    }
+
+    /// Decodes infrared frame `i` of `stream`.
+    pub fn read_infrared(&self, stream: u8, i: usize) -> Result<InfraredFrame> {
+        let desc = self.infrared_descriptor(stream)?;
+        let (width, height) = (desc.width, desc.height);
+        let n = self.limits.frame_pixels(desc)?;
+        // Check the payload before allocating the frame it declares.
+        let (r, p) = self.read_record(stream, record_type::INFRARED_FRAME, i)?;
+        codec::precheck(r.header.codec, p, width, height).map_err(|source| {
+            ContainerError::Codec {
+                offset: r.offset,
+                source,
+            }
+        })?;
+        let mut data = vec![0u8; n];
+        let mut scratch = Vec::new();
+        codec::decode_y8(r.header.codec, p, width, height, &mut scratch, &mut data).map_err(
+            |source| ContainerError::Codec {
+                offset: r.offset,
+                source,
+            },
+        )?;
+        Ok(InfraredFrame {
+            header: r.header,
+            width,
+            height,
+            data,
+        })
     }
 
     /// Position of the first record of this stream and type with frame number `n`.

@@ -177,6 +177,7 @@ pub enum RecordKind {
     VideoSegment,
     HeaderCopy,
     FrameMetadata,
+    InfraredFrame,
     IndexBlock,
     FinalIndex,
     Unknown(u8),
@@ -193,6 +194,7 @@ impl RecordKind {
             record_type::VIDEO_SEGMENT => Self::VideoSegment,
             record_type::HEADER_COPY => Self::HeaderCopy,
             record_type::FRAME_METADATA => Self::FrameMetadata,
+            record_type::INFRARED_FRAME => Self::InfraredFrame,
             record_type::INDEX_BLOCK => Self::IndexBlock,
             record_type::FINAL_INDEX => Self::FinalIndex,
             t => Self::Unknown(t),
@@ -209,6 +211,7 @@ impl RecordKind {
             Self::VideoSegment => record_type::VIDEO_SEGMENT,
             Self::HeaderCopy => record_type::HEADER_COPY,
             Self::FrameMetadata => record_type::FRAME_METADATA,
+            Self::InfraredFrame => record_type::INFRARED_FRAME,
             Self::IndexBlock => record_type::INDEX_BLOCK,
             Self::FinalIndex => record_type::FINAL_INDEX,
             Self::Unknown(t) => t,
@@ -226,6 +229,7 @@ impl RecordKind {
             Self::VideoSegment => "video_segments".into(),
             Self::HeaderCopy => "header_copies".into(),
             Self::FrameMetadata => "frame_metadata".into(),
+            Self::InfraredFrame => "infrared_frames".into(),
             Self::IndexBlock => "index_blocks".into(),
             Self::FinalIndex => "final_index".into(),
             Self::Unknown(t) => format!("type_{t:#04x}"),
@@ -250,6 +254,11 @@ pub enum Record<'a> {
     /// §5.7 The file header's bytes (parsed, so that a copy that does not decode is found).
     HeaderCopy(Box<crate::container::FileHeader>),
     FrameMetadata(FrameMetadata),
+    /// §5.9 Compressed like a depth frame (16-bit samples that must fit a byte).
+    InfraredFrame {
+        codec: CodecId,
+        payload: &'a [u8],
+    },
     IndexBlock(&'a [u8]),
     FinalIndex(&'a [u8]),
     /// A record type this version does not know, kept as it is.
@@ -277,6 +286,10 @@ impl<'a> Record<'a> {
                 Record::HeaderCopy(Box::new(crate::container::FileHeader::decode(payload)?.0))
             }
             RecordKind::FrameMetadata => Record::FrameMetadata(FrameMetadata::decode(payload)?),
+            RecordKind::InfraredFrame => Record::InfraredFrame {
+                codec: header.codec,
+                payload,
+            },
             RecordKind::IndexBlock => Record::IndexBlock(payload),
             RecordKind::FinalIndex => Record::FinalIndex(payload),
             RecordKind::Unknown(record_type) => Record::Unknown {
@@ -296,6 +309,7 @@ impl<'a> Record<'a> {
             Record::VideoSegment(_) => RecordKind::VideoSegment,
             Record::HeaderCopy(_) => RecordKind::HeaderCopy,
             Record::FrameMetadata(_) => RecordKind::FrameMetadata,
+            Record::InfraredFrame { .. } => RecordKind::InfraredFrame,
             Record::IndexBlock(_) => RecordKind::IndexBlock,
             Record::FinalIndex(_) => RecordKind::FinalIndex,
             Record::Unknown { record_type, .. } => RecordKind::Unknown(*record_type),

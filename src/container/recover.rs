@@ -15,7 +15,7 @@ use super::format::*;
 use super::header::StreamKind;
 use super::index::IndexBlock;
 use super::reader::Reader;
-use super::record::{Event, Gap, GapReason, Record, RecordHeader};
+use super::record::{Event, Gap, GapReason, Record, RecordHeader, RecordKind};
 use super::scan::{scan, ScanMode, Tail};
 use super::writer::{FsyncPolicy, Writer, WriterOptions};
 use crate::codec;
@@ -33,6 +33,8 @@ pub struct Problem {
 pub struct VerifyReport {
     pub records: u64,
     pub depth_frames: u64,
+    /// §5.9, format version 3.
+    pub infrared_frames: u64,
     pub unknown_records: u64,
     pub closed: bool,
     /// The first problems found (at most [`VerifyReport::MAX_LISTED`]).
@@ -79,6 +81,17 @@ fn check_record(reader: &Reader, h: &RecordHeader, p: &[u8], scratch: &mut Vec<u
             codec::decode(codec, payload, s.width, s.height, scratch)
                 .map_err(|e| bad(format!("frame {} does not decode: {e}", h.frame_number)))
         }
+        Record::InfraredFrame { codec, payload } => {
+            let s = reader
+                .infrared_descriptor(h.stream)
+                .map_err(|e| bad(format!("infrared frame {}: {e}", h.frame_number)))?;
+            let n = reader.limits().frame_pixels(s)?;
+            codec::precheck(codec, payload, s.width, s.height)
+                .map_err(|e| bad(format!("frame {} does not decode: {e}", h.frame_number)))?;
+            let mut pixels = vec![0u8; n];
+            codec::decode_y8(codec, payload, s.width, s.height, scratch, &mut pixels)
+                .map_err(|e| bad(format!("frame {} does not decode: {e}", h.frame_number)))
+        }
         // §5.7: a header copy must be the file's header.
         Record::HeaderCopy(copy) => {
             if copy.encode()? != reader.header().encode()? {
@@ -116,8 +129,8 @@ pub fn verify_with_progress(reader: &Reader, progress: &mut dyn FnMut(u64)) -> V
     // frames).
     let mut unchecked: BTreeMap<u8, (String, u64, u64)> = BTreeMap::new();
     for s in &reader.header().streams {
-        if s.kind == StreamKind::Depth {
-            if let Err(e) = reader.depth_frame_len(s.id) {
+        if matches!(s.kind, StreamKind::Depth | StreamKind::Infrared) {
+            if let Err(e) = reader.limits().frame_pixels(s) {
                 unchecked.insert(s.id, (e.to_string(), 0, 0));
             }
         }
@@ -147,7 +160,7 @@ pub fn verify_with_progress(reader: &Reader, progress: &mut dyn FnMut(u64)) -> V
                 }
                 record_type::FINAL_INDEX => {}
                 t => {
-                    let over = (t == record_type::DEPTH_FRAME)
+                    let over = matches!(t, record_type::DEPTH_FRAME | record_type::INFRARED_FRAME)
                         .then(|| unchecked.get_mut(&h.stream))
                         .flatten();
                     if let Some((_, first, frames)) = over {
@@ -168,15 +181,11 @@ pub fn verify_with_progress(reader: &Reader, progress: &mut dyn FnMut(u64)) -> V
                     if t == record_type::DEPTH_FRAME {
                         report.depth_frames += 1;
                     }
-                    if !matches!(
-                        t,
-                        record_type::DEPTH_FRAME
-                            | record_type::COLOR_FRAME
-                            | record_type::IMU_BATCH
-                            | record_type::GAP
-                            | record_type::EVENT
-                            | record_type::VIDEO_SEGMENT
-                    ) {
+                    if t == record_type::INFRARED_FRAME {
+                        report.infrared_frames += 1;
+                    }
+                    // Regression: header copies and frame metadata were counted as unknown.
+                    if matches!(RecordKind::from_code(t), RecordKind::Unknown(_)) {
                         report.unknown_records += 1;
                     }
                     since_block.push(r.offset);
@@ -202,7 +211,7 @@ pub fn verify_with_progress(reader: &Reader, progress: &mut dyn FnMut(u64)) -> V
     }
     for (why, first, frames) in unchecked.into_values() {
         if frames > 0 {
-            report.problem(first, format!("{frames} depth frame(s) not checked: {why}"));
+            report.problem(first, format!("{frames} image frame(s) not checked: {why}"));
         }
     }
     // After damage, index blocks legitimately list records the scan could not read.

@@ -13,6 +13,8 @@
 //! - `ply`: one binary PLY point cloud per depth frame (metres, zeros skipped), coloured when
 //!   the camera has colour that can be mapped onto depth.
 //! - `color`: colour frames decoded by FFmpeg, as PNG or JPEG, plus `frames.csv`.
+//! - `ir`: the infrared streams, as 8-bit PNGs with a CSV each and as `.npy` arrays (module
+//!   `ir`).
 //!
 //! The IMU files (module `imu`) hold every sample when every depth frame is exported, else
 //! the samples between the first and the last selected depth frame's time; they are read one
@@ -26,6 +28,7 @@
 mod color;
 pub mod error;
 mod imu;
+mod ir;
 pub mod npy;
 mod plan;
 pub mod ply;
@@ -64,10 +67,12 @@ pub enum Format {
     Npy,
     Ply,
     Color,
+    /// The infrared streams (§5.9).
+    Ir,
 }
 
 impl Format {
-    pub const NAMES: &'static str = "png16, npy, ply, color";
+    pub const NAMES: &'static str = "png16, npy, ply, color, ir";
 
     /// The format's name, also the name of its output folder.
     pub fn name(self) -> &'static str {
@@ -76,14 +81,30 @@ impl Format {
             Format::Npy => "npy",
             Format::Ply => "ply",
             Format::Color => "color",
+            Format::Ir => "ir",
         }
     }
 
-    /// The stream whose frames are selected and counted.
+    /// The stream whose frames are selected and counted (for `ir` the left imager's; see
+    /// [`Format::stream_of`]).
     pub fn stream(self) -> Stream {
         match self {
             Format::Color => Stream::Color,
+            Format::Ir => Stream::IrLeft,
             _ => Stream::Depth,
+        }
+    }
+
+    /// The stream whose frames are selected and counted for camera `cam`: for `ir` its
+    /// first infrared stream.
+    pub fn stream_of(self, cam: &Camera) -> Stream {
+        match self {
+            Format::Ir => cam
+                .infrared_streams()
+                .first()
+                .copied()
+                .unwrap_or(Stream::IrLeft),
+            f => f.stream(),
         }
     }
 }
@@ -96,6 +117,7 @@ impl FromStr for Format {
             "npy" => Ok(Format::Npy),
             "ply" => Ok(Format::Ply),
             "color" | "colour" => Ok(Format::Color),
+            "ir" | "infrared" => Ok(Format::Ir),
             _ => Err(format!(
                 "unknown export format {s:?} (expected one of: {})",
                 Format::NAMES
@@ -316,6 +338,18 @@ struct Job<'a> {
     mapping: Option<ColorMapping>,
     /// Said once the plan is complete (never before an error).
     warnings: Vec<String>,
+    /// `ir`: every infrared stream with its own selection (the window applied to it).
+    streams: Vec<(Stream, Selection)>,
+}
+
+impl Job<'_> {
+    /// Frames this job exports (over every stream of an `ir` export).
+    fn frames(&self) -> u64 {
+        match self.streams.as_slice() {
+            [] => self.sel.len() as u64,
+            s => s.iter().map(|(_, sel)| sel.len() as u64).sum(),
+        }
+    }
 }
 
 /// Exports an opened recording.
@@ -329,11 +363,16 @@ pub fn export_recording(
         return Err(ExportError::Selection("--every must be at least 1".into()));
     }
     let mut jobs = plan(rec, opts, progress)?;
-    let stream = opts.format.stream();
-    let total_frames: u64 = jobs.iter().map(|j| j.sel.len() as u64).sum();
+    let total_frames: u64 = jobs.iter().map(Job::frames).sum();
     let total_bytes: u64 = jobs
         .iter()
-        .map(|j| j.sel.len() as u64 * frame_bytes(j.camera, stream))
+        .map(|j| match j.streams.as_slice() {
+            [] => j.sel.len() as u64 * frame_bytes(j.camera, opts.format.stream_of(j.camera)),
+            s => s
+                .iter()
+                .map(|(st, sel)| sel.len() as u64 * frame_bytes(j.camera, *st))
+                .sum(),
+        })
         .sum();
     progress.begin(total_frames, total_bytes);
     let mut report = Report::default();
@@ -351,6 +390,7 @@ pub fn export_recording(
                 Format::Npy => npy::run_npy(j, opts, progress),
                 Format::Ply => ply::run_ply(j, opts, progress),
                 Format::Color => color::run_color(j, opts, progress),
+                Format::Ir => ir::run_ir(j, opts, progress),
             }
             .and_then(|r| opts.check_stop().map(|()| r));
             let mut r = match r {
@@ -593,7 +633,7 @@ fn write_info(job: &Job, opts: &ExportOptions, extra: serde_json::Value) -> Resu
         "depth": cam.depth,
         "color": cam.color,
         "selection": {
-            "stream": match opts.format.stream() { Stream::Depth => "depth", Stream::Color => "color" },
+            "stream": opts.format.stream_of(cam).name(),
             "start": job.sel.start,
             "end": job.sel.end,
             "every": job.sel.step,

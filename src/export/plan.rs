@@ -10,11 +10,11 @@ pub(super) fn plan<'a>(
 ) -> Result<Vec<Job<'a>>> {
     let cams = rec.select_cameras(&opts.cameras)?;
     let explicit = !opts.cameras.is_empty();
-    let stream = opts.format.stream();
     let start_us = rec.start_us();
     let mut jobs = Vec::new();
     let mut skipped = Vec::new();
     for cam in cams {
+        let stream = opts.format.stream_of(cam);
         if let (Window::Time(_), Some(n)) = (opts.window, cam.timeline_notice()) {
             skipped.push(format!("{n} (--time counts by it)"));
         }
@@ -39,7 +39,18 @@ pub(super) fn plan<'a>(
             pairing: None,
             mapping: None,
             warnings: Vec::new(),
+            streams: Vec::new(),
         };
+        if opts.format == Format::Ir {
+            for s in cam.infrared_streams() {
+                // Frames above the reader's limit fail here, before any folder is made.
+                cam.infrared_frame_len(s)?;
+                if cam.count(s) > 0 {
+                    job.streams
+                        .push((s, select(cam, s, opts.window, opts.every, start_us)?));
+                }
+            }
+        }
         match opts.format {
             Format::Ply => {
                 let depth = cam
@@ -96,7 +107,10 @@ pub(super) fn plan<'a>(
         return Err(ExportError::Input(format!(
             "nothing to export: no camera of {} has {}",
             rec.description,
-            stream.frames_name()
+            match opts.format {
+                Format::Ir => "infrared frames (record with --ir)",
+                f => f.stream().frames_name(),
+            }
         )));
     }
     for j in &jobs {
@@ -122,6 +136,9 @@ pub(super) fn frame_bytes(c: &Camera, stream: Stream) -> u64 {
             .color
             .as_ref()
             .map_or(0, |d| d.width as u64 * d.height as u64 * 3),
+        Stream::IrLeft | Stream::IrRight => c
+            .infrared_descriptor(stream)
+            .map_or(0, |d| d.width as u64 * d.height as u64),
     }
 }
 

@@ -24,15 +24,56 @@ use crate::source::{stream_id, Sample, Source, SourceError, SourceInfo, StreamId
 
 use super::pipeline::*;
 
+/// Colour frames the encoder may drop within [`STEP_DOWN_WINDOW`] before colour goes on one
+/// preset faster in a new video: half a second of frames at 30 fps, so that a short burst of
+/// load costs a few frames, not a restart.
+const STEP_DOWN_DROPS: u32 = 15;
+/// See [`STEP_DOWN_DROPS`].
+const STEP_DOWN_WINDOW: Duration = Duration::from_secs(3);
+/// A new video's first seconds do not count towards a step-down: FFmpeg is starting, and the
+/// previous encoder is still finishing its queue on the same cores.
+#[cfg(not(test))]
+const STEP_DOWN_SETTLE: Duration = Duration::from_secs(3);
+/// Unit tests settle quicker (the rule is the same).
+#[cfg(test)]
+const STEP_DOWN_SETTLE: Duration = Duration::from_millis(100);
+
 /// Per-camera colour state in the capture thread.
 pub(super) struct ColorState {
     factory: ColorSinkFactory,
     sink: Option<Box<dyn ColorSink>>,
     segment: u32,
     dead: bool,
+    /// Presets stepped down so far, whether one more step is possible, the current preset.
+    faster: u32,
+    can_go_faster: bool,
+    preset: Option<String>,
+    encoder: String,
+    /// When the current video was opened, and the encoder's drops in the current window.
+    opened: Instant,
+    window: (Instant, u32),
+    /// Encoders of earlier videos, finishing their queues on their own threads (so that the
+    /// capture thread never waits for FFmpeg), with their segment numbers.
+    retired: Vec<(u32, std::thread::JoinHandle<Result<u64, String>>)>,
 }
 
 impl ColorState {
+    fn new(factory: ColorSinkFactory) -> Self {
+        ColorState {
+            factory,
+            sink: None,
+            segment: 0,
+            dead: false,
+            faster: 0,
+            can_go_faster: false,
+            preset: None,
+            encoder: String::new(),
+            opened: Instant::now(),
+            window: (Instant::now(), 0),
+            retired: Vec::new(),
+        }
+    }
+
     /// Opens the next video segment and announces it to the writer.
     fn open(
         &mut self,
@@ -41,18 +82,31 @@ impl ColorState {
         dir: &Path,
         out: &mut Outbox<'_>,
         videos: &Mutex<Vec<String>>,
+        stats: &CameraStats,
     ) -> Result<(), String> {
-        let (sink, file, codec) =
-            (self.factory)(name, info, dir, self.segment).map_err(|e| crate::error::chain(&*e))?;
-        self.sink = Some(sink);
+        let opened = (self.factory)(&ColorRequest {
+            camera: name,
+            info,
+            dir,
+            segment: self.segment,
+            faster: self.faster,
+        })
+        .map_err(|e| crate::error::chain(&*e))?;
+        self.sink = Some(opened.sink);
+        self.can_go_faster = opened.can_go_faster;
+        self.preset = opened.preset;
+        self.encoder = opened.encoder.clone();
+        self.opened = Instant::now();
+        self.window = (self.opened, 0);
+        *stats.color_preset.lock().unwrap_or_else(|p| p.into_inner()) = self.preset.clone();
         videos
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(file.clone());
+            .push(opened.file.clone());
         let seg = VideoSegment {
             segment: self.segment,
-            file_name: file,
-            codec,
+            file_name: opened.file,
+            codec: opened.encoder,
         };
         let mut h = RecordHeader::bare(record_type::VIDEO_SEGMENT);
         h.stream = stream_id::COLOR;
@@ -63,6 +117,60 @@ impl ColorState {
             payload: seg.encode().map_err(|e| e.to_string())?,
         });
         Ok(())
+    }
+
+    /// Counts a frame the encoder dropped; true when the drops call for a faster preset:
+    /// [`STEP_DOWN_DROPS`] within [`STEP_DOWN_WINDOW`], after the video's first
+    /// [`STEP_DOWN_SETTLE`], and a faster preset exists.
+    fn drop_calls_for_step_down(&mut self) -> bool {
+        let now = Instant::now();
+        if !self.can_go_faster || now.duration_since(self.opened) < STEP_DOWN_SETTLE {
+            return false;
+        }
+        if now.duration_since(self.window.0) > STEP_DOWN_WINDOW {
+            self.window = (now, 0);
+        }
+        self.window.1 += 1;
+        self.window.1 >= STEP_DOWN_DROPS
+    }
+
+    /// Ends the current video without waiting for it: its encoder finishes its queue on a
+    /// thread of its own, joined by [`ColorState::finish_retired`].
+    fn retire(&mut self, name: &str, out: &mut Outbox<'_>) {
+        let Some(old) = self.sink.take() else { return };
+        let segment = self.segment;
+        let spawned = std::thread::Builder::new()
+            .name(format!("rsrec-color-close-{name}-{segment}"))
+            .spawn(move || old.finish().map_err(|e| crate::error::chain(&*e)));
+        match spawned {
+            Ok(h) => self.retired.push((segment, h)),
+            // The encoder was dropped with the closure, which closes its file as far as it
+            // got; said, not hidden.
+            Err(e) => out.push(event_record(
+                stream_id::COLOR,
+                "color_finish_failed",
+                format!("colour video {segment}: no thread to finish it ({e})"),
+            )),
+        }
+    }
+
+    /// Waits for the encoders of earlier videos; each failure is an event and the camera's
+    /// error.
+    fn finish_retired(&mut self, out: &mut Outbox<'_>, stats: &CameraStats) {
+        for (segment, h) in self.retired.drain(..) {
+            let result = h
+                .join()
+                .unwrap_or_else(|_| Err("its closing thread panicked".into()));
+            if let Err(e) = result {
+                let e = format!("colour video {segment}: {e}");
+                out.push(event_record(
+                    stream_id::COLOR,
+                    "color_finish_failed",
+                    e.clone(),
+                ));
+                stats.set_error(format!("colour: {e}"));
+            }
+        }
     }
 }
 
@@ -81,17 +189,12 @@ pub(super) fn capture_loop(
     let depth = info.stream(StreamKind::Depth).cloned();
     let has_color = info.stream(StreamKind::Color).is_some();
     let mut color = match (&cfg.color, has_color) {
-        (Some(factory), true) => Some(ColorState {
-            factory: factory.clone(),
-            sink: None,
-            segment: 0,
-            dead: false,
-        }),
+        (Some(factory), true) => Some(ColorState::new(factory.clone())),
         _ => None,
     };
     let mut out = Outbox::new(w_tx, cfg.lossless, stats);
     if let Some(c) = color.as_mut() {
-        if let Err(e) = c.open(name, &info, &cfg.session_dir, &mut out, videos) {
+        if let Err(e) = c.open(name, &info, &cfg.session_dir, &mut out, videos, stats) {
             out.push(event_record(stream_id::COLOR, "color_failed", e.clone()));
             stats.set_error(format!("colour: {e}"));
             c.dead = true;
@@ -100,12 +203,17 @@ pub(super) fn capture_loop(
     let mut seq = 0u64;
     let mut depth_gaps = GapRun::new(stream_id::DEPTH);
     let mut color_gaps = GapRun::new(stream_id::COLOR);
+    let mut ir_gaps = [
+        GapRun::new(stream_id::IR_LEFT),
+        GapRun::new(stream_id::IR_RIGHT),
+    ];
+    // Infrared frames (§5.9) take a compression-queue slot only while the queue is at most
+    // half full: depth first, the other half is depth's alone.
+    let ir_limit = (cfg.queue_frames / 2).max(1);
     let mut imu_gaps = [GapRun::new(stream_id::GYRO), GapRun::new(stream_id::ACCEL)];
     // Each stream's frame numbers, with what the source had lost of it when recording began.
     let numbering = |s: StreamId| Numbering::new(source.losses(s));
-    let mut depth_numbers = numbering(StreamId::Depth);
-    let mut color_numbers = numbering(StreamId::Color);
-    let mut imu_numbers = [numbering(StreamId::Gyro), numbering(StreamId::Accel)];
+    let mut numbers = StreamId::ALL.map(numbering);
     // The newest colour frame the encoder dropped, while no later one was queued or lost
     // another way: the encoder holds it for the end of capture.
     let mut last_color_drop: Option<Timing> = None;
@@ -128,23 +236,17 @@ pub(super) fn capture_loop(
                 };
                 // The camera is gone: everything so far is made durable, then it is reopened
                 // until it is back or the recording stops; the outage becomes a gap.
-                flush_pending(
-                    &mut out,
-                    [&mut depth_gaps, &mut color_gaps],
-                    &mut imu_gaps,
-                    &mut imu,
-                    stats,
-                );
-                note_unplaced(
-                    &*source,
-                    [
-                        &depth_numbers,
-                        &color_numbers,
-                        &imu_numbers[0],
-                        &imu_numbers[1],
-                    ],
-                    stats,
-                );
+                {
+                    let [ir0, ir1] = &mut ir_gaps;
+                    flush_pending(
+                        &mut out,
+                        [&mut depth_gaps, &mut color_gaps, ir0, ir1],
+                        &mut imu_gaps,
+                        &mut imu,
+                        stats,
+                    );
+                }
+                note_unplaced(&*source, &numbers, stats);
                 out.push(event_record(NO_STREAM, "camera_disconnected", msg.clone()));
                 out.push(ToWriter::Flush);
                 CameraStats::add(&stats.disconnects, 1);
@@ -165,12 +267,10 @@ pub(super) fn capture_loop(
                         away.as_secs_f64()
                     ),
                 };
-                for (stream, last) in [
-                    (stream_id::DEPTH, depth_numbers.last()),
-                    (stream_id::COLOR, color_numbers.last()),
-                    (stream_id::GYRO, imu_numbers[0].last()),
-                    (stream_id::ACCEL, imu_numbers[1].last()),
-                ] {
+                for (stream, last) in StreamId::ALL
+                    .into_iter()
+                    .map(|s| (s.id(), numbers[s as usize].last()))
+                {
                     let Some(d) = info.streams.iter().find(|s| s.id == stream) else {
                         continue;
                     };
@@ -210,10 +310,9 @@ pub(super) fn capture_loop(
                 CameraStats::add(&stats.reconnects, 1);
                 out.push(event_record(NO_STREAM, "camera_reconnected", detail));
                 // A reopened source counts its losses afresh, and its numbers restart.
-                depth_numbers.restart(source.losses(StreamId::Depth));
-                color_numbers.restart(source.losses(StreamId::Color));
-                imu_numbers[0].restart(source.losses(StreamId::Gyro));
-                imu_numbers[1].restart(source.losses(StreamId::Accel));
+                for s in StreamId::ALL {
+                    numbers[s as usize].restart(source.losses(s));
+                }
                 continue;
             }
         };
@@ -223,7 +322,8 @@ pub(super) fn capture_loop(
                 CameraStats::add(&stats.depth_captured, 1);
                 let t = f.timing;
                 let n = t.frame_number;
-                let step = depth_numbers.frame(&t, source.losses(StreamId::Depth));
+                let step =
+                    numbers[StreamId::Depth as usize].frame(&t, source.losses(StreamId::Depth));
                 stats.note_depth_clock(t.host_ts_us, t.device_ts_ms, t.ts_domain);
                 note_step(&mut out, StreamId::Depth, &t, step, stats);
                 if f.data.len() != (d.width * d.height) as usize {
@@ -297,7 +397,8 @@ pub(super) fn capture_loop(
                 CameraStats::add(&stats.color_captured, 1);
                 let t = f.timing;
                 let n = t.frame_number;
-                let step = color_numbers.frame(&t, source.losses(StreamId::Color));
+                let step =
+                    numbers[StreamId::Color as usize].frame(&t, source.losses(StreamId::Color));
                 note_step(&mut out, StreamId::Color, &t, step, stats);
                 let Some(c) = color.as_mut() else { continue };
                 if c.dead {
@@ -358,6 +459,40 @@ pub(super) fn capture_loop(
                         ) {
                             out.push(m);
                         }
+                        // Depth first: an encoder that keeps falling behind goes on one
+                        // preset faster (a new video) before it loses more frames.
+                        if c.drop_calls_for_step_down() {
+                            last_color_drop = None;
+                            let (from, dropped) = (c.preset.clone(), c.window.1);
+                            c.retire(name, &mut out);
+                            c.segment += 1;
+                            c.faster += 1;
+                            CameraStats::add(&stats.color_preset_steps, 1);
+                            match c.open(name, &info, &cfg.session_dir, &mut out, videos, stats) {
+                                Ok(()) => out.push(event_record(
+                                    stream_id::COLOR,
+                                    "color_preset_stepped_down",
+                                    format!(
+                                        "{} dropped {dropped} frames within {} s: preset {} -> {}, \
+                                         colour goes on in video {}",
+                                        c.encoder,
+                                        STEP_DOWN_WINDOW.as_secs(),
+                                        from.as_deref().unwrap_or("default"),
+                                        c.preset.as_deref().unwrap_or("default"),
+                                        c.segment
+                                    ),
+                                )),
+                                Err(e) => {
+                                    out.push(event_record(
+                                        stream_id::COLOR,
+                                        "color_failed",
+                                        e.clone(),
+                                    ));
+                                    stats.set_error(format!("colour: {e}"));
+                                    c.dead = true;
+                                }
+                            }
+                        }
                     }
                     ColorPush::Dead(err) => {
                         last_color_drop = None;
@@ -378,13 +513,91 @@ pub(super) fn capture_loop(
                         }
                         c.segment += 1;
                         CameraStats::add(&stats.color_restarts, 1);
-                        if let Err(e) = c.open(name, &info, &cfg.session_dir, &mut out, videos) {
+                        if let Err(e) =
+                            c.open(name, &info, &cfg.session_dir, &mut out, videos, stats)
+                        {
                             out.push(event_record(stream_id::COLOR, "color_failed", e.clone()));
                             stats.set_error(format!("colour: {e}"));
                             c.dead = true;
                         }
                     }
                 }
+            }
+            Sample::Infrared { ir_index, frame } => {
+                let Some(id) = StreamId::infrared(ir_index) else {
+                    continue;
+                };
+                // Only the infrared streams the source describes are recorded.
+                let Some(d) = info.streams.iter().find(|s| s.id == id.id()) else {
+                    continue;
+                };
+                let k = (id == StreamId::InfraredRight) as usize;
+                CameraStats::add(&stats.ir_captured, 1);
+                let t = frame.timing;
+                let n = t.frame_number;
+                let step = numbers[id as usize].frame(&t, source.losses(id));
+                note_step(&mut out, id, &t, step, stats);
+                if frame.data.len() != (d.width * d.height) as usize {
+                    out.push(gap_record(
+                        id.id(),
+                        &t,
+                        n,
+                        n,
+                        GapReason::BadFrame,
+                        "frame of the wrong size",
+                    ));
+                    CameraStats::add(&stats.bad_frames, 1);
+                    continue;
+                }
+                let header = RecordHeader {
+                    record_type: record_type::INFRARED_FRAME,
+                    stream: id.id(),
+                    // The worker sets the codec it actually used (always lossless).
+                    codec: cfg.depth.best().lossless().id(),
+                    ts_domain: t.ts_domain,
+                    flags: 0,
+                    frame_number: n,
+                    device_ts_ms: t.device_ts_ms,
+                    host_ts_us: t.host_ts_us,
+                };
+                let job = Job {
+                    seq,
+                    header,
+                    data: crate::codec::widen_y8(&frame.data),
+                    width: d.width,
+                    height: d.height,
+                };
+                let sent = if cfg.lossless {
+                    job_tx.send(job).is_ok()
+                } else if job_tx.len() >= ir_limit {
+                    false
+                } else {
+                    job_tx.try_send(job).is_ok()
+                };
+                if sent {
+                    seq += 1;
+                    if let Some(m) = ir_gaps[k].flush() {
+                        out.push(m);
+                    }
+                    if let Some(m) = metadata_record(&header, frame.metadata) {
+                        if out.room_for_data() {
+                            out.push(m);
+                        } else {
+                            CameraStats::add(&stats.records_lost, 1);
+                        }
+                    }
+                } else if !cfg.lossless {
+                    CameraStats::add(&stats.ir_dropped, 1);
+                    if let Some(m) = ir_gaps[k].add(
+                        &t,
+                        GapReason::QueueFull,
+                        "compression queue half full (depth first)",
+                        out.behind(),
+                    ) {
+                        out.push(m);
+                    }
+                }
+                stats.set_queue_len(job_tx.len() as u64);
             }
             Sample::Imu {
                 kind,
@@ -403,7 +616,7 @@ pub(super) fn capture_loop(
                     ts_domain,
                     host_ts_us: sample.host_ts_us,
                 };
-                let step = imu_numbers[k].frame(&t, source.losses(id));
+                let step = numbers[id as usize].frame(&t, source.losses(id));
                 if step != Step::InOrder {
                     // The gap goes after the samples before it.
                     flush_imu(&mut out, &mut imu[k], &mut imu_gaps[k], stream, stats);
@@ -425,16 +638,7 @@ pub(super) fn capture_loop(
             }
         }
     }
-    note_unplaced(
-        &*source,
-        [
-            &depth_numbers,
-            &color_numbers,
-            &imu_numbers[0],
-            &imu_numbers[1],
-        ],
-        stats,
-    );
+    note_unplaced(&*source, &numbers, stats);
     // The video lasts until the capture's last colour frame: if the encoder dropped it, it
     // gets it now (waiting a little for room), and it is no longer lost.
     if let (Some(t), Some(c)) = (last_color_drop, color.as_mut()) {
@@ -453,13 +657,19 @@ pub(super) fn capture_loop(
             }
         }
     }
-    flush_pending(
-        &mut out,
-        [&mut depth_gaps, &mut color_gaps],
-        &mut imu_gaps,
-        &mut imu,
-        stats,
-    );
+    {
+        let [ir0, ir1] = &mut ir_gaps;
+        flush_pending(
+            &mut out,
+            [&mut depth_gaps, &mut color_gaps, ir0, ir1],
+            &mut imu_gaps,
+            &mut imu,
+            stats,
+        );
+    }
+    if let Some(c) = color.as_mut() {
+        c.finish_retired(&mut out, stats);
+    }
     if let Some(sink) = color.and_then(|c| c.sink) {
         if let Err(e) = sink.finish() {
             let e = crate::error::chain(&*e);
@@ -482,11 +692,7 @@ fn note_step(out: &mut Outbox<'_>, stream: StreamId, t: &Timing, step: Step, sta
     match step {
         Step::InOrder => {}
         Step::Gap(m) => {
-            let (skipped, host) = match stream {
-                StreamId::Depth => (&stats.depth_source_skipped, &stats.depth_host_dropped),
-                StreamId::Color => (&stats.color_source_skipped, &stats.color_host_dropped),
-                _ => (&stats.imu_source_skipped, &stats.imu_host_dropped),
-            };
+            let (skipped, host) = stats.loss_counters(stream);
             CameraStats::add(skipped, m.source_skipped);
             CameraStats::add(host, m.host_dropped);
             CameraStats::add(&stats.bad_frames, m.bad);
@@ -508,22 +714,11 @@ fn note_step(out: &mut Outbox<'_>, stream: StreamId, t: &Timing, step: Step, sta
 
 /// Losses the source counted after each stream's last frame (at the end of capture, or
 /// before an outage): counted, with no gap record (no later frame says which numbers).
-/// `numbers`: depth, colour, gyro, accel.
-fn note_unplaced(source: &dyn Source, numbers: [&Numbering; 4], stats: &CameraStats) {
-    let streams = [
-        StreamId::Depth,
-        StreamId::Color,
-        StreamId::Gyro,
-        StreamId::Accel,
-    ];
-    for (stream, n) in streams.into_iter().zip(numbers) {
+/// `numbers`: every stream's, in [`StreamId::ALL`] order.
+fn note_unplaced(source: &dyn Source, numbers: &[Numbering; 6], stats: &CameraStats) {
+    for (stream, n) in StreamId::ALL.into_iter().zip(numbers) {
         let u = n.unplaced(source.losses(stream));
-        let host = match stream {
-            StreamId::Depth => &stats.depth_host_dropped,
-            StreamId::Color => &stats.color_host_dropped,
-            _ => &stats.imu_host_dropped,
-        };
-        CameraStats::add(host, u.host_dropped);
+        CameraStats::add(stats.loss_counters(stream).1, u.host_dropped);
         CameraStats::add(&stats.bad_frames, u.bad);
     }
 }
@@ -606,7 +801,7 @@ fn flush_imu(
 /// Pending gap runs and IMU batches go to the writer (before an outage, at the end).
 fn flush_pending(
     out: &mut Outbox<'_>,
-    frame_gaps: [&mut GapRun; 2],
+    frame_gaps: [&mut GapRun; 4],
     imu_gaps: &mut [GapRun; 2],
     imu: &mut [ImuBatch; 2],
     stats: &CameraStats,

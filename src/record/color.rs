@@ -2,12 +2,13 @@
 //! [`ColorSink`], one Matroska file per camera and colour segment
 //! (`<camera>.color.<NNN>.mkv`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::pipeline::{ColorError, ColorPush, ColorSink, ColorSinkFactory};
+use super::pipeline::{
+    ColorError, ColorPush, ColorRequest, ColorSink, ColorSinkFactory, OpenedColor,
+};
 use crate::container::StreamKind;
-use crate::source::SourceInfo;
 use crate::video::{ColorEncoder, EncoderConfig, PushResult, ResolvedCodec, VideoError};
 
 struct FfmpegSink(ColorEncoder);
@@ -51,33 +52,47 @@ pub struct FfmpegSettings {
     pub queue_frames: usize,
 }
 
-/// A factory that starts one FFmpeg per camera and colour segment.
+/// A factory that starts one FFmpeg per camera and colour segment, `faster` presets faster
+/// than the configured one ([`crate::video::ColorCodec::faster_preset`], as far as there are).
 pub fn ffmpeg_factory(settings: FfmpegSettings) -> ColorSinkFactory {
-    Arc::new(
-        move |name: &str, info: &SourceInfo, dir: &Path, segment: u32| {
-            let c = info.stream(StreamKind::Color).ok_or_else(|| {
-                VideoError::InvalidConfig("the camera has no colour stream".into())
-            })?;
-            let file = format!("{name}.color.{segment:03}.mkv");
-            let enc = ColorEncoder::start(EncoderConfig {
-                ffmpeg: settings.ffmpeg.clone(),
-                output: dir.join(&file),
-                width: c.width,
-                height: c.height,
-                fps: c.fps,
-                pixel_format: c.format,
-                codec: settings.codec.clone(),
-                crf: settings.crf,
-                preset: settings.preset.clone(),
-                queue_frames: settings.queue_frames,
-                // Depth first: colour encoding never takes CPU from depth compression.
-                nice: crate::video::COLOR_NICE,
-            })?;
-            Ok((
-                Box::new(FfmpegSink(enc)) as Box<dyn ColorSink>,
-                file,
-                settings.codec.encoder_name().to_string(),
-            ))
-        },
-    )
+    Arc::new(move |req: &ColorRequest<'_>| {
+        let c = req
+            .info
+            .stream(StreamKind::Color)
+            .ok_or_else(|| VideoError::InvalidConfig("the camera has no colour stream".into()))?;
+        let codec = settings.codec.codec();
+        let mut preset = settings.preset.clone();
+        for _ in 0..req.faster {
+            match preset.as_deref().and_then(|p| codec.faster_preset(p)) {
+                Some(f) => preset = Some(f.to_string()),
+                None => break,
+            }
+        }
+        let can_go_faster = preset
+            .as_deref()
+            .and_then(|p| codec.faster_preset(p))
+            .is_some();
+        let file = format!("{}.color.{:03}.mkv", req.camera, req.segment);
+        let enc = ColorEncoder::start(EncoderConfig {
+            ffmpeg: settings.ffmpeg.clone(),
+            output: req.dir.join(&file),
+            width: c.width,
+            height: c.height,
+            fps: c.fps,
+            pixel_format: c.format,
+            codec: settings.codec.clone(),
+            crf: settings.crf,
+            preset: preset.clone(),
+            queue_frames: settings.queue_frames,
+            // Depth first: colour encoding never takes CPU from depth compression.
+            nice: crate::video::COLOR_NICE,
+        })?;
+        Ok(OpenedColor {
+            sink: Box::new(FfmpegSink(enc)),
+            file,
+            encoder: settings.codec.encoder_name().to_string(),
+            preset,
+            can_go_faster,
+        })
+    })
 }

@@ -1,6 +1,7 @@
-//! The compression workers shared by all cameras: depth frames from every camera's queue,
-//! encoded with the session's depth codec (for `auto`, chosen per frame from the camera's
-//! queue: [`DepthEncoding::choose`]), handed to that camera's writer.
+//! The compression workers shared by all cameras: depth (and infrared) frames from every
+//! camera's queue, encoded with the session's depth codec (for `auto`, chosen per frame from
+//! the camera's queue: [`DepthEncoding::choose`]; infrared always bit-exact), handed to that
+//! camera's writer.
 //!
 //! A worker only takes a frame of a camera whose writer has room ([`WRITER_QUEUE`]), so a
 //! writer that stalls (a slow disk, a full one) never blocks a worker: its camera's frames
@@ -13,6 +14,7 @@ use crossbeam_channel::{Receiver, Select, Sender};
 
 use super::encoding::DepthEncoding;
 use super::outbox::WRITER_QUEUE;
+use crate::container::format::record_type;
 
 use super::pipeline::*;
 
@@ -53,15 +55,15 @@ pub(super) fn compress_loop(
         let cam = open[op.index()];
         match op.recv(&rxs[cam]) {
             Ok(mut job) => {
-                // `auto`: the fast codec for a camera whose queue is filling up - or for every
-                // camera while the workers are behind overall (the frames waiting over all
-                // cameras count as this camera's: with 8 cameras each queue can stay short
-                // while together they outrun the CPU) - unless the camera's writer has a
-                // backlog (a healthy one has a few records waiting): a slow disk.
-                let backlog: usize = live.iter().map(|&i| rxs[i].len()).sum();
+                let queues: Vec<usize> = live.iter().map(|&i| rxs[i].len()).collect();
+                let own = rxs[cam].len();
                 let writer_behind = txs[cam].len() >= WRITER_BEHIND;
-                let queued = rxs[cam].len().max(backlog);
-                let codec = depth.choose(queued, capacity, writer_behind);
+                let mut codec = codec_for(depth, own, &queues, capacity, writer_behind);
+                // Infrared (§5.9) is always bit-exact, and its raw size is a byte a pixel.
+                let infrared = job.header.record_type == record_type::INFRARED_FRAME;
+                if infrared {
+                    codec = codec.lossless();
+                }
                 job.header.codec = codec.id();
                 #[cfg(test)]
                 slow::pause(job.width, codec == depth.best());
@@ -72,7 +74,7 @@ pub(super) fn compress_loop(
                         ToWriter::Depth {
                             seq: job.seq,
                             header: job.header,
-                            raw_bytes: job.data.len() as u64 * 2,
+                            raw_bytes: job.data.len() as u64 * if infrared { 1 } else { 2 },
                             payload,
                         }
                     }
@@ -87,6 +89,71 @@ pub(super) fn compress_loop(
             }
             Err(_) => live.retain(|&i| i != cam),
         }
+    }
+}
+
+/// The codec of a frame taken from a camera whose queue still holds `own` frames, while the
+/// live cameras' queues hold `queues`. `auto`: the fast codec for a camera whose queue is
+/// filling up - or for every camera while the workers are behind overall (the frames waiting
+/// over all cameras count as this camera's: with 8 cameras each queue can stay short while
+/// together they outrun the CPU) - unless the camera's writer has a backlog
+/// (`writer_behind`; a healthy one has a few records waiting): a slow disk.
+fn codec_for(
+    depth: DepthEncoding,
+    own: usize,
+    queues: &[usize],
+    capacity: usize,
+    writer_behind: bool,
+) -> crate::codec::DepthCodec {
+    let backlog: usize = queues.iter().sum();
+    depth.choose(own.max(backlog), capacity, writer_behind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::DepthCodec;
+
+    /// Regression: with 8 x 1280x720 cameras every queue stayed below the high-water mark
+    /// while together they outran 2 cores, so `auto` kept the strong codec and dropped 21
+    /// frames. The frames waiting over all cameras now count as each camera's.
+    #[test]
+    fn auto_takes_the_fast_codec_when_all_cameras_together_are_behind() {
+        let auto = DepthEncoding::AUTO;
+        // High-water mark of a 60-frame queue: 15.
+        let short = [1usize; 8];
+        assert_eq!(
+            codec_for(auto, 1, &short, 60, false),
+            DepthCodec::GRAD_RANS32
+        );
+        let together_behind = [2usize; 8];
+        assert_eq!(
+            codec_for(auto, 2, &together_behind, 60, false),
+            DepthCodec::Lz4Planes
+        );
+        // One camera alone behind: its frames go fast, the others' stay strong while the
+        // total is below the mark.
+        let one_behind = [15, 0, 0, 0];
+        assert_eq!(
+            codec_for(auto, 15, &one_behind, 60, false),
+            DepthCodec::Lz4Planes
+        );
+        let light = [3, 0, 0, 0];
+        assert_eq!(
+            codec_for(auto, 0, &light, 60, false),
+            DepthCodec::GRAD_RANS32
+        );
+        // A slow disk, not the CPU: the smallest output, however long the queues.
+        assert_eq!(
+            codec_for(auto, 2, &together_behind, 60, true),
+            DepthCodec::GRAD_RANS32
+        );
+        // A fixed codec is fixed.
+        let fixed = DepthEncoding::Fixed(DepthCodec::MED_RANS);
+        assert_eq!(
+            codec_for(fixed, 60, &[60; 8], 60, false),
+            DepthCodec::MED_RANS
+        );
     }
 }
 

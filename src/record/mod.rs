@@ -19,7 +19,10 @@ pub mod stats;
 
 pub use encoding::DepthEncoding;
 pub use limits::{format_duration, format_size, parse_duration, parse_size, SegmentLimit};
-pub use pipeline::{ColorError, ColorPush, ColorSink, ColorSinkFactory, Pipeline, PipelineConfig};
+pub use pipeline::{
+    ColorError, ColorPush, ColorRequest, ColorSink, ColorSinkFactory, OpenedColor, Pipeline,
+    PipelineConfig,
+};
 pub use recorder::{
     check_plain_name, stop_on_signals, CameraPlan, DiskForecast, PlanField, RecordError,
     RecordOutcome, RecordPlan, Recorder, RecorderStatus, ValidPlan, DEFAULT_MIN_FREE,

@@ -61,18 +61,37 @@ pub trait ColorSink: Send {
     fn finish(self: Box<Self>) -> Result<u64, ColorError>;
 }
 
-/// Opens colour video segment `segment` for a camera: returns the sink, the video's file
-/// name (relative to the session folder) and the encoder name.
-pub type ColorSinkFactory = Arc<
-    dyn Fn(
-            &str,
-            &SourceInfo,
-            &Path,
-            u32,
-        ) -> Result<(Box<dyn ColorSink>, String, String), ColorError>
-        + Send
-        + Sync,
->;
+/// What the capture thread asks a [`ColorSinkFactory`] for: one video segment of a camera.
+#[derive(Clone, Copy, Debug)]
+pub struct ColorRequest<'a> {
+    /// The camera's name (file names start with it).
+    pub camera: &'a str,
+    pub info: &'a SourceInfo,
+    /// The session folder.
+    pub dir: &'a Path,
+    /// The segment's number: 0, then one more per restart.
+    pub segment: u32,
+    /// How many presets faster than the configured one to encode (the capture thread steps
+    /// down when the encoder keeps dropping frames: depth first).
+    pub faster: u32,
+}
+
+/// One video segment a [`ColorSinkFactory`] opened.
+pub struct OpenedColor {
+    pub sink: Box<dyn ColorSink>,
+    /// The video's file name, relative to the session folder.
+    pub file: String,
+    /// The encoder's name (e.g. `libx265`).
+    pub encoder: String,
+    /// The encoder preset of this segment, if the encoder takes one.
+    pub preset: Option<String>,
+    /// Whether asking with `faster + 1` would give a faster preset.
+    pub can_go_faster: bool,
+}
+
+/// Opens a colour video segment for a camera (FFmpeg in production).
+pub type ColorSinkFactory =
+    Arc<dyn Fn(&ColorRequest<'_>) -> Result<OpenedColor, ColorError> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct PipelineConfig {
@@ -710,6 +729,104 @@ mod tests {
         assert!(fixed.depth_dropped > fixed.depth_written, "{fixed:?}");
     }
 
+    /// Issue 17: infrared (format §5.9) goes through the compression workers with depth and
+    /// is stored bit-exact, left and right on their own streams, on the camera's frame
+    /// numbers.
+    #[test]
+    fn infrared_frames_are_recorded_bit_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = SimConfig::new(3, "96x72@30".parse().unwrap());
+        c.infrared = vec![1, 2];
+        c.pacing = Pacing::AsFastAsPossible;
+        c.max_depth_frames = Some(12);
+        let cfg = test_config(dir.path(), DepthEncoding::AUTO, true);
+        let stop = Arc::new(AtomicBool::new(false));
+        let p = Pipeline::start(vec![Box::new(SimSource::new(c))], cfg, stop).unwrap();
+        let t0 = Instant::now();
+        while !p.all_finished() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "does not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let o = p.finish().remove(0);
+        let s = &o.stats;
+        assert_eq!(s.ir_written, s.ir_captured);
+        assert_eq!(s.ir_dropped, 0);
+        assert_eq!(s.ir_raw_bytes, s.ir_written * 96 * 72);
+        assert!(
+            s.ir_stored_bytes > 0 && s.ir_stored_bytes < s.ir_raw_bytes,
+            "{s:?}"
+        );
+        // Depth's counters are depth's alone.
+        assert_eq!(s.depth_written, 12);
+        assert_eq!(s.depth_raw_bytes, 12 * 96 * 72 * 2);
+        let r = Reader::open(&o.files[0]).unwrap();
+        assert!(crate::container::recover::verify(&r).ok());
+        let mut total = 0;
+        for (id, right) in [(stream_id::IR_LEFT, false), (stream_id::IR_RIGHT, true)] {
+            let n = r.count(id, record_type::INFRARED_FRAME);
+            assert!((11..=12).contains(&n), "{n}");
+            for k in 0..n {
+                let f = r.read_infrared(id, k).unwrap();
+                let want =
+                    crate::source::sim::render_infrared(96, 72, f.header.frame_number, 3, right);
+                assert!(f.data == want, "stream {id} frame {k}");
+                // Always a lossless codec of `auto` (the fast one while the workers are
+                // behind, as here where frames come as fast as they can), never a bounded one.
+                let c = f.header.codec;
+                assert!(
+                    c == CodecId::GRAD_RANS32 || c == CodecId::LZ4_PLANES,
+                    "{c:?}"
+                );
+            }
+            total += n as u64;
+        }
+        assert_eq!(total, s.ir_written);
+    }
+
+    /// Depth first: infrared frames take a compression-queue slot only while the queue is at
+    /// most half full, so a CPU that cannot keep up loses infrared before depth, and every
+    /// infrared frame lost is counted and a gap.
+    #[test]
+    fn infrared_yields_the_compression_queue_to_depth() {
+        const WIDTH: u32 = 218;
+        super::super::compress::slow::slow_best(WIDTH, Duration::from_millis(30));
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = SimConfig::new(911, format!("{WIDTH}x64@100").parse().unwrap());
+        c.infrared = vec![1, 2];
+        c.prerendered = Some(4);
+        let cfg = test_config(
+            dir.path(),
+            DepthEncoding::Fixed(DepthCodec::GRAD_RANS32),
+            false,
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let p = Pipeline::start(vec![Box::new(SimSource::new(c))], cfg, stop.clone()).unwrap();
+        std::thread::sleep(Duration::from_millis(1000));
+        stop.store(true, Ordering::SeqCst);
+        let o = p.finish().remove(0);
+        let s = &o.stats;
+        assert_eq!(s.ir_captured, s.ir_written + s.ir_dropped, "{s:?}");
+        assert!(s.ir_dropped > 0, "{s:?}");
+        // Of what was captured, infrared kept a smaller share than depth.
+        let share = |w: u64, c: u64| w as f64 / c.max(1) as f64;
+        assert!(
+            share(s.ir_written, s.ir_captured) < share(s.depth_written, s.depth_captured),
+            "{s:?}"
+        );
+        let r = Reader::open(&o.files[0]).unwrap();
+        let ir_gaps: u64 = r
+            .gaps()
+            .unwrap()
+            .iter()
+            .filter(|(st, g)| {
+                matches!(*st, stream_id::IR_LEFT | stream_id::IR_RIGHT)
+                    && g.reason == GapReason::QueueFull
+            })
+            .map(|(_, g)| g.count)
+            .sum();
+        assert_eq!(ir_gaps, s.ir_dropped);
+    }
+
     fn outages(gaps: &[(u8, Gap)]) -> Vec<&Gap> {
         gaps.iter()
             .filter(|(s, g)| *s == stream_id::DEPTH && g.reason == GapReason::DeviceDisconnected)
@@ -865,6 +982,100 @@ mod tests {
         let r = Reader::open(&o.files[0]).unwrap();
         assert!(crate::container::recover::verify(&r).ok());
         (o, r, dir)
+    }
+
+    /// A colour sink that drops every frame (an encoder that cannot keep up) or takes every
+    /// one, and counts what it took.
+    struct FakeSink {
+        drops: bool,
+        taken: u64,
+    }
+
+    impl ColorSink for FakeSink {
+        fn push(&mut self, _frame: Vec<u8>, _host_ts_us: i64) -> ColorPush {
+            if self.drops {
+                return ColorPush::Dropped;
+            }
+            self.taken += 1;
+            ColorPush::Queued {
+                index: self.taken - 1,
+                time_us: 0,
+            }
+        }
+        fn finish(self: Box<Self>) -> Result<u64, ColorError> {
+            Ok(self.taken)
+        }
+    }
+
+    /// Depth first: a colour encoder that keeps dropping frames is restarted one preset
+    /// faster in a new video (never while it is settling in), and the step is an event and
+    /// a counter; the frames dropped before it stay gaps.
+    #[test]
+    fn a_colour_encoder_that_keeps_dropping_goes_on_one_preset_faster() {
+        let dir = tempfile::tempdir().unwrap();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let factory: ColorSinkFactory = Arc::new(move |req: &ColorRequest<'_>| {
+            log.lock().unwrap().push((req.segment, req.faster));
+            Ok(OpenedColor {
+                // The configured preset cannot keep up; one step faster can.
+                sink: Box::new(FakeSink {
+                    drops: req.faster == 0,
+                    taken: 0,
+                }),
+                file: format!("{}.color.{:03}.mkv", req.camera, req.segment),
+                encoder: "fake".into(),
+                preset: Some(["medium", "fast", "faster"][req.faster.min(2) as usize].into()),
+                can_go_faster: req.faster < 2,
+            })
+        });
+        let mut sim = SimConfig::new(0, "32x24@100".parse().unwrap());
+        sim.color = Some("32x24@100".parse().unwrap());
+        sim.max_depth_frames = Some(100);
+        let cfg = PipelineConfig {
+            color: Some(factory),
+            ..test_config(
+                dir.path(),
+                DepthEncoding::Fixed(DepthCodec::Lz4Planes),
+                false,
+            )
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let p = Pipeline::start(vec![Box::new(SimSource::new(sim))], cfg, stop).unwrap();
+        let t0 = Instant::now();
+        while !p.all_finished() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "does not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let o = p.finish().remove(0);
+        assert_eq!(*asked.lock().unwrap(), vec![(0, 0), (1, 1)]);
+        let s = &o.stats;
+        assert_eq!(s.color_preset_steps, 1);
+        assert_eq!(s.color_preset.as_deref(), Some("fast"));
+        assert_eq!(s.color_captured, s.color_queued + s.color_dropped);
+        // The settling time and the window's drops went by before the step.
+        assert!(s.color_dropped >= 15, "{s:?}");
+        assert!(s.color_queued > 0, "{s:?}");
+        let r = Reader::open(&o.files[0]).unwrap();
+        let events = r.events().unwrap();
+        let step = events
+            .iter()
+            .find(|(_, e)| e.kind == "color_preset_stepped_down")
+            .expect("a step-down event");
+        assert!(
+            step.1.message.contains("medium -> fast"),
+            "{}",
+            step.1.message
+        );
+        let dropped: u64 = r
+            .gaps()
+            .unwrap()
+            .iter()
+            .filter(|(st, _)| *st == stream_id::COLOR)
+            .map(|(_, g)| g.count)
+            .sum();
+        assert_eq!(dropped, s.color_dropped);
+        assert_eq!(o.videos, vec!["sim0.color.000.mkv", "sim0.color.001.mkv"]);
     }
 
     /// Regression: every IMU batch was written as hardware clock, so a bag whose IMU is in

@@ -13,7 +13,7 @@ use super::limits::SegmentLimit;
 use super::stats::CameraStats;
 use crate::container::format::{record_type, NO_STREAM, PROP_DEPTH_MAX_ERROR};
 use crate::container::{FileHeader, GapReason, RecordHeader, StreamKind, Writer};
-use crate::source::{stream_id, SourceInfo, Timing};
+use crate::source::{SourceInfo, Timing};
 
 use super::pipeline::*;
 
@@ -112,18 +112,19 @@ impl SegmentWriter<'_> {
 /// one gap record, written in the space the file kept for closing.
 struct DiskFull {
     error: String,
-    /// Timing and frame numbers of the first and last depth frame not written.
-    depth: Option<(Timing, u64, u64)>,
+    /// Per stream (depth, infrared): timing and frame numbers of the first and last frame
+    /// not written.
+    frames: BTreeMap<u8, (Timing, u64, u64)>,
 }
 
 impl DiskFull {
     /// Counts a record that could not be written (the disk is full).
     fn lost(&mut self, m: &Lost, stats: &CameraStats) {
         match *m {
-            Lost::Depth(h) => {
-                CameraStats::add(&stats.depth_dropped, 1);
+            Lost::Frame(h) => {
+                stats.frame_not_written(h.record_type);
                 let n = h.frame_number;
-                match &mut self.depth {
+                match self.frames.get_mut(&h.stream) {
                     Some((_, _, last)) => *last = (*last).max(n),
                     None => {
                         let t = Timing {
@@ -132,7 +133,7 @@ impl DiskFull {
                             ts_domain: h.ts_domain,
                             host_ts_us: h.host_ts_us,
                         };
-                        self.depth = Some((t, n, n));
+                        self.frames.insert(h.stream, (t, n, n));
                     }
                 }
             }
@@ -147,9 +148,9 @@ impl DiskFull {
     fn close(self, sw: &mut SegmentWriter<'_>, stats: &CameraStats) {
         let Some(w) = sw.writer.as_mut() else { return };
         let mut closing = Vec::new();
-        if let Some((t, first, last)) = self.depth {
+        for (stream, (t, first, last)) in self.frames {
             closing.push(gap_record(
-                stream_id::DEPTH,
+                stream,
                 &t,
                 first,
                 last,
@@ -171,7 +172,8 @@ impl DiskFull {
 /// What a message to the writer was, for counting it when it cannot be written.
 #[derive(Clone, Copy)]
 enum Lost {
-    Depth(RecordHeader),
+    /// A depth or infrared frame.
+    Frame(RecordHeader),
     Color,
     Imu(u64),
     Control,
@@ -181,7 +183,7 @@ enum Lost {
 impl Lost {
     fn of(m: &ToWriter) -> Lost {
         match m {
-            ToWriter::Depth { header, .. } => Lost::Depth(*header),
+            ToWriter::Depth { header, .. } => Lost::Frame(*header),
             ToWriter::EncodeFailed { .. } => Lost::Control,
             ToWriter::Record { header, payload } => match header.record_type {
                 record_type::COLOR_FRAME => Lost::Color,
@@ -211,6 +213,12 @@ fn write_one(
             payload,
             ..
         } => sw.write(&header, &payload, stats, files).map(|_| {
+            if header.record_type == record_type::INFRARED_FRAME {
+                CameraStats::add(&stats.ir_written, 1);
+                CameraStats::add(&stats.ir_raw_bytes, raw_bytes);
+                CameraStats::add(&stats.ir_stored_bytes, payload.len() as u64);
+                return;
+            }
             CameraStats::add(&stats.depth_written, 1);
             if let Some(n) = stats.depth_by_codec.get(header.codec.0 as usize) {
                 CameraStats::add(n, 1);
@@ -219,7 +227,7 @@ fn write_one(
             CameraStats::add(&stats.depth_stored_bytes, payload.len() as u64);
         }),
         ToWriter::EncodeFailed { header, error, .. } => {
-            CameraStats::add(&stats.depth_dropped, 1);
+            stats.frame_not_written(header.record_type);
             let t = Timing {
                 frame_number: header.frame_number,
                 device_ts_ms: header.device_ts_ms,
@@ -227,7 +235,7 @@ fn write_one(
                 host_ts_us: header.host_ts_us,
             };
             match gap_record(
-                stream_id::DEPTH,
+                header.stream,
                 &t,
                 t.frame_number,
                 t.frame_number,
@@ -283,7 +291,10 @@ pub(super) fn write_loop(
             // The disk is shared: every camera stops, each closing its file.
             stop.store(true, Ordering::SeqCst);
             if writer_ok {
-                *full = Some(DiskFull { error, depth: None });
+                *full = Some(DiskFull {
+                    error,
+                    frames: BTreeMap::new(),
+                });
                 return;
             }
         }
@@ -337,8 +348,8 @@ pub(super) fn write_loop(
         }
         for m in ready {
             if failed.is_some() {
-                if matches!(m, ToWriter::Depth { .. }) {
-                    CameraStats::add(&stats.depth_dropped, 1);
+                if let ToWriter::Depth { header, .. } = &m {
+                    stats.frame_not_written(header.record_type);
                 }
                 continue;
             }
@@ -356,8 +367,8 @@ pub(super) fn write_loop(
                 match full.as_mut() {
                     Some(f) if disk_full => f.lost(&what, stats),
                     _ => {
-                        if matches!(what, Lost::Depth(_)) {
-                            CameraStats::add(&stats.depth_dropped, 1);
+                        if let Lost::Frame(h) = what {
+                            stats.frame_not_written(h.record_type);
                         }
                     }
                 }
@@ -380,8 +391,8 @@ pub(super) fn write_loop(
         stop.store(true, Ordering::SeqCst);
         // Keep draining so that the compression pool never blocks on us.
         for m in rx.iter() {
-            if matches!(m, ToWriter::Depth { .. }) {
-                CameraStats::add(&stats.depth_dropped, 1);
+            if let ToWriter::Depth { header, .. } = &m {
+                stats.frame_not_written(header.record_type);
             }
         }
     } else if let Some(w) = sw.writer.take() {

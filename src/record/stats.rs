@@ -37,6 +37,20 @@ pub struct CameraStats {
     pub color_source_skipped: AtomicU64,
     pub color_host_dropped: AtomicU64,
     pub color_restarts: AtomicU64,
+    /// Times the colour encoder kept dropping frames and was restarted one preset faster.
+    pub color_preset_steps: AtomicU64,
+    /// The preset of the current colour video (after any step-downs).
+    pub color_preset: Mutex<Option<String>>,
+    /// Infrared frames (both imagers together, §5.9): captured, written, dropped by rsrec
+    /// (the compression queue was half full: depth first), skipped by the source, lost on the
+    /// host; their raw (1 byte a pixel) and stored sizes.
+    pub ir_captured: AtomicU64,
+    pub ir_written: AtomicU64,
+    pub ir_dropped: AtomicU64,
+    pub ir_source_skipped: AtomicU64,
+    pub ir_host_dropped: AtomicU64,
+    pub ir_raw_bytes: AtomicU64,
+    pub ir_stored_bytes: AtomicU64,
     pub imu_samples: AtomicU64,
     /// IMU samples dropped because the writer was far behind (recorded as gaps).
     pub imu_dropped: AtomicU64,
@@ -78,6 +92,30 @@ impl CameraStats {
             }
             self.depth_ts_domain.store(ts_domain, Relaxed);
         }
+    }
+
+    /// The counters of frames of `stream` the source skipped and lost on the host.
+    pub fn loss_counters(&self, stream: crate::source::StreamId) -> (&AtomicU64, &AtomicU64) {
+        use crate::source::StreamId;
+        match stream {
+            StreamId::Depth => (&self.depth_source_skipped, &self.depth_host_dropped),
+            StreamId::Color => (&self.color_source_skipped, &self.color_host_dropped),
+            StreamId::Gyro | StreamId::Accel => (&self.imu_source_skipped, &self.imu_host_dropped),
+            StreamId::InfraredLeft | StreamId::InfraredRight => {
+                (&self.ir_source_skipped, &self.ir_host_dropped)
+            }
+        }
+    }
+
+    /// Counts a compressed frame (depth or infrared, by its record type) that rsrec could
+    /// not write.
+    pub fn frame_not_written(&self, record_type: u8) {
+        let c = if record_type == crate::container::format::record_type::INFRARED_FRAME {
+            &self.ir_dropped
+        } else {
+            &self.depth_dropped
+        };
+        c.fetch_add(1, Relaxed);
     }
 
     pub fn add(c: &AtomicU64, n: u64) {
@@ -138,6 +176,19 @@ impl CameraStats {
             color_source_skipped: g(&self.color_source_skipped),
             color_host_dropped: g(&self.color_host_dropped),
             color_restarts: g(&self.color_restarts),
+            color_preset_steps: g(&self.color_preset_steps),
+            color_preset: self
+                .color_preset
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            ir_captured: g(&self.ir_captured),
+            ir_written: g(&self.ir_written),
+            ir_dropped: g(&self.ir_dropped),
+            ir_source_skipped: g(&self.ir_source_skipped),
+            ir_host_dropped: g(&self.ir_host_dropped),
+            ir_raw_bytes: g(&self.ir_raw_bytes),
+            ir_stored_bytes: g(&self.ir_stored_bytes),
             imu_samples: g(&self.imu_samples),
             imu_dropped: g(&self.imu_dropped),
             imu_source_skipped: g(&self.imu_source_skipped),

@@ -197,6 +197,22 @@ pub struct StatsSnapshot {
     pub color_source_skipped: u64,
     pub color_host_dropped: u64,
     pub color_restarts: u64,
+    /// Times the colour encoder kept dropping frames and went on one preset faster in a new
+    /// video (depth first: colour sheds load by quality before it sheds frames).
+    pub color_preset_steps: u64,
+    /// The encoder preset of the camera's last colour video (after any step-downs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color_preset: Option<String>,
+    /// Infrared frames of both imagers together (`--ir`, format §5.9): captured, written,
+    /// dropped by rsrec (depth first: the compression queue was half full), skipped by the
+    /// source, lost on the host; raw (1 byte a pixel) and stored bytes.
+    pub ir_captured: u64,
+    pub ir_written: u64,
+    pub ir_dropped: u64,
+    pub ir_source_skipped: u64,
+    pub ir_host_dropped: u64,
+    pub ir_raw_bytes: u64,
+    pub ir_stored_bytes: u64,
     pub imu_samples: u64,
     /// IMU samples dropped because the writer was far behind (gap records say which).
     pub imu_dropped: u64,
@@ -312,6 +328,10 @@ pub struct Losses {
     pub color_captured: u64,
     pub color_dropped: u64,
     pub color_host_dropped: u64,
+    /// Infrared frames (both imagers).
+    pub ir_captured: u64,
+    pub ir_dropped: u64,
+    pub ir_host_dropped: u64,
     pub imu_samples: u64,
     pub imu_dropped: u64,
     pub imu_host_dropped: u64,
@@ -331,6 +351,9 @@ impl Losses {
             l.color_dropped += s.color_dropped;
             l.color_host_dropped += s.color_host_dropped;
             l.imu_samples += s.imu_samples;
+            l.ir_captured += s.ir_captured;
+            l.ir_dropped += s.ir_dropped;
+            l.ir_host_dropped += s.ir_host_dropped;
             l.imu_dropped += s.imu_dropped;
             l.imu_host_dropped += s.imu_host_dropped;
             l.records_lost += s.records_lost;
@@ -344,6 +367,8 @@ impl Losses {
             + self.depth_host_dropped
             + self.color_dropped
             + self.color_host_dropped
+            + self.ir_dropped
+            + self.ir_host_dropped
             + self.imu_dropped
             + self.imu_host_dropped
             + self.records_lost
@@ -371,6 +396,13 @@ impl Losses {
                 self.color_dropped,
                 self.color_host_dropped,
                 self.color_captured,
+            ),
+            (
+                "infrared",
+                "frames",
+                self.ir_dropped,
+                self.ir_host_dropped,
+                self.ir_captured,
             ),
             (
                 "IMU",

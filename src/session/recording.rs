@@ -29,20 +29,35 @@ pub struct CameraFile {
     depth: Option<u8>,
     /// Id of the file's colour stream, if it has one.
     color: Option<u8>,
+    /// Ids of the file's left and right infrared streams (§5.9), if it has them.
+    infrared: [Option<u8>; 2],
 }
 
 /// The streams export works with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stream {
     Depth,
     Color,
+    /// Infrared of the left imager (format §5.9).
+    IrLeft,
+    /// Infrared of the right imager.
+    IrRight,
 }
 
 impl Stream {
+    /// Every stream, in the order of [`Camera`]'s per-stream tables.
+    pub const ALL: [Stream; 4] = [
+        Stream::Depth,
+        Stream::Color,
+        Stream::IrLeft,
+        Stream::IrRight,
+    ];
+
     fn record_type(self) -> u8 {
         match self {
             Stream::Depth => record_type::DEPTH_FRAME,
             Stream::Color => record_type::COLOR_FRAME,
+            Stream::IrLeft | Stream::IrRight => record_type::INFRARED_FRAME,
         }
     }
     /// "depth frames" / "colour frames", for messages.
@@ -50,7 +65,30 @@ impl Stream {
         match self {
             Stream::Depth => "depth frames",
             Stream::Color => "colour frames",
+            Stream::IrLeft => "left infrared frames",
+            Stream::IrRight => "right infrared frames",
         }
+    }
+    /// The stream's name in file names and tables: `depth`, `color`, `ir_left`, `ir_right`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Depth => "depth",
+            Stream::Color => "color",
+            Stream::IrLeft => "ir_left",
+            Stream::IrRight => "ir_right",
+        }
+    }
+    /// The infrared stream of imager `ir_index` (1 left, 2 right).
+    pub fn infrared(ir_index: u8) -> Option<Stream> {
+        match ir_index {
+            1 => Some(Stream::IrLeft),
+            2 => Some(Stream::IrRight),
+            _ => None,
+        }
+    }
+    /// Whether this is an infrared stream.
+    pub fn is_infrared(self) -> bool {
+        matches!(self, Stream::IrLeft | Stream::IrRight)
     }
 }
 
@@ -91,10 +129,13 @@ pub struct Camera {
     pub depth: Option<StreamDescriptor>,
     /// Descriptor of the colour stream.
     pub color: Option<StreamDescriptor>,
+    /// Descriptors of the left and right infrared streams (§5.9).
+    pub infrared: [Option<StreamDescriptor>; 2],
     /// Video file of each colour segment number (§5.6), resolved next to the `.rsrec` file.
     pub videos: BTreeMap<u32, PathBuf>,
-    /// Cumulative depth / colour counts: `starts[s][f]` = position of file f's first frame.
-    starts: [Vec<usize>; 2],
+    /// Cumulative counts per [`Stream::ALL`] stream: `starts[s][f]` = position of file f's
+    /// first frame.
+    starts: [Vec<usize>; 4],
     timeline: Timeline,
 }
 
@@ -215,7 +256,7 @@ impl Recording {
     pub fn start_us(&self) -> Option<i64> {
         self.cameras
             .iter()
-            .flat_map(|c| [Stream::Depth, Stream::Color].map(|s| c.first_time_us(s)))
+            .flat_map(|c| Stream::ALL.map(|s| c.first_time_us(s)))
             .flatten()
             .min()
     }
@@ -271,11 +312,21 @@ fn open_file(path: &Path) -> Result<CameraFile> {
             .map(|s| s.id)
     };
     let (depth, color) = (find(StreamKind::Depth), find(StreamKind::Color));
+    let ir = |index: u8| {
+        reader
+            .header()
+            .streams
+            .iter()
+            .find(|s| s.kind == StreamKind::Infrared && s.ir_index() == Some(index))
+            .map(|s| s.id)
+    };
+    let infrared = [ir(1), ir(2)];
     Ok(CameraFile {
         path: path.to_path_buf(),
         reader,
         depth,
         color,
+        infrared,
     })
 }
 
@@ -308,6 +359,7 @@ impl Camera {
         };
         let depth = files.iter().find_map(|f| stream_desc(f, f.depth));
         let color = files.iter().find_map(|f| stream_desc(f, f.color));
+        let infrared = [0, 1].map(|i| files.iter().find_map(|f| stream_desc(f, f.infrared[i])));
         for f in &files {
             if let (Some(d), Some(fd)) = (&depth, stream_desc(f, f.depth)) {
                 if (d.width, d.height) != (fd.width, fd.height) {
@@ -344,8 +396,8 @@ impl Camera {
                 videos.insert(seg.segment, dir.join(rel));
             }
         }
-        let mut starts = [Vec::new(), Vec::new()];
-        for (s, stream) in [Stream::Depth, Stream::Color].into_iter().enumerate() {
+        let mut starts: [Vec<usize>; 4] = Default::default();
+        for (s, stream) in Stream::ALL.into_iter().enumerate() {
             let mut total = 0;
             for f in &files {
                 starts[s].push(total);
@@ -358,6 +410,7 @@ impl Camera {
             files,
             depth,
             color,
+            infrared,
             videos,
             starts,
             timeline: Timeline::Host,
@@ -462,7 +515,75 @@ impl Camera {
         match stream {
             Stream::Depth => 0,
             Stream::Color => 1,
+            Stream::IrLeft => 2,
+            Stream::IrRight => 3,
         }
+    }
+
+    /// The infrared streams (§5.9) this camera recorded, left first.
+    pub fn infrared_streams(&self) -> Vec<Stream> {
+        [Stream::IrLeft, Stream::IrRight]
+            .into_iter()
+            .filter(|s| self.infrared_descriptor(*s).is_some())
+            .collect()
+    }
+
+    /// The descriptor of infrared stream `stream` (`None` for another stream or one not
+    /// recorded).
+    pub fn infrared_descriptor(&self, stream: Stream) -> Option<&StreamDescriptor> {
+        match stream {
+            Stream::IrLeft => self.infrared[0].as_ref(),
+            Stream::IrRight => self.infrared[1].as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Decodes infrared frame `k` of `stream` into `out` (`width * height` bytes), with
+    /// `scratch` for the codec's 16-bit samples.
+    pub fn read_infrared_into(
+        &self,
+        stream: Stream,
+        k: usize,
+        scratch: &mut Vec<u16>,
+        out: &mut [u8],
+    ) -> Result<RecordHeader> {
+        let what = "infrared frame";
+        let (f, i) = self
+            .locate(stream, k)
+            .ok_or_else(|| SessionError::OutOfRange {
+                camera: self.name.clone(),
+                what,
+                position: k,
+                count: self.count(stream),
+            })?;
+        let id = f
+            .stream_id(stream)
+            .expect("a file with infrared frames has the stream");
+        f.reader
+            .read_infrared_into(id, i, scratch, out)
+            .map_err(|source| SessionError::Frame {
+                camera: self.name.clone(),
+                what,
+                position: k,
+                file: f.path.display().to_string(),
+                source,
+            })
+    }
+
+    /// Pixels in one frame of infrared stream `stream`: what to allocate for
+    /// [`Camera::read_infrared_into`]. Errors above the reader's limits (§3).
+    pub fn infrared_frame_len(&self, stream: Stream) -> Result<usize> {
+        let (Some(f), Some(d)) = (self.files.first(), self.infrared_descriptor(stream)) else {
+            return Err(SessionError::Input(format!(
+                "{}: no {} stream",
+                self.name,
+                stream.name()
+            )));
+        };
+        f.reader
+            .limits()
+            .frame_pixels(d)
+            .map_err(|source| SessionError::container(&f.path, source))
     }
 
     /// Number of frames of a stream over all files.
@@ -886,6 +1007,8 @@ impl CameraFile {
         match stream {
             Stream::Depth => self.depth,
             Stream::Color => self.color,
+            Stream::IrLeft => self.infrared[0],
+            Stream::IrRight => self.infrared[1],
         }
     }
 

@@ -14,6 +14,7 @@
 //! imu = true
 //! gyro_hz = 400               # D435i: 200 or 400 (default: the camera's native rate)
 //! accel_hz = 250              # D435i: 63 or 250
+//! ir = "left,right"           # infrared imagers: left, right, left,right or off
 //! visual_preset = "high_accuracy"  # or a number
 //! sync = "slave"              # off | master | slave | full-slave | 4..258 (genlock)
 //!
@@ -118,6 +119,8 @@ pub struct CameraSettings {
     pub imu: Option<bool>,
     pub gyro_hz: Option<u32>,
     pub accel_hz: Option<u32>,
+    /// Infrared imagers to record: `left`, `right`, `left,right` (or `both`), `off`.
+    pub ir: Option<String>,
     pub visual_preset: Option<NumOrText>,
     pub emitter: Option<bool>,
     pub laser_power: Option<f64>,
@@ -143,6 +146,7 @@ impl CameraSettings {
             imu,
             gyro_hz,
             accel_hz,
+            ir,
             visual_preset,
             emitter,
             laser_power,
@@ -225,6 +229,8 @@ pub struct Resolved {
     /// IMU rates asked for (`None`: the camera's native rate).
     pub gyro_hz: Option<u32>,
     pub accel_hz: Option<u32>,
+    /// Infrared imagers to record, librealsense's stream indices (1 left, 2 right), sorted.
+    pub ir: Vec<u8>,
     /// Options in the order they are applied (the preset first: it changes the others).
     pub options: Vec<(String, f32)>,
 }
@@ -285,6 +291,10 @@ fn resolve_layers(layers: &[&CameraSettings]) -> Result<Resolved, ConfigError> {
             ));
         }
     }
+    let ir = match s.ir.as_deref() {
+        None => Vec::new(),
+        Some(v) => parse_ir(v).map_err(|e| invalid("ir", e))?,
+    };
     let mut options: Vec<(String, f32)> = Vec::new();
     if let Some(p) = &s.visual_preset {
         options.push(("depth:Visual Preset".into(), preset_value(p)?));
@@ -347,8 +357,27 @@ fn resolve_layers(layers: &[&CameraSettings]) -> Result<Resolved, ConfigError> {
         imu: s.imu.unwrap_or(false),
         gyro_hz: s.gyro_hz,
         accel_hz: s.accel_hz,
+        ir,
         options,
     })
+}
+
+/// `--ir`: `left`, `right`, `left,right` (also `both`, `1`, `2`), or `off`; librealsense's
+/// infrared stream indices, sorted and unique.
+pub fn parse_ir(v: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for part in v.split(',').map(str::trim) {
+        match part {
+            "off" | "none" if v.trim() == part => return Ok(Vec::new()),
+            "left" | "1" => out.push(1),
+            "right" | "2" => out.push(2),
+            "both" => out.extend([1, 2]),
+            other => return Err(format!("'{other}': use left, right, left,right or off")),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 /// librealsense's `rs2_rs400_visual_preset`.
@@ -435,6 +464,17 @@ emitter = false
 
     fn opt(r: &Resolved, name: &str) -> Option<f32> {
         r.options.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    #[test]
+    fn infrared_choices_parse() {
+        assert_eq!(parse_ir("left,right"), Ok(vec![1, 2]));
+        assert_eq!(parse_ir("right, left,left"), Ok(vec![1, 2]));
+        assert_eq!(parse_ir("right"), Ok(vec![2]));
+        assert_eq!(parse_ir("both"), Ok(vec![1, 2]));
+        assert_eq!(parse_ir("off"), Ok(vec![]));
+        assert!(parse_ir("left,off").is_err());
+        assert!(parse_ir("middle").unwrap_err().contains("left, right"));
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub enum StreamId {
     Color = 1,
     Gyro = 2,
     Accel = 3,
+    /// Infrared of the left imager (librealsense stream index 1), §5.9.
+    InfraredLeft = 4,
+    /// Infrared of the right imager (index 2).
+    InfraredRight = 5,
 }
 
 impl StreamId {
@@ -21,10 +25,27 @@ impl StreamId {
         self as u8
     }
 
+    /// Every id, in order.
+    pub const ALL: [StreamId; 6] = [
+        Self::Depth,
+        Self::Color,
+        Self::Gyro,
+        Self::Accel,
+        Self::InfraredLeft,
+        Self::InfraredRight,
+    ];
+
     pub fn from_id(id: u8) -> Option<StreamId> {
-        [Self::Depth, Self::Color, Self::Gyro, Self::Accel]
-            .into_iter()
-            .find(|s| s.id() == id)
+        Self::ALL.into_iter().find(|s| s.id() == id)
+    }
+
+    /// The infrared stream of librealsense's imager index `ir_index` (1 left, 2 right).
+    pub fn infrared(ir_index: u8) -> Option<StreamId> {
+        match ir_index {
+            1 => Some(Self::InfraredLeft),
+            2 => Some(Self::InfraredRight),
+            _ => None,
+        }
     }
 
     /// The kind of stream rsrec's sources give this id.
@@ -34,14 +55,14 @@ impl StreamId {
             Self::Color => StreamKind::Color,
             Self::Gyro => StreamKind::Gyro,
             Self::Accel => StreamKind::Accel,
+            Self::InfraredLeft | Self::InfraredRight => StreamKind::Infrared,
         }
     }
 
-    /// The id rsrec's sources give a stream of `kind`, if it is one they record.
+    /// The (first) id rsrec's sources give a stream of `kind`, if it is one they record: for
+    /// infrared the left imager's.
     pub fn of_kind(kind: StreamKind) -> Option<StreamId> {
-        [Self::Depth, Self::Color, Self::Gyro, Self::Accel]
-            .into_iter()
-            .find(|s| s.kind() == kind)
+        Self::ALL.into_iter().find(|s| s.kind() == kind)
     }
 }
 
@@ -52,6 +73,8 @@ pub mod stream_id {
     pub const COLOR: u8 = StreamId::Color.id();
     pub const GYRO: u8 = StreamId::Gyro.id();
     pub const ACCEL: u8 = StreamId::Accel.id();
+    pub const IR_LEFT: u8 = StreamId::InfraredLeft.id();
+    pub const IR_RIGHT: u8 = StreamId::InfraredRight.id();
 }
 
 /// Timing of one frame or sample.
@@ -84,11 +107,24 @@ pub struct ColorFrame {
     pub metadata: Vec<(String, i64)>,
 }
 
+/// One infrared (Y8) frame of the left or right imager, packed rows.
+#[derive(Clone, Debug)]
+pub struct InfraredFrame {
+    pub timing: Timing,
+    pub data: Vec<u8>,
+    pub metadata: Vec<(String, i64)>,
+}
+
 /// What a source yields.
 #[derive(Clone, Debug)]
 pub enum Sample {
     Depth(DepthFrame),
     Color(ColorFrame),
+    /// An infrared frame of imager `ir_index` (1 left, 2 right: [`StreamId::infrared`]).
+    Infrared {
+        ir_index: u8,
+        frame: InfraredFrame,
+    },
     /// One gyro or accel sample (`kind` is [`StreamKind::Gyro`] or [`StreamKind::Accel`]).
     Imu {
         kind: StreamKind,
@@ -120,18 +156,21 @@ mod tests {
 
     #[test]
     fn stream_ids_map_to_kinds_and_back() {
-        for s in [
-            StreamId::Depth,
-            StreamId::Color,
-            StreamId::Gyro,
-            StreamId::Accel,
-        ] {
+        for s in StreamId::ALL {
             assert_eq!(StreamId::from_id(s.id()), Some(s));
-            assert_eq!(StreamId::of_kind(s.kind()), Some(s));
+            if s != StreamId::InfraredRight {
+                assert_eq!(StreamId::of_kind(s.kind()), Some(s));
+            }
         }
         assert_eq!(StreamId::from_id(9), None);
-        assert_eq!(StreamId::of_kind(StreamKind::Infrared), None);
+        assert_eq!(
+            StreamId::of_kind(StreamKind::Infrared),
+            Some(StreamId::InfraredLeft)
+        );
+        assert_eq!(StreamId::infrared(2), Some(StreamId::InfraredRight));
+        assert_eq!(StreamId::infrared(0), None);
         assert_eq!(stream_id::ACCEL, 3);
+        assert_eq!(stream_id::IR_RIGHT, 5);
     }
 }
 

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    stream_id, ColorFrame, DepthFrame, Pacing, Sample, Source, SourceError, SourceInfo,
-    SourceLosses, StreamId, StreamMode, Timing,
+    stream_id, ColorFrame, DepthFrame, InfraredFrame, Pacing, Sample, Source, SourceError,
+    SourceInfo, SourceLosses, StreamId, StreamMode, Timing,
 };
 use crate::container::format::ts_domain;
 use crate::container::{
@@ -33,6 +33,9 @@ pub struct SimConfig {
     /// With `prerendered`: still render colour frames live (they are cheap), so that every
     /// colour frame shows its own number and stays identifiable by its content.
     pub live_color: bool,
+    /// Infrared streams (§5.9) at the depth mode: librealsense's imager indices (1 left,
+    /// 2 right).
+    pub infrared: Vec<u8>,
 }
 
 impl SimConfig {
@@ -47,6 +50,7 @@ impl SimConfig {
             skip_every: None,
             prerendered: None,
             live_color: false,
+            infrared: Vec::new(),
         }
     }
 }
@@ -61,11 +65,12 @@ pub struct SimSource {
     start: Option<Instant>,
     start_utc_us: i64,
     /// Next due time (seconds since start) and counter per stream.
-    due: [(f64, u64); 4],
-    periods: [f64; 4],
-    enabled: [bool; 4],
+    /// Streams in [`StreamId::ALL`] order: depth, colour, gyro, accel, infrared left, right.
+    due: [(f64, u64); 6],
+    periods: [f64; 6],
+    enabled: [bool; 6],
     /// Samples per stream that were gone before anyone took them (host-side losses).
-    late: [u64; 4],
+    late: [u64; 6],
     /// Device clock offset, ms (cameras do not start at 0).
     clock_offset_ms: f64,
     /// With `prerendered`: the depth layers and the loop of colour frames.
@@ -123,6 +128,14 @@ impl SimSource {
                 });
             }
         }
+        for &ir_index in &cfg.infrared {
+            let Some(id) = StreamId::infrared(ir_index).map(StreamId::id) else {
+                continue;
+            };
+            let mut ir = StreamDescriptor::infrared(id, ir_index, d.width, d.height, d.fps);
+            ir.intrinsics = streams[0].intrinsics.clone();
+            streams.push(ir);
+        }
         let name = format!("sim{}", cfg.index);
         let info = SourceInfo {
             name: name.clone(),
@@ -140,8 +153,17 @@ impl SimSource {
             cfg.color.map_or(f64::INFINITY, |c| 1.0 / c.fps),
             1.0 / GYRO_HZ,
             1.0 / ACCEL_HZ,
+            1.0 / d.fps,
+            1.0 / d.fps,
         ];
-        let enabled = [true, cfg.color.is_some(), cfg.imu, cfg.imu];
+        let enabled = [
+            true,
+            cfg.color.is_some(),
+            cfg.imu,
+            cfg.imu,
+            cfg.infrared.contains(&1),
+            cfg.infrared.contains(&2),
+        ];
         let layers = cfg
             .prerendered
             .map(|k| DepthLayers::new(d.width, d.height, cfg.index, k));
@@ -159,8 +181,8 @@ impl SimSource {
             info,
             start: None,
             start_utc_us: crate::container::now_utc_us(),
-            due: [(0.0, 0); 4],
-            late: [0; 4],
+            due: [(0.0, 0); 6],
+            late: [0; 6],
             periods,
             enabled,
         }
@@ -333,6 +355,36 @@ impl DepthLayers {
     }
 }
 
+/// Infrared frame `n` of camera `index` (the right imager's shifted by the box's disparity):
+/// the scene's brightness falling off with distance, the projector's fixed dot pattern, and
+/// sensor noise, so that frames compress like an imager's, not like a flat test card.
+pub fn render_infrared(width: u32, height: u32, n: u64, index: usize, right: bool) -> Vec<u8> {
+    let (bx, by, hw, hh) = box_at(width, height, n, index);
+    let shift = if right { 0.05 * width as f64 } else { 0.0 };
+    let salt = index as u64 * 0x9e37_79b9;
+    let mut out = Vec::with_capacity((width * height) as usize);
+    for y in 0..height {
+        let fy = y as f64;
+        for x in 0..width {
+            let fx = x as f64 + shift;
+            let inside = (fx - bx).abs() < hw && (fy - by).abs() < hh;
+            let base = if inside {
+                170.0
+            } else {
+                60.0 + 50.0 * fy / height as f64
+            };
+            let dot = if hash(x, y, 0, salt) % 19 == 0 {
+                70.0
+            } else {
+                0.0
+            };
+            let noise = (hash(x, y, n, salt ^ 0x5eed) % 7) as f64 - 3.0;
+            out.push((base + dot + noise).clamp(0.0, 255.0) as u8);
+        }
+    }
+    out
+}
+
 fn render_color(width: u32, height: u32, n: u64) -> Vec<u8> {
     let mut out = vec![0u8; (width * height * 3) as usize];
     let sq = (n * 4 % width as u64) as u32;
@@ -357,14 +409,8 @@ impl Source for SimSource {
     /// The frames nobody took in time (see `next`): lost on the host, as a camera's frames
     /// are when librealsense's queue overflows.
     fn losses(&self, stream: StreamId) -> SourceLosses {
-        let k = match stream {
-            StreamId::Depth => 0,
-            StreamId::Color => 1,
-            StreamId::Gyro => 2,
-            StreamId::Accel => 3,
-        };
         SourceLosses {
-            host_dropped: self.late[k],
+            host_dropped: self.late[stream as usize],
             bad: 0,
         }
     }
@@ -376,7 +422,7 @@ impl Source for SimSource {
                     return Ok(None);
                 }
             }
-            let k = (0..4)
+            let k = (0..6)
                 .filter(|&k| self.enabled[k])
                 .min_by(|&a, &b| self.due[a].0.total_cmp(&self.due[b].0))
                 .expect("depth is always enabled");
@@ -426,6 +472,14 @@ impl Source for SimSource {
                         metadata: Vec::new(),
                     })
                 }
+                4 | 5 => Sample::Infrared {
+                    ir_index: k as u8 - 3,
+                    frame: InfraredFrame {
+                        timing,
+                        data: render_infrared(d.width, d.height, n, self.cfg.index, k == 5),
+                        metadata: vec![("exposure_us".into(), 8500)],
+                    },
+                },
                 _ => {
                     let s = (t * 2.0).sin() as f32;
                     let (kind, xyz) = if k == 2 {
@@ -541,8 +595,24 @@ mod tests {
         cfg.pacing = Pacing::AsFastAsPossible;
         cfg.max_depth_frames = Some(30);
         cfg.skip_every = Some(10);
+        cfg.infrared = vec![1, 2];
         let mut s = SimSource::new(cfg);
+        let ir: Vec<_> = s
+            .info()
+            .streams
+            .iter()
+            .filter(|d| d.kind == StreamKind::Infrared)
+            .map(|d| (d.id, d.ir_index(), d.format))
+            .collect();
+        assert_eq!(
+            ir,
+            [
+                (stream_id::IR_LEFT, Some(1), PixelFormat::Y8),
+                (stream_id::IR_RIGHT, Some(2), PixelFormat::Y8)
+            ]
+        );
         let (mut depth, mut color, mut gyro, mut accel) = (vec![], 0, 0, 0);
+        let mut infrared = [0, 0];
         let mut last = 0.0;
         while let Some(x) = s.next().unwrap() {
             let t = match &x {
@@ -563,11 +633,21 @@ mod tests {
                     }
                     sample.device_ts_ms
                 }
+                Sample::Infrared { ir_index, frame } => {
+                    infrared[*ir_index as usize - 1] += 1;
+                    assert_eq!(frame.data.len(), 64 * 48);
+                    frame.timing.device_ts_ms
+                }
             };
             assert!(t >= last);
             last = t;
         }
         assert_eq!(depth.len(), 27);
+        // Infrared at the depth rate, without depth's skipped numbers.
+        assert!(
+            infrared.iter().all(|&n| (29..=31).contains(&n)),
+            "{infrared:?}"
+        );
         assert!(!depth.contains(&9) && !depth.contains(&19) && !depth.contains(&29));
         assert!((14..=16).contains(&color), "{color}");
         assert!((190..=205).contains(&gyro), "{gyro}");

@@ -99,6 +99,9 @@ pub struct SourceSettings {
     pub depth: StreamMode,
     pub color: Option<StreamMode>,
     pub imu: bool,
+    /// Infrared imagers (`--ir`, librealsense indices: 1 left, 2 right) of synthetic
+    /// cameras; RealSense cameras take theirs from `camera_cli` and the file.
+    pub ir: Vec<u8>,
     pub fps: f64,
     pub pacing: Pacing,
     /// RealSense cameras: the `--camera-config` file and the command line as a settings layer.
@@ -144,6 +147,7 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
                     let mut cfg = SimConfig::new(sim_index, s.depth);
                     cfg.color = s.color;
                     cfg.imu = s.imu;
+                    cfg.infrared = s.ir.clone();
                     cfg.pacing = s.pacing;
                     // Like a real camera, a synthetic one costs the host (almost) no
                     // rendering: depth frames are composed from layers rendered once (the
@@ -166,6 +170,9 @@ pub fn open_sources(specs: &[CameraSpec], s: &SourceSettings) -> Result<Opened, 
             CameraSpec::Bag(file) => {
                 let src = BagSource::open(file, s.pacing)
                     .map_err(failed(format!("bag:{}", file.display())))?;
+                for skipped in src.skipped_streams() {
+                    warnings.push(format!("bag:{}: not recorded: {skipped}", file.display()));
+                }
                 out.push((format!("bag:{}", file.display()), Box::new(src)));
             }
             CameraSpec::RsBag(file) => {
@@ -285,6 +292,7 @@ fn realsense_config(r: &super::config::Resolved) -> super::realsense::RealSenseC
     let mut cfg = super::realsense::RealSenseConfig::new(r.depth, r.color, r.imu);
     cfg.gyro_hz = r.gyro_hz;
     cfg.accel_hz = r.accel_hz;
+    cfg.infrared = r.ir.clone();
     cfg.color_format = r.color_format;
     cfg.options = r.options.clone();
     cfg.name = r.name.clone();

@@ -238,6 +238,27 @@ impl ColorCodec {
         Ok(())
     }
 
+    /// The next faster preset than `preset`, for a live recording whose encoder falls behind:
+    /// x264/x265 one step towards `ultrafast`, SVT-AV1 one up towards 13, NVENC `pN` one down
+    /// towards `p1`, QSV one step towards `veryfast`. `None` when `preset` is already the
+    /// fastest, is not one of this encoder's ordered presets (NVENC's legacy names), or the
+    /// encoder takes no presets.
+    pub fn faster_preset(self, preset: &str) -> Option<&'static str> {
+        let list = self.presets();
+        let at = list.iter().position(|p| *p == preset)?;
+        match self {
+            // Listed fastest first.
+            ColorCodec::Libx265 | ColorCodec::Libx264 | ColorCodec::HevcQsv | ColorCodec::Auto => {
+                at.checked_sub(1).map(|i| list[i])
+            }
+            // "-1" (slowest) .. "13" (fastest).
+            ColorCodec::Libsvtav1 => list.get(at + 1).copied(),
+            // p1 (fastest) .. p7, then legacy names that have no order.
+            ColorCodec::HevcNvenc => (1..=6).contains(&at).then(|| list[at - 1]),
+            ColorCodec::HevcVaapi => None,
+        }
+    }
+
     /// The largest accepted quality value (`crf`, or its hardware equivalent).
     pub fn max_quality(self) -> u8 {
         match self {
@@ -536,6 +557,31 @@ fn try_candidate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faster_presets_step_towards_the_fastest_and_stop_there() {
+        use ColorCodec::*;
+        assert_eq!(Libx265.faster_preset("veryfast"), Some("superfast"));
+        assert_eq!(Libx264.faster_preset("superfast"), Some("ultrafast"));
+        assert_eq!(Libx264.faster_preset("ultrafast"), None);
+        assert_eq!(Libsvtav1.faster_preset("10"), Some("11"));
+        assert_eq!(Libsvtav1.faster_preset("13"), None);
+        assert_eq!(HevcNvenc.faster_preset("p4"), Some("p3"));
+        assert_eq!(HevcNvenc.faster_preset("p1"), None);
+        assert_eq!(HevcNvenc.faster_preset("hq"), None);
+        assert_eq!(HevcQsv.faster_preset("medium"), Some("fast"));
+        assert_eq!(HevcQsv.faster_preset("veryfast"), None);
+        assert_eq!(HevcVaapi.faster_preset("anything"), None);
+        assert_eq!(Libx265.faster_preset("not-a-preset"), None);
+        // Every step is a preset the encoder accepts.
+        for c in ColorCodec::ALL {
+            for p in c.presets() {
+                if let Some(f) = c.faster_preset(p) {
+                    assert!(c.check_preset(f).is_ok(), "{c}: {p} -> {f}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn parses_version_and_encoders() {

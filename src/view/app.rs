@@ -1,6 +1,7 @@
 //! The viewer window (eframe/egui): thin glue between the [`Session`] model, the decoding
 //! workers and the screen. Panels: notices on top, stream toggles and depth range on the
-//! left, the info panel on the right, the timeline at the bottom, the cameras in the middle.
+//! left, the info panel on the right, the timeline at the bottom, the cameras in the middle:
+//! per camera a panel for each shown stream (depth, colour, infrared left and right).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -18,7 +19,9 @@ use super::color::ColorSource;
 use super::colormap::{colorize, Range};
 use super::error::{Result, ViewError};
 use super::model::{distance_label, format_time, parse_time, Session, Span};
-use super::worker::{prefetch_plan, Decoded, DepthImage, DepthSource, FrameId, Worker};
+use super::worker::{
+    prefetch_plan, Decoded, DepthImage, DepthSource, FrameId, InfraredSource, Worker,
+};
 use crate::session::Stream;
 
 /// How the window is started.
@@ -37,6 +40,10 @@ pub struct Options {
 const SPEEDS: [f64; 6] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
 /// Frames kept decoded around the playhead, per camera and stream.
 const KEEP: usize = 12;
+/// Panels per camera, one per stream, in the order of [`Stream::ALL`] (see [`slot`]).
+const SLOTS: usize = Stream::ALL.len();
+/// The infrared streams, in the order of [`ViewerApp::ir_cache`].
+const IR: [Stream; 2] = [Stream::IrLeft, Stream::IrRight];
 
 /// Opens the window and runs until it is closed.
 pub fn run(session: Session, opts: Options) -> Result<()> {
@@ -72,16 +79,20 @@ struct ViewerApp {
     session: Arc<Session>,
     depth_worker: Worker,
     color_workers: Vec<Option<Worker>>,
+    /// One worker per infrared stream (left, right) that some camera recorded.
+    ir_workers: [Option<Worker>; 2],
     results: Receiver<Decoded>,
-    /// Frames asked for and not yet received: [depth, colour].
-    pending: [HashSet<FrameId>; 2],
-    /// Frames that failed to decode (their error is shown): [depth, colour].
-    failed: [HashSet<FrameId>; 2],
+    /// Frames asked for and not yet received, per [`slot`].
+    pending: [HashSet<FrameId>; SLOTS],
+    /// Frames that failed to decode (their error is shown), per [`slot`].
+    failed: [HashSet<FrameId>; SLOTS],
     depth_cache: HashMap<FrameId, DepthImage>,
     color_cache: HashMap<FrameId, Option<ColorImage>>,
-    shown: Vec<[Option<Shown>; 2]>,
-    /// Per camera: show depth, show colour.
-    visible: Vec<[bool; 2]>,
+    /// Decoded infrared frames (grey images): left, right.
+    ir_cache: [HashMap<FrameId, ColorImage>; 2],
+    shown: Vec<[Option<Shown>; SLOTS]>,
+    /// Per camera and [`slot`]: whether the stream's panel is shown.
+    visible: Vec<[bool; SLOTS]>,
     t: i64,
     playing: bool,
     speed: f64,
@@ -143,10 +154,23 @@ impl Drop for GapScan {
     }
 }
 
+/// A stream's position in the per-camera tables (the order of [`Stream::ALL`]).
 fn slot(s: Stream) -> usize {
     match s {
         Stream::Depth => 0,
         Stream::Color => 1,
+        Stream::IrLeft => 2,
+        Stream::IrRight => 3,
+    }
+}
+
+/// The panel label of a stream in the stream list.
+fn stream_label(s: Stream) -> &'static str {
+    match s {
+        Stream::Depth => "depth",
+        Stream::Color => "colour",
+        Stream::IrLeft => "IR left",
+        Stream::IrRight => "IR right",
     }
 }
 
@@ -176,25 +200,38 @@ impl ViewerApp {
                 None
             });
         }
+        let mut ir_workers = [None, None];
+        for (w, s) in ir_workers.iter_mut().zip(IR) {
+            if session.recording.cameras.iter().any(|c| c.count(s) > 0) {
+                *w = Some(Worker::spawn(
+                    &format!("view-{}", s.name()),
+                    InfraredSource::new(Arc::clone(&session), s),
+                    tx.clone(),
+                    Arc::clone(&notify),
+                )?);
+            }
+        }
         let gap_scan = GapScan::start(Arc::clone(&session), Arc::clone(&notify))?;
         let n = session.cameras.len();
         let visible = session
             .recording
             .cameras
             .iter()
-            .map(|c| [c.count(Stream::Depth) > 0, c.count(Stream::Color) > 0])
+            .map(|c| Stream::ALL.map(|s| c.count(s) > 0))
             .collect();
         Ok(Self {
             t: opts.start_at.clamp(0, session.duration_us),
             session,
             depth_worker,
             color_workers,
+            ir_workers,
             results,
             pending: Default::default(),
             failed: Default::default(),
             depth_cache: HashMap::new(),
             color_cache: HashMap::new(),
-            shown: (0..n).map(|_| [None, None]).collect(),
+            ir_cache: Default::default(),
+            shown: (0..n).map(|_| Default::default()).collect(),
             visible,
             playing: false,
             speed: 1.0,
@@ -225,7 +262,7 @@ impl ViewerApp {
     fn visible_streams(&self) -> Vec<(usize, Stream)> {
         let mut v = Vec::new();
         for (c, vis) in self.visible.iter().enumerate() {
-            for (s, on) in [Stream::Depth, Stream::Color].into_iter().zip(vis) {
+            for (s, on) in Stream::ALL.into_iter().zip(vis) {
                 if *on && self.session.frame_count(c, s) > 0 {
                     v.push((c, s));
                 }
@@ -263,6 +300,17 @@ impl ViewerApp {
                         ColorImage::from_rgb([i.width as usize, i.height as usize], &i.rgb)
                     });
                     self.color_cache.insert((cam, k), image);
+                }
+                Decoded::Infrared {
+                    cam,
+                    stream,
+                    k,
+                    image,
+                } => {
+                    self.pending[slot(stream)].remove(&(cam, k));
+                    let size = [image.width as usize, image.height as usize];
+                    let image = ColorImage::from_gray(size, &image.data);
+                    self.ir_cache[slot(stream) - slot(Stream::IrLeft)].insert((cam, k), image);
                 }
                 Decoded::Failed {
                     cam,
@@ -304,6 +352,19 @@ impl ViewerApp {
             self.pending[0] = depth_plan.iter().copied().collect();
             self.depth_worker.request(depth_plan);
         }
+        for (i, st) in IR.into_iter().enumerate() {
+            let Some(w) = &self.ir_workers[i] else {
+                continue;
+            };
+            let (cache, failed) = (&self.ir_cache[i], &self.failed[slot(st)]);
+            let plan = prefetch_plan(&s, st, self.t, &cams(st), ahead, 2, |id| {
+                cache.contains_key(&id) || failed.contains(&id)
+            });
+            if plan.iter().any(|id| !self.pending[slot(st)].contains(id)) {
+                self.pending[slot(st)] = plan.iter().copied().collect();
+                w.request(plan);
+            }
+        }
         for c in cams(Stream::Color) {
             let Some(w) = self.color_workers.get(c).and_then(Option::as_ref) else {
                 continue;
@@ -329,6 +390,9 @@ impl ViewerApp {
         };
         self.depth_cache.retain(|id, _| near(id, Stream::Depth));
         self.color_cache.retain(|id, _| near(id, Stream::Color));
+        for (cache, st) in self.ir_cache.iter_mut().zip(IR) {
+            cache.retain(|id, _| near(id, st));
+        }
     }
 
     fn keyboard(&mut self, ctx: &egui::Context) {
@@ -425,9 +489,9 @@ impl ViewerApp {
                 ui.heading("Streams");
                 for (c, cam) in self.session.cameras.iter().enumerate() {
                     ui.label(&cam.name);
-                    for (s, label) in [(Stream::Depth, "depth"), (Stream::Color, "colour")] {
+                    for s in Stream::ALL {
                         if self.session.frame_count(c, s) > 0 {
-                            ui.checkbox(&mut self.visible[c][slot(s)], label);
+                            ui.checkbox(&mut self.visible[c][slot(s)], stream_label(s));
                         }
                     }
                 }
@@ -562,8 +626,8 @@ impl ViewerApp {
         });
     }
 
-    /// The scrub bar: one row per camera with its gap spans (depth red, colour orange), the
-    /// playhead in white.
+    /// The scrub bar: one row per camera with its gap spans (depth red above, colour orange
+    /// and infrared violet below), the playhead in white.
     fn scrub_bar(&mut self, ui: &mut egui::Ui) {
         let rows = self.session.cameras.len().max(1);
         let height = 14.0 + 10.0 * rows as f32;
@@ -584,13 +648,15 @@ impl ViewerApp {
             let y0 = rect.min.y + 12.0 + 10.0 * i as f32;
             let row = Rect::from_min_max(pos2(rect.min.x, y0), pos2(rect.max.x, y0 + 8.0));
             painter.rect_filled(row, 0.0, Color32::from_gray(70));
-            // Depth gaps in red on the upper half of the row, colour gaps in orange below.
+            // Depth gaps in red on the upper half of the row, colour (orange) and infrared
+            // (violet) gaps below.
             let gaps = self.gaps.as_ref().and_then(|g| g.get(i));
             for g in gaps.into_iter().flatten() {
                 let (a, b) = (x_of(g.start), x_of(g.end));
                 let (y, colour) = match g.stream {
                     Stream::Depth => (y0, Color32::from_rgb(230, 40, 40)),
                     Stream::Color => (y0 + 4.0, Color32::from_rgb(255, 150, 0)),
+                    Stream::IrLeft | Stream::IrRight => (y0 + 4.0, Color32::from_rgb(170, 90, 255)),
                 };
                 let r = Rect::from_min_max(pos2(a, y), pos2(b.max(a + 2.0), y + 4.0));
                 painter.rect_filled(r, 0.0, colour);
@@ -630,7 +696,7 @@ impl ViewerApp {
                 };
                 Some(r)
             }
-            Stream::Color => None,
+            Stream::Color | Stream::IrLeft | Stream::IrRight => None,
         };
         if let Some(sh) = &self.shown[c][slot(s)] {
             if sh.k == k && sh.range == range {
@@ -649,6 +715,12 @@ impl ViewerApp {
                 Some(None) => ColorImage::new([4, 4], vec![Color32::from_gray(30); 16]),
                 None => return,
             },
+            Stream::IrLeft | Stream::IrRight => {
+                match self.ir_cache[slot(s) - slot(Stream::IrLeft)].get(&(c, k)) {
+                    Some(img) => img.clone(),
+                    None => return,
+                }
+            }
         };
         match &mut self.shown[c][slot(s)] {
             Some(sh) => {
@@ -698,7 +770,7 @@ impl ViewerApp {
                     area.min + vec2((i % cols) as f32 * cell.x, (i / cols) as f32 * cell.y);
                 let slot_w = cell.x / slots as f32;
                 let mut j = 0;
-                for s in [Stream::Depth, Stream::Color] {
+                for s in Stream::ALL {
                     if !self.visible[c][slot(s)] || self.session.frame_count(c, s) == 0 {
                         continue;
                     }
@@ -723,6 +795,7 @@ impl ViewerApp {
                             None => format!("{name} depth #{}", sh.k),
                         },
                         (Some(sh), Stream::Color) => format!("{name} colour #{}", sh.k),
+                        (Some(sh), _) => format!("{name} {} #{}", stream_label(s), sh.k),
                         (None, _) => format!("{name} {s:?}: decoding..."),
                     };
                     let label = match (&self.shown[c][slot(s)], want) {
@@ -756,7 +829,23 @@ impl ViewerApp {
                         Color32::WHITE,
                     );
                     let resp = ui.interact(rect, ui.id().with((c, slot(s))), Sense::hover());
-                    if s == Stream::Depth {
+                    if s.is_infrared() {
+                        if let Some(p) = resp.hover_pos() {
+                            let x = ((p.x - rect.min.x) / scale) as usize;
+                            let y = ((p.y - rect.min.y) / scale) as usize;
+                            let cache = &self.ir_cache[slot(s) - slot(Stream::IrLeft)];
+                            if let Some(img) = cache.get(&(c, sh.k)) {
+                                let [w, h] = img.size;
+                                if x < w && y < h {
+                                    let v = img.pixels[y * w + x].r();
+                                    let text =
+                                        format!("{name} {} ({x}, {y}): {v}", stream_label(s));
+                                    resp.on_hover_text_at_pointer(&text);
+                                    self.hover = Some(text);
+                                }
+                            }
+                        }
+                    } else if s == Stream::Depth {
                         if let Some(p) = resp.hover_pos() {
                             let x = ((p.x - rect.min.x) / scale) as usize;
                             let y = ((p.y - rect.min.y) / scale) as usize;
@@ -802,7 +891,7 @@ impl ViewerApp {
             .map(|(c, s, r, k, current)| {
                 serde_json::json!({
                     "camera": self.session.cameras[*c].name,
-                    "stream": match s { Stream::Depth => "depth", Stream::Color => "color" },
+                    "stream": s.name(),
                     "rect": px(*r),
                     "frame": k,
                     "current": current,

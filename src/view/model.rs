@@ -3,8 +3,8 @@
 //! unclosed or recovered files, the info panel's facts, and time parsing and formatting.
 //!
 //! Time: every frame has a host timestamp (UTC microseconds, the same clock for every camera
-//! of a session), so the session's time axis is host time, counted from the earliest depth or
-//! colour frame of any camera. A camera's frame at time `t` is its last frame whose host
+//! of a session), so the session's time axis is host time, counted from the earliest frame of
+//! any stream of any camera. A camera's frame at time `t` is its last frame whose host
 //! timestamp is at or before `t` (found by binary search in the index, so lookups cost the
 //! same in a 12-hour file as in a short one).
 
@@ -75,14 +75,14 @@ impl Session {
         }
         let start_us = recording.start_us().ok_or_else(|| {
             ViewError::Empty(format!(
-                "{}: no depth or colour frames to show",
+                "{}: no depth, colour or infrared frames to show",
                 recording.description
             ))
         })?;
         let end_us = recording
             .cameras
             .iter()
-            .flat_map(|c| [Stream::Depth, Stream::Color].map(|s| last_time_us(c, s)))
+            .flat_map(|c| Stream::ALL.map(|s| last_time_us(c, s)))
             .flatten()
             .max()
             .unwrap_or(start_us);
@@ -149,7 +149,7 @@ impl Session {
             .max()
     }
 
-    /// The gap and drop spans of every camera's depth and colour streams, sorted by start
+    /// The gap and drop spans of every camera's depth, colour and infrared streams, sorted by start
     /// (one `Vec` per camera). Reads every index entry (about 0.15 µs each: seconds for a
     /// long multi-camera session), so the window runs it on a thread; `stop` ends it early
     /// (returning `None`).
@@ -239,8 +239,18 @@ fn camera_view(cam: &Camera) -> (CameraView, Vec<String>) {
         info.push(("device".into(), text));
     }
     for (label, desc, s) in [
-        ("depth", &cam.depth, Stream::Depth),
-        ("colour", &cam.color, Stream::Color),
+        ("depth", cam.depth.as_ref(), Stream::Depth),
+        ("colour", cam.color.as_ref(), Stream::Color),
+        (
+            "ir_left",
+            cam.infrared_descriptor(Stream::IrLeft),
+            Stream::IrLeft,
+        ),
+        (
+            "ir_right",
+            cam.infrared_descriptor(Stream::IrRight),
+            Stream::IrRight,
+        ),
     ] {
         if let Some(d) = desc {
             info.push((
@@ -325,7 +335,12 @@ fn gap_spans(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Option<Vec<Span>> {
     let mut spans = Vec::new();
-    for (s, desc) in [(Stream::Depth, &cam.depth), (Stream::Color, &cam.color)] {
+    for s in Stream::ALL {
+        let desc = match s {
+            Stream::Depth => cam.depth.as_ref(),
+            Stream::Color => cam.color.as_ref(),
+            Stream::IrLeft | Stream::IrRight => cam.infrared_descriptor(s),
+        };
         let Some(d) = desc else { continue };
         let period_us = if d.fps > 0.0 { 1e6 / d.fps } else { 0.0 };
         let mut prev = None;

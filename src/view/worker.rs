@@ -7,8 +7,9 @@
 //! the next one decoded (latest request wins). Dropping the worker sets the stop flag, wakes
 //! the thread and joins it.
 //!
-//! What a frame is and how it is decoded is a [`FrameSource`]: depth ([`DepthSource`], from
-//! the mapped `.rsrec` files) here, colour in [`super::color`].
+//! What a frame is and how it is decoded is a [`FrameSource`]: depth ([`DepthSource`]) and
+//! infrared ([`InfraredSource`]), both from the mapped `.rsrec` files, here; colour in
+//! [`super::color`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,13 @@ pub struct RgbImage {
     pub rgb: Vec<u8>,
 }
 
+/// A decoded infrared frame, one 8-bit intensity per pixel.
+pub struct GrayImage {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
 /// What a worker sends back.
 pub enum Decoded {
     Depth {
@@ -51,6 +59,12 @@ pub enum Decoded {
         cam: usize,
         k: usize,
         image: Option<RgbImage>,
+    },
+    Infrared {
+        cam: usize,
+        stream: Stream,
+        k: usize,
+        image: GrayImage,
     },
     Failed {
         cam: usize,
@@ -226,6 +240,61 @@ impl FrameSource for DepthSource {
     }
 }
 
+/// One infrared stream (left or right) of every camera of a session.
+pub struct InfraredSource {
+    session: Arc<Session>,
+    stream: Stream,
+    /// The codec's 16-bit samples, reused between frames.
+    scratch: Vec<u16>,
+}
+
+impl InfraredSource {
+    pub fn new(session: Arc<Session>, stream: Stream) -> Self {
+        Self {
+            session,
+            stream,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl FrameSource for InfraredSource {
+    fn decode(&mut self, (cam, k): FrameId) -> Decoded {
+        let stream = self.stream;
+        let failed = |message: String| Decoded::Failed {
+            cam,
+            stream,
+            k,
+            message,
+        };
+        let Some(c) = self.session.recording.cameras.get(cam) else {
+            return failed(format!("no camera {cam}"));
+        };
+        let Some(d) = c.infrared_descriptor(stream) else {
+            return failed(format!("{}: no {} stream", c.name, stream.name()));
+        };
+        let (width, height) = (d.width, d.height);
+        let n = match c.infrared_frame_len(stream) {
+            Ok(n) => n,
+            Err(e) => return failed(crate::error::chain(&e)),
+        };
+        let mut data = vec![0u8; n];
+        match c.read_infrared_into(stream, k, &mut self.scratch, &mut data) {
+            Ok(_) => Decoded::Infrared {
+                cam,
+                stream,
+                k,
+                image: GrayImage {
+                    width,
+                    height,
+                    data,
+                },
+            },
+            Err(e) => failed(crate::error::chain(&e)),
+        }
+    }
+}
+
 /// The frames to ask a worker for at time `t`: for each camera in `cams`, its frame at `t`
 /// first (all cameras), then `ahead` frames after it and `behind` before it, interleaved
 /// across cameras, leaving out frames `have` says are already there.
@@ -289,7 +358,7 @@ mod tests {
     fn id(d: &Decoded) -> FrameId {
         match d {
             Decoded::Depth { cam, k, .. } | Decoded::Color { cam, k, .. } => (*cam, *k),
-            Decoded::Failed { cam, k, .. } => (*cam, *k),
+            Decoded::Infrared { cam, k, .. } | Decoded::Failed { cam, k, .. } => (*cam, *k),
         }
     }
 

@@ -130,6 +130,7 @@ fn real_bag_frames() {
             Sample::Depth(_) => "depth",
             Sample::Color(_) => "color",
             Sample::Imu { .. } => "imu",
+            Sample::Infrared { .. } => "ir",
         })
         .collect();
     // Bag-time order: depth at 1.5 us, colour at 54 ms, depth at 168 ms.
@@ -762,7 +763,14 @@ fn synthetic_bag_imu_order_and_layouts() {
     assert_eq!(info.device.model, "D435I");
     assert_eq!(info.device.firmware, "05.12.07.100");
     let ids: Vec<u8> = info.streams.iter().map(|s| s.id).collect();
-    assert_eq!(ids, [0, 1, 2, 3]);
+    // Infrared_1 has no stream info: it is kept from its 8-bit images (issue 17: bag import
+    // keeps infrared), on the left-infrared stream id.
+    assert_eq!(ids, [0, 1, 2, 3, 4]);
+    let ir_desc = info.stream(StreamKind::Infrared).unwrap();
+    assert_eq!(
+        (ir_desc.id, ir_desc.format, ir_desc.ir_index()),
+        (stream_id::IR_LEFT, PixelFormat::Y8, Some(1))
+    );
     let depth = info.stream(StreamKind::Depth).unwrap();
     assert_eq!(depth.depth_units, 0.0001);
     assert_eq!((depth.width, depth.height, depth.fps), (w, h, 30.0));
@@ -789,11 +797,14 @@ fn synthetic_bag_imu_order_and_layouts() {
             Sample::Depth(f) => format!("depth{}", f.timing.frame_number),
             Sample::Color(f) => format!("color{}", f.timing.frame_number),
             Sample::Imu { kind, sample, .. } => format!("{}{}", kind.name(), sample.frame_number),
+            Sample::Infrared { ir_index, frame } => {
+                format!("ir{ir_index}-{}", frame.timing.frame_number)
+            }
         })
         .collect();
     assert_eq!(
         order,
-        ["gyro1", "depth7", "accel2", "gyro3", "color4", "gyro4", "depth8"]
+        ["gyro1", "depth7", "ir1-7", "accel2", "gyro3", "color4", "gyro4", "depth8"]
     );
 
     let Sample::Depth(d7) = &samples[1] else {
@@ -804,7 +815,11 @@ fn synthetic_bag_imu_order_and_layouts() {
     assert_eq!(d7.timing.ts_domain, 2, "Global Time");
     assert_eq!(d7.timing.host_ts_us, 1_700_000_000_123_456);
     assert_eq!(meta(&d7.metadata, "Actual Exposure"), Some(33_000));
-    let Sample::Depth(d8) = &samples[6] else {
+    let Sample::Infrared { ir_index, frame } = &samples[2] else {
+        unreachable!()
+    };
+    assert_eq!((*ir_index, frame.data.as_slice()), (1, &[0u8; 12][..]));
+    let Sample::Depth(d8) = &samples[7] else {
         unreachable!()
     };
     // No frame counter: numbered from the timestamps, the number it came with kept.
@@ -823,7 +838,7 @@ fn synthetic_bag_imu_order_and_layouts() {
     assert!((g1.device_ts_ms - 1005.0).abs() < 1e-6);
     let Sample::Imu {
         kind, sample: a2, ..
-    } = &samples[2]
+    } = &samples[3]
     else {
         unreachable!()
     };
@@ -831,7 +846,7 @@ fn synthetic_bag_imu_order_and_layouts() {
     assert_eq!(a2.xyz, [0.0, -9.8, 0.5]);
     assert_eq!(a2.host_ts_us, 1_700_000_000_125_000);
 
-    let Sample::Color(c4) = &samples[4] else {
+    let Sample::Color(c4) = &samples[5] else {
         unreachable!()
     };
     let yuyv: Vec<u8> = uyvy.chunks(2).flat_map(|p| [p[1], p[0]]).collect();
@@ -840,7 +855,7 @@ fn synthetic_bag_imu_order_and_layouts() {
     // Pacing follows bag time: 25 ms from the first to the last sample.
     let mut src = BagSource::open(&p, Pacing::RealTime).unwrap();
     let t = Instant::now();
-    assert_eq!(drain(&mut src).unwrap().len(), 7);
+    assert_eq!(drain(&mut src).unwrap().len(), 8);
     assert!(t.elapsed().as_millis() >= 20, "{:?}", t.elapsed());
 }
 

@@ -222,6 +222,11 @@ fn bad_arguments_and_inputs_give_one_line_errors() {
             "no subcommand",
         ),
         (vec!["completions", "tcsh"], 2, "invalid value"),
+        (
+            vec!["record", "--cameras", "sim:1", "--ir", "middle"],
+            2,
+            "'middle': use left, right, left,right or off",
+        ),
         (vec!["info"], 2, "FILE"),
         (vec!["bogus"], 2, "unrecognized subcommand"),
     ];

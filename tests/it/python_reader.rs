@@ -142,15 +142,27 @@ def dump(path, prefix):
         if f.depth_stream is not None:
             d["metadata"] = [[k[0], k[1], sorted(m.items())]
                              for k, m in sorted(f.frame_metadata().items())]
+        # §5.9 Infrared frames: headers, and the pixels' sum and a hash (bit-exact check).
+        d["infrared"] = {}
+        for ir in f.infrared_streams:
+            rows = []
+            for k in range(f.infrared_count(ir)):
+                fr = f.infrared_frame(k, ir)
+                assert fr.data.dtype == np.uint8
+                rows.append([fr.frame_number, bits(fr.device_ts_ms), fr.host_ts_us, fr.codec,
+                             fr.data.tobytes().hex()])
+            d["infrared"][str(ir)] = rows
         d["gaps"] = [[g.stream, g.first_frame, g.last_frame, g.count, g.reason, g.detail]
                      for g in f.gaps()]
         d["events"] = [[e.stream, e.kind, e.message, e.host_ts_us] for e in f.events()]
         for st in f.streams:
             if st.kind in (4, 5):
-                a = f.imu(st.id)
+                a, doms = f.imu(st.id), f.imu_ts_domains(st.id)
+                assert len(doms) == len(a) and doms.dtype == np.uint8
                 d["imu"][str(st.id)] = [[int(r["frame_number"]), bits(float(r["device_ts_ms"])),
                                          int(r["host_ts_us"]), f32bits(float(r["x"])),
-                                         f32bits(float(r["y"])), f32bits(float(r["z"]))] for r in a]
+                                         f32bits(float(r["y"])), f32bits(float(r["z"])), int(dm)]
+                                        for r, dm in zip(a, doms)]
         # Seeking agrees with the timestamps.
         if len(ts.host_us):
             mid = int(ts.host_us[len(ts.host_us) // 2])
@@ -299,6 +311,24 @@ fn compare(path: &Path, dump: &Value, frames_file: &Path) -> String {
             ),
         }
     }
+    // §5.9 Infrared frames, pixel for pixel.
+    for ir in h.streams.iter().filter(|s| s.kind == StreamKind::Infrared) {
+        let rows = dump["infrared"][ir.id.to_string()].as_array().unwrap();
+        assert_eq!(
+            rows.len(),
+            r.count(ir.id, record_type::INFRARED_FRAME),
+            "{what}"
+        );
+        for (k, d) in rows.iter().enumerate() {
+            let fr = r.read_infrared(ir.id, k).unwrap();
+            assert_eq!(d[0], fr.header.frame_number);
+            assert_eq!(d[1], fr.header.device_ts_ms.to_bits());
+            assert_eq!(d[2], fr.header.host_ts_us);
+            assert_eq!(d[3], fr.header.codec.0);
+            let hex: String = fr.data.iter().map(|b| format!("{b:02x}")).collect();
+            assert!(d[4] == hex.as_str(), "{what}: infrared frame {k} differs");
+        }
+    }
     // Colour entries and video segments.
     if let Some(c) = h.streams.iter().find(|s| s.kind == StreamKind::Color) {
         let color = dump["color"].as_array().unwrap();
@@ -384,9 +414,12 @@ fn compare(path: &Path, dump: &Value, frames_file: &Path) -> String {
         .filter(|s| matches!(s.kind, StreamKind::Gyro | StreamKind::Accel))
     {
         let mut want = Vec::new();
+        let mut domains = Vec::new();
         for i in 0..r.count(s.id, record_type::IMU_BATCH) {
-            let (_, p) = r.read_record(s.id, record_type::IMU_BATCH, i).unwrap();
-            want.extend(decode_imu_batch(p).unwrap());
+            let (rec, p) = r.read_record(s.id, record_type::IMU_BATCH, i).unwrap();
+            let batch = decode_imu_batch(p).unwrap();
+            domains.extend(std::iter::repeat_n(rec.header.ts_domain, batch.len()));
+            want.extend(batch);
         }
         let got = dump["imu"][s.id.to_string()].as_array().unwrap();
         assert_eq!(
@@ -395,7 +428,9 @@ fn compare(path: &Path, dump: &Value, frames_file: &Path) -> String {
             "{what}: IMU samples of stream {}",
             s.id
         );
-        for (g, w) in got.iter().zip(&want) {
+        for ((g, w), dm) in got.iter().zip(&want).zip(&domains) {
+            // Each sample on its batch's clock (§5.3).
+            assert_eq!(g[6], *dm);
             assert_eq!(g[0], w.frame_number);
             assert_eq!(g[1], w.device_ts_ms.to_bits());
             assert_eq!(g[2], w.host_ts_us);
@@ -560,7 +595,7 @@ fn python_and_rust_agree_on_a_recorded_session() {
     std::fs::write(&damaged, &bad).unwrap();
     all.push(damaged);
     // The spec's own test vectors, of both format versions (v1 entries have no video time).
-    for version in ["v1", "v2"] {
+    for version in ["v1", "v2", "v3"] {
         let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures")
             .join(version);

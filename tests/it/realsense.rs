@@ -532,6 +532,8 @@ struct Drained {
     depth: Vec<DepthTuple>,
     color: Vec<(u64, f64, u8, Vec<u8>)>,
     imu: Vec<(StreamKind, u64, f64, [f32; 3])>,
+    /// Infrared frames: imager index, frame number, pixels.
+    ir: Vec<(u8, u64, Vec<u8>)>,
 }
 
 fn drain(src: &mut dyn Source) -> Result<Drained, SourceError> {
@@ -557,16 +559,23 @@ fn drain(src: &mut dyn Source) -> Result<Drained, SourceError> {
                 d.imu
                     .push((kind, sample.frame_number, sample.device_ts_ms, sample.xyz))
             }
+            Sample::Infrared { ir_index, frame } => {
+                d.ir.push((ir_index, frame.timing.frame_number, frame.data))
+            }
         }
     }
     Ok(d)
 }
 
 /// The pure-Rust reader and librealsense's playback give the same samples.
-fn agree(bag: &Path) {
+/// rsrec's own bag reader and librealsense's playback (with infrared imagers `ir` enabled:
+/// the bag reader keeps every infrared stream) give the same streams and samples.
+pub(crate) fn agree(bag: &Path, ir: &[u8]) {
     let name = bag.display();
     let mut ours = BagSource::open(bag, rsrec::source::bag::Pacing::AsFastAsPossible).unwrap();
-    let mut theirs = RealSenseSource::open_bag(bag, &live_cfg(Pacing::AsFastAsPossible)).unwrap();
+    let mut cfg = live_cfg(Pacing::AsFastAsPossible);
+    cfg.infrared = ir.to_vec();
+    let mut theirs = RealSenseSource::open_bag(bag, &cfg).unwrap();
 
     let (a, b) = (ours.info(), theirs.info());
     assert_eq!(a.device.serial, b.device.serial, "{name}");
@@ -657,6 +666,18 @@ fn agree(bag: &Path) {
             assert!((u.1 - v.1).abs() < 1e-3, "{name}: {kind:?} ts");
         }
     }
+    // Infrared: the same frames per imager, in order.
+    for index in [1u8, 2] {
+        let pick = |d: &Drained| -> Vec<(u64, Vec<u8>)> {
+            d.ir.iter()
+                .filter(|s| s.0 == index)
+                .map(|s| (s.1, s.2.clone()))
+                .collect()
+        };
+        let (x, y) = (pick(&a), pick(&b));
+        assert_eq!(x.len(), y.len(), "{name}: infrared {index} frames");
+        assert!(x == y, "{name}: infrared {index} frames differ");
+    }
     assert_eq!(theirs.dropped(), 0);
     assert_eq!(theirs.bad_frames().0, 0, "{:?}", theirs.bad_frames().1);
 }
@@ -667,13 +688,13 @@ fn pure_rust_bag_reader_and_librealsense_agree_frame_for_frame() {
     let _g = heavy();
     let Some(bags) = bags() else { return };
     for tb in bags {
-        agree(&tb.bag);
+        agree(&tb.bag, &[]);
     }
     // And a bag recorded by a real D435 (librealsense's own test data).
     let real = common::data_dir()
         .unwrap()
         .join("d435-librealsense-bag/single_depth_color_640x480.bag");
-    agree(&real);
+    agree(&real, &[]);
 }
 
 #[test]

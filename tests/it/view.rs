@@ -638,3 +638,116 @@ fn colour_seeks_and_steps_give_the_frames_of_a_plain_decode() {
         }
     }
 }
+
+/// Issue 17: infrared is shown in the viewer. A session recorded with `--ir left,right`
+/// shows depth and both infrared panels side by side, the infrared ones in grey (one 8-bit
+/// intensity a pixel); hovering over an infrared panel gives the pixel's value, the one the
+/// file holds for the frame shown.
+#[test]
+fn viewer_shows_infrared_left_and_right() {
+    for (t, arg) in [("Xvfb", "-help"), ("xwd", "-help"), ("xdotool", "version")] {
+        if !have(t, arg) {
+            return skip(&format!("{t} is not installed (tools/test.sh installs it)"));
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let o = rsrec(&[
+        "record",
+        "--cameras",
+        "sim:1",
+        "--duration",
+        "2s",
+        "--depth",
+        "320x240@30",
+        "--color",
+        "off",
+        "--ir",
+        "left,right",
+        "--session",
+        "s",
+        "--quiet",
+        "--out",
+        p(tmp.path()),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let session = tmp.path().join("s");
+    let (_xvfb, display) = start_xvfb();
+    let viewer = Viewer::start(&display, &session);
+    let first = viewer.wait_layout("depth and both infrared panels", ready_with(3));
+    let ps = panels(&first);
+    let streams: Vec<&str> = ps.iter().map(|(_, s, _)| s.as_str()).collect();
+    assert_eq!(streams, ["depth", "ir_left", "ir_right"], "{first}");
+    for w in ps.windows(2) {
+        let (a, b) = (w[0].2, w[1].2);
+        assert_eq!(a[1], b[1], "panels side by side: {first}");
+        assert!(a[0] + a[2] <= b[0], "left to right: {first}");
+    }
+    let shot = shoot_until(&display, |shot| {
+        ps.iter().all(|(_, _, r)| variety(&shot.region(*r)).0 >= 8)
+    });
+    shot.save_png(&common::keep_dir("view-screenshots").join("infrared.png"));
+    let grey = |px: &[[u8; 3]]| {
+        px.iter()
+            .filter(|c| c[0].abs_diff(c[1]) <= 2 && c[1].abs_diff(c[2]) <= 2)
+            .count() as f64
+            / px.len().max(1) as f64
+    };
+    for (_, stream, r) in &ps {
+        let px = shot.region(*r);
+        let (colours, sd) = variety(&px);
+        let g = grey(&px);
+        eprintln!(
+            "{stream}: {colours} colours, sd {sd:.1}, {:.1} % grey",
+            g * 100.0
+        );
+        if stream == "depth" {
+            assert!(g < 0.5, "depth is in turbo colours, not grey: {g}");
+        } else {
+            assert!(g > 0.99, "{stream} is not grey: {g}");
+            assert!(
+                colours >= 8 && sd > 10.0,
+                "{stream} looks blank: {colours}, {sd}"
+            );
+        }
+    }
+
+    // Hover over the centre of the left infrared panel.
+    let r = ps[1].2;
+    let o = Command::new("xdotool")
+        .args([
+            "mousemove",
+            &(r[0] + r[2] / 2).to_string(),
+            &(r[1] + r[3] / 2).to_string(),
+        ])
+        .env("DISPLAY", &display)
+        .output()
+        .expect("run xdotool");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let hover = viewer.wait_layout("a hover value on the left infrared panel", |v| {
+        v["hover"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sim0 IR left ("))
+    });
+    let text = hover["hover"].as_str().unwrap();
+    let parse = || -> Option<(usize, usize, u8)> {
+        let (xy, v) = text.strip_prefix("sim0 IR left (")?.split_once("): ")?;
+        let (x, y) = xy.split_once(", ")?;
+        Some((x.parse().ok()?, y.parse().ok()?, v.parse().ok()?))
+    };
+    let (x, y, v) = parse().unwrap_or_else(|| panic!("hover text {text:?}"));
+    assert!(x.abs_diff(160) <= 2 && y.abs_diff(120) <= 2, "{text}");
+    let k = hover["panels"][1]["frame"].as_u64().unwrap() as usize;
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(session.join("session.json")).unwrap()).unwrap();
+    let file = session.join(manifest["cameras"][0]["files"][0].as_str().unwrap());
+    let reader = rsrec::container::Reader::open(&file).unwrap();
+    let frame = reader
+        .read_infrared(rsrec::source::stream_id::IR_LEFT, k)
+        .unwrap();
+    assert_eq!(
+        frame.data[y * 320 + x],
+        v,
+        "{text}: frame {k} of {}",
+        file.display()
+    );
+}

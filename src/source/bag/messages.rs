@@ -130,6 +130,14 @@ pub(super) fn decode_image(
             }
         }
         let bytes = out.len();
+        if let Some(ir_index) = kind.ir_index() {
+            let frame = InfraredFrame {
+                timing,
+                data: out,
+                metadata: Vec::new(),
+            };
+            return Ok((Sample::Infrared { ir_index, frame }, bytes));
+        }
         let f = ColorFrame {
             timing,
             data: out,

@@ -37,7 +37,10 @@ use messages::*;
 use records::*;
 use topics::*;
 
-use super::{stream_id, ColorFrame, DepthFrame, Sample, Source, SourceError, SourceInfo, Timing};
+use super::{
+    stream_id, ColorFrame, DepthFrame, InfraredFrame, Sample, Source, SourceError, SourceInfo,
+    StreamId, Timing,
+};
 use crate::container::format::{ts_domain, MAX_DIMENSION, MAX_DISTORTION_COEFFS};
 use crate::container::header::invert_rigid;
 use crate::container::{
@@ -95,7 +98,7 @@ pub struct BagSource {
     /// selected stream.
     feeds: HashMap<u32, Feed>,
     /// Image layout of the depth and colour streams (indexed by stream id).
-    specs: [Option<ImageSpec>; 2],
+    specs: [Option<ImageSpec>; 6],
     next_chunk: usize,
     queue: Queue,
     pacing: Pacing,
@@ -105,7 +108,10 @@ pub struct BagSource {
     error: Option<String>,
     /// Depth and colour frames without the camera's frame counter are numbered from their
     /// timestamps, as librealsense's playback does in rsrec ([`super::renumber`]).
-    renumber: [super::renumber::Renumber; 2],
+    renumber: [super::renumber::Renumber; 6],
+    /// Streams of the bag that are not replayed, and why (an infrared format rsrec does not
+    /// record).
+    skipped: Vec<String>,
 }
 
 impl BagSource {
@@ -234,16 +240,24 @@ impl BagSource {
 
         // Stream descriptors.
         let mut streams = Vec::new();
-        let mut specs: [Option<ImageSpec>; 2] = [None, None];
+        let mut specs: [Option<ImageSpec>; 6] = Default::default();
+        let mut skipped = Vec::new();
         let reference = selected
             .get(&Kind::Depth)
             .and_then(|k| st.tf.get(k))
             .filter(|t| t.is_identity())
             .map(|t| t.group);
-        for (&kind, key) in &selected {
-            let (desc, spec) = st
-                .descriptor(kind, key, reference)
-                .map_err(|e| fail(format!("{} stream {}: {e}", kind.name(), key.topic())))?;
+        for (&kind, key) in &selected.clone() {
+            let (desc, spec) = match st.descriptor(kind, key, reference) {
+                Ok(d) => d,
+                // Infrared rsrec cannot store is left out, and said; the rest is replayed.
+                Err(e) if kind.ir_index().is_some() => {
+                    skipped.push(format!("{} stream {}: {e}", kind.name(), key.topic()));
+                    selected.remove(&kind);
+                    continue;
+                }
+                Err(e) => return Err(fail(format!("{} stream {}: {e}", kind.name(), key.topic()))),
+            };
             if let Some(spec) = spec {
                 specs[kind.id() as usize] = Some(spec);
             }
@@ -287,6 +301,7 @@ impl BagSource {
             clock: None,
             error: None,
             renumber: Default::default(),
+            skipped,
         })
     }
 
@@ -359,8 +374,13 @@ impl BagSource {
 }
 
 impl BagSource {
+    /// Streams of the bag that are not replayed, and why.
+    pub fn skipped_streams(&self) -> &[String] {
+        &self.skipped
+    }
+
     /// A frame without a `frame_counter` in its metadata gets its number from its timestamp.
-    fn renumber(&mut self, kind: StreamKind, t: &mut Timing, metadata: &mut Vec<(String, i64)>) {
+    fn renumber(&mut self, id: u8, t: &mut Timing, metadata: &mut Vec<(String, i64)>) {
         use super::renumber::{COUNTER_KEY, ORIGINAL_NUMBER_KEY};
         // A counter that is the frame number (as librealsense numbers frames with one).
         let counted = metadata.iter().any(|(k, v)| {
@@ -370,10 +390,17 @@ impl BagSource {
         if counted {
             return;
         }
-        let fps = self.info.stream(kind).map_or(30.0, |s| s.fps);
-        let slot = usize::from(kind != StreamKind::Depth);
+        let fps = self
+            .info
+            .streams
+            .iter()
+            .find(|s| s.id == id)
+            .map_or(30.0, |s| s.fps);
+        let Some(slot) = self.renumber.get_mut(id as usize) else {
+            return;
+        };
         metadata.push((ORIGINAL_NUMBER_KEY.into(), t.frame_number as i64));
-        t.frame_number = self.renumber[slot].next(t.frame_number, t.device_ts_ms, fps);
+        t.frame_number = slot.next(t.frame_number, t.device_ts_ms, fps);
     }
 }
 
@@ -402,11 +429,16 @@ impl Source for BagSource {
         match &mut sample {
             Sample::Depth(f) => {
                 f.metadata = apply_metadata(&pairs, p.time, &mut f.timing);
-                self.renumber(StreamKind::Depth, &mut f.timing, &mut f.metadata);
+                self.renumber(stream_id::DEPTH, &mut f.timing, &mut f.metadata);
             }
             Sample::Color(f) => {
                 f.metadata = apply_metadata(&pairs, p.time, &mut f.timing);
-                self.renumber(StreamKind::Color, &mut f.timing, &mut f.metadata);
+                self.renumber(stream_id::COLOR, &mut f.timing, &mut f.metadata);
+            }
+            Sample::Infrared { ir_index, frame } => {
+                frame.metadata = apply_metadata(&pairs, p.time, &mut frame.timing);
+                let id = StreamId::infrared(*ir_index).map_or(stream_id::IR_LEFT, StreamId::id);
+                self.renumber(id, &mut frame.timing, &mut frame.metadata);
             }
             Sample::Imu {
                 sample, ts_domain, ..
@@ -480,7 +512,7 @@ impl Queue {
     fn absorb(
         &mut self,
         feed: Feed,
-        specs: &[Option<ImageSpec>; 2],
+        specs: &[Option<ImageSpec>; 6],
         time: u64,
         data: &[u8],
     ) -> Result<(), String> {

@@ -11,15 +11,23 @@ pub(super) enum Kind {
     Color,
     Gyro,
     Accel,
+    /// `Infrared_1`: the left imager.
+    IrLeft,
+    /// `Infrared_2`: the right imager.
+    IrRight,
 }
 
 impl Kind {
-    pub(super) fn parse(s: &str) -> Option<Kind> {
-        Some(match s {
-            "Depth" => Kind::Depth,
-            "Color" => Kind::Color,
-            "Gyro" => Kind::Gyro,
-            "Accel" => Kind::Accel,
+    /// The kind of topic stream `name_index` (`Depth_0`, `Infrared_1`, ...): infrared is two
+    /// streams, told apart by librealsense's stream index.
+    pub(super) fn parse(s: &str, index: u32) -> Option<Kind> {
+        Some(match (s, index) {
+            ("Depth", _) => Kind::Depth,
+            ("Color", _) => Kind::Color,
+            ("Gyro", _) => Kind::Gyro,
+            ("Accel", _) => Kind::Accel,
+            ("Infrared", 1) => Kind::IrLeft,
+            ("Infrared", 2) => Kind::IrRight,
             _ => return None,
         })
     }
@@ -29,6 +37,8 @@ impl Kind {
             Kind::Color => stream_id::COLOR,
             Kind::Gyro => stream_id::GYRO,
             Kind::Accel => stream_id::ACCEL,
+            Kind::IrLeft => stream_id::IR_LEFT,
+            Kind::IrRight => stream_id::IR_RIGHT,
         }
     }
     pub(super) fn stream_kind(self) -> StreamKind {
@@ -37,13 +47,26 @@ impl Kind {
             Kind::Color => StreamKind::Color,
             Kind::Gyro => StreamKind::Gyro,
             Kind::Accel => StreamKind::Accel,
+            Kind::IrLeft | Kind::IrRight => StreamKind::Infrared,
         }
     }
     pub(super) fn name(self) -> &'static str {
-        self.stream_kind().name()
+        match self {
+            Kind::IrLeft => "ir_left",
+            Kind::IrRight => "ir_right",
+            k => k.stream_kind().name(),
+        }
     }
     pub(super) fn is_image(self) -> bool {
-        matches!(self, Kind::Depth | Kind::Color)
+        !matches!(self, Kind::Gyro | Kind::Accel)
+    }
+    /// librealsense's imager index of an infrared kind (1 left, 2 right).
+    pub(super) fn ir_index(self) -> Option<u8> {
+        match self {
+            Kind::IrLeft => Some(1),
+            Kind::IrRight => Some(2),
+            _ => None,
+        }
     }
 }
 
@@ -62,6 +85,7 @@ impl StreamKey {
             Kind::Color => "Color",
             Kind::Gyro => "Gyro",
             Kind::Accel => "Accel",
+            Kind::IrLeft | Kind::IrRight => "Infrared",
         };
         format!("/device_0/sensor_{}/{k}_{}", self.sensor, self.index)
     }
@@ -103,10 +127,11 @@ pub(super) fn classify(topic: &str, tp: &str) -> Role {
     let sensor = |s: &str| s.strip_prefix("sensor_")?.parse::<u32>().ok();
     let stream = |s: &str, st: &str| {
         let (kind, index) = st.rsplit_once('_')?;
+        let index = index.parse().ok()?;
         Some(StreamKey {
-            kind: Kind::parse(kind)?,
+            kind: Kind::parse(kind, index)?,
             sensor: sensor(s)?,
-            index: index.parse().ok()?,
+            index,
         })
     };
     let parts: Vec<&str> = topic.split('/').collect();
@@ -381,6 +406,12 @@ impl StaticInfo {
                 .ok_or("no stream info giving the encoding")?;
             let (format, bytes_per_pixel, uyvy) = parse_encoding(encoding, kind)
                 .ok_or_else(|| format!("unsupported image encoding '{encoding}'"))?;
+            // §5.9: infrared is stored as 8-bit frames.
+            if kind.ir_index().is_some() && format != PixelFormat::Y8 {
+                return Err(format!(
+                    "infrared in '{encoding}' is not supported (rsrec records Y8 infrared)"
+                ));
+            }
             desc.width = width;
             desc.height = height;
             desc.format = format;
@@ -403,6 +434,12 @@ impl StaticInfo {
             if tf.group == group {
                 desc.extrinsics = Some(tf.inverse_to(stream_id::DEPTH));
             }
+        }
+        if let Some(i) = kind.ir_index() {
+            desc.properties.push((
+                crate::container::format::PROP_IR_INDEX.into(),
+                i.to_string(),
+            ));
         }
         if let Some(opts) = self.options.get(&key.sensor) {
             for (name, v) in opts {

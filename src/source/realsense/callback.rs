@@ -10,10 +10,35 @@ pub(super) enum Slot {
     Color,
     Gyro,
     Accel,
+    /// Infrared of the left imager (librealsense stream index 1).
+    IrLeft,
+    /// Infrared of the right imager (index 2).
+    IrRight,
 }
 
 impl Slot {
-    pub(super) const ALL: [Slot; 4] = [Slot::Depth, Slot::Color, Slot::Gyro, Slot::Accel];
+    pub(super) const ALL: [Slot; 6] = [
+        Slot::Depth,
+        Slot::Color,
+        Slot::Gyro,
+        Slot::Accel,
+        Slot::IrLeft,
+        Slot::IrRight,
+    ];
+
+    /// The infrared slot of librealsense's stream index `index` (1 left, 2 right).
+    pub(super) fn infrared(index: i32) -> Option<Slot> {
+        match index {
+            1 => Some(Slot::IrLeft),
+            2 => Some(Slot::IrRight),
+            _ => None,
+        }
+    }
+
+    /// Depth, colour and infrared: frames with pixels.
+    pub(super) fn is_image(self) -> bool {
+        !matches!(self, Slot::Gyro | Slot::Accel)
+    }
 
     /// Index into per-slot arrays.
     pub(super) fn index(self) -> usize {
@@ -26,6 +51,8 @@ impl Slot {
             Slot::Color => StreamId::Color,
             Slot::Gyro => StreamId::Gyro,
             Slot::Accel => StreamId::Accel,
+            Slot::IrLeft => StreamId::InfraredLeft,
+            Slot::IrRight => StreamId::InfraredRight,
         }
     }
 
@@ -35,12 +62,14 @@ impl Slot {
             Slot::Color => stream_id::COLOR,
             Slot::Gyro => stream_id::GYRO,
             Slot::Accel => stream_id::ACCEL,
+            Slot::IrLeft => stream_id::IR_LEFT,
+            Slot::IrRight => stream_id::IR_RIGHT,
         }
     }
 }
 
 /// Frame number and timestamp of the last sample delivered, per [`Slot`].
-pub(super) type LastDelivered = [Option<(u64, f64)>; 4];
+pub(super) type LastDelivered = [Option<(u64, f64)>; 6];
 
 /// What the callbacks keep per stream.
 #[derive(Default)]
@@ -71,7 +100,7 @@ pub(super) struct Shared {
     /// the playback was starting may come again when it resumes from the start).
     pub(super) last: Option<Mutex<LastDelivered>>,
     /// Losses, arrivals and numbering per [`Slot`].
-    pub(super) slots: [SlotState; 4],
+    pub(super) slots: [SlotState; 6],
     /// The time base of [`SlotState::last_arrival`].
     pub(super) t0: Instant,
     /// Frames that could not be read (of any stream, also those whose stream is not known),
@@ -198,7 +227,7 @@ impl Shared {
         // Without the camera's counter, librealsense numbers the frames it received, so
         // frames the camera lost leave no gap: they are numbered from the timestamps instead
         // (librealsense's number is kept in the metadata).
-        let number = if !has_counter && matches!(slot, Slot::Depth | Slot::Color) {
+        let number = if !has_counter && slot.is_image() {
             metadata.push((renumber::ORIGINAL_NUMBER_KEY.into(), number as i64));
             self.slots[slot.index()]
                 .renumbered
@@ -229,7 +258,7 @@ impl Shared {
         }
         let bytes = std::slice::from_raw_parts(data, size);
         let sample = match slot {
-            Slot::Depth | Slot::Color => {
+            Slot::Depth | Slot::Color | Slot::IrLeft | Slot::IrRight => {
                 let w = rs2!(rs2_get_frame_width(frame))?.max(0) as usize;
                 let h = rs2!(rs2_get_frame_height(frame))?.max(0) as usize;
                 let stride = rs2!(rs2_get_frame_stride_in_bytes(frame))?.max(0) as usize;
@@ -259,11 +288,21 @@ impl Shared {
                     for r in rows {
                         out.extend_from_slice(r);
                     }
-                    Sample::Color(ColorFrame {
-                        timing,
-                        data: out,
-                        metadata,
-                    })
+                    match slot {
+                        Slot::IrLeft | Slot::IrRight => Sample::Infrared {
+                            ir_index: (slot == Slot::IrRight) as u8 + 1,
+                            frame: InfraredFrame {
+                                timing,
+                                data: out,
+                                metadata,
+                            },
+                        },
+                        _ => Sample::Color(ColorFrame {
+                            timing,
+                            data: out,
+                            metadata,
+                        }),
+                    }
                 }
             }
             Slot::Gyro | Slot::Accel => {

@@ -79,8 +79,8 @@ use profiles::*;
 use realsense_sys as sys;
 
 use super::{
-    stream_id, ColorFrame, DepthFrame, Sample, Source, SourceError, SourceInfo, SourceLosses,
-    StreamId, Timing,
+    stream_id, ColorFrame, DepthFrame, InfraredFrame, Sample, Source, SourceError, SourceInfo,
+    SourceLosses, StreamId, Timing,
 };
 pub use super::{Pacing, StreamMode};
 use crate::container::format::ts_domain;
@@ -113,6 +113,10 @@ pub struct RealSenseConfig {
     pub imu: bool,
     pub gyro_hz: Option<u32>,
     pub accel_hz: Option<u32>,
+    /// Infrared imagers to stream (librealsense stream indices: 1 left, 2 right), Y8 at the
+    /// depth mode (the stereo module streams both at one size and rate). Playback: the
+    /// file's infrared streams of these indices, where it has them.
+    pub infrared: Vec<u8>,
     /// Switch on `Global Time Enabled` on every sensor that has it (live cameras).
     pub global_time: bool,
     /// Sensor options to set before streaming, in order, by librealsense name (e.g. `Visual
@@ -140,6 +144,7 @@ impl RealSenseConfig {
             color_format: PixelFormat::Rgb8,
             imu,
             gyro_hz: None,
+            infrared: Vec::new(),
             accel_hz: None,
             global_time: true,
             options: Vec::new(),
@@ -630,7 +635,7 @@ impl RealSenseSource {
             lossless: playback && cfg.pacing == Pacing::AsFastAsPossible,
             metadata_names,
             closing: AtomicBool::new(false),
-            last: playback.then(|| Mutex::new([None; 4])),
+            last: playback.then(|| Mutex::new([None; 6])),
             slots: Default::default(),
             t0: Instant::now(),
             bad_frames: AtomicU64::new(0),

@@ -114,6 +114,54 @@ pub(super) fn select_profiles(
                 }
             }
             depth_units = sensor.option(sys::rs2_option_RS2_OPTION_DEPTH_UNITS);
+            // Infrared (Y8) of the imagers asked for, at the depth's mode: the stereo module
+            // streams depth and infrared at one size and rate.
+            let depth_mode = chosen
+                .iter()
+                .find(|(k, _)| *k == Slot::Depth)
+                .map(|(_, p)| StreamMode {
+                    width: p.width.max(0) as u32,
+                    height: p.height.max(0) as u32,
+                    fps: p.fps as f64,
+                });
+            for &index in &cfg.infrared {
+                let Some(slot) = Slot::infrared(index as i32) else {
+                    continue;
+                };
+                let of_index = |p: &&Profile| {
+                    p.stream == sys::rs2_stream_RS2_STREAM_INFRARED
+                        && p.index == index as i32
+                        && p.format == sys::rs2_format_RS2_FORMAT_Y8
+                };
+                let p = match (&depth_mode, playback) {
+                    (_, true) => ps.iter().filter(of_index).min_by_key(|p| p.uid).copied(),
+                    (Some(m), false) => ps
+                        .iter()
+                        .filter(of_index)
+                        .find(|p| {
+                            p.width as u32 == m.width
+                                && p.height as u32 == m.height
+                                && (p.fps as f64 - m.fps).abs() < 0.5
+                        })
+                        .copied(),
+                    (None, false) => None,
+                };
+                let side = if index == 2 { "right" } else { "left" };
+                match p {
+                    Some(p) => chosen.push((slot, p)),
+                    None if playback => warnings.push(format!(
+                        "{label} has no {side} infrared (Y8) stream: recording without it"
+                    )),
+                    None => {
+                        return Err(SourceError::Open(format!(
+                            "{side} infrared Y8 at the depth mode {} is not available on {label}                              ({}); available: {}",
+                            depth_mode.map_or_else(|| cfg.depth.to_string(), |m| m.to_string()),
+                            sensor.name(),
+                            modes_text(ps, sys::rs2_stream_RS2_STREAM_INFRARED)
+                        )))
+                    }
+                }
+            }
         }
         if let Some(mode) = &cfg.color {
             if has(sys::rs2_stream_RS2_STREAM_COLOR) && !taken(Slot::Color) {
@@ -276,8 +324,25 @@ pub(super) fn stream_descriptors(
             ),
             Slot::Gyro => (StreamKind::Gyro, PixelFormat::MotionXyz32f),
             Slot::Accel => (StreamKind::Accel, PixelFormat::MotionXyz32f),
+            Slot::IrLeft | Slot::IrRight => (StreamKind::Infrared, PixelFormat::Y8),
         };
-        let image = matches!(slot, Slot::Depth | Slot::Color);
+        let image = slot.is_image();
+        let name = match slot {
+            Slot::IrLeft | Slot::IrRight => {
+                // §3.2 `ir_index`: which imager.
+                properties.push((
+                    crate::container::format::PROP_IR_INDEX.into(),
+                    p.index.to_string(),
+                ));
+                if slot == Slot::IrRight {
+                    "ir_right"
+                } else {
+                    "ir_left"
+                }
+                .to_string()
+            }
+            _ => kind.name().into(),
+        };
         if !image {
             if let Some(m) = p.motion_intrinsics() {
                 properties.push(("motion_intrinsics".into(), m));
@@ -286,7 +351,7 @@ pub(super) fn stream_descriptors(
         streams.push(StreamDescriptor {
             id: slot.id(),
             kind,
-            name: kind.name().into(),
+            name,
             width: if image { p.width.max(0) as u32 } else { 0 },
             height: if image { p.height.max(0) as u32 } else { 0 },
             format,

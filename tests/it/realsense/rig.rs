@@ -1,6 +1,7 @@
 //! What real rigs need, through librealsense's playback of generated bags: IMU on its own
 //! clock and at the rates asked for, a stream that stalls while the IMU goes on, cameras
-//! without a hardware frame counter, and a camera that cannot be recorded among good ones.
+//! without a hardware frame counter, a camera that cannot be recorded among good ones, and
+//! infrared left and right.
 
 use super::*;
 
@@ -14,6 +15,7 @@ fn rig_bags() -> Option<&'static [TestBag]> {
             format!("{set}:912300000202:depth-stops"),
             format!("{set}:912300000203:no-counter"),
             format!("{set}:912300000204:no-depth"),
+            format!("{set}:912300000205:infrared"),
         ];
         let mut args: Vec<&str> = vec![
             "--no-color",
@@ -37,12 +39,22 @@ fn rig_bags() -> Option<&'static [TestBag]> {
             "no-depth",
             "--frames",
             "no-depth:10",
+            "--ir",
+            "infrared",
+            "--frames",
+            "infrared:30",
         ];
         args.extend(specs.iter().map(String::as_str));
         generate_bags(
             "test-bags-rig",
             &args,
-            &["imu-fast", "depth-stops", "no-counter", "no-depth"],
+            &[
+                "imu-fast",
+                "depth-stops",
+                "no-counter",
+                "no-depth",
+                "infrared",
+            ],
         )
     })
     .as_deref()
@@ -181,7 +193,7 @@ fn frames_without_a_camera_counter_are_numbered_from_their_timestamps() {
         return;
     };
     // Both readers give the same numbers.
-    agree(&tb.bag);
+    agree(&tb.bag, &[]);
     let dir = tempfile::tempdir().unwrap();
     let src = RealSenseSource::open_bag(&tb.bag, &live_cfg(Pacing::AsFastAsPossible)).unwrap();
     let out = record(vec![Box::new(src)], dir.path(), true, |_| {});
@@ -268,4 +280,134 @@ fn a_camera_that_cannot_be_recorded_is_left_out_and_the_others_go_on() {
     assert!(!r.status.success(), "{stderr}");
     assert!(stderr.contains("no Z16 depth"), "{stderr}");
     assert!(!out.path().join("strict/session.json").exists());
+}
+
+/// The infrared frames make_test_bags.py wrote for `side` (`ir_left`, `ir_right`), one
+/// `width * height` byte vector per frame.
+fn bag_infrared(tb: &TestBag, side: &str) -> Vec<Vec<u8>> {
+    let set = tb.set();
+    let (descr, shape, data) =
+        crate::export::read_npy(&tb.bag.with_file_name(format!("{set}.{side}.npy")));
+    assert_eq!(descr, "|u1");
+    let px = (shape[1] * shape[2]) as usize;
+    data.chunks_exact(px).map(<[u8]>::to_vec).collect()
+}
+
+/// Issue 17: infrared (`--ir left,right`) through librealsense's playback is recorded in the
+/// camera's `.rsrec` bit-exact, on the frame numbers and timestamps of its depth, with the
+/// imager's intrinsics and its extrinsics to depth; rsrec's own bag reader (`rsrec import`)
+/// keeps it too; and `export --to ir` gives back the same pixels as npy and PNG.
+#[test]
+fn infrared_left_and_right_are_recorded_imported_and_exported_bit_exact() {
+    let _g = heavy();
+    let Some(tb) = rig_bag("infrared") else {
+        return;
+    };
+    let want = [bag_infrared(tb, "ir_left"), bag_infrared(tb, "ir_right")];
+    let n = tb.frames().len();
+    assert_eq!(want[0].len(), n);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = live_cfg(Pacing::AsFastAsPossible);
+    cfg.infrared = vec![1, 2];
+    let src = RealSenseSource::open_bag(&tb.bag, &cfg).unwrap();
+    let out = record(vec![Box::new(src)], dir.path(), true, |_| {});
+    let o = &out[0];
+    assert_eq!(o.stats.error, None);
+    assert_eq!(o.stats.ir_captured, 2 * n as u64);
+    assert_eq!(o.stats.ir_written, 2 * n as u64);
+    assert_eq!(o.stats.ir_raw_bytes, 2 * n as u64 * 848 * 480);
+    let r = Reader::open(&o.files[0]).unwrap();
+    assert!(rsrec::container::recover::verify(&r).ok());
+    let depth_numbers: Vec<u64> = r
+        .entries(stream_id::DEPTH, record_type::DEPTH_FRAME)
+        .map(|e| e.frame_number)
+        .collect();
+    for (side, (id, index)) in [(stream_id::IR_LEFT, 1u8), (stream_id::IR_RIGHT, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        let d = r.header().stream(id).unwrap();
+        assert_eq!(d.kind, StreamKind::Infrared);
+        assert_eq!(d.format, rsrec::container::PixelFormat::Y8);
+        assert_eq!(d.ir_index(), Some(index));
+        assert_eq!((d.width, d.height, d.fps), (848, 480, 30.0));
+        assert!(d.intrinsics.is_some(), "{d:?}");
+        let e = d.extrinsics.as_ref().expect("extrinsics to depth");
+        assert_eq!(e.to_stream, stream_id::DEPTH);
+        assert_eq!(r.count(id, record_type::INFRARED_FRAME), n, "{}", d.name);
+        for k in 0..n {
+            let f = r.read_infrared(id, k).unwrap();
+            assert!(f.data == want[side][k], "{} frame {k} differs", d.name);
+            assert_eq!(
+                f.header.frame_number, depth_numbers[k],
+                "{} frame {k}",
+                d.name
+            );
+        }
+    }
+    // The right imager sits 50 mm from the left one (the depth's origin), in either sign
+    // convention of the transform's direction.
+    let right = r.header().stream(stream_id::IR_RIGHT).unwrap();
+    let t = right.extrinsics.as_ref().unwrap().translation;
+    assert!((t[0].abs() - 0.05).abs() < 1e-4, "{t:?}");
+    let left = r.header().stream(stream_id::IR_LEFT).unwrap();
+    assert!(left.extrinsics.as_ref().unwrap().translation[0].abs() < 1e-6);
+
+    // rsrec's own bag reader keeps infrared (the same frames as librealsense's playback),
+    // and export gives it back.
+    crate::realsense::agree(&tb.bag, &[1, 2]);
+    let imported = dir.path().join("imported");
+    let exported = dir.path().join("exported");
+    for args in [
+        vec![
+            "import",
+            common::p(&tb.bag),
+            "--out",
+            common::p(&imported),
+            "--quiet",
+        ],
+        vec![
+            "export",
+            common::p(&imported),
+            "--to",
+            "ir",
+            "--out",
+            common::p(&exported),
+        ],
+    ] {
+        let o = common::rsrec(&args);
+        assert!(o.status.success(), "{args:?}: {}", common::stderr(&o));
+    }
+    let cam_dir = std::fs::read_dir(&exported)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("ir");
+    for (side, name) in ["ir_left", "ir_right"].into_iter().enumerate() {
+        let (descr, shape, data) = crate::export::read_npy(&cam_dir.join(format!("{name}.npy")));
+        assert_eq!(descr, "|u1");
+        assert_eq!(shape, [n as u64, 480, 848]);
+        assert!(
+            data == want[side].concat(),
+            "{name}.npy differs from the bag"
+        );
+        let csv = std::fs::read_to_string(cam_dir.join(format!("{name}.csv"))).unwrap();
+        let first_png = csv.lines().nth(1).unwrap().split(',').nth(4).unwrap();
+        let img = image_gray8(&cam_dir.join(first_png));
+        assert!(img == want[side][0], "{name}: first PNG differs");
+    }
+}
+
+/// An 8-bit grayscale PNG's pixels.
+fn image_gray8(path: &Path) -> Vec<u8> {
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut r = dec.read_info().unwrap();
+    let mut out = vec![0u8; r.output_buffer_size()];
+    let info = r.next_frame(&mut out).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    out.truncate(info.buffer_size());
+    out
 }
