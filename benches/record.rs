@@ -6,7 +6,9 @@
 //! the figures measure the pipeline, not the renderer.
 //!
 //! Run: `cargo bench --bench record` (`RSREC_BENCH_SECONDS` = seconds per real-time case,
-//! default 10; `RSREC_BENCH_CASE="8 x 1280x720"`: only the real-time cases of that mode). Files go to a temporary folder on the same disk as the system temp dir.
+//! default 10; `RSREC_BENCH_CASE="8 x 1280x720"`: only the real-time cases of that mode,
+//! `RSREC_BENCH_CASE=busy`: only the cases with every core busy with another process).
+//! Files go to a temporary folder on the same disk as the system temp dir.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -44,6 +46,8 @@ struct Case {
     depth: StreamMode,
     color: Option<StreamMode>,
     encoding: DepthEncoding,
+    /// Infrared left and right too.
+    ir: bool,
 }
 
 impl Case {
@@ -54,6 +58,7 @@ impl Case {
             depth,
             color,
             encoding: DepthEncoding::default(),
+            ir: false,
         }
     }
 }
@@ -93,6 +98,9 @@ fn run(case: &Case, pacing: Pacing, seconds: f64, frames: Option<u64>, color: bo
             let mut c = SimConfig::new(i, case.depth);
             c.color = case.color;
             c.imu = true;
+            if case.ir {
+                c.infrared = vec![1, 2];
+            }
             c.pacing = pacing;
             c.prerendered = Some(30);
             c.max_depth_frames = frames;
@@ -161,6 +169,31 @@ fn run(case: &Case, pacing: Pacing, seconds: f64, frames: Option<u64>, color: bo
     let host: u64 = out.iter().map(|o| o.stats.depth_host_dropped).sum();
     let cdropped: u64 = out.iter().map(|o| o.stats.color_dropped).sum();
     let cqueued: u64 = out.iter().map(|o| o.stats.color_queued).sum();
+    let steps: u64 = out.iter().map(|o| o.stats.color_preset_steps).sum();
+    let presets: Vec<&str> = out
+        .iter()
+        .filter_map(|o| o.stats.color_preset.as_deref())
+        .collect();
+    let colour = if color {
+        format!(
+            "  colour dropped {cdropped}/{} (preset steps {steps}, ending at {})",
+            cqueued + cdropped,
+            presets.join("/")
+        )
+    } else {
+        String::new()
+    };
+    let ir = if case.ir {
+        let s = |f: fn(&StatsSnapshot) -> u64| out.iter().map(|o| f(&o.stats)).sum::<u64>();
+        format!(
+            "  IR written {}/{} ratio {:.2}x",
+            s(|x| x.ir_written),
+            s(|x| x.ir_captured),
+            s(|x| x.ir_raw_bytes) as f64 / s(|x| x.ir_stored_bytes).max(1) as f64
+        )
+    } else {
+        String::new()
+    };
     let hw = out
         .iter()
         .map(|o| o.stats.queue_high_water)
@@ -185,13 +218,17 @@ fn run(case: &Case, pacing: Pacing, seconds: f64, frames: Option<u64>, color: bo
             .unwrap_or_default(),
         case.encoding
     );
+    let mode = if case.ir {
+        format!("{mode} + IR")
+    } else {
+        mode
+    };
     match pacing {
         Pacing::RealTime => format!(
-            "{mode:<44} real time {wall_capture:5.1}s  CPU {:.3} s per camera-second  queue max {hw:>3}/{:<3}  depth dropped {dropped}/{} (+{host} on the host)  colour dropped {cdropped}/{}  ratio {:.2}x  codecs {mix}  RSS {:.0} MiB at 2 s, max {rss_max:.0} MiB  (stop took {:.1}s)",
+            "{mode:<44} real time {wall_capture:5.1}s  CPU {:.3} s per camera-second  queue max {hw:>3}/{:<3}  depth dropped {dropped}/{} (+{host} on the host){colour}{ir}  ratio {:.2}x  codecs {mix}  RSS {:.0} MiB at 2 s, max {rss_max:.0} MiB  (stop took {:.1}s)",
             cpu / cam_seconds.max(1e-9),
             (case.depth.fps * 2.0) as usize,
             written + dropped + host,
-            cqueued + cdropped,
             raw as f64 / stored.max(1) as f64,
             rss_warm.unwrap_or(0.0),
             wall - wall_capture,
@@ -233,6 +270,10 @@ fn main() {
             Case::new(2, m("848x480@30"), Some(color)),
             Case::new(8, m("848x480@30"), Some(color)),
             Case::new(2, m("1280x720@30"), Some(color)),
+            Case {
+                ir: true,
+                ..Case::new(2, m("848x480@30"), Some(color))
+            },
         ]
     } else {
         // `cargo test --benches`: one short case proves the harness works.
@@ -242,9 +283,9 @@ fn main() {
     println!("rsrec record benchmark: {cores} cores, IMU on, fsync every flush");
     // `RSREC_BENCH_CASE=TEXT`: only the real-time cases whose description contains TEXT.
     let only = std::env::var("RSREC_BENCH_CASE").ok();
+    let wanted = |what: &str| only.as_ref().is_none_or(|o| what.contains(o.as_str()));
     for c in &cases {
-        let mode = format!("{} x {}", c.cameras, c.depth);
-        if only.as_ref().is_some_and(|o| !mode.contains(o.as_str())) {
+        if !wanted(&format!("{} x {}", c.cameras, c.depth)) {
             continue;
         }
         if c.color.is_some() && !have_ffmpeg {
@@ -256,10 +297,7 @@ fn main() {
             run(c, Pacing::RealTime, seconds, None, c.color.is_some())
         );
     }
-    if only.is_some() {
-        return;
-    }
-    if bench && have_ffmpeg {
+    if bench && have_ffmpeg && wanted("busy") {
         // Depth before colour: every core busy with another process the whole time.
         let _burners = Burners::start(cores.max(1));
         for c in [
@@ -271,6 +309,9 @@ fn main() {
                 run(&c, Pacing::RealTime, seconds, None, true)
             );
         }
+    }
+    if only.is_some() {
+        return;
     }
     if bench {
         // Memory over a longer run: 8 cameras for 6x the normal period.
