@@ -360,6 +360,43 @@ fn planning_ratio(codec: DepthCodec) -> f64 {
     }
 }
 
+/// Conservative ratios for infrared (8-bit samples through the depth codecs, format §5.9):
+/// below the 1.9-3.0x of the predictive codecs and the 1.08-1.15x of the plane codecs on
+/// the infrared proxies measured there.
+fn planning_ir_ratio(codec: DepthCodec) -> f64 {
+    match codec {
+        DepthCodec::Raw | DepthCodec::Lz4Planes | DepthCodec::ZstdPlanes { .. } => 1.0,
+        DepthCodec::MedRans { .. }
+        | DepthCodec::GradRans { .. }
+        | DepthCodec::GradRans32 { .. } => 1.6,
+    }
+}
+
+/// The disk forecast's bytes per second for cameras delivering `infos`' streams: depth and
+/// infrared at the planning ratios of `codec`, colour (when recorded) at
+/// [`PLANNING_COLOR_BYTES_PER_PIXEL`]; IMU is negligible.
+fn planned_bytes_per_s<'a>(
+    infos: impl Iterator<Item = &'a crate::source::SourceInfo>,
+    codec: DepthCodec,
+    any_color: bool,
+) -> f64 {
+    let mut bytes_per_s = 0.0;
+    for info in infos {
+        for st in &info.streams {
+            let pixels = st.width as f64 * st.height as f64 * st.fps;
+            match st.kind {
+                StreamKind::Depth => bytes_per_s += pixels * 2.0 / planning_ratio(codec),
+                StreamKind::Color if any_color => {
+                    bytes_per_s += pixels * PLANNING_COLOR_BYTES_PER_PIXEL
+                }
+                StreamKind::Infrared => bytes_per_s += pixels / planning_ir_ratio(codec),
+                _ => {}
+            }
+        }
+    }
+    bytes_per_s
+}
+
 /// A colour stream's expected bytes per pixel after video encoding (a CRF-23 H.265 of a
 /// D435 scene is well below this).
 const PLANNING_COLOR_BYTES_PER_PIXEL: f64 = 0.1;
@@ -426,22 +463,11 @@ impl Recorder {
             source,
         })?;
         let any_color = plan.color.is_some();
-        let mut bytes_per_s = 0.0;
-        for c in &plan.cameras {
-            for st in &c.source.info().streams {
-                let pixels = st.width as f64 * st.height as f64 * st.fps;
-                match st.kind {
-                    StreamKind::Depth => {
-                        bytes_per_s +=
-                            pixels * 2.0 / planning_ratio(plan.depth_codec.planning_codec())
-                    }
-                    StreamKind::Color if any_color => {
-                        bytes_per_s += pixels * PLANNING_COLOR_BYTES_PER_PIXEL
-                    }
-                    _ => {}
-                }
-            }
-        }
+        let bytes_per_s = planned_bytes_per_s(
+            plan.cameras.iter().map(|c| c.source.info()),
+            plan.depth_codec.planning_codec(),
+            any_color,
+        );
         let forecast = DiskForecast {
             free,
             bytes_per_s,
@@ -637,4 +663,36 @@ pub fn stop_on_signals(stop: &Arc<AtomicBool>) -> std::io::Result<()> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::sim::{SimConfig, SimSource};
+    use crate::source::Source;
+
+    /// The disk forecast counts infrared: with `--ir left,right` a camera writes two more
+    /// 8-bit streams at the depth mode.
+    #[test]
+    fn the_disk_forecast_counts_infrared_streams() {
+        let mode = "848x480@30".parse().unwrap();
+        let plain = SimSource::new(SimConfig::new(0, mode));
+        let mut c = SimConfig::new(1, mode);
+        c.infrared = vec![1, 2];
+        let with_ir = SimSource::new(c);
+        let codec = DepthCodec::GRAD_RANS32;
+        let depth = planned_bytes_per_s([plain.info()].into_iter(), codec, false);
+        let both = planned_bytes_per_s([with_ir.info()].into_iter(), codec, false);
+        let pixels = 848.0 * 480.0 * 30.0;
+        assert!((depth - pixels * 2.0 / 8.0).abs() < 1.0, "{depth}");
+        assert!(
+            (both - depth - 2.0 * pixels / 1.6).abs() < 1.0,
+            "{both} vs {depth}"
+        );
+        // The fast codec is planned at no infrared compression.
+        let lz4 = planned_bytes_per_s([with_ir.info()].into_iter(), DepthCodec::Lz4Planes, false);
+        let lz4_depth =
+            planned_bytes_per_s([plain.info()].into_iter(), DepthCodec::Lz4Planes, false);
+        assert!((lz4 - lz4_depth - 2.0 * pixels).abs() < 1.0);
+    }
 }
