@@ -5,6 +5,9 @@
 //! needs a newer Rust than rsrec supports), and JPEG XL lossless effort 3 and JPEG-LS through
 //! Python's `imagecodecs` (`tools/bench_peers.py`, run with `$RSREC_PYTHON` or `python3`).
 //! Then `med-rans` with error bounds: ratio against bound, with the largest error measured.
+//! Last, infrared (format §5.9) on proxies made from the real colour frames (the data has no
+//! real infrared): the lossless codecs on widened 8-bit frames against byte-wise LZ4, zstd
+//! and 8-bit PNG (`RSREC_BENCH_ONLY=infrared` for that table alone).
 //!
 //! Run: `cargo bench --bench codecs` (data from `$RSREC_DATA_DIR` or `../shared/data`;
 //! `RSREC_BENCH_SECONDS` sets the minimum timing per measurement, default 1;
@@ -17,7 +20,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rsrec::codec::{decode, DepthCodec, ErrorBound};
-use rsrec::source::pngdir::{depth_dir, list_pngs, read_depth_png, DepthImage};
+use rsrec::source::pngdir::{
+    depth_dir, list_images, list_pngs, read_depth_png, read_rgb, DepthImage,
+};
 
 const SETS: [&str; 3] = [
     "d4xx-lab-robot",
@@ -245,6 +250,9 @@ fn main() {
     // (raw bytes, compressed bytes, encode seconds, decode seconds, max error)
     let mut totals: Vec<(u64, u64, f64, f64, u32)> = vec![(0, 0, 0.0, 0.0, 0); subjects.len()];
     for set in SETS {
+        if only.as_deref() == Some("infrared") {
+            break;
+        }
         let files = list_pngs(&depth_dir(&data.join(set))).expect("list PNGs");
         // Test mode (`cargo test --benches`) checks every codec on a few frames only.
         let take = if quick { 3 } else { files.len() };
@@ -294,6 +302,181 @@ fn main() {
         }
     }
     python_peers(&data, &line, &wanted, quick);
+    if only.is_none() || only.as_deref() == Some("infrared") {
+        infrared_proxies(&data, quick, min);
+    }
+}
+
+/// Infrared (format §5.9). The test data has no real D4xx infrared, so the proxies are 8-bit
+/// grey images of the same scenes: the luma (BT.601) of each set's real colour frames, and
+/// the same with a fixed projector-dot pattern added (one pixel in 19 brightened by 70, as
+/// the D435's emitter leaves dots on every surface). Each is coded as rsrec stores infrared
+/// (widened to 16-bit samples through the lossless depth codecs) and, for reference, as
+/// bytes by LZ4, zstd level 1 and 8-bit PNG. Ratios are against 1 byte a pixel, speeds in MB
+/// of 8-bit pixels; every frame is decoded and compared.
+fn infrared_proxies(data: &std::path::Path, quick: bool, min: Duration) {
+    println!();
+    println!("infrared proxies (format §5.9; no real infrared in the data): luma of the real");
+    println!("colour frames, and with a projector-dot pattern; ratio against 1 byte a pixel");
+    println!(
+        "{:<40} {:<28} {:>8} {:>12} {:>12}",
+        "set", "codec", "ratio", "encode MB/s", "decode MB/s"
+    );
+    let codecs = [
+        DepthCodec::Lz4Planes,
+        DepthCodec::ZstdPlanes { level: 1 },
+        DepthCodec::MED_RANS,
+        DepthCodec::GRAD_RANS,
+        DepthCodec::GRAD_RANS32,
+    ];
+    let bytes_names = [
+        "lz4 of the bytes",
+        "zstd-1 of the bytes",
+        "PNG 8-bit (best)",
+    ];
+    // Per row: (raw bytes, compressed bytes, encode seconds).
+    let mut totals = vec![(0u64, 0u64, 0.0f64); 2 * (codecs.len() + bytes_names.len())];
+    for set in SETS {
+        let files = list_images(&data.join(set).join("color"), &["png", "jpg", "jpeg"])
+            .expect("list colour images");
+        let take = if quick { 2 } else { files.len().min(100) };
+        let luma: Vec<DepthImage> = files
+            .iter()
+            .take(take)
+            .map(|f| {
+                let img = read_rgb(f).unwrap();
+                let data = img
+                    .data
+                    .chunks_exact(3)
+                    .map(|p| {
+                        let y = 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64;
+                        y.round().min(255.0) as u16
+                    })
+                    .collect();
+                DepthImage {
+                    width: img.width,
+                    height: img.height,
+                    data,
+                }
+            })
+            .collect();
+        let dotted: Vec<DepthImage> = luma
+            .iter()
+            .map(|f| {
+                let mut data = f.data.clone();
+                for (i, v) in data.iter_mut().enumerate() {
+                    let h = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+                    if h % 19 == 0 {
+                        *v = (*v + 70).min(255);
+                    }
+                }
+                DepthImage { data, ..*f }
+            })
+            .collect();
+        for (variant, frames) in [("luma", &luma), ("luma + dots", &dotted)] {
+            let label = format!("{set} {variant} ({})", frames.len());
+            let t0 = if variant == "luma" {
+                0
+            } else {
+                totals.len() / 2
+            };
+            let raws: Vec<Vec<u8>> = frames
+                .iter()
+                .map(|f| f.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+                .collect();
+            for (i, c) in codecs.iter().enumerate() {
+                let r = measure(Subject::Rsrec(*c), frames, &raws, min);
+                // `measure` counts 2 bytes a sample; infrared has 1.
+                let (ratio, enc, dec) = (r.ratio / 2.0, r.enc_mbs / 2.0, r.dec_mbs / 2.0);
+                println!(
+                    "{label:<40} {:<28} {ratio:>7.2}x {enc:>12.0} {dec:>12.0}",
+                    c.to_string()
+                );
+                let t = &mut totals[t0 + i];
+                t.0 += r.raw / 2;
+                t.1 += r.compressed;
+                t.2 += r.raw as f64 / 2.0 / 1e6 / enc;
+            }
+            let bytes: Vec<Vec<u8>> = frames
+                .iter()
+                .map(|f| f.data.iter().map(|&v| v as u8).collect())
+                .collect();
+            for (j, name) in bytes_names.iter().enumerate() {
+                let encode = |f: &DepthImage, b: &[u8]| -> Vec<u8> {
+                    match j {
+                        0 => lz4_flex::block::compress(b),
+                        1 => zstd::bulk::compress(b, 1).unwrap(),
+                        _ => {
+                            let mut out = Vec::new();
+                            let mut e = png::Encoder::new(&mut out, f.width, f.height);
+                            e.set_color(png::ColorType::Grayscale);
+                            e.set_depth(png::BitDepth::Eight);
+                            e.set_compression(png::Compression::Best);
+                            e.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+                            let mut w = e.write_header().unwrap();
+                            w.write_image_data(b).unwrap();
+                            drop(w);
+                            out
+                        }
+                    }
+                };
+                let mut encoded = Vec::new();
+                let s = time_passes(min, || {
+                    encoded = frames
+                        .iter()
+                        .zip(&bytes)
+                        .map(|(f, b)| encode(f, b))
+                        .collect();
+                });
+                // The references must give the frames back too.
+                for ((f, b), e) in frames.iter().zip(&bytes).zip(&encoded) {
+                    let back = match j {
+                        0 => lz4_flex::block::decompress(e, b.len()).unwrap(),
+                        1 => zstd::bulk::decompress(e, b.len()).unwrap(),
+                        _ => {
+                            let mut r = png::Decoder::new(e.as_slice()).read_info().unwrap();
+                            let mut out = vec![0u8; (f.width * f.height) as usize];
+                            r.next_frame(&mut out).unwrap();
+                            out
+                        }
+                    };
+                    assert!(&back == b, "{name}: a frame did not come back");
+                }
+                let raw: u64 = bytes.iter().map(|b| b.len() as u64).sum();
+                let comp: u64 = encoded.iter().map(|e| e.len() as u64).sum();
+                let enc = raw as f64 / 1e6 / s;
+                println!(
+                    "{label:<40} {name:<28} {:>7.2}x {enc:>12.0} {:>12}",
+                    raw as f64 / comp as f64,
+                    "-"
+                );
+                let t = &mut totals[t0 + codecs.len() + j];
+                t.0 += raw;
+                t.1 += comp;
+                t.2 += s;
+            }
+        }
+    }
+    let names: Vec<String> = codecs
+        .iter()
+        .map(|c| c.to_string())
+        .chain(bytes_names.iter().map(|s| s.to_string()))
+        .collect();
+    for (k, t) in totals.iter().enumerate() {
+        let variant = if k < names.len() {
+            "luma"
+        } else {
+            "luma + dots"
+        };
+        let name = &names[k % names.len()];
+        println!(
+            "{:<40} {name:<28} {:>7.2}x {:>12.0} {:>12}",
+            format!("ALL SETS {variant}"),
+            t.0 as f64 / t.1.max(1) as f64,
+            t.0 as f64 / 1e6 / t.2.max(1e-12),
+            ""
+        );
+    }
 }
 
 /// Prints one result row: set, codec, ratio, encode MB/s, decode MB/s, max error.

@@ -121,10 +121,17 @@ impl ColorState {
 
     /// Counts a frame the encoder dropped; true when the drops call for a faster preset:
     /// [`STEP_DOWN_DROPS`] within [`STEP_DOWN_WINDOW`], after the video's first
-    /// [`STEP_DOWN_SETTLE`], and a faster preset exists.
+    /// [`STEP_DOWN_SETTLE`], once the encoder of the video before has finished its queue,
+    /// and a faster preset exists. (An encoder still finishing takes CPU from the new one,
+    /// so its drops do not yet say what the new preset can do; and at most two encoders and
+    /// their queues exist per camera.)
     fn drop_calls_for_step_down(&mut self) -> bool {
         let now = Instant::now();
         if !self.can_go_faster || now.duration_since(self.opened) < STEP_DOWN_SETTLE {
+            return false;
+        }
+        if self.retired.iter().any(|(_, h)| !h.is_finished()) {
+            self.window = (now, 0);
             return false;
         }
         if now.duration_since(self.window.0) > STEP_DOWN_WINDOW {

@@ -1078,6 +1078,78 @@ mod tests {
         assert_eq!(o.videos, vec!["sim0.color.000.mkv", "sim0.color.001.mkv"]);
     }
 
+    /// Drops every frame; its `finish` takes `delay` and then notes when it returned.
+    struct SlowToFinish {
+        delay: Duration,
+        finished: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    impl ColorSink for SlowToFinish {
+        fn push(&mut self, _frame: Vec<u8>, _host_ts_us: i64) -> ColorPush {
+            ColorPush::Dropped
+        }
+        fn finish(self: Box<Self>) -> Result<u64, ColorError> {
+            std::thread::sleep(self.delay);
+            self.finished.lock().unwrap().push(Instant::now());
+            Ok(0)
+        }
+    }
+
+    /// At most two encoders per camera: no further step-down while the encoder of the video
+    /// before is still finishing its queue (it takes the CPU the new one is judged on, and
+    /// every encoder holds a queue of frames).
+    #[test]
+    fn no_second_step_down_while_the_retired_encoder_is_still_finishing() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = Arc::new(Mutex::new(Vec::new()));
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let (log, fin) = (opened.clone(), finished.clone());
+        let factory: ColorSinkFactory = Arc::new(move |req: &ColorRequest<'_>| {
+            log.lock().unwrap().push(Instant::now());
+            Ok(OpenedColor {
+                sink: Box::new(SlowToFinish {
+                    delay: Duration::from_millis(if req.segment == 0 { 700 } else { 0 }),
+                    finished: fin.clone(),
+                }),
+                file: format!("{}.color.{:03}.mkv", req.camera, req.segment),
+                encoder: "fake".into(),
+                preset: Some(["slow", "medium", "fast"][req.faster.min(2) as usize].into()),
+                can_go_faster: req.faster < 2,
+            })
+        });
+        let mut sim = SimConfig::new(0, "32x24@100".parse().unwrap());
+        sim.color = Some("32x24@100".parse().unwrap());
+        sim.max_depth_frames = Some(250);
+        let cfg = PipelineConfig {
+            color: Some(factory),
+            ..test_config(
+                dir.path(),
+                DepthEncoding::Fixed(DepthCodec::Lz4Planes),
+                false,
+            )
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let p = Pipeline::start(vec![Box::new(SimSource::new(sim))], cfg, stop).unwrap();
+        let t0 = Instant::now();
+        while !p.all_finished() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "does not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let o = p.finish().remove(0);
+        let opened = opened.lock().unwrap().clone();
+        // Both steps were taken (2.5 s of frames, every one dropped) ...
+        assert_eq!(opened.len(), 3, "{:?}", o.stats);
+        assert_eq!(o.stats.color_preset_steps, 2);
+        // ... the second only after the first video's encoder had finished.
+        let first_finished = finished.lock().unwrap()[0];
+        assert!(
+            opened[2] >= first_finished,
+            "video 2 opened {:?} before video 0 finished",
+            first_finished - opened[2]
+        );
+        assert!(opened[2] - opened[1] >= Duration::from_millis(700));
+    }
+
     /// Regression: every IMU batch was written as hardware clock, so a bag whose IMU is in
     /// global time got depth in global time and gyro in hardware clock. A batch now has the
     /// clock of its samples, and a change of clock starts a new batch.

@@ -361,7 +361,7 @@ fn planning_ratio(codec: DepthCodec) -> f64 {
 }
 
 /// Conservative ratios for infrared (8-bit samples through the depth codecs, format §5.9):
-/// below the 1.9-3.0x of the predictive codecs and the 1.08-1.15x of the plane codecs on
+/// below the 1.8-3.0x of the predictive codecs and the 1.1-1.4x of the plane codecs on
 /// the infrared proxies measured there.
 fn planning_ir_ratio(codec: DepthCodec) -> f64 {
     match codec {
