@@ -181,6 +181,52 @@ impl ColorState {
     }
 }
 
+/// A frame of `len` samples that is not `width * height` of its stream `d`: a bad-frame gap
+/// record, counted; true when it was one (the frame is then not recorded).
+fn wrong_size(
+    out: &mut Outbox<'_>,
+    stream: u8,
+    t: &Timing,
+    len: usize,
+    d: &crate::container::StreamDescriptor,
+    stats: &CameraStats,
+) -> bool {
+    if len == (d.width as usize) * (d.height as usize) {
+        return false;
+    }
+    let n = t.frame_number;
+    out.push(gap_record(
+        stream,
+        t,
+        n,
+        n,
+        GapReason::BadFrame,
+        "frame of the wrong size",
+    ));
+    CameraStats::add(&stats.bad_frames, 1);
+    true
+}
+
+/// The record header of a depth or infrared frame captured at `t`, with the codec it is
+/// expected to get (the worker sets the one it used).
+fn frame_header(
+    record_type: u8,
+    stream: u8,
+    codec: crate::codec::DepthCodec,
+    t: &Timing,
+) -> RecordHeader {
+    RecordHeader {
+        record_type,
+        stream,
+        codec: codec.id(),
+        ts_domain: t.ts_domain,
+        flags: 0,
+        frame_number: t.frame_number,
+        device_ts_ms: t.device_ts_ms,
+        host_ts_us: t.host_ts_us,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn capture_loop(
     name: &str,
@@ -328,34 +374,20 @@ pub(super) fn capture_loop(
                 let Some(d) = &depth else { continue };
                 CameraStats::add(&stats.depth_captured, 1);
                 let t = f.timing;
-                let n = t.frame_number;
                 let step =
                     numbers[StreamId::Depth as usize].frame(&t, source.losses(StreamId::Depth));
                 stats.note_depth_clock(t.host_ts_us, t.device_ts_ms, t.ts_domain);
                 note_step(&mut out, StreamId::Depth, &t, step, stats);
-                if f.data.len() != (d.width * d.height) as usize {
-                    out.push(gap_record(
-                        stream_id::DEPTH,
-                        &t,
-                        n,
-                        n,
-                        GapReason::BadFrame,
-                        "frame of the wrong size",
-                    ));
-                    CameraStats::add(&stats.bad_frames, 1);
+                if wrong_size(&mut out, stream_id::DEPTH, &t, f.data.len(), d, stats) {
                     continue;
                 }
-                let header = RecordHeader {
-                    record_type: record_type::DEPTH_FRAME,
-                    stream: stream_id::DEPTH,
-                    // The worker sets the codec it actually used.
-                    codec: cfg.depth.best().id(),
-                    ts_domain: t.ts_domain,
-                    flags: 0,
-                    frame_number: n,
-                    device_ts_ms: t.device_ts_ms,
-                    host_ts_us: t.host_ts_us,
-                };
+                // The worker sets the codec it actually used.
+                let header = frame_header(
+                    record_type::DEPTH_FRAME,
+                    stream_id::DEPTH,
+                    cfg.depth.best(),
+                    &t,
+                );
                 let job = Job {
                     seq,
                     header,
@@ -541,32 +573,18 @@ pub(super) fn capture_loop(
                 let k = (id == StreamId::InfraredRight) as usize;
                 CameraStats::add(&stats.ir_captured, 1);
                 let t = frame.timing;
-                let n = t.frame_number;
                 let step = numbers[id as usize].frame(&t, source.losses(id));
                 note_step(&mut out, id, &t, step, stats);
-                if frame.data.len() != (d.width * d.height) as usize {
-                    out.push(gap_record(
-                        id.id(),
-                        &t,
-                        n,
-                        n,
-                        GapReason::BadFrame,
-                        "frame of the wrong size",
-                    ));
-                    CameraStats::add(&stats.bad_frames, 1);
+                if wrong_size(&mut out, id.id(), &t, frame.data.len(), d, stats) {
                     continue;
                 }
-                let header = RecordHeader {
-                    record_type: record_type::INFRARED_FRAME,
-                    stream: id.id(),
-                    // The worker sets the codec it actually used (always lossless).
-                    codec: cfg.depth.best().lossless().id(),
-                    ts_domain: t.ts_domain,
-                    flags: 0,
-                    frame_number: n,
-                    device_ts_ms: t.device_ts_ms,
-                    host_ts_us: t.host_ts_us,
-                };
+                // The worker sets the codec it actually used (always lossless).
+                let header = frame_header(
+                    record_type::INFRARED_FRAME,
+                    id.id(),
+                    cfg.depth.best().lossless(),
+                    &t,
+                );
                 let job = Job {
                     seq,
                     header,

@@ -1007,6 +1007,30 @@ mod tests {
         }
     }
 
+    /// Records `frames` frames of a 32x24@100 synthetic camera with colour through
+    /// `factory` (depth lz4-planes) into `dir`.
+    fn record_colour(
+        dir: &std::path::Path,
+        factory: ColorSinkFactory,
+        frames: u64,
+    ) -> CameraOutcome {
+        let mut sim = SimConfig::new(0, "32x24@100".parse().unwrap());
+        sim.color = Some("32x24@100".parse().unwrap());
+        sim.max_depth_frames = Some(frames);
+        let cfg = PipelineConfig {
+            color: Some(factory),
+            ..test_config(dir, DepthEncoding::Fixed(DepthCodec::Lz4Planes), false)
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let p = Pipeline::start(vec![Box::new(SimSource::new(sim))], cfg, stop).unwrap();
+        let t0 = Instant::now();
+        while !p.all_finished() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "does not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        p.finish().remove(0)
+    }
+
     /// Depth first: a colour encoder that keeps dropping frames is restarted one preset
     /// faster in a new video (never while it is settling in), and the step is an event and
     /// a counter; the frames dropped before it stay gaps.
@@ -1029,25 +1053,7 @@ mod tests {
                 can_go_faster: req.faster < 2,
             })
         });
-        let mut sim = SimConfig::new(0, "32x24@100".parse().unwrap());
-        sim.color = Some("32x24@100".parse().unwrap());
-        sim.max_depth_frames = Some(100);
-        let cfg = PipelineConfig {
-            color: Some(factory),
-            ..test_config(
-                dir.path(),
-                DepthEncoding::Fixed(DepthCodec::Lz4Planes),
-                false,
-            )
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let p = Pipeline::start(vec![Box::new(SimSource::new(sim))], cfg, stop).unwrap();
-        let t0 = Instant::now();
-        while !p.all_finished() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "does not end");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let o = p.finish().remove(0);
+        let o = record_colour(dir.path(), factory, 100);
         assert_eq!(*asked.lock().unwrap(), vec![(0, 0), (1, 1)]);
         let s = &o.stats;
         assert_eq!(s.color_preset_steps, 1);
@@ -1117,25 +1123,7 @@ mod tests {
                 can_go_faster: req.faster < 2,
             })
         });
-        let mut sim = SimConfig::new(0, "32x24@100".parse().unwrap());
-        sim.color = Some("32x24@100".parse().unwrap());
-        sim.max_depth_frames = Some(250);
-        let cfg = PipelineConfig {
-            color: Some(factory),
-            ..test_config(
-                dir.path(),
-                DepthEncoding::Fixed(DepthCodec::Lz4Planes),
-                false,
-            )
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let p = Pipeline::start(vec![Box::new(SimSource::new(sim))], cfg, stop).unwrap();
-        let t0 = Instant::now();
-        while !p.all_finished() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "does not end");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let o = p.finish().remove(0);
+        let o = record_colour(dir.path(), factory, 250);
         let opened = opened.lock().unwrap().clone();
         // Both steps were taken (2.5 s of frames, every one dropped) ...
         assert_eq!(opened.len(), 3, "{:?}", o.stats);

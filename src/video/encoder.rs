@@ -16,7 +16,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::Serialize;
@@ -26,14 +26,19 @@ use crate::container::PixelFormat;
 use super::codec::ResolvedCodec;
 use super::error::{FfmpegFailure, VideoError};
 use super::process::{
-    drain_into_tail, join_within, lock, spawn_error, wait_or_kill, wait_until, TAIL_BYTES,
-    TAIL_LINES,
+    cpu_ticks, drain_into_tail, join_within, lock, spawn_error, wait_or_kill_when,
+    wait_progressing, ProgressDeadline, TAIL_BYTES, TAIL_LINES,
 };
 use super::tail::Tail;
 
 /// How long [`ColorEncoder::finish`] and [`ColorEncoder::close`] wait for the queue to drain
-/// and FFmpeg to exit before killing it.
+/// and FFmpeg to exit while FFmpeg makes no progress (takes no frame, writes no byte, uses no
+/// CPU) before killing it. A slow FFmpeg that keeps working (a busy machine, a slow preset
+/// finishing its look-ahead) is waited for, up to [`FINISH_CAP_FACTOR`] times this.
 pub const DEFAULT_FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a finish waits for an FFmpeg that keeps working, in [`DEFAULT_FINISH_TIMEOUT`]s
+/// (the timeout given): 10 minutes by default.
+pub const FINISH_CAP_FACTOR: u32 = 20;
 /// How long `Drop` waits for FFmpeg (after discarding queued frames) before killing it.
 pub const DROP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Matroska cluster length in ms. FFmpeg's muxer keeps the open cluster in memory, so this
@@ -603,8 +608,21 @@ impl ColorEncoder {
         abandon: bool,
         timeout: Duration,
     ) -> Result<EncodeStats, FfmpegFailure> {
-        let deadline = Instant::now() + timeout;
         let s = Arc::clone(&self.shared);
+        let (output, pid) = (self.output.clone(), self.pid);
+        let progress_of = Arc::clone(&s);
+        // Frames taken, bytes written and CPU used: any of them moving is progress. `Drop`
+        // (abandon) waits `timeout` at most, progress or not.
+        let cap = if abandon {
+            timeout
+        } else {
+            timeout * FINISH_CAP_FACTOR
+        };
+        let mut deadline = ProgressDeadline::new(timeout, cap, move || {
+            progress_of.written.load(Ordering::Relaxed)
+                + std::fs::metadata(&output).map_or(0, |m| m.len())
+                + cpu_ticks(pid)
+        });
         s.closing.store(true, Ordering::SeqCst);
         if abandon {
             s.abandon.store(true, Ordering::SeqCst);
@@ -614,14 +632,14 @@ impl ColorEncoder {
 
         let mut killed = false;
         if let Some(writer) = self.writer.take() {
-            if !wait_until(deadline, || writer.is_finished()) {
+            if !wait_progressing(&mut deadline, || writer.is_finished()) {
                 // FFmpeg is not consuming input: kill it, which unblocks the writer (EPIPE).
                 let _ = lock(&self.child).kill();
                 killed = true;
             }
             join_within(writer, Duration::from_secs(2));
         }
-        let (status, timed_out) = wait_or_kill(&mut lock(&self.child), deadline);
+        let (status, timed_out) = wait_or_kill_when(&mut lock(&self.child), || deadline.passed());
         killed |= timed_out;
         if let Some(h) = self.stderr.take() {
             join_within(h, Duration::from_secs(2));
@@ -634,8 +652,13 @@ impl ColorEncoder {
         let earlier = lock(&s.cause).clone();
         let cause = if let Some(cause) = earlier {
             cause
+        } else if killed && deadline.capped() {
+            format!("ffmpeg did not finish within {cap:?} and was killed")
         } else if killed {
-            format!("ffmpeg did not finish within {timeout:?} and was killed")
+            format!(
+                "ffmpeg made no progress for {timeout:?} (took no frame, wrote no byte, used no \
+                 CPU) and was killed"
+            )
         } else {
             match status {
                 Some(st) if st.success() => return Ok(stats),

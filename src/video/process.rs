@@ -93,6 +93,86 @@ pub(crate) fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> b
     }
 }
 
+/// A deadline that moves on while a process works: it passes once `progress` has not changed
+/// for `idle`, or at `cap` after it was made, whichever comes first. A slow encoder on a busy
+/// machine (it takes frames, writes bytes or uses CPU, if slowly) gets its time; a stuck one
+/// (nothing changes) is given up on after `idle`.
+pub(crate) struct ProgressDeadline<F> {
+    idle: Duration,
+    cap: Instant,
+    last: u64,
+    changed: Instant,
+    progress: F,
+}
+
+impl<F: FnMut() -> u64> ProgressDeadline<F> {
+    pub(crate) fn new(idle: Duration, cap: Duration, mut progress: F) -> Self {
+        let now = Instant::now();
+        Self {
+            idle,
+            cap: now + cap,
+            last: progress(),
+            changed: now,
+            progress,
+        }
+    }
+
+    /// Whether the deadline has passed (reads the progress).
+    pub(crate) fn passed(&mut self) -> bool {
+        let p = (self.progress)();
+        let now = Instant::now();
+        if p != self.last {
+            self.last = p;
+            self.changed = now;
+        }
+        now >= self.cap || now >= self.changed + self.idle
+    }
+
+    /// Whether it passed because of the cap rather than for want of progress.
+    pub(crate) fn capped(&self) -> bool {
+        Instant::now() >= self.cap
+    }
+}
+
+/// Polls `done` until it returns true or `deadline` passes; returns the last answer.
+pub(crate) fn wait_progressing<F: FnMut() -> u64>(
+    deadline: &mut ProgressDeadline<F>,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if done() {
+            return true;
+        }
+        if deadline.passed() {
+            return false;
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// CPU time (user + system, in clock ticks) that process `pid` has used, from
+/// `/proc/PID/stat`; 0 where it cannot be read (not Linux, the process is gone).
+pub(crate) fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command name is in parentheses and may hold spaces: count fields after it. What
+    // follows starts at field 3 (state); utime and stime are fields 14 and 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
 /// Joins `handle` if the thread ends within `timeout`; otherwise leaves it detached.
 pub(crate) fn join_within<T>(handle: JoinHandle<T>, timeout: Duration) -> Option<T> {
     if wait_until(Instant::now() + timeout, || handle.is_finished()) {
@@ -105,16 +185,32 @@ pub(crate) fn join_within<T>(handle: JoinHandle<T>, timeout: Duration) -> Option
 /// Waits for `child` until `deadline`; on timeout kills it (SIGKILL) and reaps it briefly.
 /// Returns the exit status (if it could be reaped) and whether we had to kill it.
 pub(crate) fn wait_or_kill(child: &mut Child, deadline: Instant) -> (Option<ExitStatus>, bool) {
+    wait_or_kill_when(child, || Instant::now() >= deadline)
+}
+
+/// [`wait_or_kill`] until `passed` says the time is up.
+pub(crate) fn wait_or_kill_when(
+    child: &mut Child,
+    mut passed: impl FnMut() -> bool,
+) -> (Option<ExitStatus>, bool) {
     let mut status = None;
-    let exited = wait_until(deadline, || match child.try_wait() {
-        Ok(Some(s)) => {
-            status = Some(s);
-            true
+    let mut pause = Duration::from_millis(1);
+    let exited = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => {
+                status = Some(s);
+                break true;
+            }
+            Ok(None) => {}
+            // Not our child any more (already reaped): nothing to wait for.
+            Err(_) => break true,
         }
-        Ok(None) => false,
-        // Not our child any more (already reaped): nothing to wait for.
-        Err(_) => true,
-    });
+        if passed() {
+            break false;
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
     if exited {
         return (status, false);
     }
@@ -222,5 +318,58 @@ pub(crate) fn run_captured(
             status: None,
             stderr_tail,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// A finishing FFmpeg that keeps working is waited for; one that stops is given up on
+    /// after the idle time; nothing is waited for past the cap.
+    #[test]
+    fn the_finish_deadline_moves_on_with_progress_and_stops_at_the_cap() {
+        let work = Cell::new(0u64);
+        let idle = Duration::from_millis(60);
+        let mut d = ProgressDeadline::new(idle, Duration::from_secs(10), || work.get());
+        // Progress every 20 ms for 300 ms (5 idle times): never passed.
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(300) {
+            work.set(work.get() + 1);
+            assert!(!d.passed(), "passed while progressing");
+            thread::sleep(Duration::from_millis(20));
+        }
+        // A last step of progress, then none: passed the idle time after that step, not
+        // because of the cap.
+        work.set(work.get() + 1);
+        let stalled = Instant::now();
+        assert!(!wait_progressing(&mut d, || false));
+        assert!(stalled.elapsed() >= idle);
+        assert!(!d.capped());
+        // The cap ends the wait however much progress there is.
+        let mut n = 0u64;
+        let mut capped = ProgressDeadline::new(idle, Duration::from_millis(150), || {
+            n += 1;
+            n
+        });
+        let t1 = Instant::now();
+        assert!(!wait_progressing(&mut capped, || false));
+        assert!(t1.elapsed() >= Duration::from_millis(150));
+        assert!(capped.capped());
+    }
+
+    #[test]
+    fn cpu_ticks_grow_for_a_busy_process_and_are_zero_for_none() {
+        let me = std::process::id();
+        let before = cpu_ticks(me);
+        let t0 = Instant::now();
+        let mut x = 0u64;
+        while t0.elapsed() < Duration::from_millis(200) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_ticks(me) > before, "no CPU counted for a busy process");
+        assert_eq!(cpu_ticks(u32::MAX), 0);
     }
 }
