@@ -193,9 +193,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let damaged: usize = report.cameras.iter().map(|c| c.damaged.len()).sum();
     if !args.quiet {
-        let what = match format {
-            Format::Color => "colour frames",
-            _ => "depth frames",
+        let (what, raw) = match format {
+            Format::Color => ("colour frames", "colour"),
+            Format::Ir => ("infrared frames", "infrared"),
+            _ => ("depth frames", "depth"),
         };
         for c in &report.cameras {
             outln!(
@@ -208,17 +209,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let secs = report.elapsed.as_secs_f64().max(1e-9);
         outln!(
-            "exported {} frames ({} raw) in {:.2} s: {:.0} frames/s, {:.1} MB/s of raw {}",
+            "exported {} frames ({} raw) in {:.2} s: {:.0} frames/s, {:.1} MB/s of raw {raw}",
             report.frames(),
             fmt_bytes(report.raw_bytes()),
             secs,
             report.frames() as f64 / secs,
             report.raw_bytes() as f64 / secs / 1e6,
-            if format == Format::Color {
-                "colour"
-            } else {
-                "depth"
-            }
         );
     }
     if damaged > 0 {

@@ -61,6 +61,6 @@ pub use decoder::{
 };
 pub use encoder::{
     ffmpeg_args, ffmpeg_pixel_format, ColorEncoder, EncodeStats, EncoderConfig, PushResult,
-    CLUSTER_TIME_LIMIT_MS, COLOR_NICE, DEFAULT_FINISH_TIMEOUT, DROP_TIMEOUT,
+    CLUSTER_TIME_LIMIT_MS, COLOR_NICE, DEFAULT_FINISH_TIMEOUT, DROP_TIMEOUT, FINISH_CAP_FACTOR,
 };
 pub use error::{FfmpegFailure, VideoError};
