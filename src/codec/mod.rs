@@ -450,7 +450,7 @@ pub fn decode_y8(
             actual: out.len(),
         });
     }
-    precheck(codec, payload, width, height)?;
+    // `decode` checks the payload (before any work) and the sizes.
     scratch.clear();
     scratch.resize(n, 0);
     decode(codec, payload, width, height, scratch)?;

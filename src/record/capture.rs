@@ -289,16 +289,14 @@ pub(super) fn capture_loop(
                 };
                 // The camera is gone: everything so far is made durable, then it is reopened
                 // until it is back or the recording stops; the outage becomes a gap.
-                {
-                    let [ir0, ir1] = &mut ir_gaps;
-                    flush_pending(
-                        &mut out,
-                        [&mut depth_gaps, &mut color_gaps, ir0, ir1],
-                        &mut imu_gaps,
-                        &mut imu,
-                        stats,
-                    );
-                }
+                flush_pending(
+                    &mut out,
+                    [&mut depth_gaps, &mut color_gaps],
+                    &mut ir_gaps,
+                    &mut imu_gaps,
+                    &mut imu,
+                    stats,
+                );
                 note_unplaced(&*source, &numbers, stats);
                 out.push(event_record(NO_STREAM, "camera_disconnected", msg.clone()));
                 out.push(ToWriter::Flush);
@@ -682,16 +680,14 @@ pub(super) fn capture_loop(
             }
         }
     }
-    {
-        let [ir0, ir1] = &mut ir_gaps;
-        flush_pending(
-            &mut out,
-            [&mut depth_gaps, &mut color_gaps, ir0, ir1],
-            &mut imu_gaps,
-            &mut imu,
-            stats,
-        );
-    }
+    flush_pending(
+        &mut out,
+        [&mut depth_gaps, &mut color_gaps],
+        &mut ir_gaps,
+        &mut imu_gaps,
+        &mut imu,
+        stats,
+    );
     if let Some(c) = color.as_mut() {
         c.finish_retired(&mut out, stats);
     }
@@ -826,12 +822,13 @@ fn flush_imu(
 /// Pending gap runs and IMU batches go to the writer (before an outage, at the end).
 fn flush_pending(
     out: &mut Outbox<'_>,
-    frame_gaps: [&mut GapRun; 4],
+    depth_color: [&mut GapRun; 2],
+    ir_gaps: &mut [GapRun; 2],
     imu_gaps: &mut [GapRun; 2],
     imu: &mut [ImuBatch; 2],
     stats: &CameraStats,
 ) {
-    for g in frame_gaps {
+    for g in depth_color.into_iter().chain(ir_gaps.iter_mut()) {
         if let Some(m) = g.flush() {
             out.push(m);
         }
