@@ -17,7 +17,9 @@ pub struct ColorArgs {
     /// Colour quality (constant rate factor; lower is better and larger).
     #[arg(long)]
     pub crf: Option<u8>,
-    /// Encoder preset [default: veryfast for x264/x265, 10 for SVT-AV1, p4 for NVENC].
+    /// Encoder preset [default: veryfast for x264/x265, 10 for SVT-AV1, p4 for NVENC]. An
+    /// encoder that keeps dropping frames while recording (15 within 3 s) goes on one preset
+    /// faster, in a new video (session.json `color_preset_steps`).
     #[arg(long)]
     pub preset: Option<String>,
     /// Path of the ffmpeg program.
